@@ -1,0 +1,107 @@
+# rdino: plain GNU make. Sources are discovered, so adding a module means adding files:
+#   src/<module>/*.c   -> build/librdino.a        (src/apps excluded)
+#   src/apps/<name>.c  -> build/bin/<name>         (one program per stage)
+#   tests/<module>/test_*.c -> build/tests/<module>/test_*   (linked with tests/harness.c)
+#   bench/*.c          -> build/bench/*
+# Variables: BUILD (output dir), WERROR=1 (warnings are errors, as in CI), SANITIZE=1 (ASan+UBSan),
+# ARCH (target flags; default -march=native: build on the kind of node you run on).
+
+BUILD   ?= build
+ARCH    ?= -march=native
+CC      := mpicc
+PKGS    := hdf5-openmpi libpng yaml-0.1 openblas
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -fopenmp $(ARCH)
+CFLAGS  += -Iinclude $(PKG_CFLAGS) -MMD -MP
+LDLIBS  += $(PKG_LIBS) -llapacke -lm
+LDFLAGS += -fopenmp
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror
+endif
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC   := $(sort $(filter-out src/apps/%,$(wildcard src/*/*.c)))
+APP_SRC   := $(sort $(wildcard src/apps/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+LIB    := $(BUILD)/librdino.a
+APPS   := $(patsubst src/apps/%.c,$(BUILD)/bin/%,$(APP_SRC))
+TESTS  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
+BENCHES:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+HARNESS:= $(BUILD)/tests/harness.o
+
+.PHONY: all lib apps tests benches test asan bench demo lint format clean deps
+.DEFAULT_GOAL := all
+
+all: $(LIB) $(APPS) $(TESTS) $(BENCHES)
+lib: $(LIB)
+apps: $(APPS)
+tests: $(TESTS)
+benches: $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/%: $(BUILD)/obj/src/apps/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(HARNESS): tests/harness.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c $(HARNESS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(HARNESS) $(LIB) -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LIB) -o $@ $(LDFLAGS) $(LDLIBS)
+
+# The README's commands: each installs what is missing first (scripts/install-deps.sh).
+deps:
+	@scripts/install-deps.sh --if-missing
+
+test: deps
+	$(MAKE) all
+	tests/run.sh $(BUILD) $(T)
+
+asan: deps
+	$(MAKE) BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" all
+	RDINO_SANITIZE=1 tests/run.sh build-asan $(T)
+
+bench: deps
+	$(MAKE) all
+	bench/run.sh $(BUILD)
+
+demo: deps
+	$(MAKE) apps
+	scripts/demo.sh $(BUILD)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem --std=c11 -Iinclude src tests bench
+	clang-format --dry-run -Werror $(LIB_SRC) $(APP_SRC) $(TEST_SRC) $(BENCH_SRC) \
+	  $(wildcard include/rdino/*.h tests/*.h tests/*.c)
+
+format:
+	clang-format -i $(LIB_SRC) $(APP_SRC) $(TEST_SRC) $(BENCH_SRC) \
+	  $(wildcard include/rdino/*.h tests/*.h tests/*.c)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,140 @@
+#include "rdino/app.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "rdino/log.h"
+
+enum { STOP_AFTER_HELP = 1, STOP_AFTER_PRINT_CONFIG = 2 };
+
+static void print_usage(const char *name, const char *purpose, const rd_app_flag *flags,
+                        int nflags) {
+    printf("usage: %s [--config FILE]... [key.sub=value]... [options]\n\n%s\n\noptions:\n", name,
+           purpose);
+    printf("  --config FILE        YAML configuration (repeatable; later files win)\n");
+    printf("  --print-config       print the resolved configuration and exit\n");
+    printf("  --help               this text\n");
+    for (int i = 0; i < nflags; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", flags[i].name, flags[i].arg_name ? " " : "",
+                 flags[i].arg_name ? flags[i].arg_name : "");
+        printf("  %-20s %s\n", left, flags[i].help);
+    }
+    printf("\nkey.sub=value overrides any configuration key, e.g. optim.base_lr=0.001\n");
+}
+
+static const rd_app_flag *find_flag(const char *arg, const rd_app_flag *flags, int nflags) {
+    for (int i = 0; i < nflags; i++)
+        if (strcmp(arg + 2, flags[i].name) == 0) return &flags[i];
+    return NULL;
+}
+
+/* Parses the command line into app->cfg and the flags. Every rank parses the same arguments
+ * and files, so every rank reaches the same verdict; only rank 0 prints. */
+static int parse_command_line(rd_app *app, int argc, char **argv, const char *purpose,
+                              const rd_app_flag *flags, int nflags, rd_error *err) {
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            if (app->rank == 0) print_usage(app->name, purpose, flags, nflags);
+            app->stop_early = STOP_AFTER_HELP;
+            return RD_EXIT_OK;
+        } else if (strcmp(arg, "--config") == 0) {
+            if (i + 1 >= argc) return rd_fail(err, RD_EINVAL, "--config needs a file name"), RD_EXIT_USAGE;
+            if (rd_config_load_file(&app->cfg, argv[++i], err)) return RD_EXIT_FAILURE;
+        } else if (strcmp(arg, "--print-config") == 0) {
+            app->stop_early = STOP_AFTER_PRINT_CONFIG;
+        } else if (strncmp(arg, "--", 2) == 0) {
+            const rd_app_flag *f = find_flag(arg, flags, nflags);
+            if (!f) {
+                rd_fail(err, RD_EINVAL, "unknown option '%s' (see %s --help)", arg, app->name);
+                return RD_EXIT_USAGE;
+            }
+            if (f->arg_name && i + 1 >= argc) {
+                rd_fail(err, RD_EINVAL, "option '%s' needs %s", arg, f->arg_name);
+                return RD_EXIT_USAGE;
+            }
+            *f->value = f->arg_name ? argv[++i] : "1";
+        } else if (strchr(arg, '=')) {
+            if (rd_config_override(&app->cfg, arg, err)) return RD_EXIT_FAILURE;
+        } else {
+            rd_fail(err, RD_EINVAL, "unexpected argument '%s' (overrides look like key.sub=value)",
+                    arg);
+            return RD_EXIT_USAGE;
+        }
+    }
+    return RD_EXIT_OK;
+}
+
+int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const char *purpose,
+                 const rd_app_flag *flags, int nflags, int *exit_status) {
+    int provided;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    app->name = name;
+    app->start_time = rd_now();
+    app->stop_early = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &app->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &app->nranks);
+    rd_log_set_rank(app->rank, app->nranks);
+
+    rd_error err = {0};
+    *exit_status = RD_EXIT_OK;
+    if (rd_config_init(&app->cfg, &err)) *exit_status = RD_EXIT_FAILURE;
+    else *exit_status = parse_command_line(app, *argc, *argv, purpose, flags, nflags, &err);
+    if (*exit_status != RD_EXIT_OK) {
+        if (app->rank == 0) rd_error_print("%s: %s", name, err.msg);
+        return 1;
+    }
+    if (app->rank == 0 && app->stop_early != STOP_AFTER_HELP) {
+        char *dump = rd_config_dump(&app->cfg);
+        if (app->stop_early == STOP_AFTER_PRINT_CONFIG) {
+            fputs(dump ? dump : "", stdout);
+        } else {
+            rd_info("%s: %d rank%s; resolved configuration:", name, app->nranks,
+                    app->nranks == 1 ? "" : "s");
+            rd_info("---\n%s---", dump ? dump : "(out of memory)");
+        }
+        free(dump);
+    }
+    return app->stop_early != 0;
+}
+
+int rd_app_fail(rd_app *app, const rd_error *err) {
+    rd_error_print("%s: %s", app->name, err->msg);
+    if (app->nranks > 1) MPI_Abort(MPI_COMM_WORLD, RD_EXIT_FAILURE);
+    return RD_EXIT_FAILURE;
+}
+
+int rd_app_finish(rd_app *app, int status) {
+    double rss = rd_peak_rss_mib(), max_rss = rss, sum_rss = rss;
+    if (!app->stop_early && (status == RD_EXIT_OK || status == RD_EXIT_REQUEUE)) {
+        MPI_Reduce(&rss, &max_rss, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+        MPI_Reduce(&rss, &sum_rss, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+        rd_info("%s: done in %.1f s; peak RSS %.1f MiB (largest rank of %d), %.1f MiB summed",
+                app->name, rd_now() - app->start_time, max_rss, app->nranks, sum_rss);
+    }
+    rd_config_free(&app->cfg);
+    MPI_Finalize();
+    return status;
+}
+
+rd_status rd_mkdir_p(const char *path, rd_error *err) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return rd_fail(err, RD_EINVAL, "path too long: %s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return rd_fail(err, RD_EIO, "cannot create directory %s: %s", buf,
+                               strerror(errno));
+            *p = saved;
+            if (!saved) break;
+        }
+    }
+    return RD_OK;
+}

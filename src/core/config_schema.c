@@ -1,0 +1,131 @@
+/* The configuration schema: every key any rdino program accepts, with its default.
+ * DINOv2 sections keep the names and defaults of facebookresearch/dinov2's
+ * ssl_default_config.yaml; rdino's own sections follow. */
+#include <math.h>
+#include <stddef.h>
+
+#include "rdino/config.h"
+
+#define BOOL(name, def, help) {name, RD_CFG_BOOL, def, 0, 1, NULL, 0, help}
+#define INT(name, def, lo, hi, help) {name, RD_CFG_INT, def, lo, hi, NULL, 0, help}
+#define FLT(name, def, lo, hi, help) {name, RD_CFG_FLOAT, def, lo, hi, NULL, 0, help}
+#define STR(name, def, choices, help) {name, RD_CFG_STRING, def, 0, 0, choices, 0, help}
+#define FLIST(name, def, len, lo, hi, help) {name, RD_CFG_FLOAT_LIST, def, lo, hi, NULL, len, help}
+#define ILIST(name, def, len, lo, hi, help) {name, RD_CFG_INT_LIST, def, lo, hi, NULL, len, help}
+
+/* Accepted for compatibility with DINOv2 files; rdino computes in fp32 without sharding. */
+#define PRECISION(prefix, reduce)                                                                 \
+    STR(prefix ".sharding_strategy", "SHARD_GRAD_OP", NULL, "ignored (no FSDP in rdino)"),        \
+        STR(prefix ".mixed_precision.param_dtype", "fp16", NULL, "ignored (rdino is fp32)"),      \
+        STR(prefix ".mixed_precision.reduce_dtype", reduce, NULL, "ignored (rdino is fp32)"),     \
+        STR(prefix ".mixed_precision.buffer_dtype", "fp32", NULL, "ignored (rdino is fp32)")
+
+static const rd_cfg_key schema[] = {
+    /* ---- DINOv2 ---- */
+    STR("MODEL.WEIGHTS", "", NULL, "weights to start from (DINOv2 name; see student.pretrained_weights)"),
+    BOOL("compute_precision.grad_scaler", "true", "ignored (rdino is fp32)"),
+    PRECISION("compute_precision.teacher.backbone", "fp16"),
+    PRECISION("compute_precision.teacher.dino_head", "fp16"),
+    PRECISION("compute_precision.teacher.ibot_head", "fp16"),
+    PRECISION("compute_precision.student.backbone", "fp16"),
+    PRECISION("compute_precision.student.dino_head", "fp32"),
+    PRECISION("compute_precision.student.ibot_head", "fp32"),
+
+    FLT("dino.loss_weight", "1.0", 0, INFINITY, "weight of the DINO CLS loss"),
+    INT("dino.head_n_prototypes", "65536", 1, 1 << 24, "prototypes K of the DINO head"),
+    INT("dino.head_bottleneck_dim", "256", 1, 65536, "bottleneck width of the DINO head"),
+    INT("dino.head_nlayers", "3", 1, 16, "MLP layers of the DINO head"),
+    INT("dino.head_hidden_dim", "2048", 1, 1 << 20, "hidden width of the DINO head"),
+    FLT("dino.koleo_loss_weight", "0.1", 0, INFINITY, "weight of the KoLeo regulariser"),
+
+    FLT("ibot.loss_weight", "1.0", 0, INFINITY, "weight of the iBOT masked-patch loss"),
+    FLT("ibot.mask_sample_probability", "0.5", 0, 1, "fraction of global crops that get a mask"),
+    FLIST("ibot.mask_ratio_min_max", "[0.1, 0.5]", 2, 0, 1, "range of masked-patch ratios"),
+    BOOL("ibot.separate_head", "false", "iBOT head separate from the DINO head"),
+    INT("ibot.head_n_prototypes", "65536", 1, 1 << 24, "prototypes of a separate iBOT head"),
+    INT("ibot.head_bottleneck_dim", "256", 1, 65536, "bottleneck of a separate iBOT head"),
+    INT("ibot.head_nlayers", "3", 1, 16, "MLP layers of a separate iBOT head"),
+    INT("ibot.head_hidden_dim", "2048", 1, 1 << 20, "hidden width of a separate iBOT head"),
+
+    INT("train.batch_size_per_gpu", "64", 1, 1 << 20, "images per rank per step"),
+    STR("train.dataset_path", "ImageNet:split=TRAIN", NULL, "ignored: rdino reads shards (shard.output_dir)"),
+    STR("train.output_dir", ".", NULL, "ignored: rdino writes to pretrain.output_dir"),
+    INT("train.saveckp_freq", "20", 0, 1 << 30, "checkpoint every N epochs (DINOv2 epochs)"),
+    INT("train.seed", "0", 0, INT64_MAX, "seed of every random draw in pretraining"),
+    INT("train.num_workers", "10", 0, 1024, "ignored (rdino prefetches with one thread)"),
+    INT("train.OFFICIAL_EPOCH_LENGTH", "1250", 1, 1 << 30, "iterations per schedule epoch"),
+    BOOL("train.cache_dataset", "true", "ignored"),
+    STR("train.centering", "centering", "centering|sinkhorn_knopp", "teacher centring"),
+
+    STR("student.arch", "vit_large", "vit_tiny|vit_small|vit_base|vit_large|vit_giant2|vit_custom", "ViT size"),
+    INT("student.patch_size", "16", 1, 64, "patch size p"),
+    FLT("student.drop_path_rate", "0.3", 0, 0.99, "stochastic depth rate"),
+    FLT("student.layerscale", "1.0e-05", 0, INFINITY, "LayerScale init (0 disables LayerScale)"),
+    BOOL("student.drop_path_uniform", "true", "same drop-path rate in every block"),
+    STR("student.pretrained_weights", "", NULL, "checkpoint to initialise the student from"),
+    STR("student.ffn_layer", "mlp", "mlp|swiglu|swiglufused", "feed-forward layer"),
+    INT("student.block_chunks", "0", 0, 1024, "ignored (FSDP wrapping only)"),
+    BOOL("student.qkv_bias", "true", "bias on the qkv projection"),
+    BOOL("student.proj_bias", "true", "bias on the attention output projection"),
+    BOOL("student.ffn_bias", "true", "bias on the feed-forward layers"),
+    INT("student.num_register_tokens", "0", 0, 64, "register tokens"),
+    BOOL("student.interpolate_antialias", "false", "antialiased pos-embed interpolation"),
+    FLT("student.interpolate_offset", "0.1", 0, 1, "pos-embed interpolation offset"),
+
+    FLT("teacher.momentum_teacher", "0.992", 0, 1, "EMA momentum at the start"),
+    FLT("teacher.final_momentum_teacher", "1", 0, 1, "EMA momentum at the end"),
+    FLT("teacher.warmup_teacher_temp", "0.04", 1e-6, INFINITY, "teacher temperature at step 0"),
+    FLT("teacher.teacher_temp", "0.07", 1e-6, INFINITY, "teacher temperature after warmup"),
+    FLT("teacher.warmup_teacher_temp_epochs", "30", 0, INFINITY, "teacher temperature warmup"),
+
+    INT("optim.epochs", "100", 1, 1 << 30, "schedule length in epochs of OFFICIAL_EPOCH_LENGTH"),
+    FLT("optim.weight_decay", "0.04", 0, INFINITY, "weight decay at the start"),
+    FLT("optim.weight_decay_end", "0.4", 0, INFINITY, "weight decay at the end"),
+    FLT("optim.base_lr", "0.004", 0, INFINITY, "learning rate for a global batch of 1024"),
+    FLT("optim.lr", "0.", 0, INFINITY, "ignored: set from base_lr by the scaling rule"),
+    FLT("optim.warmup_epochs", "10", 0, INFINITY, "linear lr warmup"),
+    FLT("optim.min_lr", "1.0e-06", 0, INFINITY, "final learning rate"),
+    FLT("optim.clip_grad", "3.0", 0, INFINITY, "gradient-norm clip per sub-module (0 = off)"),
+    FLT("optim.freeze_last_layer_epochs", "1", 0, INFINITY, "epochs with the head's last layer frozen"),
+    STR("optim.scaling_rule", "sqrt_wrt_1024", "sqrt_wrt_1024|linear_wrt_256|none", "lr scaling with the global batch"),
+    FLT("optim.patch_embed_lr_mult", "0.2", 0, INFINITY, "lr multiplier of the patch embedding"),
+    FLT("optim.layerwise_decay", "0.9", 0, 1, "layerwise lr decay"),
+    FLT("optim.adamw_beta1", "0.9", 0, 1, "AdamW beta1"),
+    FLT("optim.adamw_beta2", "0.999", 0, 1, "AdamW beta2"),
+
+    FLIST("crops.global_crops_scale", "[0.32, 1.0]", 2, 0, 1, "area range of global crops"),
+    INT("crops.local_crops_number", "8", 0, 64, "local crops per image"),
+    FLIST("crops.local_crops_scale", "[0.05, 0.32]", 2, 0, 1, "area range of local crops"),
+    INT("crops.global_crops_size", "224", 8, 4096, "global crop size in pixels"),
+    INT("crops.local_crops_size", "96", 8, 4096, "local crop size in pixels"),
+
+    INT("evaluation.eval_period_iterations", "12500", 0, 1 << 30, "teacher dump period"),
+
+    /* ---- rdino: input data and where outputs go ---- */
+    STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format"),
+    STR("data.metadata_csv", "", NULL, "metadata CSV (MIMIC: mimic-cxr-2.0.0-metadata.csv)"),
+    STR("data.patients_csv", "", NULL, "MIMIC-CXR patients.csv"),
+    STR("data.image_root", "", NULL, "folder the CSV image paths are relative to"),
+    STR("data.output_dir", "rdino-out", NULL, "every stage writes under this folder"),
+    STR("data.columns.image", "Image Index", NULL, "generic CSV: image path column"),
+    STR("data.columns.patient", "Patient ID", NULL, "generic CSV: patient id column"),
+    STR("data.columns.age", "Patient Age", NULL, "generic CSV: age column (years)"),
+    STR("data.columns.sex", "Patient Gender", NULL, "generic CSV: sex column"),
+    STR("data.columns.view", "View Position", NULL, "generic CSV: view column"),
+
+    /* ---- rdino-preprocess ---- */
+    INT("preprocess.size", "518", 8, 16384, "shorter side after resizing (RAD-DINO: 518)"),
+    STR("preprocess.crop", "center", "center|none", "center-crop to size x size, or keep aspect"),
+    STR("preprocess.resample", "bspline", "bspline|cubic", "antialiased resampling kernel"),
+    STR("preprocess.normalize", "minmax", "minmax|percentile", "intensity normalisation"),
+    FLIST("preprocess.percentiles", "[0.5, 99.5]", 2, 0, 100, "percentile normalisation bounds"),
+    STR("preprocess.views", "", NULL, "keep only these views, e.g. \"PA,AP\" (empty = all)"),
+    INT("preprocess.bit_depth", "8", 8, 16, "stored bits per pixel: 8 or 16"),
+    INT("preprocess.max_pixels", "400000000", 1, INT64_MAX, "refuse images with more pixels"),
+    INT("preprocess.chunk", "8", 1, 1 << 20, "images handed to a rank at a time"),
+};
+
+const rd_cfg_key *rd_config_schema(int *nkeys) {
+    *nkeys = (int)(sizeof schema / sizeof schema[0]);
+    return schema;
+}
