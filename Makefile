@@ -1,7 +1,7 @@
 # rdino: plain GNU make. Sources are discovered, so adding a module means adding files:
 #   src/<module>/*.c   -> build/librdino.a        (src/apps excluded)
 #   src/apps/<name>.c  -> build/bin/<name>         (one program per stage)
-#   tests/<module>/test_*.c -> build/tests/<module>/test_*   (linked with tests/harness.c)
+#   tests/<module>/test_*.c -> build/tests/<module>/test_*   (linked with tests/*.c: harness)
 #   bench/*.c          -> build/bench/*
 # Variables: BUILD (output dir), WERROR=1 (warnings are errors, as in CI), SANITIZE=1 (ASan+UBSan),
 # ARCH (target flags; default -march=native: build on the kind of node you run on).
@@ -35,7 +35,7 @@ LIB    := $(BUILD)/librdino.a
 APPS   := $(patsubst src/apps/%.c,$(BUILD)/bin/%,$(APP_SRC))
 TESTS  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
 BENCHES:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
-HARNESS:= $(BUILD)/tests/harness.o
+HARNESS:= $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out tests/%/test_%.c,$(wildcard tests/*.c)))
 
 .PHONY: all lib apps tests benches test asan bench demo lint format clean deps
 .DEFAULT_GOAL := all
@@ -59,7 +59,7 @@ $(BUILD)/bin/%: $(BUILD)/obj/src/apps/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(HARNESS): tests/harness.c
+$(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -c $< -o $@
 

@@ -58,6 +58,41 @@ int rd_test_close(rd_test *t, const char *file, int line, const char *what, cons
     return 1;
 }
 
+int rd_test_gradcheck(rd_test *t, const char *file, int line, const char *what, float *x,
+                      const float *grad, size_t n, rd_loss_fn loss, void *ctx, double eps,
+                      double rtol, double atol, size_t max_checks) {
+    size_t step = n > max_checks ? n / max_checks : 1;
+    size_t bad = 0, checked = 0, worst = 0;
+    double worst_excess = -INFINITY, worst_fd = 0;
+    for (size_t i = 0; i < n; i += step) {
+        float saved = x[i];
+        x[i] = saved + (float)eps;
+        double up = loss(ctx);
+        x[i] = saved - (float)eps;
+        double down = loss(ctx);
+        /* Divide by the step actually taken in float, not the nominal eps. */
+        double h = (double)(saved + (float)eps) - (double)(saved - (float)eps);
+        x[i] = saved;
+        double fd = (up - down) / h;
+        double excess = fabs(fd - grad[i]) - (atol + rtol * fabs(fd));
+        checked++;
+        if (!(excess <= 0)) bad++;
+        if (excess > worst_excess || isnan(excess)) {
+            worst_excess = excess;
+            worst = i;
+            worst_fd = fd;
+        }
+    }
+    if (bad) {
+        rd_test_fail(t, file, line,
+                     "%s: %zu of %zu checked gradients differ from finite differences; worst [%zu] "
+                     "analytic %.7g, numeric %.7g",
+                     what, bad, checked, worst, grad[worst], worst_fd);
+        return 0;
+    }
+    return 1;
+}
+
 const char *rd_test_shared_dir(void) {
     static char dir[1024];
     const char *env = getenv("RDINO_SHARED");

@@ -35,6 +35,16 @@ void rd_test_skip(rd_test *t, const char *fmt, ...) __attribute__((format(printf
 int rd_test_close(rd_test *t, const char *file, int line, const char *what, const float *got,
                   const float *want, size_t n, double rtol, double atol);
 
+/* Finite-difference check of an analytic gradient: perturbs x[i] by +-eps (x is restored),
+ * evaluates loss(ctx) (which reads x), and compares (L+ - L-)/(2 eps) with grad[i] using
+ * |fd - grad| <= atol + rtol * |fd|. Checks at most max_checks evenly spread elements. */
+typedef double (*rd_loss_fn)(void *ctx);
+int rd_test_gradcheck(rd_test *t, const char *file, int line, const char *what, float *x,
+                      const float *grad, size_t n, rd_loss_fn loss, void *ctx, double eps,
+                      double rtol, double atol, size_t max_checks);
+#define CHECK_GRAD(what, x, grad, n, loss, ctx, eps, rtol, atol)                                   \
+    rd_test_gradcheck(t, __FILE__, __LINE__, what, x, grad, n, loss, ctx, eps, rtol, atol, 64)
+
 /* Directory of the shared test data (../shared relative to the repo), or NULL when absent.
  * Honours RDINO_SHARED. */
 const char *rd_test_shared_dir(void);
