@@ -10,8 +10,8 @@
 
 /* Linear layer, PyTorch convention (weight [OC, C]).
  * out[N, OC] = inp[N, C] @ weight[OC, C]^T + bias[OC]      (bias may be NULL) */
-void rd_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
-                       int N, int C, int OC);
+void rd_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                       int C, int OC);
 /* dinp[N, C] += dout[N, OC] @ weight[OC, C]
  * dweight[OC, C] += dout^T @ inp,  dbias[OC] += column sums of dout   (each may be NULL) */
 void rd_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,

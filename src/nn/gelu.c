@@ -2,7 +2,7 @@
 
 #include "rdino/nn.h"
 
-#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT2    0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
 void rd_gelu_forward(float *out, const float *inp, size_t n) {
