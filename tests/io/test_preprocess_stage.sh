@@ -81,6 +81,29 @@ elif [ "$(json "$T/r1/preprocessed/summary.json" processed_this_run)" -ne 0 ] ||
     rd_fail "$S/rerun_is_noop" "rerun processed images again or changed outputs"
 else rd_pass "$S/rerun_is_noop"; fi
 
+# ---- the Slurm script, with a stand-in srun, and the same settings from a YAML file ----
+mkdir -p "$T/fakebin"
+printf '#!/bin/sh\nexec "$@"\n' >"$T/fakebin/srun"
+chmod +x "$T/fakebin/srun"
+cat >"$T/hc.yaml" <<EOF
+data:
+  format: nih
+  metadata_csv: $T/hc/Data_Entry.csv
+  image_root: $T/hc/images
+  output_dir: $T/slurm
+preprocess:
+  size: 32
+  max_pixels: 1000000
+  views: "PA,AP"
+  chunk: 2
+EOF
+SBATCH_SCRIPT="$(dirname "$0")/../../jobs/preprocess.sbatch"
+if ! PATH="$T/fakebin:$PATH" RDINO_BIN="$RDINO_BUILD/bin" bash "$SBATCH_SCRIPT" "$T/hc.yaml" >"$T/slurm.log" 2>&1; then
+    rd_fail "$S/sbatch_script" "script failed: $(tail -3 "$T/slurm.log")"
+elif ! same_outputs "$T/r1" "$T/slurm"; then rd_fail "$S/sbatch_script" "outputs differ from the command-line run"
+elif bash "$SBATCH_SCRIPT" >/dev/null 2>&1; then rd_fail "$S/sbatch_script" "accepted a missing config argument"
+else rd_pass "$S/sbatch_script"; fi
+
 # ---- kill -9 mid-run, then resume on 2 ranks ----
 mkdir -p "$T/big/images"
 $PY - "$T/big" <<'EOF'
