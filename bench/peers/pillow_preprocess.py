@@ -4,11 +4,12 @@ open, convert("L"), resize the shorter side to SIZE with BICUBIC (torchvision's 
 crop (torchvision's offsets), min-max to uint8 with numpy (round half up).
 
   pillow_preprocess.py SIZE [--out DIR] FILE...
-Prints "pillow images/s: X" (after one untimed warm-up pass over the first file). With --out,
+Prints "images/s: X" (per CPU second), "wall images/s" and "peak RSS MiB" (after one untimed warm-up pass over the first file). With --out,
 also writes DIR/<file name>.raw (SIZE x SIZE uint8): tests/image/test_preprocess_image.c checks
 that this pipeline and ours agree, so the benchmark compares like with like.
 """
 import os
+import resource
 import sys
 import time
 
@@ -37,13 +38,15 @@ def main(argv):
     if files[:1] == ["--out"]:
         out, files = files[1], files[2:]
     preprocess(files[0], size)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for f in files:
         a = preprocess(f, size)
         if out:
             a.tofile(os.path.join(out, os.path.basename(f) + ".raw"))
-    seconds = time.perf_counter() - start
-    print(f"pillow images/s: {len(files) / seconds:.2f}")
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    print(f"images/s: {len(files) / cpu:.2f}")
+    print(f"wall images/s: {len(files) / seconds:.2f}")
+    print(f"peak RSS MiB: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
 
 
 if __name__ == "__main__":

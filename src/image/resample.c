@@ -130,9 +130,10 @@ typedef enum { SRC_F32, SRC_U8, SRC_U16 } src_kind;
         int x = 0;                                                                                 \
         for (; x + V8 <= n; x += V8) {                                                             \
             v8f tile[V8];                                                                          \
-            for (int k = 0; k < V8; k++) tile[k] = load(r[k] + x) * scale;                         \
+            _Pragma("GCC unroll 8") for (int k = 0; k < V8; k++) tile[k] = load(r[k] + x) * scale; \
             v8_transpose(tile);                                                                    \
-            for (int k = 0; k < V8; k++) v8_store(block + (size_t)(x + k) * V8, tile[k]);          \
+            _Pragma("GCC unroll 8") for (int k = 0; k < V8; k++)                                   \
+                v8_store(block + (size_t)(x + k) * V8, tile[k]);                                   \
         }                                                                                          \
         for (; x < n; x++)                                                                         \
             for (int k = 0; k < V8; k++) block[(size_t)x * V8 + k] = (float)r[k][x] * factor;      \
@@ -175,6 +176,7 @@ static void horizontal_pass(const float *block, int x0, const int *start, const 
     int j = 0;
     for (; j + V8 <= out_w; j += V8) {
         v8f tile[V8];
+#pragma GCC unroll 8
         for (int k = 0; k < V8; k++) {
             tile[k] = column_dot(block, x0, start, w, taps, j + k);
             if (top > 0.0f) tile[k] = v8_min(v8_max(tile[k], zero), vtop);

@@ -35,17 +35,28 @@ static inline v8f v8_max(v8f a, v8f b) {
 typedef uint8_t v8u8 __attribute__((vector_size(8)));
 typedef uint16_t v8u16 __attribute__((vector_size(16)));
 
-/* Eight consecutive samples as floats. */
+/* Eight consecutive samples as floats. GCC's generic u8/u16 -> float vector conversion goes
+ * through general registers lane by lane; with AVX2 this is vpmovzx + vcvtdq2ps. */
+#if defined(__AVX2__)
+#include <immintrin.h>
+static inline v8f v8_load_u8(const uint8_t *p) {
+    return (v8f)_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+static inline v8f v8_load_u16(const uint16_t *p) {
+    return (v8f)_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+#else
 static inline v8f v8_load_u8(const uint8_t *p) {
     v8u8 v;
     memcpy(&v, p, sizeof v);
-    return __builtin_convertvector(v, v8f);
+    return __builtin_convertvector(__builtin_convertvector(v, v8i), v8f);
 }
 static inline v8f v8_load_u16(const uint16_t *p) {
     v8u16 v;
     memcpy(&v, p, sizeof v);
-    return __builtin_convertvector(v, v8f);
+    return __builtin_convertvector(__builtin_convertvector(v, v8i), v8f);
 }
+#endif
 static inline v8f v8_load_f32(const float *p) {
     return v8_load(p);
 }
