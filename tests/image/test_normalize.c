@@ -66,7 +66,7 @@ static void window_minmax_and_percentile(rd_test *t) {
     x[1000] = -3.0f; /* the extremes sit in the scalar tail and the middle */
     x[517] = 9.0f;
     float lo, hi;
-    rd_norm_window(x, n, RD_NORM_MINMAX, 0, 0, NULL, &lo, &hi);
+    rd_norm_window(x, n, RD_NORM_MINMAX, 0, 0, scratch, &lo, &hi);
     CHECK(lo == -3.0f && hi == 9.0f);
     rd_norm_window(x, n, RD_NORM_PERCENTILE, 1, 99, scratch, &lo, &hi);
     CHECK_NEAR(lo, percentile_by_sorting(x, n, 1), 1e-6);
@@ -95,7 +95,7 @@ static void quantize_rounds_half_up_and_clamps(rd_test *t) {
 }
 
 static void constant_image_gives_zeros_and_a_warning(rd_test *t) {
-    float x[13];
+    float x[13], scratch[13];
     uint8_t q8[13];
     uint16_t q16[13];
     for (int i = 0; i < 13; i++) x[i] = 0.3f;
@@ -107,7 +107,7 @@ static void constant_image_gives_zeros_and_a_warning(rd_test *t) {
     for (int i = 0; i < 13; i++) zeros &= q8[i] == 0 && q16[i] == 0;
     CHECK(zeros);
     float lo, hi;
-    rd_norm_window(x, 13, RD_NORM_MINMAX, 0, 0, NULL, &lo, &hi);
+    rd_norm_window(x, 13, RD_NORM_MINMAX, 0, 0, scratch, &lo, &hi);
     CHECK(lo == hi);
 }
 

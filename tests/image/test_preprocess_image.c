@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "pyref.h"
 #include "rdino/preprocess_image.h"
 
 static void nih_8_and_16_bit_give_identical_outputs(rd_test *t) {
@@ -59,8 +60,7 @@ static void nih_8_and_16_bit_give_identical_outputs(rd_test *t) {
 
 /* Writes a realistic test image with Pillow and runs the benchmark's Pillow pipeline on it. */
 static void agrees_with_the_pillow_pipeline(rd_test *t) {
-    if (system("/usr/bin/python3 -c 'import PIL, numpy' 2>/dev/null") != 0)
-        SKIP("/usr/bin/python3 with PIL and numpy not available");
+    if (!rd_test_have_pillow(t)) return;
     char peer[4096];
     if (!realpath("bench/peers/pillow_preprocess.py", peer))
         SKIP("bench/peers/pillow_preprocess.py not found (run from the repository root)");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "pyref.h"
 #include "rdino/image.h"
 
 static void *slurp(const char *path, size_t want) {
@@ -23,28 +24,12 @@ static void *slurp(const char *path, size_t want) {
     return buf;
 }
 
-static const char *make_reference(rd_test *t) {
-    if (system("/usr/bin/python3 -c 'import PIL, numpy' 2>/dev/null") != 0) {
-        rd_test_skip(t, "/usr/bin/python3 with PIL and numpy not available "
-                        "(scripts/install-deps.sh installs python3-pil)");
-        return NULL;
-    }
-    const char *dir = rd_test_tmpdir(t);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/image/resample_reference.py '%s'", dir);
-    if (system(cmd) != 0) {
-        rd_test_fail(t, __FILE__, __LINE__, "%s failed", cmd);
-        return NULL;
-    }
-    return dir;
-}
-
 /* Float ('F') cases: on the [0, 1] scale our float weights and sums differ from Pillow's double
  * ones by a few ulp (measured worst 2.4e-7, up to 21 taps): 1e-6 absolute. 8-bit ('L') cases:
  * Pillow rounds to 8 bits between its passes and uses 22-bit fixed-point weights; we round once
  * at the end, so results may differ by one grey level, never more. */
 static void matches_pillow_and_reference(rd_test *t) {
-    const char *dir = make_reference(t);
+    const char *dir = rd_test_python_reference(t, "tests/image/resample_reference.py");
     if (!dir) return;
     char path[1024], name[128], kernel_name[16], mode[4];
     snprintf(path, sizeof path, "%s/cases.txt", dir);
@@ -96,7 +81,7 @@ static void matches_pillow_and_reference(rd_test *t) {
 }
 
 static void geometry_matches_torchvision(rd_test *t) {
-    const char *dir = make_reference(t);
+    const char *dir = rd_test_python_reference(t, "tests/image/resample_reference.py");
     if (!dir) return;
     char path[1024];
     snprintf(path, sizeof path, "%s/geometry.txt", dir);
