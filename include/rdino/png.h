@@ -84,8 +84,9 @@ rd_status rd_png_decode(rd_png_reader *r, const void *buf, size_t len, const cha
 rd_status rd_png_read(rd_png_reader *r, const char *path, size_t max_pixels, rd_grey_image *out,
                       rd_png_info *info, rd_reject *reason, rd_error *err);
 
-/* The zlib level for rd_png_write_grey when speed matters more than size: X-rays compress only a
- * little better at 9, at several times the cost. */
+/* Levels for rd_png_write_grey. FAST (1) uses the Up filter with zlib's run-length strategy:
+ * for a 518x518 X-ray about 3 ms and 120 KB, against 7 ms / 138 KB for zlib level 1 with
+ * libpng's adaptive filters and 50 ms / 116 KB at level 6 (measured on the benchmark images). */
 enum { RD_PNG_LEVEL_FAST = 1, RD_PNG_LEVEL_DEFAULT = 6 };
 
 /* Writes img (depth 8 or 16) as a grey PNG at zlib level 0-9, atomically: into a temporary file

@@ -348,6 +348,11 @@ static int encode_rows(png_ctx *ctx, FILE *f, const rd_grey_image *img, int leve
                  PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, level);
+    /* Level 1: the Up filter and zlib's run-length strategy. On X-rays (noisy, few long matches)
+     * that is 2-3x faster than level 1 with libpng's adaptive filters, and 10% smaller. Level 0:
+     * stored, unfiltered. Levels 2-9: libpng's adaptive filters, zlib's default strategy. */
+    if (level <= 1) png_set_filter(png, 0, level == 0 ? PNG_FILTER_NONE : PNG_FILTER_UP);
+    if (level == 1) png_set_compression_strategy(png, Z_RLE);
     png_write_info(png, info);
     if (img->depth == 16 && host_is_little_endian()) png_set_swap(png);
     size_t row_bytes = (size_t)img->width * (size_t)(img->depth / 8);
