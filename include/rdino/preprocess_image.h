@@ -61,7 +61,7 @@ typedef struct rd_prep_result {
     unsigned warnings; /* RD_PREP_WARN_* bits */
     float window_lo;   /* intensity window applied, on the [0, 1] source scale */
     float window_hi;
-    double seconds_read; /* time split: read + decode, resize, window + quantise */
+    double seconds_read; /* wall-clock split: read + decode, resize, window + quantise */
     double seconds_resize;
     double seconds_normalize;
 } rd_prep_result;
