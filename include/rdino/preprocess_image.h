@@ -76,8 +76,9 @@ size_t rd_prep_workspace_bytes(const rd_prep_workspace *ws);
 
 /* Runs the pipeline on the PNG at path, writing out_height rows of out_width samples (uint8_t
  * or uint16_t by bit_depth) to out, which holds out_bytes. res is always filled as far as the
- * image got. On failure returns non-OK with err naming the file and res->reject set; the
- * workspace stays usable. */
+ * image got. On failure returns non-OK with err naming the file and res->reject saying why;
+ * reject stays RD_REJECT_NONE only for invalid options (the caller's error, not the image's).
+ * The workspace stays usable. */
 rd_status rd_prep_image(rd_prep_workspace *ws, const char *path, const rd_prep_options *opt,
                         void *out, size_t out_bytes, rd_prep_result *res, rd_error *err);
 
