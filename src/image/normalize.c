@@ -91,25 +91,37 @@ static float select_kth(float *a, size_t n, size_t k) {
     return a[k];
 }
 
-float rd_percentile(const float *x, size_t n, double p, float *scratch) {
+/* The p-th percentile of a[0..n) when a[0..base) already holds the base smallest values in
+ * place (base 0: nothing known); only a[base..n) is permuted. *rank is the rank selected. */
+static float percentile_from(float *a, size_t n, size_t base, double p, size_t *rank) {
     double h = p / 100.0 * (double)(n - 1);
     if (h < 0.0) h = 0.0;
     if (h > (double)(n - 1)) h = (double)(n - 1);
     size_t f = (size_t)floor(h);
-    memcpy(scratch, x, n * sizeof *x);
-    double below = select_kth(scratch, n, f);
+    if (f < base) base = 0;
+    double below = select_kth(a + base, n - base, f - base);
+    *rank = f;
     if (f + 1 >= n || h == (double)f) return (float)below;
-    /* Selection left everything above rank f in scratch[f+1..n): its minimum is rank f + 1. */
-    float above = scratch[f + 1];
-    for (size_t i = f + 2; i < n; i++) above = scratch[i] < above ? scratch[i] : above;
+    /* Selection left everything above rank f in a[f+1..n): its minimum is rank f + 1. */
+    float above = a[f + 1];
+    for (size_t i = f + 2; i < n; i++) above = a[i] < above ? a[i] : above;
     return (float)(below + (h - (double)f) * ((double)above - below));
+}
+
+float rd_percentile(const float *x, size_t n, double p, float *scratch) {
+    size_t rank;
+    memcpy(scratch, x, n * sizeof *x);
+    return percentile_from(scratch, n, 0, p, &rank);
 }
 
 void rd_norm_window(const float *x, size_t n, rd_norm norm, double lo_pct, double hi_pct,
                     float *scratch, float *lo, float *hi) {
     if (norm == RD_NORM_PERCENTILE) {
-        *lo = rd_percentile(x, n, lo_pct, scratch);
-        *hi = rd_percentile(x, n, hi_pct, scratch);
+        /* One copy; the second selection only searches above the first one's rank. */
+        size_t rank;
+        memcpy(scratch, x, n * sizeof *x);
+        *lo = percentile_from(scratch, n, 0, lo_pct, &rank);
+        *hi = percentile_from(scratch, n, rank, hi_pct, &rank);
     } else {
         min_max(x, n, lo, hi);
     }
