@@ -102,7 +102,7 @@ typedef struct rd_phantom_anatomy {
     double bone_density;    /* multiplies all bone attenuation */
     double cortex_fraction; /* cortical shell thickness / bone radius */
     double rib_y0, rib_spacing, rib_rise, rib_drop, rib_radius, kyphosis;
-    double vertebra_half_width, vertebra_height;
+    double vertebra_half_width;
     double clavicle_y, clavicle_rise, clavicle_radius;
     double scapula_shift; /* medial shift of the scapulae (AP: they overlap the lungs) */
     /* breasts */

@@ -11,8 +11,12 @@
 
 static const double PI = 3.14159265358979323846;
 
-/* Detector field of view along the longer image side (mm) and geometric magnification. */
+/* Detector field of view along the longer image side (mm). */
 static const double FOV_MIN_MM = 380.0, FOV_MAX_MM = 440.0;
+
+/* Height of the right diaphragm dome in the patient frame (mm below mid-thorax) at average
+ * inspiration. */
+static const double DOME_Y = 88.0;
 
 void rd_phantom_settings_default(rd_phantom_settings *s) {
     *s = (rd_phantom_settings){.seed = 1,
@@ -190,7 +194,7 @@ static void draw_individual(const rd_phantom_settings *s, int64_t patient, indiv
     v->vertebra_half_width = 19.0 + 1.5 * normal3(&r);
     v->clavicle_offset = 6.0 * normal3(&r);
     v->clavicle_rise = 22.0 + 5.0 * normal3(&r);
-    v->breast_thickness = rd_rng_range(&r, 25, 60);
+    v->breast_thickness = rd_rng_range(&r, 35, 70);
     v->breast_radius = 62.0 * (1 + 0.1 * normal3(&r));
     v->breast_offset = 5.0 * normal3(&r);
     v->vessel_scale = 1 + 0.1 * normal3(&r);
@@ -252,14 +256,14 @@ void rd_phantom_anatomy_make(const rd_phantom_settings *s, const rd_phantom_imag
     a->body_half_depth = v.body_half_depth;
     a->neck_half_width = v.neck_half_width;
 
-    /* E8 hyperinflation: lower, flatter domes and more air with age. AP images are taken in
-     * shallower inspiration. */
-    const double dome = 88.0 + inspiration + 10.0 * aa - (img->ap ? 12.0 : 0.0);
+    /* The apices stay put; the domes move with inspiration (AP images are taken in shallower
+     * inspiration) and E8 hyperinflation: lower, flatter domes and more air with age. */
+    a->apex_y = DOME_Y - lung_height;
+    const double dome = DOME_Y + inspiration + 10.0 * aa - (img->ap ? 12.0 : 0.0);
     a->dome_y[0] = dome;
     a->dome_y[1] = dome + 15.0;
     a->dome_drop = v.dome_drop * (1 - 0.25 * clampd(aa, -1, 1.5));
     a->lung_depth = v.lung_depth * (1 + 0.06 * aa);
-    a->apex_y = dome - lung_height;
     a->shoulder_y = a->apex_y - 25.0 + v.shoulder_offset;
     a->gastric_air = v.gastric_air;
     a->hilum_y[0] = a->apex_y + 0.45 * lung_height;
@@ -285,8 +289,8 @@ void rd_phantom_anatomy_make(const rd_phantom_settings *s, const rd_phantom_imag
     a->aorta_tortuosity = 10.0 * v.tortuosity * fmax(0, aa);
 
     /* E5 bone density and cortex: lower with age, more so in women after 50. */
-    a->bone_density = v.bone_density * (1 - 0.25 * aa - 0.15 * (1 - male) * fmax(0, aa));
-    a->cortex_fraction = v.cortex_fraction * (1 - 0.15 * aa);
+    a->bone_density = v.bone_density * (1 - 0.2 * aa - 0.1 * (1 - male) * fmax(0, aa));
+    a->cortex_fraction = v.cortex_fraction * (1 - 0.1 * aa);
     /* E7 rib angle and kyphosis: ribs more horizontal and upper ribs crowded with age.
      * E9 bone size: larger in males. */
     const double bone_size = 1 + 0.08 * sx;
@@ -297,7 +301,6 @@ void rd_phantom_anatomy_make(const rd_phantom_settings *s, const rd_phantom_imag
     a->rib_radius = v.rib_radius * bone_size;
     a->kyphosis = 0.06 * fmax(0, aa);
     a->vertebra_half_width = v.vertebra_half_width * bone_size;
-    a->vertebra_height = a->rib_spacing;
     /* AP: clavicles project higher and more horizontally, scapulae over the lungs. */
     a->clavicle_y = a->apex_y + (img->ap ? -5.0 : 22.0) + v.clavicle_offset;
     a->clavicle_rise = img->ap ? 0.35 * v.clavicle_rise : v.clavicle_rise;
@@ -307,8 +310,8 @@ void rd_phantom_anatomy_make(const rd_phantom_settings *s, const rd_phantom_imag
     /* E4 breasts: female shadows over the lower zones, descending with age. */
     a->breast_thickness = v.breast_thickness * (1 - 0.9 * male);
     a->breast_radius = v.breast_radius;
-    a->breast_x = 0.55 * a->thorax_half_width;
-    a->breast_y = a->dome_y[0] - 15.0 + v.breast_offset + 12.0 * aa;
+    a->breast_x = 0.6 * a->thorax_half_width;
+    a->breast_y = DOME_Y - 20.0 + v.breast_offset + 12.0 * aa;
 
     a->seed = s->seed;
     a->patient = img->patient;

@@ -196,7 +196,7 @@ static double soft_path(const geom *g, double x, double y) {
     if (ax < half) path = 2 * depth * sqrt(1 - (ax / half) * (ax / half));
     /* arms, hanging beside the chest and leaving the field below the shoulders */
     double arm_in = smooth01((y - (a->shoulder_y - 10.0)) / 30.0);
-    double arm_out = 1 - smooth01((y - (a->apex_y + 100.0)) / 60.0);
+    double arm_out = 1 - smooth01((y - (a->apex_y + 60.0)) / 140.0);
     if (arm_in * arm_out > 0) path += chord(42.0, ax - (g->a_shoulder + 15.0)) * arm_in * arm_out;
     /* breasts: sharp lower contour, fading upwards */
     if (a->breast_thickness > 0) {
@@ -245,21 +245,55 @@ typedef struct tube {
     int flat_ends;     /* no round caps: segments of a branching tree join without overlap */
 } tube;
 
+enum { TUBE_MAX_POINTS = 16 };
+
+/* Which columns of row i can lie within R pixels of each segment of the polyline (u, v)
+ * (pixel centre coordinates): segment k reaches columns [lo[k], hi[k]] (empty if lo > hi).
+ * Returns the union's bounds in *j0, *j1. */
+static void tube_row_spans(const double *u, const double *v, int n, double R, int i, int w, int *lo,
+                           int *hi, int *j0, int *j1) {
+    double vc = i + 0.5;
+    *j0 = w, *j1 = -1;
+    for (int k = 0; k + 1 < n; k++) {
+        double dv = v[k + 1] - v[k], ta = 0, tb = 1;
+        lo[k] = 1, hi[k] = 0;
+        if (fabs(dv) < 1e-9) {
+            if (fabs(vc - v[k]) > R) continue;
+        } else {
+            double t1 = (vc - R - v[k]) / dv, t2 = (vc + R - v[k]) / dv;
+            ta = fmax(0, fmin(t1, t2)), tb = fmin(1, fmax(t1, t2));
+            if (ta > tb) continue;
+        }
+        double ua = u[k] + ta * (u[k + 1] - u[k]), ub = u[k] + tb * (u[k + 1] - u[k]);
+        lo[k] = (int)fmax(0, ceil(fmin(ua, ub) - R - 0.5));
+        hi[k] = (int)fmin(w - 1, floor(fmax(ua, ub) + R - 0.5));
+        if (lo[k] < *j0) *j0 = lo[k];
+        if (hi[k] > *j1) *j1 = hi[k];
+    }
+}
+
 static void add_tube(const frame *f, float *A, const tube *t) {
     double rmax = fmax(t->r0, t->r1), rmin_mm = MIN_RADIUS_PX / f->ppm;
     rmax = fmax(rmax, rmin_mm);
-    double x0 = 1e30, x1 = -1e30, y0 = 1e30, y1 = -1e30;
-    for (int k = 0; k < t->n; k++) {
-        x0 = fmin(x0, t->x[k]), x1 = fmax(x1, t->x[k]);
-        y0 = fmin(y0, t->y[k]), y1 = fmax(y1, t->y[k]);
+    double u[TUBE_MAX_POINTS], v[TUBE_MAX_POINTS], vmin = 1e30, vmax = -1e30;
+    int lo[TUBE_MAX_POINTS], hi[TUBE_MAX_POINTS];
+    int n = t->n < TUBE_MAX_POINTS ? t->n : TUBE_MAX_POINTS;
+    for (int k = 0; k < n; k++) {
+        u[k] = f->cx + f->ppm * (f->cs * t->x[k] - f->sn * t->y[k]);
+        v[k] = f->cy + f->ppm * (f->sn * t->x[k] + f->cs * t->y[k]);
+        vmin = fmin(vmin, v[k]), vmax = fmax(vmax, v[k]);
     }
-    box b = pixel_box(f, x0 - rmax, x1 + rmax, y0 - rmax, y1 + rmax);
-    for (int i = b.i0; i < b.i1; i++) {
+    const double R = rmax * f->ppm + 1.0;
+    int i0 = (int)fmax(0, floor(vmin - R)), i1 = (int)fmin(f->h, ceil(vmax + R));
+    for (int i = i0; i < i1; i++) {
+        int j0, j1;
+        tube_row_spans(u, v, n, R, i, f->w, lo, hi, &j0, &j1);
         double x, y, dx, dy;
-        row_start(f, i, b.j0, &x, &y, &dx, &dy);
-        for (int j = b.j0; j < b.j1; j++, x += dx, y += dy) {
+        row_start(f, i, j0, &x, &y, &dx, &dy);
+        for (int j = j0; j <= j1; j++, x += dx, y += dy) {
             double best = 1e30, where = 0;
-            for (int k = 0; k + 1 < t->n; k++) {
+            for (int k = 0; k + 1 < n; k++) {
+                if (j < lo[k] || j > hi[k]) continue;
                 double ex = t->x[k + 1] - t->x[k], ey = t->y[k + 1] - t->y[k];
                 double px = x - t->x[k], py = y - t->y[k];
                 double len2 = ex * ex + ey * ey;
@@ -267,17 +301,17 @@ static void add_tube(const frame *f, float *A, const tube *t) {
                 if (t->flat_ends && (s < 0 || s > 1)) continue;
                 s = s < 0 ? 0 : s > 1 ? 1 : s;
                 double qx = px - s * ex, qy = py - s * ey, d2 = qx * qx + qy * qy;
-                if (d2 < best) best = d2, where = (k + s) / (t->n - 1);
+                if (d2 < best) best = d2, where = (k + s) / (n - 1);
             }
             double r = t->r0 + (t->r1 - t->r0) * where, gain = t->depth;
             if (r < rmin_mm) gain *= (r / rmin_mm) * (r / rmin_mm), r = rmin_mm;
             if (best >= r * r) continue;
             double d = sqrt(best), ri = r * (1 - t->cortex);
             double full = chord(r, d), core = chord(ri, d);
-            double v = gain * (t->mu_shell * (full - core) + t->mu_core * core);
+            double val = gain * (t->mu_shell * (full - core) + t->mu_core * core);
             size_t p = (size_t)i * f->w + j;
-            if (t->mask) v *= t->mask[p];
-            A[p] += (float)v;
+            if (t->mask) val *= t->mask[p];
+            A[p] += (float)val;
         }
     }
 }
@@ -552,11 +586,12 @@ static void add_noise(const rd_phantom_anatomy *a, float *A) {
     rd_rng_init(&r, a->seed, RD_RNG_SYNTH, RD_PHANTOM_STREAM_NOISE, (uint64_t)a->patient,
                 (uint32_t)a->followup);
     size_t n = (size_t)a->width * a->height;
+    const float sigma = (float)a->noise_sigma;
     for (size_t p = 0; p < n; p += 2) {
-        double u1 = 1.0 - rd_rng_uniform(&r), u2 = rd_rng_uniform(&r);
-        double rad = sqrt(-2.0 * log(u1)), ang = 2 * PI * u2;
-        A[p] += (float)(a->noise_sigma * exp(0.5 * A[p]) * rad * cos(ang));
-        if (p + 1 < n) A[p + 1] += (float)(a->noise_sigma * exp(0.5 * A[p + 1]) * rad * sin(ang));
+        float u1 = (float)(1.0 - rd_rng_uniform(&r)), u2 = (float)rd_rng_uniform(&r);
+        float rad = sqrtf(-2.0f * logf(u1)), c = cosf(6.2831853f * u2), sn = sinf(6.2831853f * u2);
+        A[p] += sigma * expf(0.5f * A[p]) * rad * c;
+        if (p + 1 < n) A[p + 1] += sigma * expf(0.5f * A[p + 1]) * rad * sn;
     }
 }
 
@@ -599,12 +634,14 @@ static void blur(float *A, float *tmp, int w, int h, double sigma) {
  * gamma of the exposure. */
 static void display(const rd_phantom_anatomy *a, float *A) {
     size_t n = (size_t)a->width * a->height;
-    double inv = 1.0 / a->exposure_scale;
+    const float inv = (float)(1.0 / a->exposure_scale), contrast = (float)a->contrast;
+    const float offset = (float)(0.5 - 0.5 * a->contrast + a->brightness);
+    const float gamma = (float)a->gamma;
     for (size_t p = 0; p < n; p++) {
-        double v = 1 - exp(-(A[p] > 0 ? A[p] : 0) * inv);
-        v = 0.5 + a->contrast * (v - 0.5) + a->brightness;
+        float v = 1.0f - expf(-(A[p] > 0 ? A[p] : 0) * inv);
+        v = offset + contrast * v;
         v = v < 0 ? 0 : v > 1 ? 1 : v;
-        A[p] = (float)pow(v, a->gamma);
+        A[p] = v > 0 ? powf(v, gamma) : 0;
     }
 }
 
