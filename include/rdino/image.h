@@ -77,7 +77,7 @@ int rd_kernel_parse(const char *name);
 /* Workspace: weights, the intermediate image and row buffers, grown as needed. Zero-initialise
  * ({0}) before first use; rd_resampler_free releases it. */
 typedef struct rd_resampler {
-    rd_buf weights, starts, block, mid;
+    rd_buf weights, starts, block, mid, rows;
 } rd_resampler;
 
 void rd_resampler_free(rd_resampler *r);

@@ -119,70 +119,97 @@ static void axis_weights(rd_kernel kernel, int in_size, int full_size, int first
 typedef enum { SRC_F32, SRC_U8, SRC_U16 } src_kind;
 
 /* Converts rows [y, y + rows) and columns [x0, x0 + n) to float (8-bit v -> 257 v, the 16-bit
- * scale) into block[x * 8 + r]; lanes r >= rows repeat the last row (results discarded). */
+ * scale) into block[x * 8 + r]; lanes r >= rows repeat the last row (results discarded).
+ * 8x8 tiles are loaded as rows and transposed in registers. */
+#define DEFINE_INTERLEAVE(name, type, load, factor)                                                \
+    static void name(const type *src, int width, int y, int rows, int x0, int n, float *block) {   \
+        const type *r[V8];                                                                         \
+        for (int k = 0; k < V8; k++)                                                               \
+            r[k] = src + (size_t)(y + (k < rows ? k : rows - 1)) * (size_t)width + (size_t)x0;     \
+        const v8f scale = v8_set1(factor);                                                         \
+        int x = 0;                                                                                 \
+        for (; x + V8 <= n; x += V8) {                                                             \
+            v8f tile[V8];                                                                          \
+            _Pragma("GCC unroll 8") for (int k = 0; k < V8; k++) tile[k] = load(r[k] + x) * scale; \
+            v8_transpose(tile);                                                                    \
+            _Pragma("GCC unroll 8") for (int k = 0; k < V8; k++)                                   \
+                v8_store(block + (size_t)(x + k) * V8, tile[k]);                                   \
+        }                                                                                          \
+        for (; x < n; x++)                                                                         \
+            for (int k = 0; k < V8; k++) block[(size_t)x * V8 + k] = (float)r[k][x] * factor;      \
+    }
+DEFINE_INTERLEAVE(interleave_u8, uint8_t, v8_load_u8, 257.0f)
+DEFINE_INTERLEAVE(interleave_u16, uint16_t, v8_load_u16, 1.0f)
+DEFINE_INTERLEAVE(interleave_f32, float, v8_load_f32, 1.0f)
+
 static void interleave_rows(const void *src, src_kind kind, int width, int y, int rows, int x0,
                             int n, float *block) {
-    for (int r = 0; r < V8; r++) {
-        size_t offset = (size_t)(y + (r < rows ? r : rows - 1)) * (size_t)width + (size_t)x0;
-        float *dst = block + r;
-        if (kind == SRC_U8) {
-            const uint8_t *row = (const uint8_t *)src + offset;
-            for (int x = 0; x < n; x++) dst[(size_t)x * V8] = (float)(row[x] * 257);
-        } else if (kind == SRC_U16) {
-            const uint16_t *row = (const uint16_t *)src + offset;
-            for (int x = 0; x < n; x++) dst[(size_t)x * V8] = (float)row[x];
-        } else {
-            const float *row = (const float *)src + offset;
-            for (int x = 0; x < n; x++) dst[(size_t)x * V8] = row[x];
-        }
-    }
+    if (kind == SRC_U8)
+        interleave_u8(src, width, y, rows, x0, n, block);
+    else if (kind == SRC_U16)
+        interleave_u16(src, width, y, rows, x0, n, block);
+    else
+        interleave_f32(src, width, y, rows, x0, n, block);
 }
 
-/* Horizontal pass for up to eight rows: mid[r * out_w + j] for r < rows, clamped to
- * [0, top] when top > 0 (integer sources: Pillow clips between its passes too). */
+/* Output column j of eight interleaved rows: one 8-lane multiply-add per tap, in two chains. */
+static inline v8f column_dot(const float *block, int x0, const int *start, const float *w, int taps,
+                             int j) {
+    const float *p = block + (size_t)(start[j] - x0) * V8;
+    const float *wj = w + (size_t)j * taps;
+    v8f even = v8_set1(0.0f), odd = v8_set1(0.0f);
+    int k = 0;
+    for (; k + 1 < taps; k += 2) {
+        even += wj[k] * v8_load(p + (size_t)k * V8);
+        odd += wj[k + 1] * v8_load(p + (size_t)(k + 1) * V8);
+    }
+    if (k < taps) even += wj[k] * v8_load(p + (size_t)k * V8);
+    return even + odd;
+}
+
+/* Horizontal pass for up to eight rows: mid[r][j] for r < rows, clamped to [0, top]
+ * when top > 0 (integer sources: Pillow clips between its passes too). Eight output columns at
+ * a time are transposed back to rows so the stores are whole vectors. */
 static void horizontal_pass(const float *block, int x0, const int *start, const float *w, int taps,
-                            int out_w, int rows, float top, float *mid) {
+                            int out_w, int rows, float top, float *const *mid) {
     const v8f zero = v8_set1(0.0f), vtop = v8_set1(top);
-    for (int j = 0; j < out_w; j++) {
-        const float *p = block + (size_t)(start[j] - x0) * V8;
-        const float *wj = w + (size_t)j * taps;
-        v8f even = v8_set1(0.0f), odd = v8_set1(0.0f); /* two chains: shorter dependency */
-        int k = 0;
-        for (; k + 1 < taps; k += 2) {
-            even += wj[k] * v8_load(p + (size_t)k * V8);
-            odd += wj[k + 1] * v8_load(p + (size_t)(k + 1) * V8);
+    int j = 0;
+    for (; j + V8 <= out_w; j += V8) {
+        v8f tile[V8];
+#pragma GCC unroll 8
+        for (int k = 0; k < V8; k++) {
+            tile[k] = column_dot(block, x0, start, w, taps, j + k);
+            if (top > 0.0f) tile[k] = v8_min(v8_max(tile[k], zero), vtop);
         }
-        if (k < taps) even += wj[k] * v8_load(p + (size_t)k * V8);
-        v8f acc = even + odd;
+        v8_transpose(tile);
+        for (int r = 0; r < rows; r++) v8_store(mid[r] + j, tile[r]);
+    }
+    for (; j < out_w; j++) {
+        v8f acc = column_dot(block, x0, start, w, taps, j);
         if (top > 0.0f) acc = v8_min(v8_max(acc, zero), vtop);
-        for (int r = 0; r < rows; r++) mid[(size_t)r * out_w + j] = acc[r];
+        for (int r = 0; r < rows; r++) mid[r][j] = acc[r];
     }
 }
 
-/* Vertical pass: out row i = sum_k w[i][k] * mid row (start[i] - y0 + k), times scale, clamped
- * to [0, 1] when clamp. */
-static void vertical_pass(const float *mid, int y0, const int *start, const float *w, int taps,
-                          int out_w, int out_h, float scale, int clamp, float *out) {
+/* One output row of the vertical pass: o = sum_k w[k] * rows[k], times scale, clamped to [0, 1]
+ * when clamp. */
+static void vertical_row(const float *const *rows, const float *w, int taps, int out_w, float scale,
+                         int clamp, float *o) {
     const v8f zero = v8_set1(0.0f), one = v8_set1(1.0f), vscale = v8_set1(scale);
-    for (int i = 0; i < out_h; i++) {
-        const float *base = mid + (size_t)(start[i] - y0) * out_w;
-        const float *wi = w + (size_t)i * taps;
-        float *o = out + (size_t)i * out_w;
-        int x = 0;
-        for (; x + V8 <= out_w; x += V8) {
-            v8f acc = v8_set1(0.0f);
-            for (int k = 0; k < taps; k++) acc += wi[k] * v8_load(base + (size_t)k * out_w + x);
-            acc *= vscale;
-            if (clamp) acc = v8_min(v8_max(acc, zero), one);
-            v8_store(o + x, acc);
-        }
-        for (; x < out_w; x++) {
-            float acc = 0.0f;
-            for (int k = 0; k < taps; k++) acc += wi[k] * base[(size_t)k * out_w + x];
-            acc *= scale;
-            if (clamp) acc = acc < 0.0f ? 0.0f : acc > 1.0f ? 1.0f : acc;
-            o[x] = acc;
-        }
+    int x = 0;
+    for (; x + V8 <= out_w; x += V8) {
+        v8f acc = v8_set1(0.0f);
+        for (int k = 0; k < taps; k++) acc += w[k] * v8_load(rows[k] + x);
+        acc *= vscale;
+        if (clamp) acc = v8_min(v8_max(acc, zero), one);
+        v8_store(o + x, acc);
+    }
+    for (; x < out_w; x++) {
+        float acc = 0.0f;
+        for (int k = 0; k < taps; k++) acc += w[k] * rows[k][x];
+        acc *= scale;
+        if (clamp) acc = acc < 0.0f ? 0.0f : acc > 1.0f ? 1.0f : acc;
+        o[x] = acc;
     }
 }
 
@@ -212,21 +239,34 @@ static rd_status resample(rd_resampler *r, const void *src, src_kind kind, const
     /* Starts never decrease, so the first and last outputs bound the source window. */
     int x0 = start_x[0], x1 = start_x[g->out_w - 1] + taps_x;
     int y0 = start_y[0], y1 = start_y[g->out_h - 1] + taps_y;
+    /* Horizontal results live in a ring of taps_y + 8 rows, computed eight at a time just before
+     * the first output row that needs them: the ring stays in cache, a whole intermediate image
+     * (2 MiB for 1024 -> 518) would not. Row k of the source sits in slot (k - y0) % ring. */
+    int ring = taps_y + V8;
     st = rd_buf_reserve(&r->block, (size_t)V8 * (size_t)(x1 - x0) * sizeof(float), err);
-    if (st == RD_OK)
-        st = rd_buf_reserve(&r->mid, (size_t)(y1 - y0) * g->out_w * sizeof(float), err);
+    if (st == RD_OK) st = rd_buf_reserve(&r->mid, (size_t)ring * g->out_w * sizeof(float), err);
+    if (st == RD_OK) st = rd_buf_reserve(&r->rows, (size_t)taps_y * sizeof(float *), err);
     if (st != RD_OK) return rd_wrap(err, "resample buffers");
     float *block = r->block.data, *mid = r->mid.data;
+    const float **rows = r->rows.data;
     int integer = kind != SRC_F32;
 
-    for (int y = y0; y < y1; y += V8) {
-        int rows = y1 - y < V8 ? y1 - y : V8;
-        interleave_rows(src, kind, g->in_w, y, rows, x0, x1 - x0, block);
-        horizontal_pass(block, x0, start_x, wx, taps_x, g->out_w, rows, integer ? 65535.0f : 0.0f,
-                        mid + (size_t)(y - y0) * g->out_w);
+    int next = y0; /* first source row not yet through the horizontal pass */
+    for (int i = 0; i < g->out_h; i++) {
+        while (next < start_y[i] + taps_y) {
+            int n = y1 - next < V8 ? y1 - next : V8;
+            float *dst[V8];
+            for (int k = 0; k < n; k++) dst[k] = mid + (size_t)((next + k - y0) % ring) * g->out_w;
+            interleave_rows(src, kind, g->in_w, next, n, x0, x1 - x0, block);
+            horizontal_pass(block, x0, start_x, wx, taps_x, g->out_w, n, integer ? 65535.0f : 0.0f,
+                            dst);
+            next += n;
+        }
+        for (int k = 0; k < taps_y; k++)
+            rows[k] = mid + (size_t)((start_y[i] + k - y0) % ring) * g->out_w;
+        vertical_row(rows, wy + (size_t)i * taps_y, taps_y, g->out_w,
+                     integer ? 1.0f / 65535.0f : 1.0f, integer, out + (size_t)i * g->out_w);
     }
-    vertical_pass(mid, y0, start_y, wy, taps_y, g->out_w, g->out_h,
-                  integer ? 1.0f / 65535.0f : 1.0f, integer, out);
     return RD_OK;
 }
 
@@ -250,4 +290,5 @@ void rd_resampler_free(rd_resampler *r) {
     rd_buf_free(&r->starts);
     rd_buf_free(&r->block);
     rd_buf_free(&r->mid);
+    rd_buf_free(&r->rows);
 }

@@ -219,14 +219,15 @@ static rd_status reconcile_record(rd_preprocess_plan *plan, const lookup *lk, co
         return rd_report_add(rep, r->row, r->image, RD_OUTCOME_REJECTED, RD_REASON_PATH_ESCAPES,
                              detail, err);
     }
+    int ambiguous;
+    const rd_image_file *f = find_file(lk, path, &ambiguous);
+    if (f) claimed[f - lk->tree->files] = 1; /* the file has its row, whatever its fate */
     if (!view_allowed(views, r->view)) {
         snprintf(detail, sizeof detail, "view '%s' is not in preprocess.views (%s)", r->view,
                  views);
         return rd_report_add(rep, r->row, r->image, RD_OUTCOME_EXCLUDED, RD_REASON_VIEW_EXCLUDED,
                              detail, err);
     }
-    int ambiguous;
-    const rd_image_file *f = find_file(lk, path, &ambiguous);
     if (!f) {
         const char *reason = RD_REASON_MISSING;
         if (ambiguous) {
@@ -242,7 +243,6 @@ static rd_status reconcile_record(rd_preprocess_plan *plan, const lookup *lk, co
         }
         return rd_report_add(rep, r->row, r->image, RD_OUTCOME_REJECTED, reason, detail, err);
     }
-    claimed[f - lk->tree->files] = 1;
     if (f->outside) {
         snprintf(detail, sizeof detail, "%s is a symbolic link leading outside %s (or nowhere)",
                  f->path, lk->tree->root);

@@ -2,13 +2,16 @@
  * per rank, assemble manifest/report/summary on rank 0; see preprocess_stage.h. */
 #include "rdino/preprocess_stage.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "rdino/app.h"
 #include "rdino/csv.h"
@@ -681,11 +684,44 @@ static rd_status assemble(const stage_paths *paths, const stage_params *params,
 
 /* ---- the stage ---- */
 
+/* 1 for a temporary left by a killed writer: rd_png_write_grey's "NAME.tmp.PID.N" or
+ * rd_write_file_atomic's ".NAME.tmp-PID". */
+static int is_temporary(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (t) {
+        const char *p = t + 5;
+        while (isdigit((unsigned char)*p)) p++;
+        if (p > t + 5 && *p == '.' && isdigit((unsigned char)p[1])) {
+            for (p++; isdigit((unsigned char)*p);) p++;
+            if (!*p) return 1;
+        }
+    }
+    return name[0] == '.' && strstr(name, ".tmp-") != NULL;
+}
+
+static int64_t swept;
+
+static int sweep_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st;
+    if (type == FTW_F && is_temporary(path + ftw->base) && unlink(path) == 0) swept++;
+    return 0;
+}
+
+/* Removes temporaries of an interrupted run (nothing else writes here while we plan). */
+static void sweep_temporaries(const stage_paths *paths) {
+    swept = 0;
+    nftw(paths->pre, sweep_one, 32, FTW_PHYS);
+    if (swept)
+        rd_info("preprocess: removed %lld temporary files left by an interrupted run",
+                (long long)swept);
+}
+
 /* Rank 0: the plan, and the items whose journal result cannot be reused. */
 static rd_status plan_work(const rd_config *cfg, const stage_paths *paths,
                            const stage_params *params, rd_preprocess_plan *plan, work_list *work,
                            int64_t *reused, rd_error *err) {
     if (rd_mkdir_p(paths->images, err) || rd_mkdir_p(paths->journal, err)) return err->code;
+    sweep_temporaries(paths);
     if (rd_preprocess_plan_build(cfg, paths->pre, plan, err)) return err->code;
     results rs;
     if (read_journal(paths, &rs, err)) return err->code;
