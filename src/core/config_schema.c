@@ -124,6 +124,23 @@ static const rd_cfg_key schema[] = {
     STR("data.columns.sex", "Patient Gender", NULL, "generic CSV: sex column, M/F/Male/Female (empty: none)"),
     STR("data.columns.view", "View Position", NULL, "generic CSV: view column (empty: none)"),
 
+    /* ---- rdino-synth: the built-in phantom data set (docs/SYNTH.md) ---- */
+    STR("synth.output_dir", "", NULL, "where images/ and metadata.csv go (empty = <data.output_dir>/synth)"),
+    INT("synth.seed", "1", 0, INT64_MAX, "seed of every random draw of the phantoms"),
+    INT("synth.n_patients", "200", 1, 1099511627776.0, "patients to generate"),
+    ILIST("synth.images_per_patient", "[1, 6]", 2, 1, 1000, "images per patient, uniform on [min, max]"),
+    FLIST("synth.followup_years", "[0.1, 2.0]", 2, 0, 50, "years between consecutive images, uniform"),
+    FLIST("synth.age_range", "[18, 95]", 2, 0, 120, "age at the first image, uniform"),
+    FLT("synth.male_fraction", "0.5", 0, 1, "probability that a patient is male"),
+    FLT("synth.ap_fraction", "0.3", 0, 1, "probability that an image is AP rather than PA"),
+    ILIST("synth.size_range", "[256, 1024]", 2, 32, 8192, "longer image side in pixels, uniform"),
+    FLIST("synth.aspect_range", "[0.8, 1.25]", 2, 0.5, 2, "width / height, uniform (< 1 portrait)"),
+    FLT("synth.strength", "1.0", 0, 1, "age and sex effects: 0 = none (null control), 1 = full"),
+    FLT("synth.noise", "1.0", 0, 100, "multiplier of the quantum noise (0 = noise-free)"),
+    INT("synth.bit_depth", "8", 8, 16, "PNG bits per pixel: 8 or 16"),
+    INT("synth.png_level", "1", 0, 9, "zlib level of the PNGs (6: about 15 % smaller, twice the time)"),
+    INT("synth.chunk", "4", 1, 1 << 20, "images handed to a rank at a time"),
+
     /* ---- rdino-preprocess ---- */
     INT("preprocess.size", "518", 8, 16384, "shorter side after resizing (RAD-DINO: 518)"),
     STR("preprocess.crop", "center", "center|none", "center-crop to size x size, or keep aspect"),
