@@ -123,6 +123,17 @@ static const rd_cfg_key schema[] = {
     INT("preprocess.bit_depth", "8", 8, 16, "stored bits per pixel: 8 or 16"),
     INT("preprocess.max_pixels", "400000000", 1, INT64_MAX, "refuse images with more pixels"),
     INT("preprocess.chunk", "8", 1, 1 << 20, "images handed to a rank at a time"),
+
+    /* ---- rdino-shard ---- */
+    STR("shard.input_dir", "", NULL, "preprocessed images + manifest.csv (default <data.output_dir>/preprocessed)"),
+    STR("shard.output_dir", "", NULL, "where shards go (default <data.output_dir>/shards)"),
+    INT("shard.num_shards", "0", 0, 1 << 20, "number of shards K (0: from images_per_shard)"),
+    INT("shard.images_per_shard", "1024", 1, 1 << 30, "images per shard when num_shards is 0"),
+    FLT("shard.val_fraction", "0.1", 0, 1, "fraction of patients in the validation split"),
+    FLT("shard.test_fraction", "0.1", 0, 1, "fraction of patients in the test split"),
+    INT("shard.split_seed", "0", 0, INT64_MAX, "seed of the patient-level split"),
+    INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
+    INT("shard.batch", "16", 1, 1 << 16, "images a rank decodes per collective write"),
 };
 
 const rd_cfg_key *rd_config_schema(int *nkeys) {
