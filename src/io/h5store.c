@@ -384,7 +384,10 @@ static rd_status transfer_rows(const rd_h5file *f, const char *name, hid_t mem_t
     /* Files being written always use MPI-IO; filtered writes must be collective. */
     if (!st && write && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
         st = h5_fail(err, f, name, "cannot request collective transfer");
-    if (!st) {
+    /* An empty dataset has no storage to transfer to or from. */
+    int empty = 0;
+    for (int i = 0; i < d.ndim; i++) empty |= d.dims[i] == 0;
+    if (!st && !empty) {
         herr_t h = write ? H5Dwrite(d.ds, mem_type, mem, d.space, dxpl, buf)
                          : H5Dread(d.ds, mem_type, mem, d.space, dxpl, buf);
         if (h < 0)
@@ -596,6 +599,8 @@ rd_status rd_h5_get_attr_str(const rd_h5file *f, const char *obj, const char *na
     hid_t mem = H5Tcopy(H5T_C_S1);
     if (ftype < 0 || mem < 0 || H5Tget_class(ftype) != H5T_STRING) {
         st = rd_fail(err, RD_EFORMAT, "%s: %s: attribute %s is not a string", f->path, obj, name);
+    } else if (H5Tset_cset(mem, H5Tget_cset(ftype)) < 0) {
+        st = h5_fail(err, f, obj, "attribute %s: unknown character set", name);
     } else if (H5Tis_variable_str(ftype) > 0) {
         char *s = NULL;
         if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Aread(a, mem, &s) < 0 || !s)
