@@ -107,8 +107,7 @@ rd_status rd_h5_read_strings(const rd_h5file *f, const char *name, int64_t row0,
 rd_status rd_h5_shape(const rd_h5file *f, const char *name, int64_t *dims, int *ndim,
                       size_t *string_width, rd_error *err);
 /* The element type of a numeric dataset as stored. */
-rd_status rd_h5_dataset_type(const rd_h5file *f, const char *name, rd_h5_type *type,
-                             rd_error *err);
+rd_status rd_h5_dataset_type(const rd_h5file *f, const char *name, rd_h5_type *type, rd_error *err);
 
 /* Attributes on an object ("/" for the root group), replacing an existing one of that name.
  * Collective when writing. */
@@ -121,9 +120,9 @@ rd_status rd_h5_set_attr_float(rd_h5file *f, const char *obj, const char *name, 
 /* *value is malloc'd; the caller frees it. Reads variable- and fixed-length strings. */
 rd_status rd_h5_get_attr_str(const rd_h5file *f, const char *obj, const char *name, char **value,
                              rd_error *err);
-rd_status rd_h5_get_attr_int(const rd_h5file *f, const char *obj, const char *name,
-                             int64_t *value, rd_error *err);
-rd_status rd_h5_get_attr_float(const rd_h5file *f, const char *obj, const char *name,
-                               double *value, rd_error *err);
+rd_status rd_h5_get_attr_int(const rd_h5file *f, const char *obj, const char *name, int64_t *value,
+                             rd_error *err);
+rd_status rd_h5_get_attr_float(const rd_h5file *f, const char *obj, const char *name, double *value,
+                               rd_error *err);
 
 #endif

@@ -22,10 +22,10 @@ typedef enum { RD_SPLIT_TRAIN = 0, RD_SPLIT_VAL = 1, RD_SPLIT_TEST = 2 } rd_spli
 typedef struct rd_shard_image {
     const char *image_id;
     const char *patient_id;
-    const char *view; /* "" when unknown */
-    const char *file; /* path of the PNG (resolved), for the loader and error messages */
-    float age;        /* years; NaN when unknown */
-    int8_t sex;       /* 0 F, 1 M, -1 unknown */
+    const char *view;   /* "" when unknown */
+    const char *file;   /* path of the PNG (resolved), for the loader and error messages */
+    float age;          /* years; NaN when unknown */
+    int8_t sex;         /* 0 F, 1 M, -1 unknown */
     int64_t source_row; /* row of the original metadata CSV (manifest column source_row) */
 } rd_shard_image;
 
@@ -44,21 +44,21 @@ typedef struct rd_shard_params {
     int batch;     /* images a rank decodes per collective write */
     int force;     /* rewrite shards even when a matching one exists */
     /* Provenance stored as attributes (strings; may be ""). */
-    const char *config_yaml;      /* the resolved configuration */
-    const char *manifest_sha256;  /* digest of the manifest.csv the images come from */
-    const char *manifest_path;    /* as given, for the record */
-    const char *preprocess_yaml;  /* the preprocessing parameters */
-    const char *tool_version;     /* e.g. "rdino-shard 0.1" */
+    const char *config_yaml;     /* the resolved configuration */
+    const char *manifest_sha256; /* digest of the manifest.csv the images come from */
+    const char *manifest_path;   /* as given, for the record */
+    const char *preprocess_yaml; /* the preprocessing parameters */
+    const char *tool_version;    /* e.g. "rdino-shard 0.1" */
 } rd_shard_params;
 
 typedef struct rd_shard_stats {
     int64_t images;
     int shards_written, shards_skipped;
-    int64_t per_split[3];     /* images per split */
+    int64_t per_split[3]; /* images per split */
     int64_t patients_per_split[3];
-    double bytes_written;     /* sizes of the shards written in this run */
-    double decode_seconds;    /* loader time, slowest rank */
-    double write_seconds;     /* HDF5 create + write + publish time */
+    double bytes_written;  /* sizes of the shards written in this run */
+    double decode_seconds; /* loader time, slowest rank */
+    double write_seconds;  /* HDF5 create + write + publish time */
 } rd_shard_stats;
 
 /* The split of a patient: a Philox draw keyed by (seed, RD_RNG_SPLIT, FNV-1a-64 of the id
@@ -75,7 +75,7 @@ void rd_shard_path(char *buf, size_t n, const char *dir, int k);
 /* Collective on comm: writes all K shards and index.json. Every rank passes the same images
  * (the whole manifest, n >= 1) and params; the loader is called only for a rank's own rows. */
 rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *images, int64_t n,
-                             rd_shard_load_fn load, void *ctx, MPI_Comm comm,
-                             rd_shard_stats *stats, rd_error *err);
+                             rd_shard_load_fn load, void *ctx, MPI_Comm comm, rd_shard_stats *stats,
+                             rd_error *err);
 
 #endif

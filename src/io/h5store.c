@@ -29,10 +29,9 @@ static herr_t collect_reason(unsigned n, const H5E_error2_t *e, void *data) {
 
 /* Fails with "<file>: <object>: <what>: <HDF5's reasons, innermost first>" and clears
  * HDF5's error stack. */
-static rd_status h5_fail(rd_error *err, const rd_h5file *f, const char *obj, const char *fmt,
-                         ...) __attribute__((format(printf, 4, 5)));
-static rd_status h5_fail(rd_error *err, const rd_h5file *f, const char *obj, const char *fmt,
-                         ...) {
+static rd_status h5_fail(rd_error *err, const rd_h5file *f, const char *obj, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static rd_status h5_fail(rd_error *err, const rd_h5file *f, const char *obj, const char *fmt, ...) {
     char what[300];
     va_list ap;
     va_start(ap, fmt);
@@ -41,8 +40,8 @@ static rd_status h5_fail(rd_error *err, const rd_h5file *f, const char *obj, con
     h5_reason reason = {{0}, 0};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_reason, &reason);
     H5Eclear2(H5E_DEFAULT);
-    return rd_fail(err, RD_EHDF5, "%s: %s%s%s%s%s", f->path, obj ? obj : "", obj ? ": " : "",
-                   what, reason.count ? ": HDF5: " : "", reason.text);
+    return rd_fail(err, RD_EHDF5, "%s: %s%s%s%s%s", f->path, obj ? obj : "", obj ? ": " : "", what,
+                   reason.count ? ": HDF5: " : "", reason.text);
 }
 
 /* Makes every rank of f's communicator return the same status after a collective step:
@@ -64,13 +63,18 @@ static void quiet_hdf5(void) {
 size_t rd_h5_type_size(rd_h5_type type) {
     switch (type) {
     case RD_H5_U8:
-    case RD_H5_I8: return 1;
-    case RD_H5_U16: return 2;
+    case RD_H5_I8:
+        return 1;
+    case RD_H5_U16:
+        return 2;
     case RD_H5_I32:
-    case RD_H5_F32: return 4;
+    case RD_H5_F32:
+        return 4;
     case RD_H5_I64:
-    case RD_H5_F64: return 8;
-    case RD_H5_STRING: return 0;
+    case RD_H5_F64:
+        return 8;
+    case RD_H5_STRING:
+        return 0;
     }
     return 0;
 }
@@ -78,14 +82,22 @@ size_t rd_h5_type_size(rd_h5_type type) {
 /* Memory and file use the same native type, so no conversion ever breaks collective I/O. */
 static hid_t native_type(rd_h5_type type) {
     switch (type) {
-    case RD_H5_U8: return H5T_NATIVE_UINT8;
-    case RD_H5_U16: return H5T_NATIVE_UINT16;
-    case RD_H5_I8: return H5T_NATIVE_INT8;
-    case RD_H5_I32: return H5T_NATIVE_INT32;
-    case RD_H5_I64: return H5T_NATIVE_INT64;
-    case RD_H5_F32: return H5T_NATIVE_FLOAT;
-    case RD_H5_F64: return H5T_NATIVE_DOUBLE;
-    case RD_H5_STRING: break;
+    case RD_H5_U8:
+        return H5T_NATIVE_UINT8;
+    case RD_H5_U16:
+        return H5T_NATIVE_UINT16;
+    case RD_H5_I8:
+        return H5T_NATIVE_INT8;
+    case RD_H5_I32:
+        return H5T_NATIVE_INT32;
+    case RD_H5_I64:
+        return H5T_NATIVE_INT64;
+    case RD_H5_F32:
+        return H5T_NATIVE_FLOAT;
+    case RD_H5_F64:
+        return H5T_NATIVE_DOUBLE;
+    case RD_H5_STRING:
+        break;
     }
     return H5I_INVALID_HID;
 }
@@ -266,8 +278,7 @@ static hid_t create_dcpl(int ndim, const hsize_t *dims, const hsize_t *chunk, in
 }
 
 static rd_status create_any(rd_h5file *f, const char *name, hid_t file_type, int ndim,
-                            const int64_t *dims, const int64_t *chunk, int deflate,
-                            rd_error *err) {
+                            const int64_t *dims, const int64_t *chunk, int deflate, rd_error *err) {
     if (ndim < 1 || ndim > RD_H5_MAX_DIMS || deflate < 0 || deflate > 9)
         return rd_fail(err, RD_EINVAL, "%s: %s: bad rank %d or deflate level %d", f->path, name,
                        ndim, deflate);
@@ -288,8 +299,10 @@ static rd_status create_any(rd_h5file *f, const char *name, hid_t file_type, int
         st = h5_fail(err, f, name, "cannot set up dataset creation");
     if (!st) {
         hid_t ds = H5Dcreate2(f->id, name, file_type, space, lcpl, dcpl, H5P_DEFAULT);
-        if (ds < 0) st = h5_fail(err, f, name, "cannot create dataset");
-        else H5Dclose(ds);
+        if (ds < 0)
+            st = h5_fail(err, f, name, "cannot create dataset");
+        else
+            H5Dclose(ds);
     }
     if (lcpl >= 0) H5Pclose(lcpl);
     if (dcpl >= 0) H5Pclose(dcpl);
@@ -403,10 +416,12 @@ static rd_status transfer_rows(const rd_h5file *f, const char *name, hid_t mem_t
 rd_status rd_h5_write_rows(rd_h5file *f, const char *name, rd_h5_type type, int64_t row0,
                            int64_t nrows, const void *buf, rd_error *err) {
     rd_status st = RD_OK;
-    if (!f->writing) st = rd_fail(err, RD_EINVAL, "%s: %s: not open for writing", f->path, name);
+    if (!f->writing)
+        st = rd_fail(err, RD_EINVAL, "%s: %s: not open for writing", f->path, name);
     else if (type == RD_H5_STRING)
         st = rd_fail(err, RD_EINVAL, "%s: %s: use rd_h5_write_strings", f->path, name);
-    else st = transfer_rows(f, name, native_type(type), row0, nrows, (void *)buf, 1, err);
+    else
+        st = transfer_rows(f, name, native_type(type), row0, nrows, (void *)buf, 1, err);
     return agree(f, st, name, err);
 }
 
@@ -426,9 +441,8 @@ rd_status rd_h5_shape(const rd_h5file *f, const char *name, int64_t *dims, int *
     for (int i = 0; i < d.ndim; i++) dims[i] = (int64_t)d.dims[i];
     if (string_width) {
         hid_t t = H5Dget_type(d.ds);
-        *string_width = t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)
-                            ? H5Tget_size(t)
-                            : 0;
+        *string_width =
+            t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) ? H5Tget_size(t) : 0;
         if (t >= 0) H5Tclose(t);
     }
     close_dataset(&d);
@@ -447,14 +461,22 @@ rd_status rd_h5_dataset_type(const rd_h5file *f, const char *name, rd_h5_type *t
     if (t >= 0) H5Tclose(t);
     close_dataset(&d);
     st = RD_OK;
-    if (cls == H5T_STRING) *type = RD_H5_STRING;
-    else if (cls == H5T_FLOAT && size == 4) *type = RD_H5_F32;
-    else if (cls == H5T_FLOAT && size == 8) *type = RD_H5_F64;
-    else if (cls == H5T_INTEGER && size == 1) *type = is_signed ? RD_H5_I8 : RD_H5_U8;
-    else if (cls == H5T_INTEGER && size == 2 && !is_signed) *type = RD_H5_U16;
-    else if (cls == H5T_INTEGER && size == 4 && is_signed) *type = RD_H5_I32;
-    else if (cls == H5T_INTEGER && size == 8 && is_signed) *type = RD_H5_I64;
-    else st = rd_fail(err, RD_EFORMAT, "%s: %s: unsupported element type", f->path, name);
+    if (cls == H5T_STRING)
+        *type = RD_H5_STRING;
+    else if (cls == H5T_FLOAT && size == 4)
+        *type = RD_H5_F32;
+    else if (cls == H5T_FLOAT && size == 8)
+        *type = RD_H5_F64;
+    else if (cls == H5T_INTEGER && size == 1)
+        *type = is_signed ? RD_H5_I8 : RD_H5_U8;
+    else if (cls == H5T_INTEGER && size == 2 && !is_signed)
+        *type = RD_H5_U16;
+    else if (cls == H5T_INTEGER && size == 4 && is_signed)
+        *type = RD_H5_I32;
+    else if (cls == H5T_INTEGER && size == 8 && is_signed)
+        *type = RD_H5_I64;
+    else
+        st = rd_fail(err, RD_EFORMAT, "%s: %s: unsupported element type", f->path, name);
     return st;
 }
 
@@ -465,9 +487,8 @@ rd_status rd_h5_write_strings(rd_h5file *f, const char *name, int64_t row0, int6
     int ndim = 0;
     char *packed = NULL;
     hid_t type = H5I_INVALID_HID;
-    rd_status st = f->writing ? RD_OK
-                              : rd_fail(err, RD_EINVAL, "%s: %s: not open for writing", f->path,
-                                        name);
+    rd_status st =
+        f->writing ? RD_OK : rd_fail(err, RD_EINVAL, "%s: %s: not open for writing", f->path, name);
     if (!st) st = rd_h5_shape(f, name, dims, &ndim, &width, err);
     if (!st && width == 0)
         st = rd_fail(err, RD_EFORMAT, "%s: %s: not a fixed-length string dataset", f->path, name);
@@ -476,9 +497,10 @@ rd_status rd_h5_write_strings(rd_h5file *f, const char *name, int64_t row0, int6
     for (int64_t i = 0; !st && i < nrows; i++) {
         size_t len = strlen(strs[i]);
         if (len > width)
-            st = rd_fail(err, RD_ERANGE, "%s: %s: string '%s' longer than the width %zu",
-                         f->path, name, strs[i], width);
-        else memcpy(packed + (size_t)i * width, strs[i], len);
+            st = rd_fail(err, RD_ERANGE, "%s: %s: string '%s' longer than the width %zu", f->path,
+                         name, strs[i], width);
+        else
+            memcpy(packed + (size_t)i * width, strs[i], len);
     }
     if (!st && (type = string_type(width)) < 0)
         st = h5_fail(err, f, name, "cannot make a string type");
@@ -496,8 +518,7 @@ rd_status rd_h5_read_strings(const rd_h5file *f, const char *name, int64_t row0,
     rd_status st = rd_h5_shape(f, name, dims, &ndim, &width, err);
     if (st) return st;
     if (width == 0)
-        return rd_fail(err, RD_EFORMAT, "%s: %s: not a fixed-length string dataset", f->path,
-                       name);
+        return rd_fail(err, RD_EFORMAT, "%s: %s: not a fixed-length string dataset", f->path, name);
     if (stride <= width)
         return rd_fail(err, RD_EINVAL, "%s: %s: stride %zu too small for strings of width %zu",
                        f->path, name, stride, width);
@@ -525,8 +546,8 @@ static rd_status write_attr(rd_h5file *f, const char *obj, const char *name, hid
         H5Adelete_by_name(f->id, obj, name, H5P_DEFAULT) < 0)
         st = h5_fail(err, f, obj, "attribute %s: cannot replace it", name);
     if (!st) {
-        hid_t a = H5Acreate_by_name(f->id, obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT,
-                                    H5P_DEFAULT);
+        hid_t a =
+            H5Acreate_by_name(f->id, obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (a < 0 || H5Awrite(a, type, value) < 0)
             st = h5_fail(err, f, obj, "cannot write attribute %s", name);
         if (a >= 0) H5Aclose(a);
@@ -579,13 +600,13 @@ static rd_status read_attr(const rd_h5file *f, const char *obj, const char *name
     return st;
 }
 
-rd_status rd_h5_get_attr_int(const rd_h5file *f, const char *obj, const char *name,
-                             int64_t *value, rd_error *err) {
+rd_status rd_h5_get_attr_int(const rd_h5file *f, const char *obj, const char *name, int64_t *value,
+                             rd_error *err) {
     return read_attr(f, obj, name, H5T_NATIVE_INT64, value, err);
 }
 
-rd_status rd_h5_get_attr_float(const rd_h5file *f, const char *obj, const char *name,
-                               double *value, rd_error *err) {
+rd_status rd_h5_get_attr_float(const rd_h5file *f, const char *obj, const char *name, double *value,
+                               rd_error *err) {
     return read_attr(f, obj, name, H5T_NATIVE_DOUBLE, value, err);
 }
 
@@ -611,7 +632,8 @@ rd_status rd_h5_get_attr_str(const rd_h5file *f, const char *obj, const char *na
     } else {
         size_t size = H5Tget_size(ftype);
         *value = calloc(size + 1, 1);
-        if (!*value) st = rd_fail(err, RD_ENOMEM, "%s: attribute %s: out of memory", f->path, name);
+        if (!*value)
+            st = rd_fail(err, RD_ENOMEM, "%s: attribute %s: out of memory", f->path, name);
         else if (H5Tset_size(mem, size) < 0 || H5Aread(a, mem, *value) < 0)
             st = h5_fail(err, f, obj, "cannot read attribute %s", name);
     }

@@ -36,8 +36,9 @@ rd_split rd_split_of_patient(const char *patient_id, uint64_t seed, double val_f
 }
 
 int rd_shard_count(int64_t n, int num_shards, int64_t images_per_shard) {
-    int64_t k = num_shards > 0 ? num_shards
-                               : (n + images_per_shard - 1) / (images_per_shard > 0 ? images_per_shard : 1);
+    int64_t k = num_shards > 0
+                    ? num_shards
+                    : (n + images_per_shard - 1) / (images_per_shard > 0 ? images_per_shard : 1);
     if (k > n) k = n;
     return k < 1 ? 1 : (int)k;
 }
@@ -59,9 +60,9 @@ static void content_key(const rd_shard_params *p, int64_t n, int k, char hex[65]
                        "rdino-shard format %d; manifest %s; images %lld; shards %d; index %d; "
                        "size %d; bits %d; split seed %llu val %.17g test %.17g; deflate %d; "
                        "preprocess ",
-                       RD_SHARD_FORMAT_VERSION, p->manifest_sha256, (long long)n, p->num_shards,
-                       k, p->size, p->bit_depth, (unsigned long long)p->split_seed,
-                       p->val_fraction, p->test_fraction, p->deflate);
+                       RD_SHARD_FORMAT_VERSION, p->manifest_sha256, (long long)n, p->num_shards, k,
+                       p->size, p->bit_depth, (unsigned long long)p->split_seed, p->val_fraction,
+                       p->test_fraction, p->deflate);
     rd_sha256 h;
     rd_sha256_init(&h);
     rd_sha256_update(&h, text, (size_t)len);
@@ -120,8 +121,12 @@ static rd_status create_layout(rd_h5file *f, const shard_run *r, int64_t count, 
     int64_t dims[3] = {count, p->size, p->size}, chunk[3] = {1, p->size, p->size};
     rd_h5_type pixel = p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8;
     rd_status st = rd_h5_create_dataset(f, "/images", pixel, 3, dims, chunk, p->deflate, err);
-    if (!st) st = rd_h5_create_strings(f, "/meta/image_id", count, r->width_image_id, 0, p->deflate, err);
-    if (!st) st = rd_h5_create_strings(f, "/meta/patient_id", count, r->width_patient_id, 0, p->deflate, err);
+    if (!st)
+        st =
+            rd_h5_create_strings(f, "/meta/image_id", count, r->width_image_id, 0, p->deflate, err);
+    if (!st)
+        st = rd_h5_create_strings(f, "/meta/patient_id", count, r->width_patient_id, 0, p->deflate,
+                                  err);
     if (!st) st = rd_h5_create_strings(f, "/meta/view", count, r->width_view, 0, p->deflate, err);
     int64_t chunk_rows = 4096;
     const struct {
@@ -292,8 +297,8 @@ static void append(text_buf *b, const char *fmt, ...) {
     va_list ap;
     for (;;) {
         va_start(ap, fmt);
-        int need = vsnprintf(b->text ? b->text + b->len : NULL, b->text ? b->cap - b->len : 0,
-                             fmt, ap);
+        int need =
+            vsnprintf(b->text ? b->text + b->len : NULL, b->text ? b->cap - b->len : 0, fmt, ap);
         va_end(ap);
         if (need < 0) {
             b->failed = 1;
@@ -339,8 +344,8 @@ static rd_status write_index(const shard_run *r, rd_error *err) {
         append(&b,
                "    {\"file\": \"shard-%05d.h5\", \"first_row\": %lld, \"num_images\": %lld, "
                "\"train\": %lld, \"val\": %lld, \"test\": %lld}%s\n",
-               k, (long long)first, (long long)(end - first), (long long)per[0],
-               (long long)per[1], (long long)per[2], k + 1 < p->num_shards ? "," : "");
+               k, (long long)first, (long long)(end - first), (long long)per[0], (long long)per[1],
+               (long long)per[2], k + 1 < p->num_shards ? "," : "");
     }
     append(&b, "  ]\n}\n");
     rd_status st = b.failed ? rd_fail(err, RD_ENOMEM, "out of memory writing index.json") : RD_OK;
@@ -361,8 +366,7 @@ static void remove_stale_files(const char *dir, int nshards) {
         int k = -1, end = 0;
         int is_shard = sscanf(e->d_name, "shard-%d.h5%n", &k, &end) == 1 &&
                        e->d_name[end] == '\0' && k >= nshards;
-        int is_tmp = strncmp(e->d_name, ".shard-", 7) == 0 &&
-                     strstr(e->d_name, ".h5.tmp") != NULL;
+        int is_tmp = strncmp(e->d_name, ".shard-", 7) == 0 && strstr(e->d_name, ".h5.tmp") != NULL;
         if (!is_shard && !is_tmp) continue;
         char path[RD_H5_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -412,13 +416,13 @@ static rd_status check_params(const rd_shard_params *p, int64_t n, rd_error *err
 }
 
 rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *images, int64_t n,
-                             rd_shard_load_fn load, void *ctx, MPI_Comm comm,
-                             rd_shard_stats *stats, rd_error *err) {
+                             rd_shard_load_fn load, void *ctx, MPI_Comm comm, rd_shard_stats *stats,
+                             rd_error *err) {
     memset(stats, 0, sizeof *stats);
     rd_status st = check_params(p, n, err);
     if (st) return st;
-    shard_run r = {.p = p, .images = images, .n = n, .load = load, .ctx = ctx, .comm = comm,
-                   .stats = stats};
+    shard_run r = {
+        .p = p, .images = images, .n = n, .load = load, .ctx = ctx, .comm = comm, .stats = stats};
     MPI_Comm_rank(comm, &r.rank);
     MPI_Comm_size(comm, &r.nranks);
     r.width_image_id = max_width(images, n, offsetof(rd_shard_image, image_id));
@@ -440,7 +444,8 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
         char key[65], path[RD_H5_PATH_MAX];
         content_key(p, n, k, key);
         rd_shard_path(path, sizeof path, p->output_dir, k);
-        int64_t count = shard_first_row(n, k + 1, p->num_shards) - shard_first_row(n, k, p->num_shards);
+        int64_t count =
+            shard_first_row(n, k + 1, p->num_shards) - shard_first_row(n, k, p->num_shards);
         if (!p->force && shard_is_current(path, key, comm)) {
             stats->shards_skipped++;
         } else {
@@ -458,7 +463,8 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
         }
         failed = st != RD_OK;
         MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm);
-        if (any && !st) st = rd_fail(err, RD_EIO, "writing %s/index.json failed on rank 0", p->output_dir);
+        if (any && !st)
+            st = rd_fail(err, RD_EIO, "writing %s/index.json failed on rank 0", p->output_dir);
     }
     double local = stats->decode_seconds;
     MPI_Allreduce(&local, &stats->decode_seconds, 1, MPI_DOUBLE, MPI_MAX, comm);

@@ -202,8 +202,7 @@ static void fletcher32_catches_a_flipped_byte(rd_test *t) {
     CHECK_OK(rd_h5_read_rows(&f, "/images", RD_H5_U8, 0, 2, rows, &err), &err);
     CHECK(rd_h5_read_rows(&f, "/images", RD_H5_U8, 2, 1, rows, &err) == RD_EHDF5);
     CHECK_MSG(strstr(err.msg, path) && strstr(err.msg, "/images"), "message: %s", err.msg);
-    CHECK_MSG(strstr(err.msg, "Fletcher32") || strstr(err.msg, "checksum"), "message: %s",
-              err.msg);
+    CHECK_MSG(strstr(err.msg, "Fletcher32") || strstr(err.msg, "checksum"), "message: %s", err.msg);
     CHECK(rd_h5_read_rows(&f, "/images", RD_H5_U8, 0, 4, rows, &err) == RD_EHDF5);
     rd_h5_close(&f);
 }
