@@ -6,30 +6,23 @@
 
 #include "rdino/config.h"
 
-#define BOOL(name, def, help)                                                                      \
-    { name, RD_CFG_BOOL, def, 0, 1, NULL, 0, help }
-#define INT(name, def, lo, hi, help)                                                               \
-    { name, RD_CFG_INT, def, lo, hi, NULL, 0, help }
-#define FLT(name, def, lo, hi, help)                                                               \
-    { name, RD_CFG_FLOAT, def, lo, hi, NULL, 0, help }
-#define STR(name, def, choices, help)                                                              \
-    { name, RD_CFG_STRING, def, 0, 0, choices, 0, help }
-#define FLIST(name, def, len, lo, hi, help)                                                        \
-    { name, RD_CFG_FLOAT_LIST, def, lo, hi, NULL, len, help }
-#define ILIST(name, def, len, lo, hi, help)                                                        \
-    { name, RD_CFG_INT_LIST, def, lo, hi, NULL, len, help }
+#define BOOL(name, def, help) {name, RD_CFG_BOOL, def, 0, 1, NULL, 0, help}
+#define INT(name, def, lo, hi, help) {name, RD_CFG_INT, def, lo, hi, NULL, 0, help}
+#define FLT(name, def, lo, hi, help) {name, RD_CFG_FLOAT, def, lo, hi, NULL, 0, help}
+#define STR(name, def, choices, help) {name, RD_CFG_STRING, def, 0, 0, choices, 0, help}
+#define FLIST(name, def, len, lo, hi, help) {name, RD_CFG_FLOAT_LIST, def, lo, hi, NULL, len, help}
+#define ILIST(name, def, len, lo, hi, help) {name, RD_CFG_INT_LIST, def, lo, hi, NULL, len, help}
 
 /* Accepted for compatibility with DINOv2 files; rdino computes in fp32 without sharding. */
-#define PRECISION(prefix, reduce)                                                                  \
-    STR(prefix ".sharding_strategy", "SHARD_GRAD_OP", NULL, "ignored (no FSDP in rdino)"),         \
-        STR(prefix ".mixed_precision.param_dtype", "fp16", NULL, "ignored (rdino is fp32)"),       \
-        STR(prefix ".mixed_precision.reduce_dtype", reduce, NULL, "ignored (rdino is fp32)"),      \
+#define PRECISION(prefix, reduce)                                                                 \
+    STR(prefix ".sharding_strategy", "SHARD_GRAD_OP", NULL, "ignored (no FSDP in rdino)"),        \
+        STR(prefix ".mixed_precision.param_dtype", "fp16", NULL, "ignored (rdino is fp32)"),      \
+        STR(prefix ".mixed_precision.reduce_dtype", reduce, NULL, "ignored (rdino is fp32)"),     \
         STR(prefix ".mixed_precision.buffer_dtype", "fp32", NULL, "ignored (rdino is fp32)")
 
 static const rd_cfg_key schema[] = {
     /* ---- DINOv2 ---- */
-    STR("MODEL.WEIGHTS", "", NULL,
-        "weights to start from (DINOv2 name; see student.pretrained_weights)"),
+    STR("MODEL.WEIGHTS", "", NULL, "weights to start from (DINOv2 name; see student.pretrained_weights)"),
     BOOL("compute_precision.grad_scaler", "true", "ignored (rdino is fp32)"),
     PRECISION("compute_precision.teacher.backbone", "fp16"),
     PRECISION("compute_precision.teacher.dino_head", "fp16"),
@@ -55,8 +48,7 @@ static const rd_cfg_key schema[] = {
     INT("ibot.head_hidden_dim", "2048", 1, 1 << 20, "hidden width of a separate iBOT head"),
 
     INT("train.batch_size_per_gpu", "64", 1, 1 << 20, "images per rank per step"),
-    STR("train.dataset_path", "ImageNet:split=TRAIN", NULL,
-        "ignored: rdino reads shards (shard.output_dir)"),
+    STR("train.dataset_path", "ImageNet:split=TRAIN", NULL, "ignored: rdino reads shards (shard.output_dir)"),
     STR("train.output_dir", ".", NULL, "ignored: rdino writes to pretrain.output_dir"),
     INT("train.saveckp_freq", "20", 0, 1 << 30, "checkpoint every N epochs (DINOv2 epochs)"),
     INT("train.seed", "0", 0, INT64_MAX, "seed of every random draw in pretraining"),
@@ -65,8 +57,7 @@ static const rd_cfg_key schema[] = {
     BOOL("train.cache_dataset", "true", "ignored"),
     STR("train.centering", "centering", "centering|sinkhorn_knopp", "teacher centring"),
 
-    STR("student.arch", "vit_large", "vit_tiny|vit_small|vit_base|vit_large|vit_giant2|vit_custom",
-        "ViT size"),
+    STR("student.arch", "vit_large", "vit_tiny|vit_small|vit_base|vit_large|vit_giant2|vit_custom", "ViT size"),
     INT("student.patch_size", "16", 1, 64, "patch size p"),
     FLT("student.drop_path_rate", "0.3", 0, 0.99, "stochastic depth rate"),
     FLT("student.layerscale", "1.0e-05", 0, INFINITY, "LayerScale init (0 disables LayerScale)"),
@@ -95,10 +86,8 @@ static const rd_cfg_key schema[] = {
     FLT("optim.warmup_epochs", "10", 0, INFINITY, "linear lr warmup"),
     FLT("optim.min_lr", "1.0e-06", 0, INFINITY, "final learning rate"),
     FLT("optim.clip_grad", "3.0", 0, INFINITY, "gradient-norm clip per sub-module (0 = off)"),
-    FLT("optim.freeze_last_layer_epochs", "1", 0, INFINITY,
-        "epochs with the head's last layer frozen"),
-    STR("optim.scaling_rule", "sqrt_wrt_1024", "sqrt_wrt_1024|linear_wrt_256|none",
-        "lr scaling with the global batch"),
+    FLT("optim.freeze_last_layer_epochs", "1", 0, INFINITY, "epochs with the head's last layer frozen"),
+    STR("optim.scaling_rule", "sqrt_wrt_1024", "sqrt_wrt_1024|linear_wrt_256|none", "lr scaling with the global batch"),
     FLT("optim.patch_embed_lr_mult", "0.2", 0, INFINITY, "lr multiplier of the patch embedding"),
     FLT("optim.layerwise_decay", "0.9", 0, 1, "layerwise lr decay"),
     FLT("optim.adamw_beta1", "0.9", 0, 1, "AdamW beta1"),
@@ -136,8 +125,7 @@ static const rd_cfg_key schema[] = {
     INT("preprocess.chunk", "8", 1, 1 << 20, "images handed to a rank at a time"),
 
     /* ---- rdino-shard ---- */
-    STR("shard.input_dir", "", NULL,
-        "preprocessed images + manifest.csv (default <data.output_dir>/preprocessed)"),
+    STR("shard.input_dir", "", NULL, "preprocessed images + manifest.csv (default <data.output_dir>/preprocessed)"),
     STR("shard.output_dir", "", NULL, "where shards go (default <data.output_dir>/shards)"),
     INT("shard.num_shards", "0", 0, 1 << 20, "number of shards K (0: from images_per_shard)"),
     INT("shard.images_per_shard", "1024", 1, 1 << 30, "images per shard when num_shards is 0"),
