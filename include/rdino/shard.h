@@ -12,6 +12,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "rdino/config.h"
 #include "rdino/error.h"
 
 enum { RD_SHARD_FORMAT_VERSION = 1 };
@@ -60,6 +61,37 @@ typedef struct rd_shard_stats {
     double decode_seconds; /* loader time, slowest rank */
     double write_seconds;  /* HDF5 create + write + publish time */
 } rd_shard_stats;
+
+/* The output of rdino-preprocess, read by every rank. */
+typedef struct rd_shard_manifest {
+    rd_shard_image *images; /* in manifest order; strings owned by the manifest */
+    int64_t n;
+    int size;        /* S: every image is S x S (width and height columns) */
+    char path[4096]; /* the manifest.csv read */
+    char sha256[65]; /* its SHA-256, as sha256sum prints it */
+} rd_shard_manifest;
+
+/* Reads <dir>/manifest.csv (RFC 4180, header line; columns image_id, file, patient_id, age,
+ * sex, view, width, height, source_row in any order; age in years or empty; sex M, F or
+ * empty). Each image's file is resolved against dir. Errors name the file and the line. */
+rd_status rd_shard_manifest_read(const char *dir, rd_shard_manifest *m, rd_error *err);
+void rd_shard_manifest_free(rd_shard_manifest *m);
+
+/* Loads a manifest's PNGs for rd_shard_write_all: each must decode (png.h) to a grey image of
+ * size x size pixels at bit_depth bits, else the error names the file. One per rank. */
+typedef struct rd_shard_png_loader rd_shard_png_loader;
+rd_status rd_shard_png_loader_new(rd_shard_png_loader **loader, int size, int bit_depth,
+                                  rd_error *err);
+void rd_shard_png_loader_free(rd_shard_png_loader *loader);
+/* An rd_shard_load_fn; ctx is an rd_shard_png_loader. */
+rd_status rd_shard_png_load(void *ctx, const rd_shard_image *img, int64_t index, void *dst,
+                            rd_error *err);
+/* The bit depth (8 or 16) a PNG decodes to: rdino-shard takes it from the first image. */
+rd_status rd_shard_png_depth(const char *path, int *bit_depth, rd_error *err);
+
+/* The provenance text stored in each shard's "preprocess" attribute: the data.* and
+ * preprocess.* keys of cfg as YAML lines ("key: value"). Caller frees. */
+char *rd_shard_preprocess_yaml(const rd_config *cfg);
 
 /* The split of a patient: a Philox draw keyed by (seed, RD_RNG_SPLIT, FNV-1a-64 of the id
  * truncated to 48 bits), so it depends on nothing but the id and the seed. */

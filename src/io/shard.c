@@ -70,24 +70,6 @@ static void content_key(const rd_shard_params *p, int64_t n, int k, char hex[65]
     rd_sha256_final_hex(&h, hex);
 }
 
-/* Rank 0 looks at an existing shard; everyone learns whether it is current. */
-static int shard_is_current(const char *path, const char *key, MPI_Comm comm) {
-    int rank, current = 0;
-    MPI_Comm_rank(comm, &rank);
-    if (rank == 0 && access(path, F_OK) == 0) {
-        rd_h5file f;
-        char *stored = NULL;
-        rd_error ignored = {0};
-        if (rd_h5_open(&f, path, MPI_COMM_SELF, &ignored) == RD_OK &&
-            rd_h5_get_attr_str(&f, "/", "content_key", &stored, &ignored) == RD_OK)
-            current = strcmp(stored, key) == 0;
-        free(stored);
-        rd_h5_close(&f);
-    }
-    MPI_Bcast(&current, 1, MPI_INT, 0, comm);
-    return current;
-}
-
 /* Longest string of a field over all images (at least 1): every shard gets the same widths. */
 static size_t max_width(const rd_shard_image *images, int64_t n, size_t offset) {
     size_t w = 1;
@@ -271,6 +253,79 @@ static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err
     return RD_OK;
 }
 
+/* Reads every chunk of every dataset of a shard, so Fletcher32 checks them all. */
+static rd_status read_everything(const rd_h5file *f, const shard_run *r, rd_error *err) {
+    static const char *const meta[] = {"/meta/image_id",  "/meta/patient_id", "/meta/view",
+                                       "/meta/age",       "/meta/sex",        "/meta/split",
+                                       "/meta/source_row"};
+    const rd_shard_params *p = r->p;
+    int64_t dims[RD_H5_MAX_DIMS];
+    int ndim = 0;
+    rd_h5_type pixel = p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8, type;
+    rd_status st = rd_h5_shape(f, "/images", dims, &ndim, NULL, err);
+    if (!st) st = rd_h5_dataset_type(f, "/images", &type, err);
+    if (!st && (ndim != 3 || dims[1] != p->size || dims[2] != p->size || type != pixel))
+        st = rd_fail(err, RD_EFORMAT, "%s: /images has an unexpected shape or type", f->path);
+    int64_t count = st ? 0 : dims[0];
+    for (int64_t row = 0; !st && row < count; row += p->batch) {
+        int64_t rows = count - row < p->batch ? count - row : p->batch;
+        st = rd_h5_read_rows(f, "/images", pixel, row, rows, r->pixels, err);
+    }
+    for (size_t i = 0; !st && i < sizeof meta / sizeof meta[0]; i++) {
+        size_t width = 0;
+        st = rd_h5_shape(f, meta[i], dims, &ndim, &width, err);
+        if (!st && (ndim != 1 || dims[0] != count))
+            st = rd_fail(err, RD_EFORMAT, "%s: %s has %lld rows, /images %lld", f->path, meta[i],
+                         (long long)dims[0], (long long)count);
+        if (!st && width == 0) st = rd_h5_dataset_type(f, meta[i], &type, err);
+        size_t row_bytes = width ? width + 1 : rd_h5_type_size(type);
+        void *buf = st ? NULL : malloc((size_t)(count > 0 ? count : 1) * row_bytes);
+        if (!st && !buf) st = rd_fail(err, RD_ENOMEM, "%s: out of memory", f->path);
+        if (!st && width)
+            st = rd_h5_read_strings(f, meta[i], 0, count, buf, row_bytes, err);
+        else if (!st)
+            st = rd_h5_read_rows(f, meta[i], type, 0, count, buf, err);
+        free(buf);
+    }
+    return st;
+}
+
+/* RD_OK when the shard at path has the expected content key and every checksum verifies;
+ * RD_ENOTFOUND when it is absent; RD_EINVAL when it was written with other parameters. */
+static rd_status verify_shard(const shard_run *r, const char *path, const char *key,
+                              rd_error *err) {
+    if (access(path, F_OK) != 0) return RD_ENOTFOUND;
+    rd_h5file f;
+    char *stored = NULL;
+    rd_status st = rd_h5_open(&f, path, MPI_COMM_SELF, err);
+    if (!st) st = rd_h5_get_attr_str(&f, "/", "content_key", &stored, err);
+    if (!st && strcmp(stored, key) != 0) st = RD_EINVAL;
+    if (!st) st = read_everything(&f, r, err);
+    free(stored);
+    rd_h5_close(&f);
+    return st;
+}
+
+/* Marks the shards a previous run finished and that are intact: each rank verifies every
+ * nranks-th shard, reading all of it; damaged shards are reported and will be rewritten. */
+static void find_current_shards(const shard_run *r, uint8_t *current) {
+    const rd_shard_params *p = r->p;
+    for (int k = 0; k < p->num_shards; k++) {
+        current[k] = 0;
+        if (p->force || k % r->nranks != r->rank) continue;
+        char key[65], path[RD_H5_PATH_MAX];
+        content_key(p, r->n, k, key);
+        rd_shard_path(path, sizeof path, p->output_dir, k);
+        rd_error err = {0};
+        rd_status st = verify_shard(r, path, key, &err);
+        if (st == RD_OK)
+            current[k] = 1;
+        else if (st != RD_ENOTFOUND && st != RD_EINVAL)
+            rd_warn("existing shard is damaged, rewriting it: %s", err.msg);
+    }
+    MPI_Allreduce(MPI_IN_PLACE, current, p->num_shards, MPI_UINT8_T, MPI_MAX, r->comm);
+}
+
 static rd_status write_text_atomically(const char *path, const char *text, rd_error *err) {
     char tmp[RD_H5_PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -439,14 +494,16 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm);
     if (any && !st) st = rd_fail(err, RD_EIO, "setting up %s failed on rank 0", p->output_dir);
 
+    uint8_t *current = st ? NULL : malloc((size_t)p->num_shards);
+    if (!st && !current) st = rd_fail(err, RD_ENOMEM, "out of memory for %d shards", p->num_shards);
+    if (!st) find_current_shards(&r, current);
     if (!st) rd_progress_start(&r.progress, "shard", n, 0);
     for (int k = 0; !st && k < p->num_shards; k++) {
-        char key[65], path[RD_H5_PATH_MAX];
+        char key[65];
         content_key(p, n, k, key);
-        rd_shard_path(path, sizeof path, p->output_dir, k);
         int64_t count =
             shard_first_row(n, k + 1, p->num_shards) - shard_first_row(n, k, p->num_shards);
-        if (!p->force && shard_is_current(path, key, comm)) {
+        if (current[k]) {
             stats->shards_skipped++;
         } else {
             st = write_shard(&r, k, key, err);
@@ -469,6 +526,7 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
     double local = stats->decode_seconds;
     MPI_Allreduce(&local, &stats->decode_seconds, 1, MPI_DOUBLE, MPI_MAX, comm);
     stats->images = n;
+    free(current);
     free(splits);
     free(r.pixels);
     return st;
