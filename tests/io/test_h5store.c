@@ -8,20 +8,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "mpi_once.h"
 #include "rdino/h5store.h"
-
-static void finalize_mpi(void) {
-    MPI_Finalize();
-}
-
-static void need_mpi(void) {
-    int started = 0;
-    MPI_Initialized(&started);
-    if (!started) {
-        MPI_Init(NULL, NULL);
-        atexit(finalize_mpi);
-    }
-}
 
 static void path_in(rd_test *t, char *buf, size_t n, const char *name) {
     snprintf(buf, n, "%s/%s", rd_test_tmpdir(t), name);
@@ -55,7 +43,7 @@ static void write_sample(rd_test *t, const char *path, int deflate) {
 }
 
 static void round_trip(rd_test *t, int deflate) {
-    need_mpi();
+    rd_test_need_mpi();
     char path[700];
     path_in(t, path, sizeof path, "sample.h5");
     write_sample(t, path, deflate);
@@ -105,7 +93,7 @@ static void round_trip_deflate(rd_test *t) {
 }
 
 static void discard_leaves_nothing(rd_test *t) {
-    need_mpi();
+    rd_test_need_mpi();
     char path[700];
     path_in(t, path, sizeof path, "gone.h5");
     rd_error err = {0};
@@ -122,7 +110,7 @@ static void discard_leaves_nothing(rd_test *t) {
 }
 
 static void errors_name_file_and_object(rd_test *t) {
-    need_mpi();
+    rd_test_need_mpi();
     char path[700], missing[700];
     path_in(t, path, sizeof path, "sample.h5");
     path_in(t, missing, sizeof missing, "missing.h5");
@@ -187,7 +175,7 @@ static void flip_byte(const char *path, long offset) {
 }
 
 static void fletcher32_catches_a_flipped_byte(rd_test *t) {
-    need_mpi();
+    rd_test_need_mpi();
     char path[700];
     path_in(t, path, sizeof path, "flip.h5");
     write_sample(t, path, 0);
@@ -208,7 +196,7 @@ static void fletcher32_catches_a_flipped_byte(rd_test *t) {
 }
 
 static void empty_dataset(rd_test *t) {
-    need_mpi();
+    rd_test_need_mpi();
     char path[700];
     path_in(t, path, sizeof path, "empty.h5");
     rd_error err = {0};

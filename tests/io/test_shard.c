@@ -9,21 +9,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "mpi_once.h"
 #include "rdino/h5store.h"
 #include "rdino/shard.h"
-
-static void finalize_mpi(void) {
-    MPI_Finalize();
-}
-
-static void need_mpi(void) {
-    int started = 0;
-    MPI_Initialized(&started);
-    if (!started) {
-        MPI_Init(NULL, NULL);
-        atexit(finalize_mpi);
-    }
-}
 
 enum { N = 23, S = 6 };
 
@@ -190,7 +178,7 @@ static void check_shards(rd_test *t, const char *dir, const sample *s, const rd_
 }
 
 static void writes_documented_layout(rd_test *t, int depth) {
-    need_mpi();
+    rd_test_need_mpi();
     const char *dir = rd_test_tmpdir(t);
     sample s;
     make_sample(&s, depth);
@@ -228,7 +216,7 @@ static void layout_16bit(rd_test *t) {
 }
 
 static void rerun_skips_current_shards(rd_test *t) {
-    need_mpi();
+    rd_test_need_mpi();
     const char *dir = rd_test_tmpdir(t);
     sample s;
     make_sample(&s, 8);
@@ -265,7 +253,7 @@ static void rerun_skips_current_shards(rd_test *t) {
 }
 
 static void loader_failure_leaves_no_shard(rd_test *t) {
-    need_mpi();
+    rd_test_need_mpi();
     const char *dir = rd_test_tmpdir(t);
     sample s;
     make_sample(&s, 8);
@@ -314,7 +302,7 @@ static void splits_are_by_patient_with_the_right_fractions(rd_test *t) {
 }
 
 static void shard_count_and_bad_params(rd_test *t) {
-    need_mpi();
+    rd_test_need_mpi();
     CHECK(rd_shard_count(10, 0, 4) == 3);
     CHECK(rd_shard_count(10, 0, 10) == 1);
     CHECK(rd_shard_count(10, 20, 4) == 10);
