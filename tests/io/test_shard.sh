@@ -157,14 +157,18 @@ if [ ! -x "$pre_bin" ] || [ ! -x "$synth_bin" ]; then
     rd_skip "$suite/synth_preprocess_shard" "rdino-synth or rdino-preprocess not built on this branch"
 else
     e2e=$T/e2e
-    if ! rd_mpirun 2 "$synth_bin" data.output_dir="$e2e" >"$T/synth.log" 2>&1; then
+    if ! rd_mpirun 2 "$synth_bin" data.output_dir="$e2e" synth.n_patients=24 \
+        "synth.images_per_patient=[1, 3]" "synth.size_range=[48, 96]" >"$T/synth.log" 2>&1; then
         rd_fail "$suite/synth_preprocess_shard" "rdino-synth failed: $(tail -2 "$T/synth.log")"
-    elif ! rd_mpirun 2 "$pre_bin" --config "$e2e/synth.yaml" data.output_dir="$e2e" preprocess.size=32 \
-        >"$T/pre.log" 2>&1; then
+    elif ! rd_mpirun 2 "$pre_bin" data.output_dir="$e2e" data.format=nih \
+        data.metadata_csv="$e2e/synth/metadata.csv" data.image_root="$e2e/synth/images" \
+        preprocess.size=32 >"$T/pre.log" 2>&1; then
         rd_fail "$suite/synth_preprocess_shard" "rdino-preprocess failed: $(tail -2 "$T/pre.log")"
-    elif ! rd_mpirun 2 "$bin" data.output_dir="$e2e" >"$T/e2e.log" 2>&1 ||
+    elif ! rd_mpirun 2 "$bin" data.output_dir="$e2e" shard.images_per_shard=16 >"$T/e2e.log" 2>&1 ||
         ! $py $check layout "$e2e/shards" "$e2e/preprocessed" 0.1 0.1 >"$T/e2e.txt" 2>&1; then
         rd_fail "$suite/synth_preprocess_shard" "$(tail -3 "$T/e2e.log" "$T/e2e.txt")"
+    elif [ "$(($(wc -l <"$e2e/synth/metadata.csv") - 1))" -ne "$(($(wc -l <"$e2e/preprocessed/manifest.csv") - 1))" ]; then
+        rd_fail "$suite/synth_preprocess_shard" "synthetic images lost before sharding"
     else
         rd_pass "$suite/synth_preprocess_shard"
     fi
