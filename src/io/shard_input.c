@@ -128,8 +128,10 @@ rd_status rd_shard_manifest_read(const char *dir, rd_shard_manifest *m, rd_error
         if (!st && m->size == 0) m->size = (int)wh[0];
         if (!st && (wh[0] != m->size || wh[1] != m->size || m->size < 1))
             st = rd_fail(err, RD_EFORMAT,
-                         "%s line %lld: image is %lldx%lld; every image must be %dx%d", m->path,
-                         (long long)rec.line, (long long)wh[0], (long long)wh[1], m->size, m->size);
+                         "%s line %lld: image is %lldx%lld; every image must be %dx%d (shards need "
+                         "square images: preprocess.crop: center)",
+                         m->path, (long long)rec.line, (long long)wh[0], (long long)wh[1], m->size,
+                         m->size);
     }
     if (!st && got < 0) st = err->code;
     if (!st && m->n == 0) st = rd_fail(err, RD_EFORMAT, "%s: no images", m->path);

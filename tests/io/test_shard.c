@@ -320,6 +320,55 @@ static void shard_count_and_bad_params(rd_test *t) {
           RD_EINVAL);
 }
 
+static void write_file(const char *path, const char *text) {
+    FILE *fp = fopen(path, "w");
+    if (fp) fputs(text, fp), fclose(fp);
+}
+
+static void manifest_read_and_errors(rd_test *t) {
+    const char *dir = rd_test_tmpdir(t);
+    char path[700];
+    snprintf(path, sizeof path, "%s/manifest.csv", dir);
+    const char *header = "image_id,file,patient_id,age,sex,view,width,height,source_row\n";
+    char text[1024];
+    snprintf(
+        text, sizeof text,
+        "%sa.png,images/a.png,P1,61.5,M,PA,8,8,2\n\"b,\"\"q\"\".png\",images/b.png,,,,,8,8,4\n",
+        header);
+    write_file(path, text);
+    rd_shard_manifest m;
+    rd_error err = {0};
+    CHECK_OK(rd_shard_manifest_read(dir, &m, &err), &err);
+    CHECK(m.n == 2 && m.size == 8 && strlen(m.sha256) == 64);
+    if (m.n == 2) {
+        CHECK(strcmp(m.images[1].image_id, "b,\"q\".png") == 0);
+        CHECK(m.images[0].age == 61.5f && isnan(m.images[1].age));
+        CHECK(m.images[0].sex == 1 && m.images[1].sex == -1 && m.images[1].source_row == 4);
+        CHECK(strstr(m.images[0].file, dir) && strstr(m.images[0].file, "/images/a.png"));
+        CHECK(strcmp(m.images[1].patient_id, "") == 0 && strcmp(m.images[1].view, "") == 0);
+    }
+    rd_shard_manifest_free(&m);
+
+    const struct {
+        const char *rows, *needle;
+    } bad[] = {{"a.png,images/a.png,P1,old,M,PA,8,8,2\n", "age 'old'"},
+               {"a.png,images/a.png,P1,60,X,PA,8,8,2\n", "sex 'X'"},
+               {"a.png,images/a.png,P1,60,M,PA,8,8,2\nb.png,images/b.png,P1,60,M,PA,8,9,3\n",
+                "line 3: image is 8x9"},
+               {"a.png,images/a.png,P1,60,M,PA,8,8\n", "no 'source_row'"},
+               {"", "no images"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "%s%s", header, bad[i].rows);
+        write_file(path, text);
+        CHECK(rd_shard_manifest_read(dir, &m, &err) == RD_EFORMAT);
+        CHECK_MSG(strstr(err.msg, bad[i].needle) && strstr(err.msg, path), "case %zu: %s", i,
+                  err.msg);
+    }
+    write_file(path, "image_id,file,age\n");
+    CHECK(rd_shard_manifest_read(dir, &m, &err) == RD_EFORMAT);
+    CHECK_MSG(strstr(err.msg, "patient_id"), "message: %s", err.msg);
+}
+
 static const rd_test_case cases[] = {
     {"layout_8bit", layout_8bit},
     {"layout_16bit", layout_16bit},
@@ -328,6 +377,7 @@ static const rd_test_case cases[] = {
     {"splits_are_by_patient_with_the_right_fractions",
      splits_are_by_patient_with_the_right_fractions},
     {"shard_count_and_bad_params", shard_count_and_bad_params},
+    {"manifest_read_and_errors", manifest_read_and_errors},
 };
 
 RD_TEST_MAIN("io/shard", cases)
