@@ -32,7 +32,7 @@ best() { sort -g | tail -1; }
 
 # The disk is shared (other helpers, the host's cache): dd and ours alternate, 3 runs each; the
 # ratio uses the best run of each (what the disk allows when nobody else is writing).
-echo "shard write: $n images ${size}x${size} uint8 ($mib MiB) in $dir, $(nproc) cores, 3 alternating runs"
+echo "shard write: $n images ${size}x${size} uint8 ($mib MiB) in $dir, $(nproc) cores, 3 alternating runs; load:$(uptime | sed "s/.*load average://")"
 for np in 1 2; do
     dd_runs=() our_runs=() rss=0
     for _ in 1 2 3; do

@@ -1,6 +1,6 @@
 /* Shard write throughput from memory: N synthetic S x S uint8 images through rd_shard_write_all
  * (collective parallel HDF5, Fletcher32, no deflate), so the time is HDF5 writing only.
- *   mpirun -np R build/bench/bench_shard_write DIR [N] [S] [IMAGES_PER_SHARD]
+ *   mpirun -np R build/bench/bench_shard_write DIR [N] [S] [IMAGES_PER_SHARD] [BATCH]
  * Prints "RESULT shard_write_memory_npR: <MB/s> MB/s" and the peak RSS of the largest rank. */
 #include <mpi.h>
 #include <stdio.h>
@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
     rd_log_set_rank(rank, nranks);
     rd_log_set_quiet(1);
     if (argc < 2) {
-        if (rank == 0) fprintf(stderr, "usage: %s DIR [N] [S] [IMAGES_PER_SHARD]\n", argv[0]);
+        if (rank == 0)
+            fprintf(stderr, "usage: %s DIR [N] [S] [IMAGES_PER_SHARD] [BATCH]\n", argv[0]);
         MPI_Finalize();
         return 2;
     }
@@ -52,7 +53,7 @@ int main(int argc, char **argv) {
                          .test_fraction = 0.1,
                          .size = s.size,
                          .bit_depth = 8,
-                         .batch = 16,
+                         .batch = argc > 5 ? atoi(argv[5]) : 64,
                          .force = 1,
                          .config_yaml = "",
                          .manifest_sha256 = "",

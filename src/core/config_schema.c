@@ -133,7 +133,7 @@ static const rd_cfg_key schema[] = {
     FLT("shard.test_fraction", "0.1", 0, 1, "fraction of patients in the test split"),
     INT("shard.split_seed", "0", 0, INT64_MAX, "seed of the patient-level split"),
     INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
-    INT("shard.batch", "16", 1, 1 << 16, "images a rank decodes per collective write"),
+    INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
 };
 
 const rd_cfg_key *rd_config_schema(int *nkeys) {
