@@ -17,7 +17,7 @@ enum { N = 23, S = 6 };
 
 typedef struct {
     rd_shard_image images[N];
-    char ids[N][16], patients[N][16];
+    char ids[N][32], patients[N][32];
     int fail_at; /* the loader fails on this index (-1: never) */
     int depth;
 } sample;
