@@ -77,13 +77,13 @@ int rd_kernel_parse(const char *name);
 /* Workspace: weights, the intermediate image and row buffers, grown as needed. Zero-initialise
  * ({0}) before first use; rd_resampler_free releases it. */
 typedef struct rd_resampler {
-    rd_buf weights, starts, block, mid;
+    rd_buf weights, starts, block, mid, rows;
 } rd_resampler;
 
 void rd_resampler_free(rd_resampler *r);
 
 /* Resamples an integer image into out (g->out_w * g->out_h floats, row-major). Samples map to
- * [0, 1] (v / 255 for 8-bit, v / 65535 for 16-bit) and the result is clamped to [0, 1] (the
+ * [0, 1] (v / 255 for 8-bit, v / 65535 for 16-bit) and both passes clamp to that range (the
  * cubic kernel overshoots), as Pillow clamps 8-bit results. Internally 8-bit samples become
  * v * 257 on the 16-bit scale, so an 8-bit image and its 16-bit copy (values * 257) give bitwise
  * identical output. g must come from an rd_geometry_* function for src's size. */

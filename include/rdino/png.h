@@ -20,7 +20,8 @@
  * Hostile input: the whole file is read into a reusable buffer and checked before libpng sees
  * it: signature, IHDR (zero or too many pixels, invalid depth/colour combination), every
  * chunk's length and CRC, IEND present. Only then does libpng decode (its own CRC check off:
- * already done; zlib's Adler-32 still checked), with errors caught by setjmp/longjmp. Each
+ * already done; zlib's Adler-32 off: the CRCs already cover every compressed byte), with errors
+ * caught by setjmp/longjmp. Each
  * failure sets an rd_reject reason (written to rejects reports) and an rd_error naming the file.
  */
 #ifndef RDINO_PNG_H

@@ -102,16 +102,16 @@ static const rd_cfg_key schema[] = {
     INT("evaluation.eval_period_iterations", "12500", 0, 1 << 30, "teacher dump period"),
 
     /* ---- rdino: input data and where outputs go ---- */
-    STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format"),
-    STR("data.metadata_csv", "", NULL, "metadata CSV (MIMIC: mimic-cxr-2.0.0-metadata.csv)"),
-    STR("data.patients_csv", "", NULL, "MIMIC-CXR patients.csv"),
-    STR("data.image_root", "", NULL, "folder the CSV image paths are relative to"),
+    STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format (include/rdino/metadata.h)"),
+    STR("data.metadata_csv", "", NULL, "metadata CSV (NIH Data_Entry_2017.csv, CheXpert train.csv, PadChest CSV, MIMIC mimic-cxr-2.0.0-metadata.csv)"),
+    STR("data.patients_csv", "", NULL, "MIMIC-CXR only: MIMIC-IV patients.csv (gender, anchor_age, anchor_year)"),
+    STR("data.image_root", "", NULL, "folder the CSV image paths are relative to (MIMIC: the folder holding files/)"),
     STR("data.output_dir", "rdino-out", NULL, "every stage writes under this folder"),
     STR("data.columns.image", "Image Index", NULL, "generic CSV: image path column"),
-    STR("data.columns.patient", "Patient ID", NULL, "generic CSV: patient id column"),
-    STR("data.columns.age", "Patient Age", NULL, "generic CSV: age column (years)"),
-    STR("data.columns.sex", "Patient Gender", NULL, "generic CSV: sex column"),
-    STR("data.columns.view", "View Position", NULL, "generic CSV: view column"),
+    STR("data.columns.patient", "Patient ID", NULL, "generic CSV: patient id column (empty: none)"),
+    STR("data.columns.age", "Patient Age", NULL, "generic CSV: age column, years or DICOM 060Y (empty: none)"),
+    STR("data.columns.sex", "Patient Gender", NULL, "generic CSV: sex column, M/F/Male/Female (empty: none)"),
+    STR("data.columns.view", "View Position", NULL, "generic CSV: view column (empty: none)"),
 
     /* ---- rdino-preprocess ---- */
     INT("preprocess.size", "518", 8, 16384, "shorter side after resizing (RAD-DINO: 518)"),
@@ -122,7 +122,9 @@ static const rd_cfg_key schema[] = {
     STR("preprocess.views", "", NULL, "keep only these views, e.g. \"PA,AP\" (empty = all)"),
     INT("preprocess.bit_depth", "8", 8, 16, "stored bits per pixel: 8 or 16"),
     INT("preprocess.max_pixels", "400000000", 1, INT64_MAX, "refuse images with more pixels"),
-    INT("preprocess.chunk", "8", 1, 1 << 20, "images handed to a rank at a time"),
+    FLT("preprocess.max_aspect", "4", 1, 1000, "crop=none: refuse images whose longer side exceeds this many shorter sides"),
+    INT("preprocess.png_level", "1", 0, 9, "zlib level of the output PNGs (1: fast; 6-9: files about a quarter smaller, 4x slower)"),
+    INT("preprocess.chunk", "8", 1, 1 << 20, "images handed to a rank at a time (and journalled together)"),
 
     /* ---- rdino-shard ---- */
     STR("shard.input_dir", "", NULL, "preprocessed images + manifest.csv (default <data.output_dir>/preprocessed)"),

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "harness.h"
+#include "pyref.h"
 #include "rdino/png.h"
 
 static unsigned char *slurp(const char *path, size_t *len) {
@@ -29,25 +30,8 @@ static int spit(const char *path, const void *data, size_t len) {
     return fclose(f) == 0 && n == len ? 0 : -1;
 }
 
-/* Runs the fixture script into a fresh directory; NULL (and SKIP/FAIL set) when impossible. */
-static const char *make_fixtures(rd_test *t) {
-    if (system("/usr/bin/python3 -c 'import PIL, numpy' 2>/dev/null") != 0) {
-        rd_test_skip(t, "/usr/bin/python3 with PIL and numpy not available "
-                        "(scripts/install-deps.sh installs python3-pil)");
-        return NULL;
-    }
-    const char *dir = rd_test_tmpdir(t);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/io/png_fixtures.py '%s'", dir);
-    if (system(cmd) != 0) {
-        rd_test_fail(t, __FILE__, __LINE__, "%s failed", cmd);
-        return NULL;
-    }
-    return dir;
-}
-
 static void decodes_like_pillow(rd_test *t) {
-    const char *dir = make_fixtures(t);
+    const char *dir = rd_test_python_reference(t, "tests/io/png_fixtures.py");
     if (!dir) return;
     char path[1024];
     snprintf(path, sizeof path, "%s/cases.txt", dir);
