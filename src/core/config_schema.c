@@ -153,6 +153,17 @@ static const rd_cfg_key schema[] = {
     FLT("preprocess.max_aspect", "4", 1, 1000, "crop=none: refuse images whose longer side exceeds this many shorter sides"),
     INT("preprocess.png_level", "1", 0, 9, "zlib level of the output PNGs (1: fast; 6-9: files about a quarter smaller, 4x slower)"),
     INT("preprocess.chunk", "8", 1, 1 << 20, "images handed to a rank at a time (and journalled together)"),
+
+    /* ---- rdino-shard ---- */
+    STR("shard.input_dir", "", NULL, "preprocessed images + manifest.csv (default <data.output_dir>/preprocessed)"),
+    STR("shard.output_dir", "", NULL, "where shards go (default <data.output_dir>/shards)"),
+    INT("shard.num_shards", "0", 0, 1 << 20, "number of shards K (0: from images_per_shard)"),
+    INT("shard.images_per_shard", "1024", 1, 1 << 30, "images per shard when num_shards is 0"),
+    FLT("shard.val_fraction", "0.1", 0, 1, "fraction of patients in the validation split"),
+    FLT("shard.test_fraction", "0.1", 0, 1, "fraction of patients in the test split"),
+    INT("shard.split_seed", "0", 0, INT64_MAX, "seed of the patient-level split"),
+    INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
+    INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
 };
 
 const rd_cfg_key *rd_config_schema(int *nkeys) {
