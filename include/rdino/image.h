@@ -113,12 +113,12 @@ float rd_percentile(const float *x, size_t n, double p, float *scratch);
 void rd_norm_window(const float *x, size_t n, rd_norm norm, double lo_pct, double hi_pct,
                     float *scratch, float *lo, float *hi);
 
-enum { RD_NORM_WARN_CONSTANT = 1 }; /* hi <= lo: the output is all zeros */
+enum { RD_NORM_WARN_CONSTANT = 1 }; /* flat window: the output is all zeros */
 
 /* Maps x to [0, 1] by (x - lo) / (hi - lo), clamped, and quantises to depth bits (8 or 16)
  * with round half up: q = floor(v * maxval + 0.5), computed in float; out holds n uint8_t or
- * uint16_t. When hi <= lo (a constant image) every output is 0 and RD_NORM_WARN_CONSTANT is
- * returned; otherwise 0. */
+ * uint16_t. When hi - lo <= 1e-5 max(|lo|, |hi|) (a constant image, up to resampling
+ * round-off) every output is 0 and RD_NORM_WARN_CONSTANT is returned; otherwise 0. */
 unsigned rd_quantize(const float *x, size_t n, float lo, float hi, int depth, void *out);
 
 #endif

@@ -129,7 +129,10 @@ void rd_norm_window(const float *x, size_t n, rd_norm norm, double lo_pct, doubl
 
 unsigned rd_quantize(const float *x, size_t n, float lo, float hi, int depth, void *out) {
     size_t sample_bytes = depth == 16 ? 2 : 1;
-    if (!(hi > lo)) {
+    /* Resampling a flat image leaves float ripples of ~1e-7 relative; a window narrower than
+     * 1e-5 of the intensity scale is a constant image, not contrast to stretch. */
+    float scale_of_values = fmaxf(fabsf(lo), fabsf(hi));
+    if (!(hi - lo > 1e-5f * scale_of_values)) {
         memset(out, 0, n * sample_bytes);
         return RD_NORM_WARN_CONSTANT;
     }

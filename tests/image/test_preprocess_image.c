@@ -206,6 +206,31 @@ static void constant_image_is_zeros_with_a_warning(rd_test *t) {
     rd_prep_workspace_free(ws);
 }
 
+/* Resampling a flat image leaves float ripples of ~1e-7 relative; they must not be stretched
+ * to the full output range. */
+static void resized_flat_image_is_still_constant(rd_test *t) {
+    rd_prep_workspace *ws = rd_prep_workspace_new();
+    static const int sizes[][2] = {{16, 48}, {32, 16}, {16, 64}, {32, 32}};
+    static uint8_t buf[32 * 32];
+    memset(buf, 77, sizeof buf);
+    for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
+        rd_prep_options opt = rd_prep_defaults();
+        opt.size = sizes[c][1];
+        rd_grey_image img = {sizes[c][0], sizes[c][0], 8, buf};
+        static uint8_t out[64 * 64];
+        memset(out, 0xff, sizeof out);
+        rd_prep_result res;
+        rd_error err = {0};
+        CHECK_OK(rd_prep_grey(ws, &img, "flat", &opt, out, sizeof out, &res, &err), &err);
+        CHECK_MSG(res.warnings & RD_PREP_WARN_CONSTANT, "%d -> %d: no constant warning",
+                  sizes[c][0], sizes[c][1]);
+        int zeros = 1;
+        for (int i = 0; i < opt.size * opt.size; i++) zeros &= out[i] == 0;
+        CHECK_MSG(zeros, "%d -> %d: output not all zeros", sizes[c][0], sizes[c][1]);
+    }
+    rd_prep_workspace_free(ws);
+}
+
 static void workspace_stops_growing(rd_test *t) {
     rd_prep_workspace *ws = rd_prep_workspace_new();
     rd_prep_options opt = rd_prep_defaults();
@@ -236,6 +261,7 @@ static const rd_test_case cases[] = {
     {"rejects_carry_a_reason_and_the_workspace_survives",
      rejects_carry_a_reason_and_the_workspace_survives},
     {"constant_image_is_zeros_with_a_warning", constant_image_is_zeros_with_a_warning},
+    {"resized_flat_image_is_still_constant", resized_flat_image_is_still_constant},
     {"workspace_stops_growing", workspace_stops_growing},
 };
 RD_TEST_MAIN("preprocess_image", cases)
