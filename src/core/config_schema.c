@@ -26,6 +26,8 @@
         STR(prefix ".mixed_precision.reduce_dtype", reduce, NULL, "ignored (rdino is fp32)"),      \
         STR(prefix ".mixed_precision.buffer_dtype", "fp32", NULL, "ignored (rdino is fp32)")
 
+/* A table reads best one key per line, so clang-format leaves it alone. */
+/* clang-format off */
 static const rd_cfg_key schema[] = {
     /* ---- DINOv2 ---- */
     STR("MODEL.WEIGHTS", "", NULL,
@@ -165,6 +167,7 @@ static const rd_cfg_key schema[] = {
     INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
     INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
 };
+/* clang-format on */
 
 const rd_cfg_key *rd_config_schema(int *nkeys) {
     *nkeys = (int)(sizeof schema / sizeof schema[0]);
