@@ -27,6 +27,8 @@ static double row_cross_entropy(const float *s, const float *q1, const float *q2
         sum_e += e;
         ds[k] = e;
     }
+    /* sum_e >= 1: the maximum contributes exp(0). */
+    // cppcheck-suppress invalidFunctionArg
     double lse = m + log(sum_e);
     const float a = (float)(coef * inv_temp * qsum / sum_e), b = (float)(coef * inv_temp);
     for (int k = 0; k < K; k++) ds[k] = a * ds[k] - b * (q1[k] + (q2 ? q2[k] : 0.0f));

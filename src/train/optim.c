@@ -113,15 +113,19 @@ static double sum_squares(const float *x, size_t n) {
 
 void rd_clip_grad_norms(rd_param_set *set, double max_norm, double *norms, double *coefs) {
     for (int mod = 0; mod < RD_MODULE_COUNT; mod++) {
-        size_t begin, end;
-        rd_params_module_range(set, (rd_module)mod, &begin, &end);
-        /* Padding between tensors holds zero gradients, so the range can be scanned whole. */
-        double n = sqrt(sum_squares(set->grad + begin, end - begin));
-        double coef = 1.0;
+        double ss = 0.0;
+        for (int i = 0; i < set->count; i++)
+            if (set->params[i].module == (rd_module)mod)
+                ss += sum_squares(rd_param_grad(set, i), set->params[i].numel);
+        double n = sqrt(ss), coef = 1.0;
         if (max_norm > 0) coef = fmin(1.0, max_norm / (n + 1e-6));
         if (coef < 1.0) {
             float c = (float)coef;
-            for (size_t i = begin; i < end; i++) set->grad[i] *= c;
+            for (int i = 0; i < set->count; i++) {
+                if (set->params[i].module != (rd_module)mod) continue;
+                float *g = rd_param_grad(set, i);
+                for (size_t j = 0; j < set->params[i].numel; j++) g[j] *= c;
+            }
         }
         if (norms) norms[mod] = n;
         if (coefs) coefs[mod] = coef;
