@@ -1,6 +1,5 @@
 #include "rdino/heads.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -192,10 +191,8 @@ void rd_head_backward(const rd_head *head, rd_param_set *set, rd_head_acts *a, c
     size_t hid_n = (size_t)rows * c->hidden_dim;
     if (rows == 0) return;
     /* dW[K, bn] = dlogits^T z (overwritten), dz[rows, bn] = dlogits W. */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, bn, rows, 1.0f, dlogits, K, a->z, bn,
-                0.0f, a->dweight, bn);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, bn, K, 1.0f, dlogits, K, a->weight,
-                bn, 0.0f, a->dz, bn);
+    rd_sgemm(1, 0, K, bn, rows, 1.0f, dlogits, K, a->z, bn, 0.0f, a->dweight, bn, NULL);
+    rd_sgemm(0, 0, rows, bn, K, 1.0f, dlogits, K, a->weight, bn, 0.0f, a->dz, bn, NULL);
     weight_norm_backward(head, set, a);
     normalize_backward(a, bn);
     /* MLP backward, last layer first. dout holds dL/d(layer output); of the two scratch
