@@ -14,6 +14,10 @@
 
 #include <stddef.h>
 
+/* Elementwise and row loops with fewer elements than this run on one thread (a parallel region
+ * costs microseconds; tiny tensors are faster serial). */
+#define RD_PARALLEL_MIN 32768
+
 /* ---- GEMM ------------------------------------------------------------------------------ */
 
 /* Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, op = transpose when trans_*.

@@ -50,7 +50,7 @@ typedef struct rd_vit_config {
     float drop_path_rate;    /* stochastic depth rate q */
     int drop_path_uniform;   /* 1: q in every block; 0: linspace(0, q, depth) */
     int qkv_bias, proj_bias, ffn_bias;
-    float interpolate_offset; /* pos-embed resampling offset (0.1); 0 = size form */
+    double interpolate_offset; /* pos-embed resampling offset (0.1); 0 = size form */
     rd_vit_ffn ffn;
 } rd_vit_config;
 
@@ -119,8 +119,8 @@ typedef struct rd_vit_drop_path {
     const int *index; /* [depth * 2 * batch] */
 } rd_vit_drop_path;
 
-/* Drop rate of block i: q (uniform) or torch.linspace(0, q, depth)[i] in fp32. */
-float rd_vit_block_drop_rate(const rd_vit_config *cfg, int block);
+/* Drop rate of block i: q (uniform) or torch.linspace(0, q, depth)[i] (computed in fp32). */
+double rd_vit_block_drop_rate(const rd_vit_config *cfg, int block);
 /* Samples kept by a branch of a batch of b: max(floor(b (1 - rate)), 1), in double. */
 int rd_vit_drop_path_keep(double rate, int b);
 /* Draws every block's subsets for a batch of b (ascending indices; count = b where the rate is
@@ -145,7 +145,7 @@ typedef struct rd_vit_output {
 typedef struct rd_vit_context {
     const rd_vit *vit;
     rd_vit_mode mode;
-    int max_batch, max_patches, max_tokens, threads;
+    int max_batch, max_patches, max_tokens, max_grid, threads;
     rd_arena arena;
     void *layout; /* buffer map inside the arena (private) */
     /* state of the last forward */
@@ -157,8 +157,10 @@ typedef struct rd_vit_context {
 /* Bytes of the arena a context for up to max_batch images of height x width needs. */
 size_t rd_vit_context_bytes(const rd_vit *vit, int max_batch, int height, int width,
                             rd_vit_mode mode);
-/* Allocates the arena once (reported with rd_info). The context accepts any image size whose
- * patch count is at most that of height x width, and any batch up to max_batch. */
+/* Allocates the arena once (reported with rd_info). The context accepts any batch up to
+ * max_batch and any image size whose patch count is at most that of height x width and whose
+ * grid sides are at most max(height, width) / p; it may not run with more OpenMP threads than
+ * omp_get_max_threads() had at init (per-thread scratch). */
 rd_status rd_vit_context_init(rd_vit_context *ctx, const rd_vit *vit, int max_batch, int height,
                               int width, rd_vit_mode mode, rd_error *err);
 void rd_vit_context_free(rd_vit_context *ctx);

@@ -45,7 +45,7 @@ void rd_attention_forward(float *out, float *att, float *scratch, const float *q
     int hd = D / H, ld = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
     rd_blas_one_thread();
-#pragma omp parallel for collapse(2) schedule(dynamic)
+#pragma omp parallel for collapse(2) schedule(dynamic) if ((long)b * H * T * T > RD_PARALLEL_MIN)
     for (int i = 0; i < b; i++)
         for (int h = 0; h < H; h++) {
             const float *q = qkv + (size_t)i * T * ld + (size_t)h * hd;
@@ -68,7 +68,7 @@ void rd_attention_backward(float *dqkv, float *scratch, const float *dout, const
     int hd = D / H, ld = 3 * D;
     float scale = 1.0f / sqrtf((float)hd);
     rd_blas_one_thread();
-#pragma omp parallel for collapse(2) schedule(dynamic)
+#pragma omp parallel for collapse(2) schedule(dynamic) if ((long)b * H * T * T > RD_PARALLEL_MIN)
     for (int i = 0; i < b; i++)
         for (int h = 0; h < H; h++) {
             size_t head = (size_t)i * T * ld + (size_t)h * hd;

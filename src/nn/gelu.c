@@ -4,10 +4,9 @@
 #define INV_SQRT_2PI 0.39894228040143267794f
 
 /* Elementwise loops: threads split the array, each slice is a vectorised loop. */
-#define PARALLEL_MIN 32768
 
 void rd_gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (n > RD_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float gauss;
         float x = inp[i];
@@ -16,7 +15,7 @@ void rd_gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 void rd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (n > RD_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float gauss;
         float x = inp[i];

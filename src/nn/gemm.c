@@ -4,7 +4,7 @@
 #include "rdino/nn.h"
 
 /* Below this many multiply-adds a GEMM runs on the calling thread. */
-#define PARALLEL_MIN_MACS (1 << 18)
+#define RD_PARALLEL_MIN_MACS (1 << 18)
 
 void rd_blas_one_thread(void) {
     if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
@@ -40,7 +40,7 @@ void rd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
               const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
     rd_blas_one_thread();
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (threads == 1 || (double)M * N * K < PARALLEL_MIN_MACS) {
+    if (threads == 1 || (double)M * N * K < RD_PARALLEL_MIN_MACS) {
         gemm_part(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
         return;
     }

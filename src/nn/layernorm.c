@@ -2,11 +2,9 @@
 
 #include "rdino/nn.h"
 
-#define PARALLEL_MIN 32768 /* elements below which a loop runs on one thread */
-
 void rd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                           const float *weight, const float *bias, int N, int C) {
-#pragma omp parallel for schedule(static) if ((long)N * C > PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if ((long)N * C > RD_PARALLEL_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
@@ -30,7 +28,7 @@ void rd_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
                            const float *weight, int N, int C) {
     /* dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dout * weight */
     if (dinp) {
-#pragma omp parallel for schedule(static) if ((long)N * C > PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if ((long)N * C > RD_PARALLEL_MIN)
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float *dx = dinp + (size_t)n * C;
@@ -52,7 +50,7 @@ void rd_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
     }
     if (!dweight && !dbias) return;
         /* Parameter gradients: threads own column blocks, rows are added in order. */
-#pragma omp parallel for schedule(static) if ((long)N * C > PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if ((long)N * C > RD_PARALLEL_MIN)
     for (int c0 = 0; c0 < C; c0 += 64) {
         int c1 = c0 + 64 < C ? c0 + 64 : C;
         float dw[64] = {0}, db[64] = {0};

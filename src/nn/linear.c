@@ -18,7 +18,7 @@ void rd_linear_backward(float *dinp, float *dweight, float *dbias, const float *
 void rd_column_sums_add(float *sums, const float *x, int N, int C) {
     /* Threads own column blocks and add rows in order: the result does not depend on the
      * thread count. */
-#pragma omp parallel for schedule(static) if ((long)N * C > (1L << 16))
+#pragma omp parallel for schedule(static) if ((long)N * C > RD_PARALLEL_MIN)
     for (int c0 = 0; c0 < C; c0 += 64) {
         int c1 = c0 + 64 < C ? c0 + 64 : C;
         float acc[64] = {0};

@@ -4,7 +4,7 @@
 
 void rd_patchify(float *patches, const float *images, int b, int c, int H, int W, int p) {
     int gh = H / p, gw = W / p, K = c * p * p;
-#pragma omp parallel for collapse(2) schedule(static) if ((long)b * gh * gw * K > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if ((long)b * gh * gw * K > RD_PARALLEL_MIN)
     for (int i = 0; i < b; i++)
         for (int r = 0; r < gh; r++)
             for (int col = 0; col < gw; col++) {

@@ -1,10 +1,8 @@
 #include "rdino/nn.h"
 #include "vecmath.h"
 
-#define PARALLEL_MIN 32768
-
 void rd_swiglu_forward(float *out, const float *inp, int N, int h) {
-#pragma omp parallel for schedule(static) if ((long)N * h > PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if ((long)N * h > RD_PARALLEL_MIN)
     for (int n = 0; n < N; n++) {
         const float *a1 = inp + (size_t)n * 2 * h, *a2 = a1 + h;
         float *o = out + (size_t)n * h;
@@ -15,7 +13,7 @@ void rd_swiglu_forward(float *out, const float *inp, int N, int h) {
 
 void rd_swiglu_backward(float *dinp, const float *dout, const float *inp, int N, int h) {
     /* silu(a) = a sig(a),  silu'(a) = sig(a) (1 + a (1 - sig(a))) */
-#pragma omp parallel for schedule(static) if ((long)N * h > PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if ((long)N * h > RD_PARALLEL_MIN)
     for (int n = 0; n < N; n++) {
         const float *a1 = inp + (size_t)n * 2 * h, *a2 = a1 + h;
         float *d1 = dinp + (size_t)n * 2 * h, *d2 = d1 + h;
