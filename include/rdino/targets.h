@@ -15,11 +15,11 @@
  *   repeat iterations: Q[:,k] /= (K * prototype mass r_k);  Q[b,:] /= (B_tot * row mass c_b);
  *   Q *= B_tot.
  * B_tot = total rows over ranks, the max, the total mass and the per-prototype masses r_k
- * are reduced (1 + 2 + iterations x K doubles). work: K doubles. q may not alias logits. */
+ * are reduced (1 + 2 + iterations x K doubles). work: K doubles. q may be logits (in place). */
 rd_status rd_sinkhorn_targets(float *q, const float *logits, int rows, int K, double temp,
                               int iterations, const rd_reducer *red, double *work, rd_error *err);
 
-/* Softmax centring targets q = softmax((t - c) / temp) per row, t [rows, K], c [K]. */
+/* Softmax centring targets q = softmax((t - c) / temp) per row, t [rows, K], c [K]; q may be t. */
 void rd_centering_targets(float *q, const float *logits, const float *center, int rows, int K,
                           double temp);
 

@@ -13,6 +13,7 @@
 #include "rdino/heads.h"
 #include "rdino/loss.h"
 #include "rdino/optim.h"
+#include "rdino/step.h"
 #include "rdino/targets.h"
 
 #define FWD_RTOL   1e-5
@@ -439,6 +440,208 @@ static void run_optimizer(rd_test *t, const char *name) {
     close_case(&c);
 }
 
+/* Drop-path subsets of the fixture for a batch of b: inputs/drop_path/<tag>/blocks.i/<branch>. */
+static int load_drop_path(rd_test *t, hid_t f, const char *tag, int depth, int b, int *count,
+                          int *index) {
+    static const char *const branch[2] = {"attn", "ffn"};
+    for (int i = 0; i < depth; i++)
+        for (int br = 0; br < 2; br++) {
+            char path[128];
+            snprintf(path, sizeof path, "inputs/drop_path/%s/blocks.%d/%s", tag, i, branch[br]);
+            size_t n = 0;
+            int64_t *idx = rd_fixture_ints(f, path, &n);
+            CHECK_MSG(idx != NULL, "%s missing", path);
+            if (!idx) return 0;
+            count[2 * i + br] = (int)n;
+            for (size_t j = 0; j < n; j++) index[(size_t)(2 * i + br) * b + j] = (int)idx[j];
+            free(idx);
+        }
+    return 1;
+}
+
+/* The whole step through rd_trainer_step: losses, every gradient (after clipping: the fixture's
+ * gradients x the clip coefficient), parameters and moments after AdamW, teacher after EMA. */
+static void run_full_step(rd_test *t, const char *name) {
+    hid_t f = rd_fixture_open(name);
+    if (f < 0) SKIP("fixture %s not found (set RDINO_FIXTURES)", name);
+    rd_error err = {0};
+    char centering[64] = "";
+    rd_fixture_attr_str(f, "centering", centering, sizeof centering);
+    const int B = (int)rd_fixture_attr(f, "batch_size"), nl = (int)rd_fixture_attr(f, "n_local");
+    const int depth = (int)rd_fixture_attr(f, "depth");
+    rd_vit_config vc = {
+        .embed_dim = (int)rd_fixture_attr(f, "embed_dim"),
+        .depth = depth,
+        .num_heads = (int)rd_fixture_attr(f, "num_heads"),
+        .mlp_ratio = (float)rd_fixture_attr(f, "mlp_ratio"),
+        .patch_size = (int)rd_fixture_attr(f, "patch_size"),
+        .in_chans = (int)rd_fixture_attr(f, "in_chans"),
+        .num_register_tokens = (int)rd_fixture_attr(f, "num_register_tokens"),
+        .img_size = (int)rd_fixture_attr(f, "global_size"),
+        .layerscale = 1e-5f,
+        .drop_path_rate = (float)rd_fixture_attr(f, "drop_path_rate"),
+        .drop_path_uniform = 1,
+        .qkv_bias = 1,
+        .proj_bias = 1,
+        .ffn_bias = 1,
+        .interpolate_offset = rd_fixture_attr(f, "interpolate_offset"),
+        .ffn = RD_VIT_FFN_MLP,
+    };
+    rd_head_config dc = {vc.embed_dim, (int)rd_fixture_attr(f, "hidden"),
+                         (int)rd_fixture_attr(f, "bottleneck"), (int)rd_fixture_attr(f, "K"), 3};
+    rd_head_config ic = {vc.embed_dim, (int)rd_fixture_attr(f, "ibot_hidden"),
+                         (int)rd_fixture_attr(f, "ibot_bottleneck"),
+                         (int)rd_fixture_attr(f, "ibot_K"), 3};
+    int separate = (int)rd_fixture_attr(f, "separate_ibot_head");
+    const int M = (int)rd_fixture_attr(f, "n_masked_patches");
+    rd_step_config sc = {
+        .batch = B,
+        .n_local = nl,
+        .channels = vc.in_chans,
+        .global_size = vc.img_size,
+        .local_size = (int)rd_fixture_attr(f, "local_size"),
+        .max_masked = M,
+        .targets =
+            strcmp(centering, "sinkhorn_knopp") == 0 ? RD_TARGETS_SINKHORN : RD_TARGETS_CENTERING,
+        .sinkhorn_iterations = (int)rd_fixture_attr(f, "sinkhorn_iterations"),
+        .center_momentum = rd_fixture_attr(f, "center_momentum"),
+        .student_temp = rd_fixture_attr(f, "student_temp"),
+        .dino_weight = rd_fixture_attr(f, "dino_loss_weight"),
+        .ibot_weight = rd_fixture_attr(f, "ibot_loss_weight"),
+        .koleo_weight = rd_fixture_attr(f, "koleo_weight"),
+        .clip_grad = rd_fixture_attr(f, "clip_grad"),
+        .layerwise_decay = rd_fixture_attr(f, "layerwise_decay"),
+        .patch_embed_lr_mult = rd_fixture_attr(f, "patch_embed_lr_mult"),
+        .beta1 = rd_fixture_attr(f, "beta1"),
+        .beta2 = rd_fixture_attr(f, "beta2"),
+        .adam_eps = rd_fixture_attr(f, "adam_eps"),
+    };
+    rd_trainer tr;
+    CHECK_OK(rd_trainer_init(&tr, &vc, &dc, separate ? &ic : NULL, &sc, &err), &err);
+    if (t->failures) {
+        rd_fixture_close(f);
+        return;
+    }
+    rd_trainer_report_memory(&tr);
+    load_tensors(t, f, &tr.student, "params/student", tr.student.data);
+    load_tensors(t, f, &tr.teacher, "params/teacher", tr.teacher.data);
+    load_tensors(t, f, &tr.student, "adam/exp_avg/student", tr.opt.exp_avg);
+    load_tensors(t, f, &tr.student, "adam/exp_avg_sq/student", tr.opt.exp_avg_sq);
+    for (int i = 0; i < tr.opt.count; i++)
+        tr.opt.step[i] = (int64_t)rd_fixture_attr(f, "adam_step");
+    if (sc.targets == RD_TARGETS_CENTERING) {
+        float *c0 = rd_fixture_floats(f, "inputs/center_dino", NULL);
+        float *c1 = rd_fixture_floats(f, "inputs/center_ibot", NULL);
+        memcpy(tr.center_dino.value, c0, (size_t)dc.prototypes * sizeof(float));
+        memcpy(tr.center_ibot.value, c1, (size_t)tr.ibot_head.cfg.prototypes * sizeof(float));
+        free(c0);
+        free(c1);
+    }
+    float *gc = rd_fixture_floats(f, "inputs/global_crops", NULL);
+    float *lc = rd_fixture_floats(f, "inputs/local_crops", NULL);
+    int64_t *masks64 = rd_fixture_ints(f, "inputs/masks", NULL);
+    int64_t *idx64 = rd_fixture_ints(f, "inputs/mask_indices", NULL);
+    float *mw = rd_fixture_floats(f, "inputs/masks_weight", NULL);
+    const int N = (int)rd_fixture_attr(f, "n_global_patches");
+    uint8_t *masks = malloc((size_t)2 * B * N);
+    int *idx = malloc((size_t)M * sizeof(int));
+    for (int i = 0; i < 2 * B * N; i++) masks[i] = (uint8_t)masks64[i];
+    for (int p = 0; p < M; p++) idx[p] = (int)idx64[p];
+    rd_step_batch batch = {gc, lc, masks, idx, mw, M, NULL, NULL};
+    int cg[2 * RD_VIT_MAX_DEPTH], cl[2 * RD_VIT_MAX_DEPTH];
+    int *ig = malloc((size_t)2 * depth * 2 * B * sizeof(int));
+    int *il = malloc((size_t)2 * depth * nl * B * sizeof(int));
+    rd_vit_drop_path dg = {cg, ig}, dl = {cl, il};
+    if (vc.drop_path_rate > 0 && load_drop_path(t, f, "global", depth, 2 * B, cg, ig) &&
+        load_drop_path(t, f, "local", depth, nl * B, cl, il)) {
+        batch.drop_global = &dg;
+        batch.drop_local = &dl;
+    }
+    rd_schedule_values v = {.lr = rd_fixture_attr(f, "lr"),
+                            .last_layer_lr = rd_fixture_attr(f, "last_layer_lr"),
+                            .wd = rd_fixture_attr(f, "wd"),
+                            .momentum = rd_fixture_attr(f, "momentum"),
+                            .teacher_temp = rd_fixture_attr(f, "teacher_temp")};
+    rd_step_stats stats;
+    CHECK_OK(rd_trainer_step(&tr, &batch, &v, NULL, &stats, &err), &err);
+    struct {
+        const char *path;
+        double got;
+    } losses[] = {{"loss/dino_local", stats.dino_local},
+                  {"loss/dino_global", stats.dino_global},
+                  {"loss/ibot", stats.ibot},
+                  {"loss/koleo", stats.koleo},
+                  {"loss/total", stats.loss}};
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+        float *w = rd_fixture_floats(f, losses[i].path, NULL);
+        double want = w ? w[0] : NAN;
+        CHECK_MSG(fabs(losses[i].got - want) <= FWD_RTOL * fabs(want) + 1e-7,
+                  "%s: got %.9g want %.9g", losses[i].path, losses[i].got, want);
+        free(w);
+    }
+    /* Clipping: pre-clip norms, then the clipped gradients = fixture gradients x coef. */
+    float *want_grad = malloc(tr.student.numel * sizeof(float));
+    memset(want_grad, 0, tr.student.numel * sizeof(float));
+    load_tensors(t, f, &tr.student, "grads/student", want_grad);
+    for (int m = 0; m < (separate ? 3 : 2); m++) {
+        char path[64];
+        snprintf(path, sizeof path, "clip/norm/%s", rd_module_name((rd_module)m));
+        float *n = rd_fixture_floats(f, path, NULL);
+        CHECK_NEAR(stats.grad_norm[m], n ? n[0] : NAN, 1e-4 * (n ? n[0] : 0));
+        free(n);
+        size_t lo, hi;
+        rd_params_module_range(&tr.student, (rd_module)m, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) want_grad[i] *= (float)stats.clip_coef[m];
+    }
+    for (int i = 0; i < tr.student.count; i++) {
+        const rd_param *p = &tr.student.params[i];
+        double mx = 0;
+        for (size_t j = 0; j < p->numel; j++) mx = fmax(mx, fabs(want_grad[p->offset + j]));
+        char what[128];
+        snprintf(what, sizeof what, "clipped grad %s.%s", rd_module_name(p->module), p->name);
+        CHECK_CLOSE(what, tr.student.grad + p->offset, want_grad + p->offset, p->numel, GRAD_RTOL,
+                    1e-5 * mx + 1e-12);
+    }
+    free(want_grad);
+    compare_tensors(t, f, &tr.student, "after/adam/exp_avg/student", tr.opt.exp_avg,
+                    RD_MODULE_BACKBONE, RD_MODULE_IBOT_HEAD, GRAD_RTOL, 1e-5);
+    compare_tensors(t, f, &tr.student, "after/adam/exp_avg_sq/student", tr.opt.exp_avg_sq,
+                    RD_MODULE_BACKBONE, RD_MODULE_IBOT_HEAD, GRAD_RTOL, 1e-5);
+    compare_tensors(t, f, &tr.student, "after/student", tr.student.data, RD_MODULE_BACKBONE,
+                    RD_MODULE_IBOT_HEAD, 1e-5, 1e-6);
+    compare_tensors(t, f, &tr.teacher, "after/teacher", tr.teacher.data, RD_MODULE_BACKBONE,
+                    RD_MODULE_IBOT_HEAD, 1e-5, 1e-6);
+    if (sc.targets == RD_TARGETS_CENTERING) {
+        rd_center_apply_pending(&tr.center_dino);
+        rd_center_apply_pending(&tr.center_ibot);
+        check_fixture(t, "centre", f, "after/center/dino", tr.center_dino.value,
+                      (size_t)dc.prototypes, FWD_RTOL, 1e-7);
+        check_fixture(t, "centre", f, "after/center/ibot", tr.center_ibot.value,
+                      (size_t)tr.ibot_head.cfg.prototypes, FWD_RTOL, 1e-7);
+    }
+    free(gc);
+    free(lc);
+    free(masks64);
+    free(idx64);
+    free(mw);
+    free(masks);
+    free(idx);
+    free(ig);
+    free(il);
+    rd_trainer_free(&tr);
+    rd_fixture_close(f);
+}
+
+static void centering_full_step(rd_test *t) {
+    run_full_step(t, "step_centering.h5");
+}
+static void sinkhorn_full_step(rd_test *t) {
+    run_full_step(t, "step_sinkhorn_registers.h5");
+}
+static void droppath_full_step(rd_test *t) {
+    run_full_step(t, "step_droppath.h5");
+}
+
 static void centering_heads_losses(rd_test *t) {
     run_heads_targets_losses(t, "step_centering.h5");
 }
@@ -459,6 +662,9 @@ static void droppath_optimizer(rd_test *t) {
 }
 
 static const rd_test_case cases[] = {
+    {"centering_full_step", centering_full_step},
+    {"sinkhorn_registers_full_step", sinkhorn_full_step},
+    {"droppath_full_step", droppath_full_step},
     {"centering_heads_targets_losses_grads", centering_heads_losses},
     {"sinkhorn_separate_heads_targets_losses_grads", sinkhorn_heads_losses},
     {"droppath_heads_targets_losses_grads", droppath_heads_losses},
