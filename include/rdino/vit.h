@@ -47,7 +47,7 @@ typedef struct rd_vit_config {
     int num_register_tokens; /* R */
     int img_size;            /* native square size: pos_embed has (img_size / p)^2 patches */
     float layerscale;        /* LayerScale init value; 0 = no LayerScale (no gamma tensors) */
-    float drop_path_rate;    /* stochastic depth rate q */
+    double drop_path_rate;   /* stochastic depth rate q (double: keep = floor(b (1 - q))) */
     int drop_path_uniform;   /* 1: q in every block; 0: linspace(0, q, depth) */
     int qkv_bias, proj_bias, ffn_bias;
     double interpolate_offset; /* pos-embed resampling offset (0.1); 0 = size form */

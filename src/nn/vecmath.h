@@ -1,5 +1,6 @@
 /* Branch-free exp and normal CDF that the compiler vectorises inside `#pragma omp simd` loops
- * (libm's expf/erff are scalar calls and would dominate softmax and GELU). Private to src/nn. */
+ * (libm's expf/erff are scalar calls and would dominate softmax and GELU). Always inlined: a
+ * call left inside an outlined OpenMP loop body blocks vectorisation. Private to src/nn. */
 #ifndef RDINO_NN_VECMATH_H
 #define RDINO_NN_VECMATH_H
 
@@ -10,7 +11,7 @@
 /* e^x for x in [-87, 88] (clamped outside), relative error < 2e-7: x = n ln2 + r with
  * |r| <= ln2/2 (n rounded to nearest), degree-7 Taylor polynomial for e^r (truncation 7e-9), 2^n
  * from the exponent bits. Below -87 it returns e^-87 ~ 1.6e-38 instead of a denormal or 0. */
-static inline float rd_vexpf(float x) {
+static inline __attribute__((always_inline)) float rd_vexpf(float x) {
     x = x > -87.0f ? x : -87.0f; /* comparisons, not fminf/fmaxf: those are libm calls */
     x = x < 88.0f ? x : 88.0f;
     /* n = round(x / ln2) by the 1.5 * 2^23 shift (floorf does not vectorise) */
@@ -36,7 +37,7 @@ static inline float rd_vexpf(float x) {
  * erf(t)/t); for t >= 1 the tail 1/2 erfc(t) = 1/2 e^(-t^2) Q(1/t) (Q: fit of erfc(t) e^(t^2)
  * on t in [1, 4]; beyond t = 4 the tail is below 1e-8 and Q(1/4) is used). Coefficients fitted
  * with a Lawson-weighted least squares against mpmath (relative error 1.2e-9 and 1.5e-8). */
-static inline float rd_vnormcdf(float x, float *gauss) {
+static inline __attribute__((always_inline)) float rd_vnormcdf(float x, float *gauss) {
     float t = fabsf(x) * 0.70710678118654752f;
     /* e^(-t^2) with t^2 = x^2/2 split exactly: s + s_lo (fma recovers the rounding error). */
     float hx = 0.5f * x;
