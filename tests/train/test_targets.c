@@ -2,7 +2,6 @@
  * oracle (sinkhorn_koleo.h5, fp64 oracle, rtol 1e-5) and with W ranks simulated by threads that
  * hold disjoint rows and reduce through the rd_reducer hook (in rank order), which must give
  * the one-process result (rtol 1e-6: the sums are doubles). */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,44 +9,7 @@
 #include "harness.h"
 #include "rdino/rng.h"
 #include "rdino/targets.h"
-
-enum { MAX_RANKS = 4 };
-
-/* An in-process "communicator": every rank posts its buffer, rank 0 combines them in rank
- * order, everyone copies the result back. */
-typedef struct sim_comm {
-    int ranks;
-    pthread_barrier_t barrier;
-    double *posted[MAX_RANKS];
-    double *result;
-} sim_comm;
-
-typedef struct sim_rank {
-    sim_comm *comm;
-    int rank;
-} sim_rank;
-
-static rd_status sim_reduce(void *ctx, rd_reduce_op op, double *buf, size_t n, rd_error *err) {
-    (void)err;
-    sim_rank *r = ctx;
-    sim_comm *c = r->comm;
-    c->posted[r->rank] = buf;
-    pthread_barrier_wait(&c->barrier);
-    if (r->rank == 0) {
-        c->result = malloc(n * sizeof(double));
-        for (size_t i = 0; i < n; i++) {
-            double v = c->posted[0][i];
-            for (int k = 1; k < c->ranks; k++)
-                v = op == RD_REDUCE_SUM ? v + c->posted[k][i] : fmax(v, c->posted[k][i]);
-            c->result[i] = v;
-        }
-    }
-    pthread_barrier_wait(&c->barrier);
-    memcpy(buf, c->result, n * sizeof(double));
-    pthread_barrier_wait(&c->barrier);
-    if (r->rank == 0) free(c->result);
-    return RD_OK;
-}
+#include "sim_ranks.h"
 
 static void fill_logits(float *x, size_t n, uint64_t index, double scale) {
     rd_rng r;
@@ -116,7 +78,7 @@ static void sinkhorn_invariants(rd_test *t) {
 }
 
 typedef struct rank_job {
-    sim_rank self;
+    sim_rank *self;
     const float *logits;
     float *out;
     int rows, K;
@@ -126,7 +88,7 @@ typedef struct rank_job {
 
 static void *sinkhorn_rank(void *arg) {
     rank_job *j = arg;
-    rd_reducer red = {sim_reduce, &j->self};
+    rd_reducer red = {sim_reduce, j->self};
     rd_error err;
     double *work = malloc((size_t)j->K * sizeof(double));
     j->st = rd_sinkhorn_targets(j->out, j->logits, j->rows, j->K, 0.05, 3, &red, work, &err);
@@ -136,7 +98,7 @@ static void *sinkhorn_rank(void *arg) {
 
 static void *center_rank(void *arg) {
     rank_job *j = arg;
-    rd_reducer red = {sim_reduce, &j->self};
+    rd_reducer red = {sim_reduce, j->self};
     rd_error err;
     j->st = rd_center_accumulate(j->center, j->logits, j->rows, &red, &err);
     return NULL;
@@ -144,16 +106,14 @@ static void *center_rank(void *arg) {
 
 /* Runs fn on W threads, rank r holding rows [split[r], split[r+1]). */
 static void run_ranks(int W, const int *split, rank_job *jobs, void *(*fn)(void *)) {
-    sim_comm comm = {.ranks = W};
-    pthread_barrier_init(&comm.barrier, NULL, (unsigned)W);
-    pthread_t th[MAX_RANKS];
+    sim_rank ranks[SIM_MAX_RANKS];
+    void *args[SIM_MAX_RANKS];
     for (int r = 0; r < W; r++) {
-        jobs[r].self = (sim_rank){&comm, r};
         jobs[r].rows = split[r + 1] - split[r];
-        pthread_create(&th[r], NULL, fn, &jobs[r]);
+        jobs[r].self = &ranks[r];
+        args[r] = &jobs[r];
     }
-    for (int r = 0; r < W; r++) pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&comm.barrier);
+    sim_run(W, ranks, args, fn);
 }
 
 /* §9.1: W-rank result = 1-rank result on the concatenated rows (uneven splits, one rank
@@ -165,10 +125,10 @@ static void sinkhorn_ranks_equal_one_process(rd_test *t) {
     double work[K];
     fill_logits(logits, ROWS * K, 2, 0.2);
     CHECK_OK(rd_sinkhorn_targets(one, logits, ROWS, K, 0.05, 3, NULL, work, &err), &err);
-    static const int splits[][MAX_RANKS + 1] = {{0, 15, 30}, {0, 7, 7, 19, 30}, {0, 1, 2, 30}};
+    static const int splits[][SIM_MAX_RANKS + 1] = {{0, 15, 30}, {0, 7, 7, 19, 30}, {0, 1, 2, 30}};
     static const int ranks[] = {2, 4, 3};
     for (int s = 0; s < 3; s++) {
-        rank_job jobs[MAX_RANKS];
+        rank_job jobs[SIM_MAX_RANKS];
         memset(many, 0, sizeof many);
         for (int r = 0; r < ranks[s]; r++)
             jobs[r] = (rank_job){
