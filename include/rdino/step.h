@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rdino/config.h"
 #include "rdino/error.h"
 #include "rdino/heads.h"
 #include "rdino/optim.h"
@@ -61,6 +62,18 @@ typedef struct rd_trainer {
     double *work;   /* Sinkhorn / KoLeo scratch */
     int *nn_index;  /* [B] KoLeo neighbours */
 } rd_trainer;
+
+/* The step and head settings of a run configuration (DINOv2 keys): train.batch_size_per_gpu,
+ * train.centering, crops.{local_crops_number, global_crops_size, local_crops_size},
+ * dino.{loss_weight, koleo_loss_weight, head_*}, ibot.{loss_weight, separate_head, head_*,
+ * mask_sample_probability, mask_ratio_min_max} (max_masked = the masks' upperbound),
+ * optim.{clip_grad, layerwise_decay, patch_embed_lr_mult, adamw_beta1, adamw_beta2}; fixed
+ * DINOv2 constants otherwise (student temp 0.1, centre momentum 0.9, 3 Sinkhorn iterations,
+ * eps 1e-8, KoLeo per process). channels = vit->in_chans (set 1 for grey crops). *separate
+ * tells whether ibot is a head of its own. */
+rd_status rd_step_setup_from_config(const rd_config *config, const rd_vit_config *vit,
+                                    rd_step_config *step, rd_head_config *dino,
+                                    rd_head_config *ibot, int *separate, rd_error *err);
 
 /* Declares and allocates everything. ibot_cfg NULL = the iBOT loss uses the DINO head. */
 rd_status rd_trainer_init(rd_trainer *tr, const rd_vit_config *vit_cfg,

@@ -1,9 +1,76 @@
 #include "rdino/step.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "rdino/log.h"
 #include "rdino/loss.h"
+#include "rdino/masks.h"
+
+static rd_head_config head_from(const rd_config *config, const char *section, int in_dim) {
+    char key[64];
+    rd_head_config h = {.in_dim = in_dim};
+    snprintf(key, sizeof key, "%s.head_n_prototypes", section);
+    h.prototypes = (int)rd_cfg_int(config, key);
+    snprintf(key, sizeof key, "%s.head_bottleneck_dim", section);
+    h.bottleneck = (int)rd_cfg_int(config, key);
+    snprintf(key, sizeof key, "%s.head_hidden_dim", section);
+    h.hidden_dim = (int)rd_cfg_int(config, key);
+    snprintf(key, sizeof key, "%s.head_nlayers", section);
+    h.nlayers = (int)rd_cfg_int(config, key);
+    return h;
+}
+
+rd_status rd_step_setup_from_config(const rd_config *config, const rd_vit_config *vit,
+                                    rd_step_config *step, rd_head_config *dino,
+                                    rd_head_config *ibot, int *separate, rd_error *err) {
+    const char *centering = rd_cfg_str(config, "train.centering");
+    rd_targets_mode mode;
+    if (strcmp(centering, "centering") == 0)
+        mode = RD_TARGETS_CENTERING;
+    else if (strcmp(centering, "sinkhorn_knopp") == 0)
+        mode = RD_TARGETS_SINKHORN;
+    else
+        return rd_fail(err, RD_EINVAL, "train.centering: unknown mode '%s'", centering);
+    const int B = (int)rd_cfg_int(config, "train.batch_size_per_gpu");
+    const int G = (int)rd_cfg_int(config, "crops.global_crops_size");
+    if (G % vit->patch_size)
+        return rd_fail(err, RD_EINVAL,
+                       "crops.global_crops_size %d is not a multiple of the patch "
+                       "size %d",
+                       G, vit->patch_size);
+    double ratios[2];
+    rd_cfg_list(config, "ibot.mask_ratio_min_max", ratios, 2);
+    rd_mask_config masks;
+    rd_mask_config_default(&masks, G, vit->patch_size,
+                           rd_cfg_float(config, "ibot.mask_sample_probability"), ratios[0],
+                           ratios[1]);
+    *step = (rd_step_config){
+        .batch = B,
+        .n_local = (int)rd_cfg_int(config, "crops.local_crops_number"),
+        .channels = vit->in_chans,
+        .global_size = G,
+        .local_size = (int)rd_cfg_int(config, "crops.local_crops_size"),
+        .max_masked = rd_ibot_masks_upperbound(&masks, 2 * B),
+        .targets = mode,
+        .sinkhorn_iterations = 3,
+        .center_momentum = 0.9,
+        .student_temp = 0.1,
+        .dino_weight = rd_cfg_float(config, "dino.loss_weight"),
+        .ibot_weight = rd_cfg_float(config, "ibot.loss_weight"),
+        .koleo_weight = rd_cfg_float(config, "dino.koleo_loss_weight"),
+        .clip_grad = rd_cfg_float(config, "optim.clip_grad"),
+        .layerwise_decay = rd_cfg_float(config, "optim.layerwise_decay"),
+        .patch_embed_lr_mult = rd_cfg_float(config, "optim.patch_embed_lr_mult"),
+        .beta1 = rd_cfg_float(config, "optim.adamw_beta1"),
+        .beta2 = rd_cfg_float(config, "optim.adamw_beta2"),
+        .adam_eps = 1e-8,
+    };
+    *dino = head_from(config, "dino", vit->embed_dim);
+    *separate = rd_cfg_bool(config, "ibot.separate_head");
+    *ibot = *separate ? head_from(config, "ibot", vit->embed_dim) : *dino;
+    return RD_OK;
+}
 
 static int global_patches(const rd_trainer *tr) {
     int g = tr->cfg.global_size / tr->vit.cfg.patch_size;
