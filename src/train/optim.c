@@ -83,7 +83,7 @@ void rd_adamw_step(rd_adamw *opt, rd_param_set *set, double lr, double last_laye
         float *v = opt->exp_avg_sq + p->offset;
         const float *g = set->grad + p->offset;
         ptrdiff_t n = (ptrdiff_t)p->numel;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
         for (ptrdiff_t j = 0; j < n; j++) {
             theta[j] *= decay;
             m[j] = b1 * m[j] + one_b1 * g[j];
@@ -103,6 +103,7 @@ static double sum_squares(const float *x, size_t n) {
     for (int c = 0; c < CHUNKS; c++) {
         size_t lo = (size_t)c * chunk, hi = lo + chunk < n ? lo + chunk : n;
         double s = 0.0;
+#pragma omp simd reduction(+ : s)
         for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
         part[c] = s;
     }
@@ -124,7 +125,9 @@ void rd_clip_grad_norms(rd_param_set *set, double max_norm, double *norms, doubl
             for (int i = 0; i < set->count; i++) {
                 if (set->params[i].module != (rd_module)mod) continue;
                 float *g = rd_param_grad(set, i);
-                for (size_t j = 0; j < set->params[i].numel; j++) g[j] *= c;
+                ptrdiff_t n_i = (ptrdiff_t)set->params[i].numel;
+#pragma omp parallel for simd schedule(static) if (n_i > 65536)
+                for (ptrdiff_t j = 0; j < n_i; j++) g[j] *= c;
             }
         }
         if (norms) norms[mod] = n;
@@ -142,7 +145,7 @@ rd_status rd_ema_update(rd_param_set *teacher, const rd_param_set *student, doub
     float *t = teacher->data;
     const float *s = student->data;
     ptrdiff_t n = (ptrdiff_t)teacher->numel;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
     for (ptrdiff_t i = 0; i < n; i++) t[i] = m * t[i] + one_m * s[i];
     return RD_OK;
 }
