@@ -141,7 +141,18 @@ typedef struct rd_vit_output {
     const float *patch; /* [b, n, D] */
 } rd_vit_output;
 
-/* Activations and scratch of one forward/backward pair. Fields are private. */
+/* Where forward and backward spend their time (rd_vit_context_profile). */
+typedef enum {
+    RD_VIT_TIME_GEMM,       /* qkv, proj, fc1/w12, fc2/w3 linears */
+    RD_VIT_TIME_ATTENTION,  /* q k^T, softmax, P v per head */
+    RD_VIT_TIME_LAYERNORM,  /* block and final norms */
+    RD_VIT_TIME_ACTIVATION, /* GELU or SwiGLU gate */
+    RD_VIT_TIME_RESIDUAL,   /* LayerScale residual, drop-path gather/scatter */
+    RD_VIT_TIME_EMBED,      /* patch embedding, pos-embed resampling, token assembly */
+    RD_VIT_TIME_COUNT
+} rd_vit_time;
+
+/* Activations and scratch of one forward/backward pair. Fields are private except seconds. */
 typedef struct rd_vit_context {
     const rd_vit *vit;
     rd_vit_mode mode;
@@ -152,6 +163,8 @@ typedef struct rd_vit_context {
     int batch, channels, height, width, grid_h, grid_w, n_patches, tokens;
     int has_mask, has_drop_path, forward_done;
     float *trace; /* optional: copies of the token stream, see rd_vit_context_trace */
+    int profile, phase;
+    double seconds[2][RD_VIT_TIME_COUNT]; /* [forward, backward][category], when profiling */
 } rd_vit_context;
 
 /* Bytes of the arena a context for up to max_batch images of height x width needs. */
@@ -168,6 +181,11 @@ void rd_vit_context_free(rd_vit_context *ctx);
  * each block into trace[(0 .. depth) * b * T * D] (the caller sizes it). NULL turns it off. */
 void rd_vit_context_trace(rd_vit_context *ctx, float *trace);
 
+/* Starts (on = 1, zeroing the totals) or stops accumulating per-category wall time of forward
+ * and backward into ctx->seconds (a clock read around each layer call). */
+void rd_vit_context_profile(rd_vit_context *ctx, int on);
+const char *rd_vit_time_name(rd_vit_time category);
+
 /* images [b, c, height, width] with c = in_chans, or c = 1 for a 3-channel model (a grey image
  * replicated to 3 channels, computed with the channel-summed weight). Patches cover the
  * top-left (height / p) x (width / p) grid like PyTorch's strided Conv2d.
@@ -183,9 +201,10 @@ rd_status rd_vit_forward(rd_vit_context *ctx, const rd_param_set *params, const 
 rd_status rd_vit_backward(rd_vit_context *ctx, rd_param_set *params, const float *d_cls,
                           const float *d_patch, rd_error *err);
 
-/* The positional embedding [1 + gh*gw, D] added at grid gh x gw (spec §2.3): pos_embed itself
- * at the native square grid, else its patch part resampled (bicubic). scratch holds
- * (gh + gw) * M + gh * M * D floats. Exposed for tests and weight export. */
+/* The positional embedding [1 + gh*gw, D] added to an image of height x width pixels
+ * (gh = height / p, gw = width / p; spec §2.3): pos_embed itself at the native square size, else
+ * its patch part resampled (bicubic). scratch holds (gh + gw) * M + gh * M * D floats. Exposed
+ * for tests and weight export. */
 void rd_vit_pos_embed(const rd_vit *vit, const rd_param_set *params, int height, int width,
                       float *out, float *scratch);
 

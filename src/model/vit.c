@@ -284,14 +284,15 @@ void rd_vit_drop_path_draw(const rd_vit_config *cfg, int b, rd_rng *rng, int *co
 
 /* ---- activation arena -------------------------------------------------------------------- */
 
-/* One residual branch (attention or FFN) of one block over `rows` = keep * T tokens. */
+/* What one residual branch (attention or FFN) of one block keeps for backward, over
+ * rows = keep * T tokens. The LayerNorm output and the FFN activation are recomputed in
+ * backward instead (cheap elementwise work for a third less memory). */
 typedef struct branch_acts {
     float *xin;         /* [rows, D] branch input: the kept samples of the residual stream */
-    float *ln;          /* [rows, D] LayerNorm output */
     float *mean, *rstd; /* [rows] */
     float *h;           /* attention: qkv [rows, 3D]; FFN: first linear [rows, F] */
     float *att;         /* attention: softmax probabilities [keep, H, T, T] */
-    float *a;           /* attention: heads [rows, D]; FFN: GELU / gate output [rows, hidden] */
+    float *heads;       /* attention: heads output [rows, D] */
     float *y;           /* [rows, D] branch output before LayerScale */
 } branch_acts;
 
@@ -305,6 +306,8 @@ typedef struct vit_layout {
     float *norm_mean, *norm_rstd; /* [b * T] final LayerNorm */
     float *cls, *reg, *patch;     /* outputs */
     float *att_scratch;           /* per thread [T, T] */
+    float *ln;                    /* [rows, D] LayerNorm output of the current branch */
+    float *act;                   /* [rows, hidden] GELU / gate output of the current FFN */
     branch_acts branch[2 * RD_VIT_MAX_DEPTH]; /* train: one per branch; infer: 2, reused */
     /* backward scratch, shared by all blocks */
     float *dx;                /* [b, T, D] gradient of the residual stream */
@@ -347,18 +350,19 @@ static void layout(vit_layout *L, rd_arena *a, const rd_vit *vit, const shape *s
     L->reg = floats(a, (size_t)s->b * R * D);
     L->patch = floats(a, bn * D);
     L->att_scratch = floats(a, (size_t)s->threads * rd_attention_scratch_floats(s->T));
+    L->ln = floats(a, rows * D);
+    L->act = floats(a, rows * hid);
     int nbranch = train ? 2 * c->depth : 2;
     for (int k = 0; k < nbranch; k++) {
         branch_acts *A = &L->branch[k];
         int attn = k % 2 == 0;
         memset(A, 0, sizeof *A);
         A->xin = train ? floats(a, rows * D) : NULL;
-        A->ln = floats(a, rows * D);
         A->mean = floats(a, rows);
         A->rstd = floats(a, rows);
         A->h = floats(a, rows * (attn ? 3 * D : F));
         A->att = train && attn ? floats(a, (size_t)s->b * H * s->T * s->T) : NULL;
-        A->a = floats(a, rows * (attn ? D : hid));
+        A->heads = attn ? floats(a, rows * D) : NULL;
         A->y = floats(a, rows * D);
     }
     /* inference reuses one pair of branch buffers for every block */
@@ -436,6 +440,26 @@ void rd_vit_context_free(rd_vit_context *ctx) {
 void rd_vit_context_trace(rd_vit_context *ctx, float *trace) {
     ctx->trace = trace;
 }
+
+void rd_vit_context_profile(rd_vit_context *ctx, int on) {
+    ctx->profile = on;
+    if (on) memset(ctx->seconds, 0, sizeof ctx->seconds);
+}
+
+const char *rd_vit_time_name(rd_vit_time category) {
+    static const char *names[RD_VIT_TIME_COUNT] = {
+        "GEMM (qkv, proj, fc1, fc2)", "attention (QK^T, softmax, PV)", "layernorm", "GELU / SwiGLU",
+        "residual, drop-path copies", "patch embed, pos-embed, tokens"};
+    return category < RD_VIT_TIME_COUNT ? names[category] : "?";
+}
+
+/* Runs call, adding its wall time to category when the context profiles. */
+#define TIMED(ctx, category, call)                                                                 \
+    do {                                                                                           \
+        double t0_ = (ctx)->profile ? rd_now() : 0.0;                                              \
+        call;                                                                                      \
+        if ((ctx)->profile) (ctx)->seconds[(ctx)->phase][category] += rd_now() - t0_;              \
+    } while (0)
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
@@ -526,31 +550,41 @@ static void block_forward(rd_vit_context *ctx, const rd_param_set *params, int b
         int rows = keep * T;
         const float *in = L->x; /* inference: no subsets, nothing to keep */
         if (train) {
-            rd_gather_samples(A->xin, L->x, S, keep, (size_t)T * D);
+            TIMED(ctx, RD_VIT_TIME_RESIDUAL,
+                  rd_gather_samples(A->xin, L->x, S, keep, (size_t)T * D));
             in = A->xin;
         }
         if (br == 0) {
-            rd_layernorm_forward(A->ln, A->mean, A->rstd, in, P(params, bp->norm1_weight),
-                                 P(params, bp->norm1_bias), rows, D);
-            rd_linear_forward(A->h, A->ln, P(params, bp->qkv_weight), P(params, bp->qkv_bias), rows,
-                              D, 3 * D);
-            rd_attention_forward(A->a, A->att, L->att_scratch, A->h, keep, T, D, H);
-            rd_linear_forward(A->y, A->a, P(params, bp->proj_weight), P(params, bp->proj_bias),
-                              rows, D, D);
+            TIMED(ctx, RD_VIT_TIME_LAYERNORM,
+                  rd_layernorm_forward(L->ln, A->mean, A->rstd, in, P(params, bp->norm1_weight),
+                                       P(params, bp->norm1_bias), rows, D));
+            TIMED(ctx, RD_VIT_TIME_GEMM,
+                  rd_linear_forward(A->h, L->ln, P(params, bp->qkv_weight), P(params, bp->qkv_bias),
+                                    rows, D, 3 * D));
+            TIMED(ctx, RD_VIT_TIME_ATTENTION,
+                  rd_attention_forward(A->heads, A->att, L->att_scratch, A->h, keep, T, D, H));
+            TIMED(ctx, RD_VIT_TIME_GEMM,
+                  rd_linear_forward(A->y, A->heads, P(params, bp->proj_weight),
+                                    P(params, bp->proj_bias), rows, D, D));
         } else {
-            rd_layernorm_forward(A->ln, A->mean, A->rstd, in, P(params, bp->norm2_weight),
-                                 P(params, bp->norm2_bias), rows, D);
-            rd_linear_forward(A->h, A->ln, P(params, bp->fc1_weight), P(params, bp->fc1_bias), rows,
-                              D, F);
+            TIMED(ctx, RD_VIT_TIME_LAYERNORM,
+                  rd_layernorm_forward(L->ln, A->mean, A->rstd, in, P(params, bp->norm2_weight),
+                                       P(params, bp->norm2_bias), rows, D));
+            TIMED(ctx, RD_VIT_TIME_GEMM,
+                  rd_linear_forward(A->h, L->ln, P(params, bp->fc1_weight), P(params, bp->fc1_bias),
+                                    rows, D, F));
             if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
-                rd_swiglu_forward(A->a, A->h, rows, hid);
+                TIMED(ctx, RD_VIT_TIME_ACTIVATION, rd_swiglu_forward(L->act, A->h, rows, hid));
             else
-                rd_gelu_forward(A->a, A->h, (size_t)rows * hid);
-            rd_linear_forward(A->y, A->a, P(params, bp->fc2_weight), P(params, bp->fc2_bias), rows,
-                              hid, D);
+                TIMED(ctx, RD_VIT_TIME_ACTIVATION,
+                      rd_gelu_forward(L->act, A->h, (size_t)rows * hid));
+            TIMED(ctx, RD_VIT_TIME_GEMM,
+                  rd_linear_forward(A->y, L->act, P(params, bp->fc2_weight),
+                                    P(params, bp->fc2_bias), rows, hid, D));
         }
-        rd_residual_forward(L->x, A->y, P(params, br == 0 ? bp->ls1_gamma : bp->ls2_gamma), S, keep,
-                            T, D, scale);
+        TIMED(ctx, RD_VIT_TIME_RESIDUAL,
+              rd_residual_forward(L->x, A->y, P(params, br == 0 ? bp->ls1_gamma : bp->ls2_gamma), S,
+                                  keep, T, D, scale));
     }
 }
 
@@ -653,17 +687,20 @@ rd_status rd_vit_forward(rd_vit_context *ctx, const rd_param_set *params, const 
     ctx->has_mask = mask != NULL;
     if (mask) memcpy(L->mask, mask, (size_t)b * n);
 
+    ctx->phase = 0;
+    double t0 = ctx->profile ? rd_now() : 0.0;
     rd_patchify(L->patches, images, b, c, height, width, p);
     rd_patch_embed_forward(L->embed, L->fold, L->patches, P(params, vit->patch_weight),
                            P(params, vit->patch_bias), b * n, c, C, p, D);
     const float *pos = pos_for(vit, P(params, vit->pos_embed), height, width, L->pos, L->interp);
     assemble_tokens(vit, params, L, pos, b, n, ctx->has_mask);
+    if (ctx->profile) ctx->seconds[0][RD_VIT_TIME_EMBED] += rd_now() - t0;
     trace(ctx, 0);
     for (int blk = 0; blk < cfg->depth; blk++) {
         block_forward(ctx, params, blk);
         trace(ctx, blk + 1);
     }
-    final_norm(ctx, params);
+    TIMED(ctx, RD_VIT_TIME_LAYERNORM, final_norm(ctx, params));
     ctx->forward_done = 1;
     if (out) {
         out->batch = b;
@@ -683,6 +720,16 @@ static void zero(float *x, size_t n) {
     memset(x, 0, n * sizeof(float));
 }
 
+/* FFN activation recomputed from the kept first-linear output. */
+static void ffn_activation(rd_vit_context *ctx, const branch_acts *A, int rows) {
+    const rd_vit *vit = ctx->vit;
+    vit_layout *L = ctx->layout;
+    if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
+        rd_swiglu_forward(L->act, A->h, rows, vit->hidden);
+    else
+        rd_gelu_forward(L->act, A->h, (size_t)rows * vit->hidden);
+}
+
 static void block_backward(rd_vit_context *ctx, rd_param_set *params, int blk) {
     const rd_vit *vit = ctx->vit;
     const rd_vit_block_params *bp = &vit->blocks[blk];
@@ -696,39 +743,55 @@ static void block_backward(rd_vit_context *ctx, rd_param_set *params, int blk) {
         const branch_acts *A = &L->branch[2 * blk + br];
         int rows = keep * T;
         int gamma = br == 0 ? bp->ls1_gamma : bp->ls2_gamma;
-        /* dy = d(branch output) from the residual stream's gradient */
-        zero(L->dy, (size_t)rows * D);
-        rd_residual_backward(L->dy, G(params, gamma), L->dx, A->y, P(params, gamma), S, keep, T, D,
-                             scale);
-        zero(L->dln, (size_t)rows * D);
-        if (br == 1) {
-            zero(L->da, (size_t)rows * hid);
-            rd_linear_backward(L->da, G(params, bp->fc2_weight), G(params, bp->fc2_bias), L->dy,
-                               A->a, P(params, bp->fc2_weight), rows, hid, D);
-            zero(L->dh, (size_t)rows * F);
-            if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
-                rd_swiglu_backward(L->dh, L->da, A->h, rows, hid);
-            else
-                rd_gelu_backward(L->dh, A->h, L->da, (size_t)rows * hid);
-            rd_linear_backward(L->dln, G(params, bp->fc1_weight), G(params, bp->fc1_bias), L->dh,
-                               A->ln, P(params, bp->fc1_weight), rows, D, F);
-        } else {
-            zero(L->da, (size_t)rows * D);
-            rd_linear_backward(L->da, G(params, bp->proj_weight), G(params, bp->proj_bias), L->dy,
-                               A->a, P(params, bp->proj_weight), rows, D, D);
-            zero(L->dh, (size_t)rows * 3 * D);
-            rd_attention_backward(L->dh, L->att_scratch, L->da, A->h, A->att, keep, T, D, H);
-            rd_linear_backward(L->dln, G(params, bp->qkv_weight), G(params, bp->qkv_bias), L->dh,
-                               A->ln, P(params, bp->qkv_weight), rows, D, 3 * D);
-        }
         int nw = br == 0 ? bp->norm1_weight : bp->norm2_weight;
         int nb = br == 0 ? bp->norm1_bias : bp->norm2_bias;
+        /* the LayerNorm output again (same arithmetic as forward, so the same values) */
+        TIMED(
+            ctx, RD_VIT_TIME_LAYERNORM,
+            rd_layernorm_forward(L->ln, NULL, NULL, A->xin, P(params, nw), P(params, nb), rows, D));
+        /* dy = d(branch output) from the residual stream's gradient */
+        zero(L->dy, (size_t)rows * D);
+        TIMED(ctx, RD_VIT_TIME_RESIDUAL,
+              rd_residual_backward(L->dy, G(params, gamma), L->dx, A->y, P(params, gamma), S, keep,
+                                   T, D, scale));
+        zero(L->dln, (size_t)rows * D);
+        if (br == 1) {
+            TIMED(ctx, RD_VIT_TIME_ACTIVATION, ffn_activation(ctx, A, rows));
+            zero(L->da, (size_t)rows * hid);
+            TIMED(ctx, RD_VIT_TIME_GEMM,
+                  rd_linear_backward(L->da, G(params, bp->fc2_weight), G(params, bp->fc2_bias),
+                                     L->dy, L->act, P(params, bp->fc2_weight), rows, hid, D));
+            zero(L->dh, (size_t)rows * F);
+            if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
+                TIMED(ctx, RD_VIT_TIME_ACTIVATION,
+                      rd_swiglu_backward(L->dh, L->da, A->h, rows, hid));
+            else
+                TIMED(ctx, RD_VIT_TIME_ACTIVATION,
+                      rd_gelu_backward(L->dh, A->h, L->da, (size_t)rows * hid));
+            TIMED(ctx, RD_VIT_TIME_GEMM,
+                  rd_linear_backward(L->dln, G(params, bp->fc1_weight), G(params, bp->fc1_bias),
+                                     L->dh, L->ln, P(params, bp->fc1_weight), rows, D, F));
+        } else {
+            zero(L->da, (size_t)rows * D);
+            TIMED(ctx, RD_VIT_TIME_GEMM,
+                  rd_linear_backward(L->da, G(params, bp->proj_weight), G(params, bp->proj_bias),
+                                     L->dy, A->heads, P(params, bp->proj_weight), rows, D, D));
+            zero(L->dh, (size_t)rows * 3 * D);
+            TIMED(ctx, RD_VIT_TIME_ATTENTION,
+                  rd_attention_backward(L->dh, L->att_scratch, L->da, A->h, A->att, keep, T, D, H));
+            TIMED(ctx, RD_VIT_TIME_GEMM,
+                  rd_linear_backward(L->dln, G(params, bp->qkv_weight), G(params, bp->qkv_bias),
+                                     L->dh, L->ln, P(params, bp->qkv_weight), rows, D, 3 * D));
+        }
         /* without subsets the branch input is the whole stream: accumulate in place */
         float *dxin = S ? L->dxin : L->dx;
         if (S) zero(L->dxin, (size_t)rows * D);
-        rd_layernorm_backward(dxin, G(params, nw), G(params, nb), L->dln, A->xin, A->mean, A->rstd,
-                              P(params, nw), rows, D);
-        if (S) rd_scatter_add_samples(L->dx, L->dxin, S, keep, (size_t)T * D);
+        TIMED(ctx, RD_VIT_TIME_LAYERNORM,
+              rd_layernorm_backward(dxin, G(params, nw), G(params, nb), L->dln, A->xin, A->mean,
+                                    A->rstd, P(params, nw), rows, D));
+        if (S)
+            TIMED(ctx, RD_VIT_TIME_RESIDUAL,
+                  rd_scatter_add_samples(L->dx, L->dxin, S, keep, (size_t)T * D));
     }
 }
 
@@ -807,9 +870,12 @@ rd_status rd_vit_backward(rd_vit_context *ctx, rd_param_set *params, const float
                    (size_t)n * D * sizeof(float));
     }
     zero(L->dx, (size_t)b * T * D);
-    rd_layernorm_backward(L->dx, G(params, vit->norm_weight), G(params, vit->norm_bias), dz, L->x,
-                          L->norm_mean, L->norm_rstd, P(params, vit->norm_weight), b * T, D);
+    ctx->phase = 1;
+    TIMED(ctx, RD_VIT_TIME_LAYERNORM,
+          rd_layernorm_backward(L->dx, G(params, vit->norm_weight), G(params, vit->norm_bias), dz,
+                                L->x, L->norm_mean, L->norm_rstd, P(params, vit->norm_weight),
+                                b * T, D));
     for (int blk = vit->cfg.depth - 1; blk >= 0; blk--) block_backward(ctx, params, blk);
-    embedding_backward(ctx, params);
+    TIMED(ctx, RD_VIT_TIME_EMBED, embedding_backward(ctx, params));
     return RD_OK;
 }

@@ -27,7 +27,8 @@ static double linear_loss(void *ctx) {
 }
 
 static void linear_forward_matches_naive(rd_test *t) {
-    linear_case c = {{0}};
+    linear_case c;
+    memset(&c, 0, sizeof c);
     fill_normal(c.inp, N * C, 1, 1.0f);
     fill_normal(c.weight, OC * C, 2, 0.5f);
     fill_normal(c.bias, OC, 3, 0.1f);
@@ -47,7 +48,8 @@ static void linear_forward_matches_naive(rd_test *t) {
 }
 
 static void linear_backward_matches_finite_differences(rd_test *t) {
-    linear_case c = {{0}};
+    linear_case c;
+    memset(&c, 0, sizeof c);
     fill_normal(c.inp, N * C, 1, 1.0f);
     fill_normal(c.weight, OC * C, 2, 0.5f);
     fill_normal(c.bias, OC, 3, 0.1f);
