@@ -3,8 +3,12 @@
  * negative control (vit_resolutions.h5), and the token stream after the embedding, after every
  * block and after the final norm for the student on masked global crops (with drop-path subsets
  * in step_droppath), on local crops, and for the teacher (step_*.h5).
- * Tolerance: rtol 2e-6 plus atol 2e-6 x the largest magnitude of the compared tensor (values
- * that cancel to ~0 in fp32 carry absolute, not relative, error). */
+ * The backward against PyTorch: every parameter gradient for masked, registers, drop-path and
+ * resampled inputs, and for the SwiGLU FFN with a grey image (tests/model/vit_torch_fixture.py,
+ * run by the test; float64 autograd stored as float32).
+ * Tolerances: forward rtol 2e-6, gradients rtol 1e-5, each plus an atol of 2e-6
+ * times the largest magnitude of the compared tensor (entries that cancel to
+ * ~0 in fp32 carry absolute, not relative, error). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +19,10 @@
 #include "rdino/nn.h"
 #include "rdino/vit.h"
 
-#define FWD_RTOL 2e-6
-#define FWD_ATOL 2e-6 /* times max |want| */
+#define FWD_RTOL  2e-6
+#define FWD_ATOL  2e-6 /* times max |want| */
+#define GRAD_RTOL 1e-5
+#define GRAD_ATOL 2e-6 /* times max |want| of the tensor */
 
 typedef struct model {
     rd_vit vit;
@@ -38,7 +44,9 @@ static void config_from_attrs(hid_t f, rd_vit_config *cfg) {
     cfg->drop_path_uniform = 1;
     cfg->layerscale = 1.0f; /* gammas exist; their values come from the fixture */
     cfg->qkv_bias = cfg->proj_bias = cfg->ffn_bias = 1;
-    cfg->ffn = RD_VIT_FFN_MLP;
+    char ffn[32] = "mlp";
+    rd_fixture_attr_str(f, "ffn", ffn, sizeof ffn);
+    cfg->ffn = strcmp(ffn, "swiglu") == 0 ? RD_VIT_FFN_SWIGLU : RD_VIT_FFN_MLP;
 }
 
 /* Declares the backbone and loads every tensor from prefix/<name>. */
@@ -64,10 +72,15 @@ static int load_model(rd_test *t, hid_t f, const char *prefix, model *m) {
     return t->failures == 0;
 }
 
-static int close_to(rd_test *t, const char *what, const float *got, const float *want, size_t n) {
+static int close_within(rd_test *t, const char *what, const float *got, const float *want, size_t n,
+                        double rtol, double atol_rel) {
     double mx = 0;
     for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(want[i]));
-    return rd_test_close(t, __FILE__, __LINE__, what, got, want, n, FWD_RTOL, FWD_ATOL * mx);
+    return rd_test_close(t, __FILE__, __LINE__, what, got, want, n, rtol, atol_rel * mx);
+}
+
+static int close_to(rd_test *t, const char *what, const float *got, const float *want, size_t n) {
+    return close_within(t, what, got, want, n, FWD_RTOL, FWD_ATOL);
 }
 
 /* Compares got with dataset path (which must hold exactly n values). */
@@ -287,7 +300,84 @@ static void step_droppath_backbone(rd_test *t) {
     check_step(t, "step_droppath.h5");
 }
 
+/* Forward outputs and every parameter gradient of one case of vit_torch.h5 (group g). */
+static void check_against_torch(rd_test *t, hid_t g) {
+    model m;
+    if (!load_model(t, g, "params", &m)) return;
+    int D = m.vit.cfg.embed_dim, depth = m.vit.cfg.depth;
+    int64_t dims[4];
+    CHECK(rd_fixture_shape(g, "inputs/x", dims, 4) == 4);
+    int b = (int)dims[0], c = (int)dims[1], H = (int)dims[2], W = (int)dims[3];
+    int n = (H / m.vit.cfg.patch_size) * (W / m.vit.cfg.patch_size);
+    float *x = rd_fixture_floats(g, "inputs/x", NULL);
+    float *g_cls = rd_fixture_floats(g, "inputs/g_cls", NULL);
+    float *g_patch = rd_fixture_floats(g, "inputs/g_patch", NULL);
+    int64_t *mask64 = rd_fixture_ints(g, "inputs/mask", NULL);
+    int64_t *count64 = rd_fixture_ints(g, "inputs/drop_count", NULL);
+    int64_t *index64 = rd_fixture_ints(g, "inputs/drop_index", NULL);
+    uint8_t *mask = NULL;
+    if (mask64) {
+        mask = malloc((size_t)b * n);
+        for (size_t i = 0; i < (size_t)b * n; i++) mask[i] = (uint8_t)mask64[i];
+    }
+    int *count = malloc(sizeof(int) * 2 * depth), *index = malloc(sizeof(int) * 2 * depth * b);
+    rd_vit_drop_path dp = {count, index};
+    for (int k = 0; count64 && index64 && k < 2 * depth; k++) {
+        count[k] = (int)count64[k];
+        for (int j = 0; j < b; j++) index[k * b + j] = (int)index64[k * b + j];
+    }
+    rd_error err;
+    rd_vit_context ctx;
+    rd_vit_output out;
+    CHECK_OK(rd_vit_context_init(&ctx, &m.vit, b, H, W, RD_VIT_TRAIN, &err), &err);
+    CHECK_OK(rd_vit_forward(&ctx, &m.set, x, b, c, H, W, mask, count64 ? &dp : NULL, &out, &err),
+             &err);
+    check_dataset(t, g, "outputs/cls", out.cls, (size_t)b * D);
+    check_dataset(t, g, "outputs/patch", out.patch, (size_t)b * n * D);
+    CHECK_OK(rd_vit_backward(&ctx, &m.set, g_cls, g_patch, &err), &err);
+    for (int i = 0; i < m.set.count; i++) {
+        const rd_param *p = &m.set.params[i];
+        char path[160];
+        snprintf(path, sizeof path, "grads/%s", p->name);
+        size_t k = 0;
+        float *want = rd_fixture_floats(g, path, &k);
+        CHECK_MSG(want && k == p->numel, "%s missing or wrong size", path);
+        if (want && k == p->numel)
+            close_within(t, path, rd_param_grad(&m.set, i), want, k, GRAD_RTOL, GRAD_ATOL);
+        free(want);
+    }
+    rd_vit_context_free(&ctx);
+    rd_params_free(&m.set);
+    free(x), free(g_cls), free(g_patch), free(mask64), free(count64), free(index64);
+    free(mask), free(count), free(index);
+}
+
+static void backward_matches_pytorch(rd_test *t) {
+    const char *dir = rd_test_tmpdir(t);
+    char path[700], cmd[1600];
+    snprintf(path, sizeof path, "%s/vit_torch.h5", dir ? dir : "/tmp");
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 tests/model/vit_torch_fixture.py '%s' >'%s.log' 2>&1", path, path);
+    if (system(cmd) != 0)
+        SKIP("the PyTorch oracle did not run (needs /usr/bin/python3 with torch and h5py; "
+             "see %s.log)",
+             path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    CHECK(f >= 0);
+    if (f < 0) return;
+    static const char *names[] = {"mlp", "swiglu"};
+    for (int k = 0; k < 2; k++) {
+        hid_t g = H5Gopen2(f, names[k], H5P_DEFAULT);
+        CHECK_MSG(g >= 0, "group %s missing", names[k]);
+        if (g < 0) continue;
+        check_against_torch(t, g);
+        H5Gclose(g);
+    }
+    H5Fclose(f);
+}
+
 static const rd_test_case cases[] = {
+    {"backward_matches_pytorch", backward_matches_pytorch},
     {"outputs_at_four_resolutions", outputs_at_four_resolutions},
     {"step_centering_backbone", step_centering_backbone},
     {"step_registers_grey_backbone", step_registers_grey_backbone},
