@@ -9,22 +9,25 @@
 BUILD   ?= build
 ARCH    ?= -march=native
 CC      := mpicc
-PKGS    := hdf5-openmpi libpng yaml-0.1 openblas
+PKGS    := hdf5-openmpi libpng zlib yaml-0.1 openblas
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -fopenmp $(ARCH)
-CFLAGS  += -Iinclude $(PKG_CFLAGS) -MMD -MP
+# OPT: optimisation and debug flags; CFLAGS/LDFLAGS from the command line are added last.
+OPT     ?= -O2 -g
+RD_CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -fopenmp
+RD_CFLAGS  += $(ARCH) -Iinclude $(PKG_CFLAGS) -MMD -MP
+RD_LDFLAGS := -fopenmp
 LDLIBS  += $(PKG_LIBS) -llapacke -lm
-LDFLAGS += -fopenmp
 ifeq ($(WERROR),1)
-CFLAGS  += -Werror
+RD_CFLAGS  += -Werror
 endif
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+RD_CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+RD_LDFLAGS += -fsanitize=address,undefined
 endif
+ALL_CFLAGS  = $(RD_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(RD_LDFLAGS) $(LDFLAGS)
 
 LIB_SRC   := $(sort $(filter-out src/apps/%,$(wildcard src/*/*.c)))
 APP_SRC   := $(sort $(wildcard src/apps/*.c))
@@ -48,7 +51,7 @@ benches: $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB): $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 	@mkdir -p $(dir $@)
@@ -57,19 +60,19 @@ $(LIB): $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 
 $(BUILD)/bin/%: $(BUILD)/obj/src/apps/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
 
 $(BUILD)/tests/%: tests/%.c $(HARNESS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(HARNESS) $(LIB) -o $@ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests $< $(HARNESS) $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(LIB) -o $@ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $< $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
 
 # The README's commands: each installs what is missing first (scripts/install-deps.sh).
 deps:
@@ -80,7 +83,7 @@ test: deps
 	tests/run.sh $(BUILD) $(T)
 
 asan: deps
-	$(MAKE) BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" all
+	$(MAKE) BUILD=build-asan SANITIZE=1 OPT="-O1 -g" all
 	RDINO_SANITIZE=1 tests/run.sh build-asan $(T)
 
 bench: deps

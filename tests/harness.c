@@ -20,7 +20,8 @@ void rd_test_fail(rd_test *t, const char *file, int line, const char *fmt, ...) 
     va_end(ap);
     /* Details go to stderr as they happen; the FAIL line carries the first one. */
     fprintf(stderr, "  %s: %s:%d: %s\n", t->name, file, line, msg);
-    if (t->failures++ == 0) snprintf(t->message, sizeof t->message, "%s:%d: %.400s", file, line, msg);
+    if (t->failures++ == 0)
+        snprintf(t->message, sizeof t->message, "%s:%d: %.400s", file, line, msg);
 }
 
 void rd_test_skip(rd_test *t, const char *fmt, ...) {

@@ -53,7 +53,7 @@ const char *rd_test_tmpdir(rd_test *t);
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
-        if (!(cond)) rd_test_fail(t, __FILE__, __LINE__, "check failed: %s", #cond);              \
+        if (!(cond)) rd_test_fail(t, __FILE__, __LINE__, "check failed: %s", #cond);               \
     } while (0)
 
 #define CHECK_MSG(cond, ...)                                                                       \

@@ -9,7 +9,10 @@ FILTER=${2:-}
 export RDINO_BUILD=$BUILD
 source tests/lib.sh
 if [ "${RDINO_SANITIZE:-0}" = 1 ]; then
-    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+    # Slow unwinding and no dlclose let LeakSanitizer attribute Open MPI's own leaks to its
+    # libraries, where tests/lsan.supp suppresses them.
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0}
+    export OMPI_MCA_mca_base_component_disable_dlclose=1
     export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi

@@ -20,7 +20,7 @@ typedef enum {
 } rd_cfg_type;
 
 typedef struct rd_cfg_key {
-    const char *name;    /* dotted path, e.g. "optim.base_lr" */
+    const char *name; /* dotted path, e.g. "optim.base_lr" */
     rd_cfg_type type;
     const char *def;     /* default, written as in YAML ("0.004", "[0.32, 1.0]", "") */
     double min, max;     /* allowed numeric range, per element for lists */

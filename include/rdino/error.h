@@ -7,16 +7,16 @@
 
 typedef enum {
     RD_OK = 0,
-    RD_EIO,      /* file system or MPI-IO failure */
-    RD_EFORMAT,  /* input file is not what it claims to be */
-    RD_ENOMEM,   /* allocation failed or arena exhausted */
-    RD_EINVAL,   /* bad argument, bad config value */
-    RD_ERANGE,   /* value outside its allowed range */
-    RD_ENOTFOUND,/* missing file, key or record */
-    RD_EMPI,     /* MPI call failed */
-    RD_EHDF5,    /* HDF5 call failed */
-    RD_ENUMERIC, /* non-finite value where a finite one is required */
-    RD_EINTR     /* interrupted by a signal; state was saved */
+    RD_EIO,       /* file system or MPI-IO failure */
+    RD_EFORMAT,   /* input file is not what it claims to be */
+    RD_ENOMEM,    /* allocation failed or arena exhausted */
+    RD_EINVAL,    /* bad argument, bad config value */
+    RD_ERANGE,    /* value outside its allowed range */
+    RD_ENOTFOUND, /* missing file, key or record */
+    RD_EMPI,      /* MPI call failed */
+    RD_EHDF5,     /* HDF5 call failed */
+    RD_ENUMERIC,  /* non-finite value where a finite one is required */
+    RD_EINTR      /* interrupted by a signal; state was saved */
 } rd_status;
 
 enum { RD_ERROR_MSG_MAX = 1024 };

@@ -28,10 +28,10 @@ typedef struct rd_param {
     int ndim;
     int64_t shape[RD_PARAM_MAX_DIMS];
     size_t numel;
-    size_t offset;   /* first element in data/grad */
-    float lr_mult;   /* optimiser multipliers (DINOv2 §6.3); 1 until assigned */
+    size_t offset; /* first element in data/grad */
+    float lr_mult; /* optimiser multipliers (DINOv2 §6.3); 1 until assigned */
     float wd_mult;
-    int last_layer;  /* a head's last_layer.* (frozen at the start of training) */
+    int last_layer; /* a head's last_layer.* (frozen at the start of training) */
 } rd_param;
 
 typedef struct rd_param_set {
@@ -61,8 +61,7 @@ static inline float *rd_param_grad(const rd_param_set *set, int idx) {
 /* Index of a tensor by module and name, or -1. */
 int rd_params_find(const rd_param_set *set, rd_module module, const char *name);
 /* Half-open element range [begin, end) of one module's tensors (declared contiguously). */
-void rd_params_module_range(const rd_param_set *set, rd_module module, size_t *begin,
-                            size_t *end);
+void rd_params_module_range(const rd_param_set *set, rd_module module, size_t *begin, size_t *end);
 const char *rd_module_name(rd_module module); /* "backbone", "dino_head", "ibot_head" */
 
 #endif

@@ -43,7 +43,8 @@ static int parse_command_line(rd_app *app, int argc, char **argv, const char *pu
             app->stop_early = STOP_AFTER_HELP;
             return RD_EXIT_OK;
         } else if (strcmp(arg, "--config") == 0) {
-            if (i + 1 >= argc) return rd_fail(err, RD_EINVAL, "--config needs a file name"), RD_EXIT_USAGE;
+            if (i + 1 >= argc)
+                return rd_fail(err, RD_EINVAL, "--config needs a file name"), RD_EXIT_USAGE;
             if (rd_config_load_file(&app->cfg, argv[++i], err)) return RD_EXIT_FAILURE;
         } else if (strcmp(arg, "--print-config") == 0) {
             app->stop_early = STOP_AFTER_PRINT_CONFIG;
@@ -82,8 +83,10 @@ int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const c
 
     rd_error err = {0};
     *exit_status = RD_EXIT_OK;
-    if (rd_config_init(&app->cfg, &err)) *exit_status = RD_EXIT_FAILURE;
-    else *exit_status = parse_command_line(app, *argc, *argv, purpose, flags, nflags, &err);
+    if (rd_config_init(&app->cfg, &err))
+        *exit_status = RD_EXIT_FAILURE;
+    else
+        *exit_status = parse_command_line(app, *argc, *argv, purpose, flags, nflags, &err);
     if (*exit_status != RD_EXIT_OK) {
         if (app->rank == 0) rd_error_print("%s: %s", name, err.msg);
         return 1;
@@ -130,8 +133,7 @@ rd_status rd_mkdir_p(const char *path, rd_error *err) {
             char saved = *p;
             *p = '\0';
             if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return rd_fail(err, RD_EIO, "cannot create directory %s: %s", buf,
-                               strerror(errno));
+                return rd_fail(err, RD_EIO, "cannot create directory %s: %s", buf, strerror(errno));
             *p = saved;
             if (!saved) break;
         }

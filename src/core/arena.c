@@ -12,8 +12,7 @@ rd_status rd_arena_init(rd_arena *a, const char *name, size_t capacity, rd_error
     if (a->capacity == 0) return RD_OK;
     void *mem = NULL;
     if (posix_memalign(&mem, RD_ARENA_ALIGN, a->capacity) != 0)
-        return rd_fail(err, RD_ENOMEM, "arena '%s': cannot allocate %zu bytes", name,
-                       a->capacity);
+        return rd_fail(err, RD_ENOMEM, "arena '%s': cannot allocate %zu bytes", name, a->capacity);
     memset(mem, 0, a->capacity);
     a->base = mem;
     return RD_OK;

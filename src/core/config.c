@@ -90,12 +90,18 @@ static char *dup_string(const char *s) {
 
 static const char *type_name(rd_cfg_type t) {
     switch (t) {
-    case RD_CFG_BOOL: return "a boolean (true/false)";
-    case RD_CFG_INT: return "an integer";
-    case RD_CFG_FLOAT: return "a number";
-    case RD_CFG_STRING: return "a string";
-    case RD_CFG_FLOAT_LIST: return "a list of numbers";
-    case RD_CFG_INT_LIST: return "a list of integers";
+    case RD_CFG_BOOL:
+        return "a boolean (true/false)";
+    case RD_CFG_INT:
+        return "an integer";
+    case RD_CFG_FLOAT:
+        return "a number";
+    case RD_CFG_STRING:
+        return "a string";
+    case RD_CFG_FLOAT_LIST:
+        return "a list of numbers";
+    case RD_CFG_INT_LIST:
+        return "a list of integers";
     }
     return "?";
 }
@@ -160,7 +166,7 @@ static rd_status set_value(rd_config *cfg, int idx, char **items, int nitems, rd
                            const char *where, rd_error *err) {
     const rd_cfg_key *k = &cfg->keys[idx];
     rd_cfg_value v = {0};
-    char buf[64];
+    char text[RD_CFG_LIST_MAX * 32 + 8]; /* canonical text of non-string values */
     int is_list = k->type == RD_CFG_FLOAT_LIST || k->type == RD_CFG_INT_LIST;
     if (is_list != (nitems >= 0))
         return rd_fail(err, RD_EINVAL, "%s: key '%s' expects %s, got %s", where, k->name,
@@ -171,7 +177,7 @@ static rd_status set_value(rd_config *cfg, int idx, char **items, int nitems, rd
         if (!parse_bool(s, &v.boolean))
             return rd_fail(err, RD_EINVAL, "%s: key '%s' expects %s, got '%s'", where, k->name,
                            type_name(k->type), s);
-        v.text = dup_string(v.boolean ? "true" : "false");
+        snprintf(text, sizeof text, "%s", v.boolean ? "true" : "false");
         break;
     case RD_CFG_INT:
         if (!parse_int(s, &v.integer))
@@ -180,56 +186,47 @@ static rd_status set_value(rd_config *cfg, int idx, char **items, int nitems, rd
         if ((double)v.integer < k->min || (double)v.integer > k->max)
             return range_error(err, where, k, (double)v.integer);
         v.num = (double)v.integer;
-        snprintf(buf, sizeof buf, "%lld", (long long)v.integer);
-        v.text = dup_string(buf);
+        snprintf(text, sizeof text, "%lld", (long long)v.integer);
         break;
     case RD_CFG_FLOAT:
         if (!parse_double(s, &v.num))
             return rd_fail(err, RD_EINVAL, "%s: key '%s' expects %s, got '%s'", where, k->name,
                            type_name(k->type), s);
         if (v.num < k->min || v.num > k->max) return range_error(err, where, k, v.num);
-        format_number(v.num, buf, sizeof buf);
-        v.text = dup_string(buf);
+        format_number(v.num, text, sizeof text);
         break;
     case RD_CFG_STRING:
         if (k->choices && !in_choices(k->choices, s))
             return rd_fail(err, RD_EINVAL, "%s: key '%s' must be one of %s, got '%s'", where,
                            k->name, k->choices, s);
-        v.text = dup_string(s);
         break;
     case RD_CFG_FLOAT_LIST:
     case RD_CFG_INT_LIST: {
         if (nitems > RD_CFG_LIST_MAX || (k->list_len && nitems != k->list_len))
             return rd_fail(err, RD_EINVAL, "%s: key '%s' expects a list of %d elements, got %d",
                            where, k->name, k->list_len ? k->list_len : RD_CFG_LIST_MAX, nitems);
-        size_t len = 1, cap = 2 + (size_t)nitems * 26;
-        char *text = malloc(cap);
-        if (!text) return rd_fail(err, RD_ENOMEM, "out of memory");
-        strcpy(text, "[");
+        size_t len = (size_t)snprintf(text, sizeof text, "[");
         for (int i = 0; i < nitems; i++) {
             double x = 0;
             int64_t xi = 0;
-            int ok = k->type == RD_CFG_INT_LIST ? parse_int(items[i], &xi) : parse_double(items[i], &x);
+            int ok =
+                k->type == RD_CFG_INT_LIST ? parse_int(items[i], &xi) : parse_double(items[i], &x);
             if (k->type == RD_CFG_INT_LIST) x = (double)xi;
-            if (!ok) {
-                free(text);
+            if (!ok)
                 return rd_fail(err, RD_EINVAL, "%s: key '%s' expects %s, element %d is '%s'", where,
                                k->name, type_name(k->type), i, items[i]);
-            }
-            if (x < k->min || x > k->max) {
-                free(text);
-                return range_error(err, where, k, x);
-            }
+            if (x < k->min || x > k->max) return range_error(err, where, k, x);
             v.list[i] = x;
-            format_number(x, buf, sizeof buf);
-            len += (size_t)snprintf(text + len, cap - len, "%s%s", i ? ", " : "", buf);
+            char num[32];
+            format_number(x, num, sizeof num);
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i ? ", " : "", num);
         }
-        snprintf(text + len, cap - len, "]");
-        v.text = text;
+        snprintf(text + len, sizeof text - len, "]");
         v.list_len = nitems;
         break;
     }
     }
+    v.text = dup_string(k->type == RD_CFG_STRING ? s : text);
     if (!v.text) return rd_fail(err, RD_ENOMEM, "out of memory");
     v.origin = origin;
     free(cfg->values[idx].text);
@@ -268,8 +265,10 @@ rd_status rd_config_init(rd_config *cfg, rd_error *err) {
         snprintf(def, sizeof def, "%s", cfg->keys[i].def);
         char *items[RD_CFG_LIST_MAX + 1];
         int n = -1;
-        if (def[0] == '[') n = split_flow_list(def, items, RD_CFG_LIST_MAX);
-        else items[0] = def;
+        if (def[0] == '[')
+            n = split_flow_list(def, items, RD_CFG_LIST_MAX);
+        else
+            items[0] = def;
         rd_status st = set_value(cfg, i, items, n, RD_CFG_FROM_DEFAULT, "built-in default", err);
         if (st) return st;
     }
@@ -296,8 +295,7 @@ rd_status rd_config_override(rd_config *cfg, const char *assignment, rd_error *e
     char *eq = strchr(buf, '=');
     char where[1100];
     snprintf(where, sizeof where, "override '%s'", assignment);
-    if (!eq || eq == buf)
-        return rd_fail(err, RD_EINVAL, "%s: expected key.sub=value", where);
+    if (!eq || eq == buf) return rd_fail(err, RD_EINVAL, "%s: expected key.sub=value", where);
     *eq = '\0';
     char *value = eq + 1;
     int idx = find_key(cfg, buf);
@@ -399,8 +397,9 @@ static rd_status walk_value(yaml_walk *w, const char *key, int depth, rd_error *
             }
             if (ev.type != YAML_SCALAR_EVENT || n == RD_CFG_LIST_MAX) {
                 yaml_event_delete(&ev);
-                st = rd_fail(err, RD_EINVAL, "%s: key '%s' expects a flat list of at most %d values",
-                             where, key, RD_CFG_LIST_MAX);
+                st =
+                    rd_fail(err, RD_EINVAL, "%s: key '%s' expects a flat list of at most %d values",
+                            where, key, RD_CFG_LIST_MAX);
                 break;
             }
             items[n++] = dup_string((char *)ev.data.scalar.value);
@@ -410,8 +409,10 @@ static rd_status walk_value(yaml_walk *w, const char *key, int depth, rd_error *
         return st;
     }
     yaml_event_delete(&ev);
-    return rd_fail(err, RD_EINVAL, "%s: unsupported YAML construct for key '%s' (anchors and "
-                   "aliases are not supported)", where, key);
+    return rd_fail(err, RD_EINVAL,
+                   "%s: unsupported YAML construct for key '%s' (anchors and "
+                   "aliases are not supported)",
+                   where, key);
 }
 
 static rd_status walk_mapping(yaml_walk *w, const char *prefix, int depth, rd_error *err) {
@@ -449,8 +450,12 @@ rd_status rd_config_load_string(rd_config *cfg, const char *yaml, const char *or
         yaml_event_t ev;
         if ((st = next_event(&w, &ev, err))) break;
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT: done = 1; break;
-        case YAML_MAPPING_START_EVENT: st = walk_mapping(&w, "", 0, err); break;
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        case YAML_MAPPING_START_EVENT:
+            st = walk_mapping(&w, "", 0, err);
+            break;
         case YAML_SCALAR_EVENT:
             /* An empty document is fine; a bare scalar is not a config. */
             if (ev.data.scalar.length > 0)
@@ -461,7 +466,8 @@ rd_status rd_config_load_string(rd_config *cfg, const char *yaml, const char *or
             st = rd_fail(err, RD_EFORMAT, "%s: expected a mapping of keys at the top level",
                          origin_name);
             break;
-        default: break;
+        default:
+            break;
         }
         yaml_event_delete(&ev);
     }
@@ -577,15 +583,19 @@ static int needs_quotes(const char *s) {
     int b;
     double d;
     /* A string that would read back as a bool, number or null needs quotes too. */
-    return parse_bool(s, &b) || parse_double(s, &d) || strcmp(s, "null") == 0 || strcmp(s, "~") == 0;
+    return parse_bool(s, &b) || parse_double(s, &d) || strcmp(s, "null") == 0 ||
+           strcmp(s, "~") == 0;
 }
 
 static void sb_quoted(sbuf *b, const char *s) {
     sb_printf(b, "\"");
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\') sb_printf(b, "\\%c", *s);
-        else if (*s == '\n') sb_printf(b, "\\n");
-        else sb_printf(b, "%c", *s);
+        if (*s == '"' || *s == '\\')
+            sb_printf(b, "\\%c", *s);
+        else if (*s == '\n')
+            sb_printf(b, "\\n");
+        else
+            sb_printf(b, "%c", *s);
     }
     sb_printf(b, "\"");
 }
@@ -613,8 +623,10 @@ char *rd_config_dump(const rd_config *cfg) {
             if (depth >= shared) sb_printf(&b, "%*s%.*s:\n", 2 * depth, "", (int)(dot - p), p);
         const rd_cfg_value *v = &cfg->values[i];
         sb_printf(&b, "%*s%s: ", 2 * depth, "", p);
-        if (cfg->keys[i].type == RD_CFG_STRING && needs_quotes(v->text)) sb_quoted(&b, v->text);
-        else sb_printf(&b, "%s", v->text);
+        if (cfg->keys[i].type == RD_CFG_STRING && needs_quotes(v->text))
+            sb_quoted(&b, v->text);
+        else
+            sb_printf(&b, "%s", v->text);
         if (v->origin == RD_CFG_FROM_FILE) sb_printf(&b, "  # from file");
         if (v->origin == RD_CFG_FROM_OVERRIDE) sb_printf(&b, "  # override");
         sb_printf(&b, "\n");

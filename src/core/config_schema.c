@@ -6,23 +6,32 @@
 
 #include "rdino/config.h"
 
-#define BOOL(name, def, help) {name, RD_CFG_BOOL, def, 0, 1, NULL, 0, help}
-#define INT(name, def, lo, hi, help) {name, RD_CFG_INT, def, lo, hi, NULL, 0, help}
-#define FLT(name, def, lo, hi, help) {name, RD_CFG_FLOAT, def, lo, hi, NULL, 0, help}
-#define STR(name, def, choices, help) {name, RD_CFG_STRING, def, 0, 0, choices, 0, help}
-#define FLIST(name, def, len, lo, hi, help) {name, RD_CFG_FLOAT_LIST, def, lo, hi, NULL, len, help}
-#define ILIST(name, def, len, lo, hi, help) {name, RD_CFG_INT_LIST, def, lo, hi, NULL, len, help}
+#define BOOL(name, def, help)                                                                      \
+    { name, RD_CFG_BOOL, def, 0, 1, NULL, 0, help }
+#define INT(name, def, lo, hi, help)                                                               \
+    { name, RD_CFG_INT, def, lo, hi, NULL, 0, help }
+#define FLT(name, def, lo, hi, help)                                                               \
+    { name, RD_CFG_FLOAT, def, lo, hi, NULL, 0, help }
+#define STR(name, def, choices, help)                                                              \
+    { name, RD_CFG_STRING, def, 0, 0, choices, 0, help }
+#define FLIST(name, def, len, lo, hi, help)                                                        \
+    { name, RD_CFG_FLOAT_LIST, def, lo, hi, NULL, len, help }
+#define ILIST(name, def, len, lo, hi, help)                                                        \
+    { name, RD_CFG_INT_LIST, def, lo, hi, NULL, len, help }
 
 /* Accepted for compatibility with DINOv2 files; rdino computes in fp32 without sharding. */
-#define PRECISION(prefix, reduce)                                                                 \
-    STR(prefix ".sharding_strategy", "SHARD_GRAD_OP", NULL, "ignored (no FSDP in rdino)"),        \
-        STR(prefix ".mixed_precision.param_dtype", "fp16", NULL, "ignored (rdino is fp32)"),      \
-        STR(prefix ".mixed_precision.reduce_dtype", reduce, NULL, "ignored (rdino is fp32)"),     \
+#define PRECISION(prefix, reduce)                                                                  \
+    STR(prefix ".sharding_strategy", "SHARD_GRAD_OP", NULL, "ignored (no FSDP in rdino)"),         \
+        STR(prefix ".mixed_precision.param_dtype", "fp16", NULL, "ignored (rdino is fp32)"),       \
+        STR(prefix ".mixed_precision.reduce_dtype", reduce, NULL, "ignored (rdino is fp32)"),      \
         STR(prefix ".mixed_precision.buffer_dtype", "fp32", NULL, "ignored (rdino is fp32)")
 
+/* A table reads best one key per line, so clang-format leaves it alone. */
+/* clang-format off */
 static const rd_cfg_key schema[] = {
     /* ---- DINOv2 ---- */
-    STR("MODEL.WEIGHTS", "", NULL, "weights to start from (DINOv2 name; see student.pretrained_weights)"),
+    STR("MODEL.WEIGHTS", "", NULL,
+        "weights to start from (DINOv2 name; see student.pretrained_weights)"),
     BOOL("compute_precision.grad_scaler", "true", "ignored (rdino is fp32)"),
     PRECISION("compute_precision.teacher.backbone", "fp16"),
     PRECISION("compute_precision.teacher.dino_head", "fp16"),
@@ -48,7 +57,8 @@ static const rd_cfg_key schema[] = {
     INT("ibot.head_hidden_dim", "2048", 1, 1 << 20, "hidden width of a separate iBOT head"),
 
     INT("train.batch_size_per_gpu", "64", 1, 1 << 20, "images per rank per step"),
-    STR("train.dataset_path", "ImageNet:split=TRAIN", NULL, "ignored: rdino reads shards (shard.output_dir)"),
+    STR("train.dataset_path", "ImageNet:split=TRAIN", NULL,
+        "ignored: rdino reads shards (shard.output_dir)"),
     STR("train.output_dir", ".", NULL, "ignored: rdino writes to pretrain.output_dir"),
     INT("train.saveckp_freq", "20", 0, 1 << 30, "checkpoint every N epochs (DINOv2 epochs)"),
     INT("train.seed", "0", 0, INT64_MAX, "seed of every random draw in pretraining"),
@@ -57,7 +67,8 @@ static const rd_cfg_key schema[] = {
     BOOL("train.cache_dataset", "true", "ignored"),
     STR("train.centering", "centering", "centering|sinkhorn_knopp", "teacher centring"),
 
-    STR("student.arch", "vit_large", "vit_tiny|vit_small|vit_base|vit_large|vit_giant2|vit_custom", "ViT size"),
+    STR("student.arch", "vit_large", "vit_tiny|vit_small|vit_base|vit_large|vit_giant2|vit_custom",
+        "ViT size"),
     INT("student.patch_size", "16", 1, 64, "patch size p"),
     FLT("student.drop_path_rate", "0.3", 0, 0.99, "stochastic depth rate"),
     FLT("student.layerscale", "1.0e-05", 0, INFINITY, "LayerScale init (0 disables LayerScale)"),
@@ -91,8 +102,10 @@ static const rd_cfg_key schema[] = {
     FLT("optim.warmup_epochs", "10", 0, INFINITY, "linear lr warmup"),
     FLT("optim.min_lr", "1.0e-06", 0, INFINITY, "final learning rate"),
     FLT("optim.clip_grad", "3.0", 0, INFINITY, "gradient-norm clip per sub-module (0 = off)"),
-    FLT("optim.freeze_last_layer_epochs", "1", 0, INFINITY, "epochs with the head's last layer frozen"),
-    STR("optim.scaling_rule", "sqrt_wrt_1024", "sqrt_wrt_1024|linear_wrt_256|none", "lr scaling with the global batch"),
+    FLT("optim.freeze_last_layer_epochs", "1", 0, INFINITY,
+        "epochs with the head's last layer frozen"),
+    STR("optim.scaling_rule", "sqrt_wrt_1024", "sqrt_wrt_1024|linear_wrt_256|none",
+        "lr scaling with the global batch"),
     FLT("optim.patch_embed_lr_mult", "0.2", 0, INFINITY, "lr multiplier of the patch embedding"),
     FLT("optim.layerwise_decay", "0.9", 0, 1, "layerwise lr decay"),
     FLT("optim.adamw_beta1", "0.9", 0, 1, "AdamW beta1"),
@@ -107,16 +120,33 @@ static const rd_cfg_key schema[] = {
     INT("evaluation.eval_period_iterations", "12500", 0, 1 << 30, "teacher dump period"),
 
     /* ---- rdino: input data and where outputs go ---- */
-    STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format"),
-    STR("data.metadata_csv", "", NULL, "metadata CSV (MIMIC: mimic-cxr-2.0.0-metadata.csv)"),
-    STR("data.patients_csv", "", NULL, "MIMIC-CXR patients.csv"),
-    STR("data.image_root", "", NULL, "folder the CSV image paths are relative to"),
+    STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format (include/rdino/metadata.h)"),
+    STR("data.metadata_csv", "", NULL, "metadata CSV (NIH Data_Entry_2017.csv, CheXpert train.csv, PadChest CSV, MIMIC mimic-cxr-2.0.0-metadata.csv)"),
+    STR("data.patients_csv", "", NULL, "MIMIC-CXR only: MIMIC-IV patients.csv (gender, anchor_age, anchor_year)"),
+    STR("data.image_root", "", NULL, "folder the CSV image paths are relative to (MIMIC: the folder holding files/)"),
     STR("data.output_dir", "rdino-out", NULL, "every stage writes under this folder"),
     STR("data.columns.image", "Image Index", NULL, "generic CSV: image path column"),
-    STR("data.columns.patient", "Patient ID", NULL, "generic CSV: patient id column"),
-    STR("data.columns.age", "Patient Age", NULL, "generic CSV: age column (years)"),
-    STR("data.columns.sex", "Patient Gender", NULL, "generic CSV: sex column"),
-    STR("data.columns.view", "View Position", NULL, "generic CSV: view column"),
+    STR("data.columns.patient", "Patient ID", NULL, "generic CSV: patient id column (empty: none)"),
+    STR("data.columns.age", "Patient Age", NULL, "generic CSV: age column, years or DICOM 060Y (empty: none)"),
+    STR("data.columns.sex", "Patient Gender", NULL, "generic CSV: sex column, M/F/Male/Female (empty: none)"),
+    STR("data.columns.view", "View Position", NULL, "generic CSV: view column (empty: none)"),
+
+    /* ---- rdino-synth: the built-in phantom data set (docs/SYNTH.md) ---- */
+    STR("synth.output_dir", "", NULL, "where images/ and metadata.csv go (empty = <data.output_dir>/synth)"),
+    INT("synth.seed", "1", 0, INT64_MAX, "seed of every random draw of the phantoms"),
+    INT("synth.n_patients", "200", 1, 1099511627776.0, "patients to generate"),
+    ILIST("synth.images_per_patient", "[1, 6]", 2, 1, 1000, "images per patient, uniform on [min, max]"),
+    FLIST("synth.followup_years", "[0.1, 2.0]", 2, 0, 50, "years between consecutive images, uniform"),
+    FLIST("synth.age_range", "[18, 95]", 2, 0, 120, "age at the first image, uniform"),
+    FLT("synth.male_fraction", "0.5", 0, 1, "probability that a patient is male"),
+    FLT("synth.ap_fraction", "0.3", 0, 1, "probability that an image is AP rather than PA"),
+    ILIST("synth.size_range", "[256, 1024]", 2, 32, 8192, "longer image side in pixels, uniform"),
+    FLIST("synth.aspect_range", "[0.8, 1.25]", 2, 0.5, 2, "width / height, uniform (< 1 portrait)"),
+    FLT("synth.strength", "1.0", 0, 1, "age and sex effects: 0 = none (null control), 1 = full"),
+    FLT("synth.noise", "1.0", 0, 100, "multiplier of the quantum noise (0 = noise-free)"),
+    INT("synth.bit_depth", "8", 8, 16, "PNG bits per pixel: 8 or 16"),
+    INT("synth.png_level", "1", 0, 9, "zlib level of the PNGs (6: about 15 % smaller, twice the time)"),
+    INT("synth.chunk", "4", 1, 1 << 20, "images handed to a rank at a time"),
 
     /* ---- rdino-preprocess ---- */
     INT("preprocess.size", "518", 8, 16384, "shorter side after resizing (RAD-DINO: 518)"),
@@ -127,8 +157,22 @@ static const rd_cfg_key schema[] = {
     STR("preprocess.views", "", NULL, "keep only these views, e.g. \"PA,AP\" (empty = all)"),
     INT("preprocess.bit_depth", "8", 8, 16, "stored bits per pixel: 8 or 16"),
     INT("preprocess.max_pixels", "400000000", 1, INT64_MAX, "refuse images with more pixels"),
-    INT("preprocess.chunk", "8", 1, 1 << 20, "images handed to a rank at a time"),
+    FLT("preprocess.max_aspect", "4", 1, 1000, "crop=none: refuse images whose longer side exceeds this many shorter sides"),
+    INT("preprocess.png_level", "1", 0, 9, "zlib level of the output PNGs (1: fast; 6-9: files about a quarter smaller, 4x slower)"),
+    INT("preprocess.chunk", "8", 1, 1 << 20, "images handed to a rank at a time (and journalled together)"),
+
+    /* ---- rdino-shard ---- */
+    STR("shard.input_dir", "", NULL, "preprocessed images + manifest.csv (default <data.output_dir>/preprocessed)"),
+    STR("shard.output_dir", "", NULL, "where shards go (default <data.output_dir>/shards)"),
+    INT("shard.num_shards", "0", 0, 1 << 20, "number of shards K (0: from images_per_shard)"),
+    INT("shard.images_per_shard", "1024", 1, 1 << 30, "images per shard when num_shards is 0"),
+    FLT("shard.val_fraction", "0.1", 0, 1, "fraction of patients in the validation split"),
+    FLT("shard.test_fraction", "0.1", 0, 1, "fraction of patients in the test split"),
+    INT("shard.split_seed", "0", 0, INT64_MAX, "seed of the patient-level split"),
+    INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
+    INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
 };
+/* clang-format on */
 
 const rd_cfg_key *rd_config_schema(int *nkeys) {
     *nkeys = (int)(sizeof schema / sizeof schema[0]);

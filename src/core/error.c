@@ -46,17 +46,28 @@ void rd_error_clear(rd_error *err) {
 
 const char *rd_status_name(rd_status code) {
     switch (code) {
-    case RD_OK: return "ok";
-    case RD_EIO: return "I/O error";
-    case RD_EFORMAT: return "bad format";
-    case RD_ENOMEM: return "out of memory";
-    case RD_EINVAL: return "invalid argument";
-    case RD_ERANGE: return "out of range";
-    case RD_ENOTFOUND: return "not found";
-    case RD_EMPI: return "MPI error";
-    case RD_EHDF5: return "HDF5 error";
-    case RD_ENUMERIC: return "non-finite value";
-    case RD_EINTR: return "interrupted";
+    case RD_OK:
+        return "ok";
+    case RD_EIO:
+        return "I/O error";
+    case RD_EFORMAT:
+        return "bad format";
+    case RD_ENOMEM:
+        return "out of memory";
+    case RD_EINVAL:
+        return "invalid argument";
+    case RD_ERANGE:
+        return "out of range";
+    case RD_ENOTFOUND:
+        return "not found";
+    case RD_EMPI:
+        return "MPI error";
+    case RD_EHDF5:
+        return "HDF5 error";
+    case RD_ENUMERIC:
+        return "non-finite value";
+    case RD_EINTR:
+        return "interrupted";
     }
     return "unknown error";
 }

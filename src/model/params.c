@@ -72,8 +72,7 @@ int rd_params_find(const rd_param_set *set, rd_module module, const char *name) 
     return -1;
 }
 
-void rd_params_module_range(const rd_param_set *set, rd_module module, size_t *begin,
-                            size_t *end) {
+void rd_params_module_range(const rd_param_set *set, rd_module module, size_t *begin, size_t *end) {
     *begin = *end = 0;
     int first = 1;
     for (int i = 0; i < set->count; i++) {
@@ -87,10 +86,14 @@ void rd_params_module_range(const rd_param_set *set, rd_module module, size_t *b
 
 const char *rd_module_name(rd_module module) {
     switch (module) {
-    case RD_MODULE_BACKBONE: return "backbone";
-    case RD_MODULE_DINO_HEAD: return "dino_head";
-    case RD_MODULE_IBOT_HEAD: return "ibot_head";
-    case RD_MODULE_COUNT: break;
+    case RD_MODULE_BACKBONE:
+        return "backbone";
+    case RD_MODULE_DINO_HEAD:
+        return "dino_head";
+    case RD_MODULE_IBOT_HEAD:
+        return "ibot_head";
+    case RD_MODULE_COUNT:
+        break;
     }
     return "?";
 }

@@ -27,10 +27,15 @@ static void streams_depend_only_on_their_key(rd_test *t) {
     rd_rng_init(&b, 42, RD_RNG_AUGMENT, 3, 1000, 2);
     for (int i = 0; i < 100; i++) CHECK(rd_rng_u32(&a) == rd_rng_u32(&b));
     /* Changing any key component changes the stream. */
-    const struct { uint64_t seed; rd_rng_purpose p; uint32_t epoch; uint64_t index; uint32_t crop; }
-        keys[] = {{43, RD_RNG_AUGMENT, 3, 1000, 2}, {42, RD_RNG_MASK, 3, 1000, 2},
-                  {42, RD_RNG_AUGMENT, 4, 1000, 2}, {42, RD_RNG_AUGMENT, 3, 1001, 2},
-                  {42, RD_RNG_AUGMENT, 3, 1000, 3}, {42, RD_RNG_AUGMENT, 3, 1000 + (1ull << 32), 2}};
+    const struct {
+        uint64_t seed;
+        rd_rng_purpose p;
+        uint32_t epoch;
+        uint64_t index;
+        uint32_t crop;
+    } keys[] = {{43, RD_RNG_AUGMENT, 3, 1000, 2}, {42, RD_RNG_MASK, 3, 1000, 2},
+                {42, RD_RNG_AUGMENT, 4, 1000, 2}, {42, RD_RNG_AUGMENT, 3, 1001, 2},
+                {42, RD_RNG_AUGMENT, 3, 1000, 3}, {42, RD_RNG_AUGMENT, 3, 1000 + (1ull << 32), 2}};
     rd_rng_init(&a, 42, RD_RNG_AUGMENT, 3, 1000, 2);
     uint32_t ref[8];
     for (int i = 0; i < 8; i++) ref[i] = rd_rng_u32(&a);

@@ -1,0 +1,533 @@
+/* Writing shards: see include/rdino/shard.h and docs/FORMATS.md ("Shards"). */
+#include "rdino/shard.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rdino/app.h"
+#include "rdino/h5store.h"
+#include "rdino/log.h"
+#include "rdino/rng.h"
+#include "rdino/sha256.h"
+
+static uint64_t fnv1a64(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+rd_split rd_split_of_patient(const char *patient_id, uint64_t seed, double val_fraction,
+                             double test_fraction) {
+    rd_rng rng;
+    rd_rng_init(&rng, seed, RD_RNG_SPLIT, 0, fnv1a64(patient_id) & ((1ull << 48) - 1), 0);
+    double u = rd_rng_uniform(&rng);
+    if (u < test_fraction) return RD_SPLIT_TEST;
+    if (u < test_fraction + val_fraction) return RD_SPLIT_VAL;
+    return RD_SPLIT_TRAIN;
+}
+
+int rd_shard_count(int64_t n, int num_shards, int64_t images_per_shard) {
+    int64_t k = num_shards > 0
+                    ? num_shards
+                    : (n + images_per_shard - 1) / (images_per_shard > 0 ? images_per_shard : 1);
+    if (k > n) k = n;
+    return k < 1 ? 1 : (int)k;
+}
+
+void rd_shard_path(char *buf, size_t n, const char *dir, int k) {
+    snprintf(buf, n, "%s/shard-%05d.h5", dir, k);
+}
+
+/* Rows of shard k: [first, end). */
+static int64_t shard_first_row(int64_t n, int k, int nshards) {
+    return n * k / nshards;
+}
+
+/* Everything that determines a shard's content, hashed: a rerun skips a shard whose stored
+ * content_key equals this one. */
+static void content_key(const rd_shard_params *p, int64_t n, int k, char hex[65]) {
+    char text[1024];
+    int len = snprintf(text, sizeof text,
+                       "rdino-shard format %d; manifest %s; images %lld; shards %d; index %d; "
+                       "size %d; bits %d; split seed %llu val %.17g test %.17g; deflate %d; "
+                       "preprocess ",
+                       RD_SHARD_FORMAT_VERSION, p->manifest_sha256, (long long)n, p->num_shards, k,
+                       p->size, p->bit_depth, (unsigned long long)p->split_seed, p->val_fraction,
+                       p->test_fraction, p->deflate);
+    rd_sha256 h;
+    rd_sha256_init(&h);
+    rd_sha256_update(&h, text, (size_t)len);
+    rd_sha256_update(&h, p->preprocess_yaml, strlen(p->preprocess_yaml));
+    rd_sha256_final_hex(&h, hex);
+}
+
+/* Longest string of a field over all images (at least 1): every shard gets the same widths. */
+static size_t max_width(const rd_shard_image *images, int64_t n, size_t offset) {
+    size_t w = 1;
+    for (int64_t i = 0; i < n; i++) {
+        const char *s = *(const char *const *)((const char *)&images[i] + offset);
+        size_t len = strlen(s);
+        if (len > w) w = len;
+    }
+    return w;
+}
+
+/* Shared by all shards of one run. */
+typedef struct {
+    const rd_shard_params *p;
+    const rd_shard_image *images;
+    const uint8_t *splits;
+    int64_t n;
+    size_t width_image_id, width_patient_id, width_view;
+    rd_shard_load_fn load;
+    void *ctx;
+    MPI_Comm comm;
+    int rank, nranks;
+    unsigned char *pixels; /* batch images */
+    rd_progress progress;
+    int64_t done; /* images finished (written or skipped) over all shards */
+    rd_shard_stats *stats;
+} shard_run;
+
+static rd_status create_layout(rd_h5file *f, const shard_run *r, int64_t count, rd_error *err) {
+    const rd_shard_params *p = r->p;
+    int64_t dims[3] = {count, p->size, p->size}, chunk[3] = {1, p->size, p->size};
+    rd_h5_type pixel = p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8;
+    rd_status st = rd_h5_create_dataset(f, "/images", pixel, 3, dims, chunk, p->deflate, err);
+    if (!st)
+        st =
+            rd_h5_create_strings(f, "/meta/image_id", count, r->width_image_id, 0, p->deflate, err);
+    if (!st)
+        st = rd_h5_create_strings(f, "/meta/patient_id", count, r->width_patient_id, 0, p->deflate,
+                                  err);
+    if (!st) st = rd_h5_create_strings(f, "/meta/view", count, r->width_view, 0, p->deflate, err);
+    int64_t chunk_rows = 4096;
+    const struct {
+        const char *name;
+        rd_h5_type type;
+        const char *meaning;
+    } numeric[] = {{"/meta/age", RD_H5_F32, "age in years; NaN = unknown"},
+                   {"/meta/sex", RD_H5_I8, "0 = F, 1 = M, -1 = unknown"},
+                   {"/meta/split", RD_H5_U8, "0 = train, 1 = val, 2 = test (by patient)"},
+                   {"/meta/source_row", RD_H5_I64, "row of the source metadata CSV"}};
+    for (size_t i = 0; !st && i < sizeof numeric / sizeof numeric[0]; i++) {
+        st = rd_h5_create_dataset(f, numeric[i].name, numeric[i].type, 1, &count, &chunk_rows,
+                                  p->deflate, err);
+        if (!st) st = rd_h5_set_attr_str(f, numeric[i].name, "meaning", numeric[i].meaning, err);
+    }
+    return st;
+}
+
+static rd_status write_attributes(rd_h5file *f, const shard_run *r, int k, int64_t first,
+                                  int64_t count, const char *key, rd_error *err) {
+    const rd_shard_params *p = r->p;
+    const struct {
+        const char *name;
+        int64_t value;
+    } ints[] = {{"format_version", RD_SHARD_FORMAT_VERSION},
+                {"shard_index", k},
+                {"shard_count", p->num_shards},
+                {"num_images", count},
+                {"first_row", first},
+                {"total_images", r->n},
+                {"image_size", p->size},
+                {"bit_depth", p->bit_depth},
+                {"split_seed", (int64_t)p->split_seed}};
+    const struct {
+        const char *name, *value;
+    } strs[] = {{"config", p->config_yaml},
+                {"source_manifest", p->manifest_path},
+                {"source_manifest_sha256", p->manifest_sha256},
+                {"preprocess", p->preprocess_yaml},
+                {"creator", p->tool_version},
+                {"content_key", key}};
+    rd_status st = RD_OK;
+    for (size_t i = 0; !st && i < sizeof ints / sizeof ints[0]; i++)
+        st = rd_h5_set_attr_int(f, "/", ints[i].name, ints[i].value, err);
+    for (size_t i = 0; !st && i < sizeof strs / sizeof strs[0]; i++)
+        st = rd_h5_set_attr_str(f, "/", strs[i].name, strs[i].value, err);
+    if (!st) st = rd_h5_set_attr_float(f, "/", "val_fraction", p->val_fraction, err);
+    if (!st) st = rd_h5_set_attr_float(f, "/", "test_fraction", p->test_fraction, err);
+    return st;
+}
+
+/* Rank 0 writes all metadata rows (they are small); the others join each collective write
+ * with an empty selection. */
+static rd_status write_metadata(rd_h5file *f, const shard_run *r, int64_t first, int64_t count,
+                                rd_error *err) {
+    int64_t mine = r->rank == 0 ? count : 0;
+    size_t n = (size_t)(count > 0 ? count : 1);
+    const char **ids = malloc(n * sizeof *ids), **patients = malloc(n * sizeof *patients),
+               **views = malloc(n * sizeof *views);
+    float *age = malloc(n * sizeof *age);
+    int8_t *sex = malloc(n);
+    int64_t *source_row = malloc(n * sizeof *source_row);
+    rd_status st = RD_OK;
+    if (!ids || !patients || !views || !age || !sex || !source_row)
+        st = rd_fail(err, RD_ENOMEM, "%s: out of memory for metadata", f->path);
+    for (int64_t i = 0; !st && i < count; i++) {
+        const rd_shard_image *img = &r->images[first + i];
+        ids[i] = img->image_id;
+        patients[i] = img->patient_id;
+        views[i] = img->view;
+        age[i] = img->age;
+        sex[i] = img->sex;
+        source_row[i] = img->source_row;
+    }
+    /* Every rank reaches the same verdict on allocation before the collective writes. */
+    int failed = st != RD_OK, any = failed;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, r->comm);
+    if (any && !st) st = rd_fail(err, RD_ENOMEM, "%s: out of memory on another rank", f->path);
+    if (!st) st = rd_h5_write_strings(f, "/meta/image_id", 0, mine, ids, err);
+    if (!st) st = rd_h5_write_strings(f, "/meta/patient_id", 0, mine, patients, err);
+    if (!st) st = rd_h5_write_strings(f, "/meta/view", 0, mine, views, err);
+    if (!st) st = rd_h5_write_rows(f, "/meta/age", RD_H5_F32, 0, mine, age, err);
+    if (!st) st = rd_h5_write_rows(f, "/meta/sex", RD_H5_I8, 0, mine, sex, err);
+    if (!st) st = rd_h5_write_rows(f, "/meta/split", RD_H5_U8, 0, mine, r->splits + first, err);
+    if (!st) st = rd_h5_write_rows(f, "/meta/source_row", RD_H5_I64, 0, mine, source_row, err);
+    free(ids), free(patients), free(views), free(age), free(sex), free(source_row);
+    return st;
+}
+
+/* Round after round, each rank loads its slice of up to `batch` images, then all ranks write
+ * their slices with one collective call. */
+static rd_status write_images(rd_h5file *f, shard_run *r, int64_t first, int64_t count,
+                              rd_error *err) {
+    const rd_shard_params *p = r->p;
+    size_t image_bytes = (size_t)p->size * (size_t)p->size * (p->bit_depth > 8 ? 2 : 1);
+    int64_t per_round = (int64_t)r->nranks * p->batch;
+    rd_status st = RD_OK;
+    for (int64_t round0 = 0; !st && round0 < count; round0 += per_round) {
+        int64_t lo = round0 + (int64_t)r->rank * p->batch;
+        if (lo > count) lo = count;
+        int64_t hi = lo + p->batch < count ? lo + p->batch : count;
+        double t0 = rd_now();
+        for (int64_t i = lo; !st && i < hi; i++)
+            st = r->load(r->ctx, &r->images[first + i], first + i,
+                         r->pixels + (size_t)(i - lo) * image_bytes, err);
+        r->stats->decode_seconds += rd_now() - t0;
+        int failed = st != RD_OK, any = failed;
+        MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, r->comm);
+        if (any && !st)
+            st = rd_fail(err, RD_EIO, "%s: loading images failed on another rank", f->path);
+        if (!st)
+            st = rd_h5_write_rows(f, "/images", p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8, lo,
+                                  hi - lo, r->pixels, err);
+        int64_t finished = round0 + per_round < count ? round0 + per_round : count;
+        if (!st) rd_progress_update(&r->progress, r->done + finished, NULL);
+    }
+    return st;
+}
+
+static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err) {
+    const rd_shard_params *p = r->p;
+    int64_t first = shard_first_row(r->n, k, p->num_shards);
+    int64_t count = shard_first_row(r->n, k + 1, p->num_shards) - first;
+    char path[RD_H5_PATH_MAX];
+    rd_shard_path(path, sizeof path, p->output_dir, k);
+    rd_h5file f;
+    double t0 = rd_now(), decode0 = r->stats->decode_seconds;
+    rd_status st = rd_h5_create(&f, path, r->comm, err);
+    if (!st) st = create_layout(&f, r, count, err);
+    if (!st) st = write_attributes(&f, r, k, first, count, key, err);
+    if (!st) st = write_metadata(&f, r, first, count, err);
+    if (!st) st = write_images(&f, r, first, count, err);
+    if (!st) st = rd_h5_publish(&f, err);
+    if (st) {
+        rd_h5_discard(&f);
+        return st;
+    }
+    r->stats->write_seconds += rd_now() - t0 - (r->stats->decode_seconds - decode0);
+    struct stat sb;
+    if (r->rank == 0 && stat(path, &sb) == 0) r->stats->bytes_written += (double)sb.st_size;
+    r->stats->shards_written++;
+    return RD_OK;
+}
+
+/* Reads every chunk of every dataset of a shard, so Fletcher32 checks them all. */
+static rd_status read_everything(const rd_h5file *f, const shard_run *r, rd_error *err) {
+    static const char *const meta[] = {"/meta/image_id",  "/meta/patient_id", "/meta/view",
+                                       "/meta/age",       "/meta/sex",        "/meta/split",
+                                       "/meta/source_row"};
+    const rd_shard_params *p = r->p;
+    int64_t dims[RD_H5_MAX_DIMS];
+    int ndim = 0;
+    rd_h5_type pixel = p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8, type;
+    rd_status st = rd_h5_shape(f, "/images", dims, &ndim, NULL, err);
+    if (!st) st = rd_h5_dataset_type(f, "/images", &type, err);
+    if (!st && (ndim != 3 || dims[1] != p->size || dims[2] != p->size || type != pixel))
+        st = rd_fail(err, RD_EFORMAT, "%s: /images has an unexpected shape or type", f->path);
+    int64_t count = st ? 0 : dims[0];
+    for (int64_t row = 0; !st && row < count; row += p->batch) {
+        int64_t rows = count - row < p->batch ? count - row : p->batch;
+        st = rd_h5_read_rows(f, "/images", pixel, row, rows, r->pixels, err);
+    }
+    for (size_t i = 0; !st && i < sizeof meta / sizeof meta[0]; i++) {
+        size_t width = 0;
+        st = rd_h5_shape(f, meta[i], dims, &ndim, &width, err);
+        if (!st && (ndim != 1 || dims[0] != count))
+            st = rd_fail(err, RD_EFORMAT, "%s: %s has %lld rows, /images %lld", f->path, meta[i],
+                         (long long)dims[0], (long long)count);
+        if (!st && width == 0) st = rd_h5_dataset_type(f, meta[i], &type, err);
+        size_t row_bytes = width ? width + 1 : rd_h5_type_size(type);
+        void *buf = st ? NULL : malloc((size_t)(count > 0 ? count : 1) * row_bytes);
+        if (!st && !buf) st = rd_fail(err, RD_ENOMEM, "%s: out of memory", f->path);
+        if (!st && width)
+            st = rd_h5_read_strings(f, meta[i], 0, count, buf, row_bytes, err);
+        else if (!st)
+            st = rd_h5_read_rows(f, meta[i], type, 0, count, buf, err);
+        free(buf);
+    }
+    return st;
+}
+
+/* RD_OK when the shard at path has the expected content key and every checksum verifies;
+ * RD_ENOTFOUND when it is absent; RD_EINVAL when it was written with other parameters. */
+static rd_status verify_shard(const shard_run *r, const char *path, const char *key,
+                              rd_error *err) {
+    if (access(path, F_OK) != 0) return RD_ENOTFOUND;
+    rd_h5file f;
+    char *stored = NULL;
+    rd_status st = rd_h5_open(&f, path, MPI_COMM_SELF, err);
+    if (!st) st = rd_h5_get_attr_str(&f, "/", "content_key", &stored, err);
+    if (!st && strcmp(stored, key) != 0) st = RD_EINVAL;
+    if (!st) st = read_everything(&f, r, err);
+    free(stored);
+    rd_h5_close(&f);
+    return st;
+}
+
+/* Marks the shards a previous run finished and that are intact: each rank verifies every
+ * nranks-th shard, reading all of it; damaged shards are reported and will be rewritten. */
+static void find_current_shards(const shard_run *r, uint8_t *current) {
+    const rd_shard_params *p = r->p;
+    for (int k = 0; k < p->num_shards; k++) {
+        current[k] = 0;
+        if (p->force || k % r->nranks != r->rank) continue;
+        char key[65], path[RD_H5_PATH_MAX];
+        content_key(p, r->n, k, key);
+        rd_shard_path(path, sizeof path, p->output_dir, k);
+        rd_error err = {0};
+        rd_status st = verify_shard(r, path, key, &err);
+        if (st == RD_OK)
+            current[k] = 1;
+        else if (st != RD_ENOTFOUND && st != RD_EINVAL)
+            rd_warn("existing shard is damaged, rewriting it: %s", err.msg);
+    }
+    MPI_Allreduce(MPI_IN_PLACE, current, p->num_shards, MPI_UINT8_T, MPI_MAX, r->comm);
+}
+
+static rd_status write_text_atomically(const char *path, const char *text, rd_error *err) {
+    char tmp[RD_H5_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp) return rd_fail(err, RD_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    int ok = fputs(text, fp) >= 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    ok &= fclose(fp) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return rd_fail(err, RD_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return RD_OK;
+}
+
+/* A growing string for index.json. */
+typedef struct {
+    char *text;
+    size_t len, cap;
+    int failed;
+} text_buf;
+
+static void append(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append(text_buf *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int need =
+            vsnprintf(b->text ? b->text + b->len : NULL, b->text ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (need < 0) {
+            b->failed = 1;
+            return;
+        }
+        if (b->text && b->len + (size_t)need < b->cap) {
+            b->len += (size_t)need;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)need + 1) * 2;
+        char *grown = realloc(b->text, cap);
+        if (!grown) {
+            b->failed = 1;
+            return;
+        }
+        b->text = grown;
+        b->cap = cap;
+    }
+}
+
+static rd_status write_index(const shard_run *r, rd_error *err) {
+    const rd_shard_params *p = r->p;
+    const rd_shard_stats *s = r->stats;
+    text_buf b = {0};
+    append(&b,
+           "{\n  \"format_version\": %d,\n  \"source_manifest_sha256\": \"%s\",\n"
+           "  \"num_images\": %lld,\n  \"num_shards\": %d,\n  \"image_size\": %d,\n"
+           "  \"dtype\": \"%s\",\n  \"split_seed\": %llu,\n  \"val_fraction\": %.17g,\n"
+           "  \"test_fraction\": %.17g,\n  \"splits\": {\"train\": %lld, \"val\": %lld, "
+           "\"test\": %lld},\n  \"patients\": {\"train\": %lld, \"val\": %lld, \"test\": %lld},\n"
+           "  \"shards\": [\n",
+           RD_SHARD_FORMAT_VERSION, p->manifest_sha256, (long long)r->n, p->num_shards, p->size,
+           p->bit_depth > 8 ? "uint16" : "uint8", (unsigned long long)p->split_seed,
+           p->val_fraction, p->test_fraction, (long long)s->per_split[0],
+           (long long)s->per_split[1], (long long)s->per_split[2],
+           (long long)s->patients_per_split[0], (long long)s->patients_per_split[1],
+           (long long)s->patients_per_split[2]);
+    for (int k = 0; k < p->num_shards; k++) {
+        int64_t first = shard_first_row(r->n, k, p->num_shards);
+        int64_t end = shard_first_row(r->n, k + 1, p->num_shards);
+        int64_t per[3] = {0, 0, 0};
+        for (int64_t i = first; i < end; i++) per[r->splits[i]]++;
+        append(&b,
+               "    {\"file\": \"shard-%05d.h5\", \"first_row\": %lld, \"num_images\": %lld, "
+               "\"train\": %lld, \"val\": %lld, \"test\": %lld}%s\n",
+               k, (long long)first, (long long)(end - first), (long long)per[0], (long long)per[1],
+               (long long)per[2], k + 1 < p->num_shards ? "," : "");
+    }
+    append(&b, "  ]\n}\n");
+    rd_status st = b.failed ? rd_fail(err, RD_ENOMEM, "out of memory writing index.json") : RD_OK;
+    char path[RD_H5_PATH_MAX];
+    snprintf(path, sizeof path, "%s/index.json", p->output_dir);
+    if (!st) st = write_text_atomically(path, b.text, err);
+    free(b.text);
+    return st;
+}
+
+/* Removes what an earlier run may have left that this run's index does not list: shards
+ * numbered K and above, and temporary files of killed runs. */
+static void remove_stale_files(const char *dir, int nshards) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int k = -1, end = 0;
+        int is_shard = sscanf(e->d_name, "shard-%d.h5%n", &k, &end) == 1 &&
+                       e->d_name[end] == '\0' && k >= nshards;
+        int is_tmp = strncmp(e->d_name, ".shard-", 7) == 0 && strstr(e->d_name, ".h5.tmp") != NULL;
+        if (!is_shard && !is_tmp) continue;
+        char path[RD_H5_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) rd_info("removed stale %s", path);
+    }
+    closedir(d);
+}
+
+static int compare_patient(const void *a, const void *b) {
+    const rd_shard_image *x = *(const rd_shard_image *const *)a;
+    const rd_shard_image *y = *(const rd_shard_image *const *)b;
+    return strcmp(x->patient_id, y->patient_id);
+}
+
+/* Assigns every image its patient's split and counts images and distinct patients per split. */
+static rd_status assign_splits(const rd_shard_params *p, const rd_shard_image *images, int64_t n,
+                               uint8_t *splits, rd_shard_stats *stats, rd_error *err) {
+    const rd_shard_image **order = malloc((size_t)n * sizeof *order);
+    if (!order) return rd_fail(err, RD_ENOMEM, "out of memory for %lld images", (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        splits[i] = (uint8_t)rd_split_of_patient(images[i].patient_id, p->split_seed,
+                                                 p->val_fraction, p->test_fraction);
+        stats->per_split[splits[i]]++;
+        order[i] = &images[i];
+    }
+    qsort(order, (size_t)n, sizeof *order, compare_patient);
+    for (int64_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(order[i]->patient_id, order[i - 1]->patient_id) != 0)
+            stats->patients_per_split[splits[order[i] - images]]++;
+    free(order);
+    return RD_OK;
+}
+
+static rd_status check_params(const rd_shard_params *p, int64_t n, rd_error *err) {
+    if (n < 1) return rd_fail(err, RD_EINVAL, "no images to shard");
+    if (p->num_shards < 1 || p->num_shards > n)
+        return rd_fail(err, RD_EINVAL, "%d shards for %lld images", p->num_shards, (long long)n);
+    if (p->bit_depth != 8 && p->bit_depth != 16)
+        return rd_fail(err, RD_EINVAL, "bit depth %d (expected 8 or 16)", p->bit_depth);
+    if (p->size < 1 || p->batch < 1 || p->deflate < 0 || p->deflate > 9)
+        return rd_fail(err, RD_EINVAL, "bad size %d, batch %d or deflate %d", p->size, p->batch,
+                       p->deflate);
+    if (p->val_fraction < 0 || p->test_fraction < 0 || p->val_fraction + p->test_fraction > 1)
+        return rd_fail(err, RD_EINVAL, "val_fraction %g + test_fraction %g must lie in [0, 1]",
+                       p->val_fraction, p->test_fraction);
+    return RD_OK;
+}
+
+rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *images, int64_t n,
+                             rd_shard_load_fn load, void *ctx, MPI_Comm comm, rd_shard_stats *stats,
+                             rd_error *err) {
+    memset(stats, 0, sizeof *stats);
+    rd_status st = check_params(p, n, err);
+    if (st) return st;
+    shard_run r = {
+        .p = p, .images = images, .n = n, .load = load, .ctx = ctx, .comm = comm, .stats = stats};
+    MPI_Comm_rank(comm, &r.rank);
+    MPI_Comm_size(comm, &r.nranks);
+    r.width_image_id = max_width(images, n, offsetof(rd_shard_image, image_id));
+    r.width_patient_id = max_width(images, n, offsetof(rd_shard_image, patient_id));
+    r.width_view = max_width(images, n, offsetof(rd_shard_image, view));
+    size_t image_bytes = (size_t)p->size * (size_t)p->size * (p->bit_depth > 8 ? 2 : 1);
+    uint8_t *splits = malloc((size_t)n);
+    r.pixels = malloc(image_bytes * (size_t)p->batch);
+    r.splits = splits;
+    if (!splits || !r.pixels) st = rd_fail(err, RD_ENOMEM, "out of memory for the image buffer");
+    if (!st) st = assign_splits(p, images, n, splits, stats, err);
+    if (!st && r.rank == 0) st = rd_mkdir_p(p->output_dir, err);
+    int failed = st != RD_OK, any = failed;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm);
+    if (any && !st) st = rd_fail(err, RD_EIO, "setting up %s failed on rank 0", p->output_dir);
+
+    uint8_t *current = st ? NULL : malloc((size_t)p->num_shards);
+    if (!st && !current) st = rd_fail(err, RD_ENOMEM, "out of memory for %d shards", p->num_shards);
+    if (!st) find_current_shards(&r, current);
+    if (!st) rd_progress_start(&r.progress, "shard", n, 0);
+    for (int k = 0; !st && k < p->num_shards; k++) {
+        char key[65];
+        content_key(p, n, k, key);
+        int64_t count =
+            shard_first_row(n, k + 1, p->num_shards) - shard_first_row(n, k, p->num_shards);
+        if (current[k]) {
+            stats->shards_skipped++;
+        } else {
+            st = write_shard(&r, k, key, err);
+            if (st) rd_wrap(err, "writing shard %d of %d", k, p->num_shards);
+        }
+        r.done += count;
+        if (!st) rd_progress_update(&r.progress, r.done, NULL);
+    }
+    if (!st) {
+        rd_progress_finish(&r.progress, NULL);
+        if (r.rank == 0) {
+            st = write_index(&r, err);
+            if (!st) remove_stale_files(p->output_dir, p->num_shards);
+        }
+        failed = st != RD_OK;
+        MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm);
+        if (any && !st)
+            st = rd_fail(err, RD_EIO, "writing %s/index.json failed on rank 0", p->output_dir);
+    }
+    double local = stats->decode_seconds;
+    MPI_Allreduce(&local, &stats->decode_seconds, 1, MPI_DOUBLE, MPI_MAX, comm);
+    stats->images = n;
+    free(current);
+    free(splits);
+    free(r.pixels);
+    return st;
+}

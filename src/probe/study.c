@@ -1,0 +1,262 @@
+/* The study driver: cross-validation, cluster-bootstrap intervals, permutation tests and
+ * paired encoder comparisons, each phase a set of work units spread by rd_probe_run_units. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "probe_internal.h"
+
+/* ---- bootstrap ---- */
+
+typedef struct boot_ctx {
+    const rd_probe_task *t;
+    probe_oof a, b; /* b unused (n == 0) without a second encoder */
+    double *weight; /* [nrows] scratch of this rank */
+} boot_ctx;
+
+/* Metrics of a, or of a minus those of b, with row weights (NULL = 1). */
+static void paired_metrics(boot_ctx *c, const double *weight, double *out) {
+    probe_oof_metrics(&c->a, weight, out);
+    if (c->b.rows) {
+        double other[RD_PROBE_NMETRICS];
+        probe_oof_metrics(&c->b, weight, other);
+        for (int m = 0; m < RD_PROBE_NMETRICS; m++) out[m] -= other[m];
+    }
+}
+
+static rd_status boot_unit(void *vctx, int unit, double *result, rd_error *err) {
+    (void)err;
+    boot_ctx *c = vctx;
+    rd_probe_bootstrap_weights(c->t, (uint64_t)unit, c->weight);
+    paired_metrics(c, c->weight, result);
+    return RD_OK;
+}
+
+rd_status rd_probe_bootstrap_ci(MPI_Comm comm, const rd_probe_task *t, const double *pred,
+                                const double *pred_b, rd_probe_interval out[RD_PROBE_NMETRICS],
+                                rd_error *err) {
+    int n = t->nrows, nboot = t->cfg.bootstrap;
+    boot_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.t = t;
+    ctx.weight = malloc((size_t)(n > 0 ? n : 1) * sizeof *ctx.weight);
+    double *reps = malloc((size_t)(nboot > 0 ? nboot : 1) * RD_PROBE_NMETRICS * sizeof *reps);
+    double *column = malloc((size_t)(nboot > 0 ? nboot : 1) * sizeof *column);
+    rd_status st = RD_OK;
+    if (!ctx.weight || !reps || !column) {
+        st = rd_fail(err, RD_ENOMEM, "probe: no memory to bootstrap %d rows", n);
+        goto out;
+    }
+    if ((st = probe_oof_init(&ctx.a, t, t->y, pred, err)) != RD_OK) goto out;
+    if (pred_b && (st = probe_oof_init(&ctx.b, t, t->y, pred_b, err)) != RD_OK) goto out;
+    double estimate[RD_PROBE_NMETRICS];
+    paired_metrics(&ctx, NULL, estimate);
+    st = rd_probe_run_units(comm, nboot, RD_PROBE_NMETRICS, boot_unit, &ctx, NULL, reps, err);
+    if (st != RD_OK) goto out;
+    double alpha = 1.0 - t->cfg.ci_level;
+    for (int m = 0; m < RD_PROBE_NMETRICS; m++) {
+        rd_probe_interval *iv = &out[m];
+        iv->estimate = iv->lo = iv->hi = NAN;
+        iv->replicates = 0;
+        if (!rd_probe_metric_applies(t->kind, (rd_probe_metric)m)) continue;
+        iv->estimate = estimate[m];
+        int valid = 0;
+        for (int b = 0; b < nboot; b++) {
+            double v = reps[(size_t)b * RD_PROBE_NMETRICS + m];
+            if (isfinite(v)) column[valid++] = v;
+        }
+        iv->replicates = valid;
+        if (valid > 0) {
+            iv->lo = rd_probe_quantile(column, valid, 0.5 * alpha);
+            iv->hi = rd_probe_quantile(column, valid, 1.0 - 0.5 * alpha);
+        }
+    }
+out:
+    probe_oof_free(&ctx.a);
+    probe_oof_free(&ctx.b);
+    free(ctx.weight);
+    free(reps);
+    free(column);
+    return st;
+}
+
+/* ---- the study ---- */
+
+typedef struct study_ctx {
+    rd_probe_task *tasks;
+    int ntasks;
+    const int *first; /* [ntasks + 1] first unit of each task */
+    int len;
+    double *scratch; /* [max nrows] */
+    int current;     /* task whose ridge cache this rank holds */
+} study_ctx;
+
+/* The task of a unit; drops the previous task's cache when moving on (units ascend). */
+static rd_probe_task *unit_task(study_ctx *c, int unit, int *index) {
+    int ti = 0;
+    while (c->first[ti + 1] <= unit) ti++;
+    if (ti != c->current && c->current >= 0) rd_probe_task_drop_cache(&c->tasks[c->current]);
+    c->current = ti;
+    *index = unit - c->first[ti];
+    return &c->tasks[ti];
+}
+
+/* result = [chosen lambda, predictions of the fold's rows in task-row order, zero padding] */
+static rd_status cv_unit(void *vctx, int unit, double *result, rd_error *err) {
+    study_ctx *c = vctx;
+    int fold;
+    rd_probe_task *t = unit_task(c, unit, &fold);
+    memset(result, 0, (size_t)c->len * sizeof *result);
+    rd_status st = rd_probe_cv_fold(t, fold, NULL, c->scratch, &result[0], err);
+    if (st != RD_OK) return st;
+    for (int k = 0, j = 1; k < t->nrows; k++)
+        if (t->outer_fold[t->patient[k]] == fold) result[j++] = c->scratch[k];
+    return RD_OK;
+}
+
+static rd_status perm_unit(void *vctx, int unit, double *result, rd_error *err) {
+    study_ctx *c = vctx;
+    int index;
+    rd_probe_task *t = unit_task(c, unit, &index);
+    return rd_probe_permutation_stat(t, (uint64_t)index, result, err);
+}
+
+static void drop_caches(rd_probe_task *tasks, int ntasks) {
+    for (int i = 0; i < ntasks; i++) rd_probe_task_drop_cache(&tasks[i]);
+}
+
+/* Unit ranges per task: count(t) units each. */
+static int prefix_units(const rd_probe_task *tasks, int ntasks, int per_task_perm, int *first) {
+    first[0] = 0;
+    for (int i = 0; i < ntasks; i++)
+        first[i + 1] =
+            first[i] + (per_task_perm ? tasks[i].cfg.permutations : tasks[i].cfg.outer_folds);
+    return first[ntasks];
+}
+
+static void unpack_cv(const rd_probe_task *t, const double *results, int first, int len,
+                      rd_probe_result *r) {
+    int nl = t->cfg.nlambda;
+    r->lambda_at_edge = 0;
+    for (int o = 0; o < t->cfg.outer_folds; o++) {
+        const double *u = results + (size_t)(first + o) * len;
+        r->lambda[o] = u[0];
+        if (nl > 1 && (u[0] == t->cfg.lambda[0] || u[0] == t->cfg.lambda[nl - 1]))
+            r->lambda_at_edge++;
+        for (int k = 0, j = 1; k < t->nrows; k++)
+            if (t->outer_fold[t->patient[k]] == o) r->pred[k] = u[j++];
+    }
+}
+
+static void summarise_permutations(const rd_probe_task *t, const double *null, rd_probe_result *r) {
+    double observed = r->metric[rd_probe_primary_metric(t->kind)].estimate, sum = 0.0;
+    int nperm = t->cfg.permutations, as_large = 0, finite = 0;
+    r->permutations = nperm;
+    r->perm_p = r->perm_null_mean = NAN;
+    if (nperm == 0) return;
+    for (int b = 0; b < nperm; b++) {
+        if (!isfinite(null[b])) continue;
+        finite++;
+        sum += null[b];
+        /* Ties count against the encoder (conservative), with a rounding margin. */
+        if (null[b] >= observed - 1e-12 * fmax(1.0, fabs(observed))) as_large++;
+    }
+    if (finite > 0) r->perm_null_mean = sum / finite;
+    if (isfinite(observed)) r->perm_p = (1.0 + as_large) / (1.0 + nperm);
+}
+
+rd_status rd_probe_run(MPI_Comm comm, rd_probe_task *tasks, int ntasks, rd_probe_result *results,
+                       rd_error *err) {
+    for (int i = 0; i < ntasks; i++) memset(&results[i], 0, sizeof results[i]);
+    int *first = malloc((size_t)(ntasks + 1) * sizeof *first), max_rows = 1, max_fold = 0;
+    for (int i = 0; i < ntasks; i++) {
+        if (tasks[i].nrows > max_rows) max_rows = tasks[i].nrows;
+        for (int o = 0; o < tasks[i].cfg.outer_folds; o++) {
+            int count = 0;
+            for (int k = 0; k < tasks[i].nrows; k++)
+                count += tasks[i].outer_fold[tasks[i].patient[k]] == o;
+            if (count > max_fold) max_fold = count;
+        }
+    }
+    study_ctx c = {tasks, ntasks, first, 1 + max_fold, malloc((size_t)max_rows * sizeof(double)),
+                   -1};
+    double *unit_results = NULL;
+    rd_status st = RD_OK;
+    if (!first || !c.scratch) {
+        st = rd_fail(err, RD_ENOMEM, "probe: no memory for the study driver");
+        goto out;
+    }
+    /* Cross-validation: tasks x outer folds. */
+    int nunits = prefix_units(tasks, ntasks, 0, first);
+    unit_results = malloc((size_t)(nunits > 0 ? nunits : 1) * c.len * sizeof *unit_results);
+    for (int i = 0; i < ntasks && unit_results; i++) {
+        results[i].pred =
+            malloc((size_t)(tasks[i].nrows > 0 ? tasks[i].nrows : 1) * sizeof(double));
+        if (!results[i].pred) {
+            free(unit_results);
+            unit_results = NULL;
+        }
+    }
+    if (!unit_results) {
+        st = rd_fail(err, RD_ENOMEM, "probe: no memory for out-of-fold predictions");
+        goto out;
+    }
+    st = rd_probe_run_units(comm, nunits, c.len, cv_unit, &c, "probe cross-validation",
+                            unit_results, err);
+    drop_caches(tasks, ntasks);
+    if (st != RD_OK) goto out;
+    for (int i = 0; i < ntasks; i++)
+        unpack_cv(&tasks[i], unit_results, first[i], c.len, &results[i]);
+
+    /* Bootstrap intervals, task by task (each spread over the ranks). */
+    for (int i = 0; i < ntasks && st == RD_OK; i++)
+        st = rd_probe_bootstrap_ci(comm, &tasks[i], results[i].pred, NULL, results[i].metric, err);
+    if (st != RD_OK) goto out;
+
+    /* Permutation tests: tasks x permutations, each a full nested-CV refit. */
+    nunits = prefix_units(tasks, ntasks, 1, first);
+    free(unit_results);
+    unit_results = malloc((size_t)(nunits > 0 ? nunits : 1) * sizeof *unit_results);
+    if (!unit_results) {
+        st = rd_fail(err, RD_ENOMEM, "probe: no memory for %d permutation results", nunits);
+        goto out;
+    }
+    c.len = 1;
+    c.current = -1;
+    st =
+        rd_probe_run_units(comm, nunits, 1, perm_unit, &c, "probe permutations", unit_results, err);
+    drop_caches(tasks, ntasks);
+    if (st != RD_OK) goto out;
+    for (int i = 0; i < ntasks; i++)
+        summarise_permutations(&tasks[i], unit_results + first[i], &results[i]);
+out:
+    free(first);
+    free(c.scratch);
+    free(unit_results);
+    if (st != RD_OK)
+        for (int i = 0; i < ntasks; i++) rd_probe_result_free(&results[i]);
+    return st;
+}
+
+void rd_probe_result_free(rd_probe_result *r) {
+    free(r->pred);
+    r->pred = NULL;
+}
+
+rd_status rd_probe_compare(MPI_Comm comm, const rd_probe_task *ta, const rd_probe_result *ra,
+                           const rd_probe_task *tb, const rd_probe_result *rb,
+                           rd_probe_interval diff[RD_PROBE_NMETRICS], rd_error *err) {
+    int same = ta->kind == tb->kind && ta->nrows == tb->nrows && ta->npatients == tb->npatients &&
+               ta->cfg.seed == tb->cfg.seed && ta->cfg.bootstrap == tb->cfg.bootstrap &&
+               ta->cfg.ci_level == tb->cfg.ci_level;
+    same = same && memcmp(ta->row, tb->row, (size_t)ta->nrows * sizeof *ta->row) == 0 &&
+           memcmp(ta->patient, tb->patient, (size_t)ta->nrows * sizeof *ta->patient) == 0 &&
+           memcmp(ta->y, tb->y, (size_t)ta->nrows * sizeof *ta->y) == 0;
+    if (!same)
+        return rd_fail(err, RD_EINVAL,
+                       "probe: a paired comparison needs the same target, rows, "
+                       "patients, seed and bootstrap settings for both encoders");
+    if (!ra->pred || !rb->pred)
+        return rd_fail(err, RD_EINVAL, "probe: compare needs the out-of-fold predictions");
+    return rd_probe_bootstrap_ci(comm, ta, ra->pred, rb->pred, diff, err);
+}

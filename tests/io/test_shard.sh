@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# rdino-shard end to end: layout read back with h5py (tests/io/check_shards.py) and h5dump,
+# identical content on 1, 2 and 3 ranks, patient-level splits, a flipped byte caught by
+# Fletcher32, kill -9 mid-write then rerun, missing inputs, and the pipeline stages before it
+# (synthetic data and the shared NIH subset) when their programs are built.
+cd "$(dirname "$0")/../.." || exit 1
+source tests/lib.sh
+suite=io/shard_app
+bin=$RDINO_BIN/rdino-shard
+py=/usr/bin/python3
+check=tests/io/check_shards.py
+
+if [ ! -x "$bin" ]; then
+    rd_skip "$suite" "$bin not built"
+    exit 0
+fi
+if ! $py -c 'import h5py, PIL, numpy' 2>/dev/null; then
+    rd_skip "$suite" "/usr/bin/python3 lacks h5py, PIL or numpy (scripts/install-deps.sh)"
+    exit 0
+fi
+rd_tmpdir
+T=$RD_TMP
+
+# 150 patients, 300 images of 16x16 (8-bit) and a 16-bit set.
+$py tests/io/make_shard_input.py "$T/pre" 150 16 8 >/dev/null
+$py tests/io/make_shard_input.py "$T/pre16" 12 8 16 >/dev/null
+
+# run NP OUT_DIR [overrides...]: rdino-shard on $T/pre into OUT_DIR, log in OUT_DIR.log.
+run() {
+    local np=$1 out=$2
+    shift 2
+    rd_mpirun "$np" "$bin" data.output_dir="$T" shard.input_dir="$T/pre" shard.output_dir="$out" \
+        shard.num_shards=3 shard.batch=4 shard.val_fraction=0.2 shard.test_fraction=0.2 "$@" \
+        >"$out.log" 2>&1
+}
+
+# One rank: layout, attributes, contents against the manifest and PNGs, splits.
+if run 1 "$T/out" && $py $check layout "$T/out" "$T/pre" 0.2 0.2 >"$T/layout.txt" 2>&1; then
+    rd_pass "$suite/layout_and_contents_match_manifest"
+else
+    rd_fail "$suite/layout_and_contents_match_manifest" "$(tail -5 "$T/out.log" "$T/layout.txt")"
+fi
+mv "$T/out" "$T/r1"
+
+if h5dump -H -p "$T/r1/shard-00000.h5" >"$T/dump.txt" 2>&1 &&
+    grep -q 'DATASET "images"' "$T/dump.txt" && grep -q 'FLETCHER32' "$T/dump.txt" &&
+    grep -q 'ATTRIBUTE "format_version"' "$T/dump.txt"; then
+    rd_pass "$suite/h5dump_reads_header"
+else
+    rd_fail "$suite/h5dump_reads_header" "$(head -5 "$T/dump.txt")"
+fi
+
+# 2 and 3 ranks write into the same folder name, so even the config attribute matches.
+ok=1 why=""
+for np in 2 3; do
+    if ! run "$np" "$T/out"; then
+        ok=0 why="$np ranks: $(tail -3 "$T/out.log")"
+    elif ! $py $check same "$T/r1" "$T/out" >"$T/same.txt" 2>&1; then
+        ok=0 why="$np ranks: $(head -3 "$T/same.txt")"
+    fi
+    mv "$T/out" "$T/r$np"
+done
+if [ $ok = 1 ]; then rd_pass "$suite/same_content_on_1_2_3_ranks"; else rd_fail "$suite/same_content_on_1_2_3_ranks" "$why"; fi
+identical=yes
+for f in "$T"/r1/shard-*.h5; do cmp -s "$f" "$T/r3/$(basename "$f")" || identical=no; done
+echo "note: shard files byte-identical on 1 and 3 ranks: $identical" >&2
+
+# 16-bit PNGs give a uint16 /images.
+if rd_mpirun 2 "$bin" shard.input_dir="$T/pre16" shard.output_dir="$T/s16" shard.num_shards=2 \
+    >"$T/s16.log" 2>&1 && $py $check layout "$T/s16" "$T/pre16" 0.1 0.1 >"$T/l16.txt" 2>&1; then
+    rd_pass "$suite/sixteen_bit_images"
+else
+    rd_fail "$suite/sixteen_bit_images" "$(tail -3 "$T/s16.log" "$T/l16.txt")"
+fi
+
+# A flipped byte inside an image chunk: h5py's read fails, and a rerun reports the damaged
+# shard by name and rewrites it to the original content.
+cp -r "$T/r2" "$T/out"
+$py $check flip "$T/out/shard-00001.h5" 5
+if $py $check read "$T/out/shard-00001.h5" >/dev/null 2>&1; then
+    rd_fail "$suite/flipped_byte_detected" "h5py read the damaged shard without error"
+elif ! run 2 "$T/out"; then
+    rd_fail "$suite/flipped_byte_detected" "rerun failed: $(tail -3 "$T/out.log")"
+elif ! grep -q "shard-00001.h5.*\(Fletcher32\|checksum\)" "$T/out.log"; then
+    rd_fail "$suite/flipped_byte_detected" "no message naming shard-00001.h5 and the checksum"
+elif ! grep -q "(1 written, 2 already current)" "$T/out.log" ||
+    ! $py $check same "$T/r1" "$T/out" >/dev/null 2>&1; then
+    rd_fail "$suite/flipped_byte_detected" "not rewritten to the same content: $(grep summary "$T/out.log" | head -1)"
+else
+    rd_pass "$suite/flipped_byte_detected"
+fi
+rm -rf "$T/out"
+
+# kill -9 while shard 1 is being written: stop the writer the moment its temporary file
+# appears (SIGSTOP freezes it mid-write), check that no half shard is visible, kill it, rerun.
+# Larger images (deflated at level 9) make writing a shard take long enough to catch.
+killtest="$suite/kill_mid_write_then_rerun"
+$py tests/io/make_shard_input.py "$T/big" 40 192 8 >/dev/null
+big_run() { # exec: in the background, $! is the writer itself
+    exec "$bin" data.output_dir="$T" shard.input_dir="$T/big" shard.output_dir="$T/kill" \
+        shard.num_shards=3 shard.batch=1 shard.compression=9 "$@" >>"$T/kill.log" 2>&1
+}
+(big_run) && mv "$T/kill" "$T/kill_reference"
+(big_run) &
+pid=$!
+caught=0
+while kill -0 "$pid" 2>/dev/null; do
+    if [ -e "$T/kill/.shard-00001.h5.tmp" ]; then
+        kill -STOP "$pid" 2>/dev/null && caught=1
+        break
+    fi
+done
+if [ $caught = 1 ] && [ -e "$T/kill/.shard-00001.h5.tmp" ] && [ ! -e "$T/kill/shard-00001.h5" ]; then
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null
+    if [ -e "$T/kill/index.json" ] || [ -e "$T/kill/shard-00001.h5" ] || [ -e "$T/kill/shard-00002.h5" ] ||
+        ! $py $check read "$T/kill/shard-00000.h5" >/dev/null 2>&1; then
+        rd_fail "$killtest" "after kill -9: $(ls -a "$T/kill" | tr '\n' ' ')"
+    elif ! : >"$T/kill.log" || ! (big_run); then
+        rd_fail "$killtest" "rerun failed: $(tail -3 "$T/kill.log")"
+    elif ls -a "$T/kill" | grep -q '\.tmp$' || ! grep -q "(2 written, 1 already current)" "$T/kill.log"; then
+        rd_fail "$killtest" "rerun left $(ls -a "$T/kill" | tr '\n' ' '); $(grep summary "$T/kill.log" | head -1)"
+    elif ! $py $check same "$T/kill_reference" "$T/kill" >"$T/same.txt" 2>&1; then
+        rd_fail "$killtest" "content differs: $(head -3 "$T/same.txt")"
+    else
+        rd_pass "$killtest"
+    fi
+else
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rd_skip "$killtest" "the writer finished shard 1 before it could be stopped"
+fi
+
+# Missing inputs: errors name the file.
+if rd_mpirun 1 "$bin" shard.input_dir="$T/nowhere" shard.output_dir="$T/x" >"$T/miss.log" 2>&1; then
+    rd_fail "$suite/missing_manifest_named" "exit status 0"
+elif ! grep -q "$T/nowhere/manifest.csv" "$T/miss.log"; then
+    rd_fail "$suite/missing_manifest_named" "$(tail -2 "$T/miss.log")"
+else
+    rd_pass "$suite/missing_manifest_named"
+fi
+cp -r "$T/pre" "$T/pre_missing"
+victim=$(sed -n 40p "$T/pre_missing/manifest.csv" | cut -d, -f2)
+rm "$T/pre_missing/$victim"
+if rd_mpirun 2 "$bin" shard.input_dir="$T/pre_missing" shard.output_dir="$T/y" >"$T/miss2.log" 2>&1; then
+    rd_fail "$suite/missing_png_named" "exit status 0"
+elif ! grep -q "$victim" "$T/miss2.log" || ls "$T/y"/shard-*.h5 2>/dev/null | grep -q 00001; then
+    rd_fail "$suite/missing_png_named" "$(grep error "$T/miss2.log" | head -2)"
+else
+    rd_pass "$suite/missing_png_named"
+fi
+
+# The stages before rdino-shard, when built on this branch.
+pre_bin=$RDINO_BIN/rdino-preprocess
+synth_bin=$RDINO_BIN/rdino-synth
+if [ ! -x "$pre_bin" ] || [ ! -x "$synth_bin" ]; then
+    rd_skip "$suite/synth_preprocess_shard" "rdino-synth or rdino-preprocess not built on this branch"
+else
+    e2e=$T/e2e
+    if ! rd_mpirun 2 "$synth_bin" data.output_dir="$e2e" synth.n_patients=24 \
+        "synth.images_per_patient=[1, 3]" "synth.size_range=[48, 96]" >"$T/synth.log" 2>&1; then
+        rd_fail "$suite/synth_preprocess_shard" "rdino-synth failed: $(tail -2 "$T/synth.log")"
+    elif ! rd_mpirun 2 "$pre_bin" data.output_dir="$e2e" data.format=nih \
+        data.metadata_csv="$e2e/synth/metadata.csv" data.image_root="$e2e/synth/images" \
+        preprocess.size=32 >"$T/pre.log" 2>&1; then
+        rd_fail "$suite/synth_preprocess_shard" "rdino-preprocess failed: $(tail -2 "$T/pre.log")"
+    elif ! rd_mpirun 2 "$bin" data.output_dir="$e2e" shard.images_per_shard=16 >"$T/e2e.log" 2>&1 ||
+        ! $py $check layout "$e2e/shards" "$e2e/preprocessed" 0.1 0.1 >"$T/e2e.txt" 2>&1; then
+        rd_fail "$suite/synth_preprocess_shard" "$(tail -3 "$T/e2e.log" "$T/e2e.txt")"
+    elif [ "$(($(wc -l <"$e2e/synth/metadata.csv") - 1))" -ne "$(($(wc -l <"$e2e/preprocessed/manifest.csv") - 1))" ]; then
+        rd_fail "$suite/synth_preprocess_shard" "synthetic images lost before sharding"
+    else
+        rd_pass "$suite/synth_preprocess_shard"
+    fi
+fi
+
+shared=$(rd_shared_dir)
+nih=$shared/data/cxr_small
+if [ -z "$shared" ] || [ ! -f "$nih/metadata.csv" ]; then
+    rd_skip "$suite/cxr_small_every_image_accounted_for" "shared data (cxr_small) not found"
+elif [ ! -x "$pre_bin" ]; then
+    rd_skip "$suite/cxr_small_every_image_accounted_for" "rdino-preprocess not built on this branch"
+else
+    out=$T/nih
+    if ! rd_mpirun 2 "$pre_bin" data.format=nih data.metadata_csv="$nih/metadata.csv" \
+        data.image_root="$nih/images" data.output_dir="$out" preprocess.size=64 >"$T/nihpre.log" 2>&1; then
+        rd_fail "$suite/cxr_small_every_image_accounted_for" "rdino-preprocess: $(tail -2 "$T/nihpre.log")"
+    elif ! rd_mpirun 2 "$bin" data.output_dir="$out" shard.images_per_shard=200 >"$T/nih.log" 2>&1 ||
+        ! $py $check layout "$out/shards" "$out/preprocessed" 0.1 0.1 >"$T/nih.txt" 2>&1; then
+        rd_fail "$suite/cxr_small_every_image_accounted_for" "$(tail -3 "$T/nih.log" "$T/nih.txt")"
+    else
+        # Every metadata row is in a shard or named in the preprocessing report.
+        missing=$($py - "$nih/metadata.csv" "$out/shards" "$out/preprocessed/report.csv" <<'EOF'
+import csv, glob, sys, h5py
+rows = [r[0] for r in csv.reader(open(sys.argv[1]))][1:]
+ids = set()
+for path in glob.glob(sys.argv[2] + "/shard-*.h5"):
+    with h5py.File(path, "r") as f:
+        ids.update(f["meta/image_id"].asstr()[:])
+report = open(sys.argv[3]).read() if len(sys.argv) > 3 else ""
+print(" ".join(r for r in rows if r not in ids and r not in report)[:300])
+EOF
+)
+        if [ -n "$missing" ]; then
+            rd_fail "$suite/cxr_small_every_image_accounted_for" "unaccounted: $missing"
+        else
+            rd_pass "$suite/cxr_small_every_image_accounted_for"
+        fi
+    fi
+fi
