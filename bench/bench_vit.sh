@@ -20,6 +20,7 @@ fi
 peer_ok=1
 /usr/bin/python3 -c "import torch" 2>/dev/null || peer_ok=0
 status=0
+echo "conditions: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 for case in "224 8" "96 32"; do
     set -- $case
     img=$1 batch=$2
@@ -46,4 +47,5 @@ for case in "224 8" "96 32"; do
         echo "RESULT vit-s16 $img fwd+bwd ratio ($t thread$s, rdino/torch): $(awk -v a="$rate" -v b="$peer" 'BEGIN { printf "%.2f", a / b }')"
     done
 done
+echo "conditions: load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 exit $status
