@@ -195,9 +195,10 @@ const char *rd_vit_time_name(rd_vit_time category);
 rd_status rd_vit_forward(rd_vit_context *ctx, const rd_param_set *params, const float *images,
                          int b, int c, int height, int width, const uint8_t *mask,
                          const rd_vit_drop_path *drop_path, rd_vit_output *out, rd_error *err);
-/* Backward of the last forward of a RD_VIT_TRAIN context, from the gradients of the outputs:
- * d_cls [b, D], d_patch [b, n, D] (either may be NULL = zero; registers feed no loss).
- * Gradients ACCUMULATE (+=) into params->grad; the caller zeroes them once per step. */
+/* Backward of the last forward of a RD_VIT_TRAIN context (params must be the set that forward
+ * used), from the gradients of the outputs: d_cls [b, D], d_patch [b, n, D] (either may be
+ * NULL = zero; registers feed no loss). Gradients ACCUMULATE (+=) into params->grad (the global
+ * and local crops' contexts add into the same set); the caller zeroes them once per step. */
 rd_status rd_vit_backward(rd_vit_context *ctx, rd_param_set *params, const float *d_cls,
                           const float *d_patch, rd_error *err);
 
