@@ -717,7 +717,18 @@ rd_status rd_vit_forward(rd_vit_context *ctx, const rd_param_set *params, const 
 /* ---- backward ---------------------------------------------------------------------------- */
 
 static void zero(float *x, size_t n) {
-    memset(x, 0, n * sizeof(float));
+    const size_t chunk = 1 << 14;
+#pragma omp parallel for schedule(static) if (n > RD_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i += chunk)
+        memset(x + i, 0, (n - i < chunk ? n - i : chunk) * sizeof(float));
+}
+
+/* rd_linear_backward, but dinp[N, C] = dout @ weight is overwritten, not accumulated (a fresh
+ * scratch buffer needs no zeroing first). */
+static void linear_backward_into(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *inp, const float *weight, int N, int C, int OC) {
+    rd_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C, NULL);
+    rd_linear_backward(NULL, dweight, dbias, dout, inp, weight, N, C, OC);
 }
 
 /* FFN activation recomputed from the kept first-linear output. */
@@ -754,13 +765,11 @@ static void block_backward(rd_vit_context *ctx, rd_param_set *params, int blk) {
         TIMED(ctx, RD_VIT_TIME_RESIDUAL,
               rd_residual_backward(L->dy, G(params, gamma), L->dx, A->y, P(params, gamma), S, keep,
                                    T, D, scale));
-        zero(L->dln, (size_t)rows * D);
         if (br == 1) {
             TIMED(ctx, RD_VIT_TIME_ACTIVATION, ffn_activation(ctx, A, rows));
-            zero(L->da, (size_t)rows * hid);
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_backward(L->da, G(params, bp->fc2_weight), G(params, bp->fc2_bias),
-                                     L->dy, L->act, P(params, bp->fc2_weight), rows, hid, D));
+                  linear_backward_into(L->da, G(params, bp->fc2_weight), G(params, bp->fc2_bias),
+                                       L->dy, L->act, P(params, bp->fc2_weight), rows, hid, D));
             zero(L->dh, (size_t)rows * F);
             if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
@@ -769,19 +778,18 @@ static void block_backward(rd_vit_context *ctx, rd_param_set *params, int blk) {
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
                       rd_gelu_backward(L->dh, A->h, L->da, (size_t)rows * hid));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_backward(L->dln, G(params, bp->fc1_weight), G(params, bp->fc1_bias),
-                                     L->dh, L->ln, P(params, bp->fc1_weight), rows, D, F));
+                  linear_backward_into(L->dln, G(params, bp->fc1_weight), G(params, bp->fc1_bias),
+                                       L->dh, L->ln, P(params, bp->fc1_weight), rows, D, F));
         } else {
-            zero(L->da, (size_t)rows * D);
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_backward(L->da, G(params, bp->proj_weight), G(params, bp->proj_bias),
-                                     L->dy, A->heads, P(params, bp->proj_weight), rows, D, D));
+                  linear_backward_into(L->da, G(params, bp->proj_weight), G(params, bp->proj_bias),
+                                       L->dy, A->heads, P(params, bp->proj_weight), rows, D, D));
             zero(L->dh, (size_t)rows * 3 * D);
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
                   rd_attention_backward(L->dh, L->att_scratch, L->da, A->h, A->att, keep, T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_backward(L->dln, G(params, bp->qkv_weight), G(params, bp->qkv_bias),
-                                     L->dh, L->ln, P(params, bp->qkv_weight), rows, D, 3 * D));
+                  linear_backward_into(L->dln, G(params, bp->qkv_weight), G(params, bp->qkv_bias),
+                                       L->dh, L->ln, P(params, bp->qkv_weight), rows, D, 3 * D));
         }
         /* without subsets the branch input is the whole stream: accumulate in place */
         float *dxin = S ? L->dxin : L->dx;
