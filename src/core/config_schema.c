@@ -82,6 +82,11 @@ static const rd_cfg_key schema[] = {
     INT("student.num_register_tokens", "0", 0, 64, "register tokens"),
     BOOL("student.interpolate_antialias", "false", "antialiased pos-embed interpolation"),
     FLT("student.interpolate_offset", "0.1", 0, 1, "pos-embed interpolation offset"),
+    INT("student.in_chans", "3", 1, 16, "input channels of the patch embedding (RAD-DINO: 3, grey replicated)"),
+    INT("student.embed_dim", "384", 1, 1 << 16, "vit_custom only: embedding width D"),
+    INT("student.depth", "12", 1, 64, "vit_custom only: number of blocks"),
+    INT("student.num_heads", "6", 1, 1024, "vit_custom only: attention heads (D divisible by it)"),
+    FLT("student.mlp_ratio", "4", 0.01, 64, "vit_custom only: FFN hidden width / D"),
 
     FLT("teacher.momentum_teacher", "0.992", 0, 1, "EMA momentum at the start"),
     FLT("teacher.final_momentum_teacher", "1", 0, 1, "EMA momentum at the end"),

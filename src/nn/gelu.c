@@ -1,22 +1,25 @@
-#include <math.h>
-
 #include "rdino/nn.h"
+#include "vecmath.h"
 
-#define INV_SQRT2    0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
+/* Elementwise loops: threads split the array, each slice is a vectorised loop. */
+
 void rd_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > RD_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
+        float gauss;
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+        out[i] = x * rd_vnormcdf(x, &gauss);
     }
 }
 
 void rd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n > RD_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
+        float gauss;
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
-        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
-        dinp[i] += dout[i] * (cdf + x * pdf);
+        float cdf = rd_vnormcdf(x, &gauss);
+        dinp[i] += dout[i] * fmaf(x * INV_SQRT_2PI, gauss, cdf);
     }
 }

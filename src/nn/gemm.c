@@ -1,0 +1,65 @@
+#include <cblas.h>
+#include <omp.h>
+
+#include "rdino/nn.h"
+
+/* Below this many multiply-adds a GEMM runs on the calling thread. */
+#define RD_PARALLEL_MIN_MACS (1 << 18)
+
+void rd_blas_one_thread(void) {
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
+
+/* Rows [begin, end) of part `part` of `parts` for n items, boundaries on multiples of align. */
+static void split(int n, int parts, int part, int align, int *begin, int *end) {
+    int units = (n + align - 1) / align;
+    *begin = (int)((long)units * part / parts) * align;
+    *end = (int)((long)units * (part + 1) / parts) * align;
+    if (*begin > n) *begin = n;
+    if (*end > n) *end = n;
+}
+
+static void fill_bias(float *c, int ldc, int rows, int cols, const float *bias) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) c[(size_t)i * ldc + j] = bias[j];
+}
+
+static void gemm_part(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                      int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                      const float *bias) {
+    if (m <= 0 || n <= 0) return;
+    if (bias) {
+        fill_bias(c, ldc, m, n, bias);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void rd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+    rd_blas_one_thread();
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads == 1 || (double)M * N * K < RD_PARALLEL_MIN_MACS) {
+        gemm_part(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+        return;
+    }
+    /* Split the longer output side; each part is one single-threaded BLAS call. */
+    int by_rows = M >= N;
+#pragma omp parallel num_threads(threads)
+    {
+        int begin, end;
+        int parts = omp_get_num_threads(), part = omp_get_thread_num();
+        if (by_rows) {
+            split(M, parts, part, 4, &begin, &end);
+            const float *a = trans_a ? A + begin : A + (size_t)begin * lda;
+            gemm_part(trans_a, trans_b, end - begin, N, K, alpha, a, lda, B, ldb, beta,
+                      C + (size_t)begin * ldc, ldc, bias);
+        } else {
+            split(N, parts, part, 16, &begin, &end);
+            const float *b = trans_b ? B + (size_t)begin * ldb : B + begin;
+            gemm_part(trans_a, trans_b, M, end - begin, K, alpha, A, lda, b, ldb, beta, C + begin,
+                      ldc, bias ? bias + begin : NULL);
+        }
+    }
+}
