@@ -36,16 +36,16 @@ enum {
 typedef struct rd_analyze_params {
     char **embeddings; /* embedding files, in the order given (folders expanded to *.h5) */
     int nembeddings;
-    int use_cls, use_patch_mean;             /* feature sets to probe */
-    char main_encoder[RD_ANALYZE_NAME_MAX];  /* listed first, plotted; "" or absent: the first */
-    char shards_dir[RD_ANALYZE_PATH_MAX];    /* for the raw-pixel baseline */
-    unsigned splits;                         /* bit s set: rows of split s (0 train..2 test) */
-    char **targets;                          /* "sex" and /meta column names; none = auto */
+    int use_cls, use_patch_mean;            /* feature sets to probe */
+    char main_encoder[RD_ANALYZE_NAME_MAX]; /* listed first, plotted; "" or absent: the first */
+    char shards_dir[RD_ANALYZE_PATH_MAX];   /* for the raw-pixel baseline */
+    unsigned splits;                        /* bit s set: rows of split s (0 train..2 test) */
+    char **targets;                         /* "sex" and /meta column names; none = auto */
     int ntargets;
     rd_probe_config probe;
-    int top_dims;                           /* per-dimension correlations listed */
-    int pixel_size;                         /* s: images area-averaged to s x s; 0 = no baseline */
-    int pixel_components;                   /* k PCA components */
+    int top_dims;                            /* per-dimension correlations listed */
+    int pixel_size;                          /* s: images area-averaged to s x s; 0 = no baseline */
+    int pixel_components;                    /* k PCA components */
     char metrics_jsonl[RD_ANALYZE_PATH_MAX]; /* pretraining loss log ("" = none) */
     char output_dir[RD_ANALYZE_PATH_MAX];
 } rd_analyze_params;
@@ -79,15 +79,15 @@ typedef struct rd_analyze_rep {
 } rd_analyze_rep;
 
 typedef struct rd_analyze_data {
-    int n;              /* rows in the study (chosen splits) */
-    int64_t file_rows;  /* rows in the embedding files */
-    int *file_row;      /* [n] row index in the embedding files */
-    char *image_id;     /* n strings at image_id + i * id_stride */
-    char *patient_id;   /* n strings at patient_id + i * patient_stride */
+    int n;             /* rows in the study (chosen splits) */
+    int64_t file_rows; /* rows in the embedding files */
+    int *file_row;     /* [n] row index in the embedding files */
+    char *image_id;    /* n strings at image_id + i * id_stride */
+    char *patient_id;  /* n strings at patient_id + i * patient_stride */
     size_t id_stride, patient_stride;
-    uint8_t *split;     /* [n] */
-    int8_t *sex;        /* [n] 0 F, 1 M, -1 unknown */
-    double *age;        /* [n] years, NaN unknown (for the data description) */
+    uint8_t *split; /* [n] */
+    int8_t *sex;    /* [n] 0 F, 1 M, -1 unknown */
+    double *age;    /* [n] years, NaN unknown (for the data description) */
     int ntargets;
     rd_analyze_target *targets;
     int nreps;
@@ -136,9 +136,9 @@ rd_status rd_analyze_pixel_baseline(MPI_Comm comm, const rd_analyze_params *p,
 
 /* ---- The study ---------------------------------------------------------------------------- */
 typedef struct rd_analyze_cell { /* what the study adds to a probe task and its result */
-    double majority_rate; /* logistic: share of the larger class on the task's rows */
-    double *dim_r;        /* [d] per-dimension Pearson / point-biserial r */
-    int *top;             /* [top_dims] dimensions of largest |r| */
+    double majority_rate;        /* logistic: share of the larger class on the task's rows */
+    double *dim_r;               /* [d] per-dimension Pearson / point-biserial r */
+    int *top;                    /* [top_dims] dimensions of largest |r| */
 } rd_analyze_cell;
 
 typedef struct rd_analyze_pair { /* paired comparison of representations a and b */
@@ -148,7 +148,7 @@ typedef struct rd_analyze_pair { /* paired comparison of representations a and b
 
 typedef struct rd_analyze_study {
     int ntargets, nreps, top_dims;
-    int *group;               /* [n] patient of each row (0..npatients-1) */
+    int *group; /* [n] patient of each row (0..npatients-1) */
     int npatients;
     rd_probe_task *tasks;     /* [target * nreps + rep] */
     rd_probe_result *results; /* [target * nreps + rep] */
@@ -170,6 +170,13 @@ void rd_analyze_study_free(rd_analyze_study *study);
 void rd_analyze_pair_sentence(const rd_analyze_data *data, const rd_analyze_pair *pair, char *buf,
                               int size, int *significant, int *winner);
 
+/* The ROC curve the report draws for a logistic task's out-of-fold predictions pred [nrows]:
+ * each outer fold's ROC (ties as diagonal segments, as they count 1/2 in the AUROC) averaged
+ * vertically over folds, weighted by the folds' rows, at false-positive rates
+ * 0, 1/(npts-1), ..., 1 (tpr is [npts]). Its area is the study's AUROC (the fold-weighted mean
+ * of the folds' AUROCs), up to the grid spacing. */
+void rd_analyze_mean_roc(const rd_probe_task *t, const double *pred, int npts, double *tpr);
+
 /* ---- Pretraining metrics (metrics.jsonl) -------------------------------------------------- */
 enum { RD_LOSS_MAX_TERMS = 16 };
 typedef struct rd_loss_curve {
@@ -190,8 +197,8 @@ void rd_loss_curve_free(rd_loss_curve *c);
 typedef struct rd_analyze_outputs {
     int nplots;
     char plot[32][RD_ANALYZE_NAME_MAX * 2]; /* file names written, relative to output_dir */
-    char plot_problem[RD_ERROR_MSG_MAX];   /* why plots are missing ("" = none) */
-    int have_loss;                         /* metrics.jsonl found and plotted */
+    char plot_problem[RD_ERROR_MSG_MAX];    /* why plots are missing ("" = none) */
+    int have_loss;                          /* metrics.jsonl found and plotted */
     char loss_note[RD_ERROR_MSG_MAX];
 } rd_analyze_outputs;
 

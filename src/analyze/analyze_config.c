@@ -58,13 +58,11 @@ static rd_status add_embedding(rd_analyze_params *p, int *cap, const char *path,
     int nfound = 0, fcap = 0;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         DIR *d = opendir(path);
-        if (!d)
-            return rd_fail(err, RD_EIO, "analyze.embeddings: cannot list folder %s", path);
+        if (!d) return rd_fail(err, RD_EIO, "analyze.embeddings: cannot list folder %s", path);
         const struct dirent *e;
         while ((e = readdir(d)) != NULL) {
             size_t len = strlen(e->d_name);
-            if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0)
-                continue;
+            if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0) continue;
             if (nfound == fcap) {
                 fcap = fcap ? 2 * fcap : 8;
                 char **grown = realloc(found, (size_t)fcap * sizeof *grown);
@@ -154,8 +152,10 @@ static rd_status read_probe(const rd_config *cfg, rd_probe_config *c, rd_error *
     rd_cfg_list(cfg, "analyze.lambda_range", range, 2);
     int per_decade = (int)rd_cfg_int(cfg, "analyze.lambdas_per_decade");
     if (!(range[0] <= range[1]))
-        return rd_fail(err, RD_EINVAL, "analyze.lambda_range [%g, %g]: the first must not exceed "
-                       "the second", range[0], range[1]);
+        return rd_fail(err, RD_EINVAL,
+                       "analyze.lambda_range [%g, %g]: the first must not exceed "
+                       "the second",
+                       range[0], range[1]);
     /* Steps of 1/per_decade decades from the smallest; the largest is included when it lies
      * on the grid (within rounding). */
     double decades = log10(range[1] / range[0]);
@@ -170,8 +170,7 @@ static rd_status read_probe(const rd_config *cfg, rd_probe_config *c, rd_error *
     return RD_OK;
 }
 
-rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params *p,
-                                        rd_error *err) {
+rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params *p, rd_error *err) {
     memset(p, 0, sizeof *p);
     const char *features = rd_cfg_str(cfg, "analyze.features");
     p->use_cls = strcmp(features, "patch_mean") != 0;
@@ -197,8 +196,8 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
                                    err);
         for (int i = 0; !st && i < p->ntargets; i++)
             if (strlen(p->targets[i]) >= RD_ANALYZE_NAME_MAX || strchr(p->targets[i], '/'))
-                st = rd_fail(err, RD_EINVAL,
-                             "analyze.targets: '%s' is not a /meta column name", p->targets[i]);
+                st = rd_fail(err, RD_EINVAL, "analyze.targets: '%s' is not a /meta column name",
+                             p->targets[i]);
         if (!st && p->ntargets == 0)
             st = rd_fail(err, RD_EINVAL,
                          "analyze.targets is empty: name sex and/or /meta columns, or 'auto'");

@@ -33,14 +33,15 @@ static rd_status meta_rows(const rd_h5file *f, const char *name, int64_t n, int6
     int64_t dims[RD_H5_MAX_DIMS];
     int ndim = 0;
     if (!rd_h5_exists(f, name))
-        return rd_fail(err, RD_EFORMAT, "%s: no dataset %s (not an rdino embedding file?)",
-                       f->path, name);
+        return rd_fail(err, RD_EFORMAT, "%s: no dataset %s (not an rdino embedding file?)", f->path,
+                       name);
     rd_status st = rd_h5_shape(f, name, dims, &ndim, width, err);
     if (st) return st;
     if (ndim != 1 || (n >= 0 && dims[0] != n))
-        return rd_fail(err, RD_EFORMAT, "%s: %s has shape %s%lld, expected [%lld] like /meta/image_id",
-                       f->path, name, ndim == 1 ? "" : "of rank > 1, first dim ",
-                       (long long)dims[0], (long long)n);
+        return rd_fail(err, RD_EFORMAT,
+                       "%s: %s has shape %s%lld, expected [%lld] like /meta/image_id", f->path,
+                       name, ndim == 1 ? "" : "of rank > 1, first dim ", (long long)dims[0],
+                       (long long)n);
     if (rows) *rows = dims[0];
     return RD_OK;
 }
@@ -109,13 +110,13 @@ static rd_status read_features(const rd_h5file *f, const char *name, const rd_an
     int64_t dims[RD_H5_MAX_DIMS];
     int ndim = 0;
     if (!rd_h5_exists(f, name))
-        return rd_fail(err, RD_EFORMAT, "%s: no dataset %s (analyze.features asks for it)",
-                       f->path, name);
+        return rd_fail(err, RD_EFORMAT, "%s: no dataset %s (analyze.features asks for it)", f->path,
+                       name);
     rd_status st = rd_h5_shape(f, name, dims, &ndim, NULL, err);
     if (st) return st;
     if (ndim != 2 || dims[0] != n_file || dims[1] < 1 || dims[1] > INT32_MAX)
-        return rd_fail(err, RD_EFORMAT, "%s: %s must be [%lld, D] (one row per /meta row)",
-                       f->path, name, (long long)n_file);
+        return rd_fail(err, RD_EFORMAT, "%s: %s must be [%lld, D] (one row per /meta row)", f->path,
+                       name, (long long)n_file);
     *d = (int)dims[1];
     *x = malloc((size_t)(n_file > 0 ? n_file : 1) * (size_t)*d * sizeof **x);
     if (!*x) return rd_fail(err, RD_ENOMEM, "%s: no memory for %s", f->path, name);
@@ -322,8 +323,7 @@ static rd_status read_targets(const rd_analyze_params *p, const rd_h5file *f, in
             /* Nothing to predict: say so in the report instead of failing the whole study. */
             free(t->y);
             t->y = NULL;
-            if (add_note(data, "%s: %s among the study's images, so it is not analysed",
-                         names[k],
+            if (add_note(data, "%s: %s among the study's images, so it is not analysed", names[k],
                          distinct ? "a single value" : "no known value"))
                 st = rd_fail(err, RD_ENOMEM, "out of memory");
             continue;
@@ -396,8 +396,8 @@ static rd_status read_rows(const rd_analyze_params *p, const rd_h5file *f, const
 
 /* Moves the main encoder's representations to the front (stable otherwise). */
 static void main_encoder_first(const rd_analyze_params *p, rd_analyze_data *data) {
-    rd_analyze_rep *reordered = malloc((size_t)(data->nreps > 0 ? data->nreps : 1) *
-                                       sizeof *reordered);
+    rd_analyze_rep *reordered =
+        malloc((size_t)(data->nreps > 0 ? data->nreps : 1) * sizeof *reordered);
     if (!reordered) return; /* order is cosmetic */
     int k = 0;
     for (int pass = 0; pass < 2; pass++)

@@ -20,10 +20,6 @@ void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
                    const rd_analyze_study *study, const rd_loss_curve *loss,
                    rd_analyze_outputs *out);
 
-/* ROC of one outer fold's predictions averaged over folds (vertical averaging, weighted by
- * the folds' rows) at fpr[0..npts) = 0, 1/(npts-1), ..., 1. tpr is [npts]. */
-void analyze_mean_roc(const rd_probe_task *t, const double *pred, int npts, double *tpr);
-
 /* 2-D PCA scores of a representation (for the embedding scatter); scores [n, 2], share[c]
  * the fraction of the total variance along component c. */
 rd_status analyze_scatter_scores(const rd_analyze_data *data, int rep, float *scores,

@@ -47,8 +47,7 @@ static const char *skip_value(const char *s) {
         return NULL;
     }
     const char *start = s;
-    while (*s && *s != ',' && *s != '}' && *s != ' ' && *s != '\t' && *s != '\r' && *s != '\n')
-        s++;
+    while (*s && *s != ',' && *s != '}' && *s != ' ' && *s != '\t' && *s != '\r' && *s != '\n') s++;
     return s > start ? s : NULL;
 }
 

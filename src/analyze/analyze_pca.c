@@ -11,8 +11,10 @@
 rd_status rd_pca_fit(const float *x, int n, int p, int k, rd_pca *pca, rd_error *err) {
     memset(pca, 0, sizeof *pca);
     if (n < 2 || p < 1 || k < 1 || k > p || k > n - 1)
-        return rd_fail(err, RD_EINVAL, "PCA: %d components of %d rows x %d columns (need "
-                       "1 <= k <= min(p, n - 1))", k, n, p);
+        return rd_fail(err, RD_EINVAL,
+                       "PCA: %d components of %d rows x %d columns (need "
+                       "1 <= k <= min(p, n - 1))",
+                       k, n, p);
     double *xc = malloc((size_t)n * p * sizeof *xc);
     double *cov = malloc((size_t)p * p * sizeof *cov);
     double *eval = malloc((size_t)p * sizeof *eval);
@@ -37,8 +39,8 @@ rd_status rd_pca_fit(const float *x, int n, int p, int k, rd_pca *pca, rd_error 
     for (int j = 0; j < p; j++) pca->total_variance += cov[(size_t)j * p + j];
     lapack_int info = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', p, cov, p, eval);
     if (info != 0) {
-        st = rd_fail(err, RD_ENUMERIC, "PCA: eigendecomposition failed (LAPACK info %d)",
-                     (int)info);
+        st =
+            rd_fail(err, RD_ENUMERIC, "PCA: eigendecomposition failed (LAPACK info %d)", (int)info);
         goto out;
     }
     for (int c = 0; c < k; c++) {

@@ -147,10 +147,12 @@ static rd_status shard_index_build(const char *dir, shard_index *x, rd_error *er
         int ndim;
         st = rd_h5_shape(&f, "/meta/image_id", dims, &ndim, NULL, err);
         if (!st) rows[k] = dims[0];
-        if (!st) st = read_shard_strings(&f, "/meta/image_id", rows[k], &x->ids[k],
-                                         &x->id_stride[k], err);
-        if (!st) st = read_shard_strings(&f, "/meta/patient_id", rows[k], &x->patients[k],
-                                         &x->patient_stride[k], err);
+        if (!st)
+            st = read_shard_strings(&f, "/meta/image_id", rows[k], &x->ids[k], &x->id_stride[k],
+                                    err);
+        if (!st)
+            st = read_shard_strings(&f, "/meta/patient_id", rows[k], &x->patients[k],
+                                    &x->patient_stride[k], err);
         rd_h5_close(&f);
         x->total += rows[k];
     }
@@ -203,13 +205,12 @@ static rd_status read_image(pixel_ctx *c, const shard_entry *e, float *out, rd_e
     int64_t pixels = dims[1] * dims[2];
     if (pixels > c->image_cap) {
         float *grown = realloc(c->image, (size_t)pixels * sizeof *grown);
-        if (!grown) return rd_fail(err, RD_ENOMEM, "no memory for a %lld-pixel image",
-                                   (long long)pixels);
+        if (!grown)
+            return rd_fail(err, RD_ENOMEM, "no memory for a %lld-pixel image", (long long)pixels);
         c->image = grown;
         c->image_cap = pixels;
     }
-    if ((st = rd_h5_read_rows(&c->open, "/images", RD_H5_F32, e->row, 1, c->image, err)))
-        return st;
+    if ((st = rd_h5_read_rows(&c->open, "/images", RD_H5_F32, e->row, 1, c->image, err))) return st;
     /* Grey levels to [0, 1], so 8- and 16-bit shards give comparable features. */
     float scale = type == RD_H5_U8 ? 1.0f / 255.0f : 1.0f / 65535.0f;
     for (int64_t i = 0; i < pixels; i++) c->image[i] *= scale;
@@ -245,7 +246,8 @@ static rd_status match_rows(const rd_analyze_params *p, const rd_analyze_data *d
                            "image '%s' of %s is not in the shards in %s: the embeddings and the "
                            "shards describe different images",
                            key.id, p->embeddings[0], p->shards_dir);
-        const char *shard_patient = x->patients[e->shard] + (size_t)e->row * x->patient_stride[e->shard];
+        const char *shard_patient =
+            x->patients[e->shard] + (size_t)e->row * x->patient_stride[e->shard];
         const char *patient = data->patient_id + (size_t)i * data->patient_stride;
         if (strcmp(shard_patient, patient) != 0)
             return rd_fail(err, RD_EINVAL,

@@ -68,7 +68,7 @@ static int fold_roc(const double *score, const double *label, int n, const int *
     return 1;
 }
 
-void analyze_mean_roc(const rd_probe_task *t, const double *pred, int npts, double *tpr) {
+void rd_analyze_mean_roc(const rd_probe_task *t, const double *pred, int npts, double *tpr) {
     int n = t->nrows;
     double *score = malloc((size_t)(n > 0 ? n : 1) * sizeof *score);
     double *label = malloc((size_t)(n > 0 ? n : 1) * sizeof *label);
@@ -175,7 +175,9 @@ static int begin_plot(plotter *pl, const char *name, int width, int height) {
             width, height);
     fputs("set output ", pl->script);
     gp_path(pl->script, pl->pending[out->nplots]);
-    fputs("\nreset session\nset grid xtics ytics lt 1 lw 1 lc rgb '#dddddd'\nset border lc rgb '#555555'\n", pl->script);
+    fputs("\nreset session\nset grid xtics ytics lt 1 lw 1 lc rgb '#dddddd'\nset border lc rgb "
+          "'#555555'\n",
+          pl->script);
     out->nplots++;
     return 1;
 }
@@ -203,7 +205,8 @@ static void roc_plot(plotter *pl, int t, const char *features, const char *suffi
     }
     for (int r = 0; r < s->nreps; r++) {
         int i = analyze_index(s, t, r);
-        analyze_mean_roc(&s->tasks[i], s->results[i].pred, ROC_POINTS, tpr + (size_t)r * ROC_POINTS);
+        rd_analyze_mean_roc(&s->tasks[i], s->results[i].pred, ROC_POINTS,
+                            tpr + (size_t)r * ROC_POINTS);
     }
     for (int g = 0; g < ROC_POINTS; g++) {
         fprintf(f, "%.5f", (double)g / (ROC_POINTS - 1));
@@ -285,8 +288,9 @@ static void scatter_plot(plotter *pl, int t, const char *features, const char *s
         gp_command(g, "set title", "%s", title);
         fputs("plot ", g);
         gp_path(g, path);
-        fprintf(g, " using 1:%d with points pt 7 ps 0.45 lc rgb '#2060a0' notitle, \\\n"
-                   "     x with lines dt 2 lw 1.5 lc rgb 'gray40' notitle\n",
+        fprintf(g,
+                " using 1:%d with points pt 7 ps 0.45 lc rgb '#2060a0' notitle, \\\n"
+                "     x with lines dt 2 lw 1.5 lc rgb 'gray40' notitle\n",
                 r + 2);
     }
     end_plot(pl);
@@ -481,8 +485,8 @@ void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
     embedding_plots(pl);
     if (out->have_loss) loss_plot(pl, loss);
     int failed_write = fclose(pl->script) != 0;
-    int drawn = !failed_write && run_gnuplot(script, log, out->plot_problem,
-                                             sizeof out->plot_problem);
+    int drawn =
+        !failed_write && run_gnuplot(script, log, out->plot_problem, sizeof out->plot_problem);
     if (failed_write)
         snprintf(out->plot_problem, sizeof out->plot_problem, "cannot write %.900s", script);
     /* Keep the plots that were drawn; name the others. */

@@ -63,6 +63,12 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+/* prefix, then "key": "value" */
+static void json_field(FILE *f, const char *prefix, const char *key, const char *value) {
+    fprintf(f, "%s\"%s\": ", prefix, key);
+    json_str(f, value);
+}
+
 /* Decimals shown for a metric: MAE in the target's units with 2, the rest with 3. */
 static int metric_decimals(rd_probe_metric m) {
     return m == RD_PROBE_MAE ? 2 : 3;
@@ -101,6 +107,19 @@ static const char *metric_label(rd_probe_metric m) {
     return labels[m];
 }
 
+/* A comparison as the report words it. */
+typedef struct pair_text {
+    char a[2 * RD_ANALYZE_NAME_MAX + 4], b[2 * RD_ANALYZE_NAME_MAX + 4], sentence[1024];
+    int significant, winner;
+} pair_text;
+
+static void describe_pair(const rd_analyze_data *data, const rd_analyze_pair *pair, pair_text *pt) {
+    rd_analyze_rep_name(data, pair->a, pt->a, sizeof pt->a);
+    rd_analyze_rep_name(data, pair->b, pt->b, sizeof pt->b);
+    rd_analyze_pair_sentence(data, pair, pt->sentence, sizeof pt->sentence, &pt->significant,
+                             &pt->winner);
+}
+
 /* ---- data description ---- */
 
 typedef struct describe {
@@ -110,8 +129,8 @@ typedef struct describe {
     double age_mean, age_sd, age_q[5]; /* min, 25%, median, 75%, max */
 } describe;
 
-static rd_status describe_data(const rd_analyze_data *data, const rd_analyze_study *s,
-                               describe *d, rd_error *err) {
+static rd_status describe_data(const rd_analyze_data *data, const rd_analyze_study *s, describe *d,
+                               rd_error *err) {
     memset(d, 0, sizeof *d);
     d->npatients = s->npatients;
     unsigned char *seen = calloc((size_t)(s->npatients > 0 ? s->npatients : 1), 1);
@@ -134,7 +153,8 @@ static rd_status describe_data(const rd_analyze_data *data, const rd_analyze_stu
         }
     }
     d->age_mean = d->age_known ? sum / d->age_known : NAN;
-    for (int i = 0; i < d->age_known; i++) sumsq += (ages[i] - d->age_mean) * (ages[i] - d->age_mean);
+    for (int i = 0; i < d->age_known; i++)
+        sumsq += (ages[i] - d->age_mean) * (ages[i] - d->age_mean);
     d->age_sd = d->age_known > 1 ? sqrt(sumsq / (d->age_known - 1)) : NAN;
     static const double q[5] = {0, 0.25, 0.5, 0.75, 1};
     for (int k = 0; k < 5; k++)
@@ -187,8 +207,9 @@ static void json_settings(FILE *f, const rd_analyze_params *p) {
     fprintf(f, "], \"bootstrap\": %d, \"permutations\": %d, \"ci_level\": ", c->bootstrap,
             c->permutations);
     json_num(f, c->ci_level);
-    fprintf(f, ", \"top_dims\": %d, \"pixels\": {\"enabled\": %s, \"size\": %d, "
-               "\"components\": %d}},\n",
+    fprintf(f,
+            ", \"top_dims\": %d, \"pixels\": {\"enabled\": %s, \"size\": %d, "
+            "\"components\": %d}},\n",
             p->top_dims, p->pixel_size ? "true" : "false", p->pixel_size, p->pixel_components);
 }
 
@@ -223,18 +244,12 @@ static void json_reps(FILE *f, const rd_analyze_data *data) {
         const rd_analyze_rep *rep = &data->reps[r];
         char name[2 * RD_ANALYZE_NAME_MAX + 4];
         rd_analyze_rep_name(data, r, name, sizeof name);
-        fputs("    {\"name\": ", f);
-        json_str(f, name);
-        fputs(", \"encoder\": ", f);
-        json_str(f, rep->encoder);
-        fputs(", \"features\": ", f);
-        json_str(f, rep->features);
-        fputs(", \"source\": ", f);
-        json_str(f, rep->source);
-        fputs(", \"checkpoint\": ", f);
-        json_str(f, rep->checkpoint);
-        fputs(", \"model_config\": ", f);
-        json_str(f, rep->model_config);
+        json_field(f, "    {", "name", name);
+        json_field(f, ", ", "encoder", rep->encoder);
+        json_field(f, ", ", "features", rep->features);
+        json_field(f, ", ", "source", rep->source);
+        json_field(f, ", ", "checkpoint", rep->checkpoint);
+        json_field(f, ", ", "model_config", rep->model_config);
         fputs(", \"resolution\": ", f);
         json_num(f, rep->resolution);
         fprintf(f, ", \"dims\": %d, \"pca_explained_variance\": ", rep->d);
@@ -254,10 +269,8 @@ static void json_results(FILE *f, const rd_analyze_data *data, const rd_analyze_
             const rd_analyze_cell *c = &s->cells[i];
             char name[2 * RD_ANALYZE_NAME_MAX + 4];
             rd_analyze_rep_name(data, r, name, sizeof name);
-            fputs("    {\"target\": ", f);
-            json_str(f, data->targets[t].name);
-            fputs(", \"representation\": ", f);
-            json_str(f, name);
+            json_field(f, "    {", "target", data->targets[t].name);
+            json_field(f, ", ", "representation", name);
             fprintf(f, ", \"model\": \"%s\", \"rows\": %d, \"patients\": %d, \"majority_rate\": ",
                     task->kind == RD_PROBE_LOGISTIC ? "logistic" : "ridge", task->nrows,
                     task->npatients);
@@ -290,29 +303,22 @@ static void json_pairs(FILE *f, const rd_analyze_data *data, const rd_analyze_st
     fputs("  \"comparisons\": [\n", f);
     for (int k = 0; k < s->npairs; k++) {
         const rd_analyze_pair *pair = &s->pairs[k];
-        char a[2 * RD_ANALYZE_NAME_MAX + 4], b[2 * RD_ANALYZE_NAME_MAX + 4], sentence[1024];
-        int significant, winner;
-        rd_analyze_rep_name(data, pair->a, a, sizeof a);
-        rd_analyze_rep_name(data, pair->b, b, sizeof b);
-        rd_analyze_pair_sentence(data, pair, sentence, sizeof sentence, &significant, &winner);
+        pair_text pt;
+        describe_pair(data, pair, &pt);
         rd_probe_kind kind = data->targets[pair->target].kind;
-        fputs("    {\"target\": ", f);
-        json_str(f, data->targets[pair->target].name);
-        fputs(", \"a\": ", f);
-        json_str(f, a);
-        fputs(", \"b\": ", f);
-        json_str(f, b);
+        json_field(f, "    {", "target", data->targets[pair->target].name);
+        json_field(f, ", ", "a", pt.a);
+        json_field(f, ", ", "b", pt.b);
         fprintf(f, ", \"metric\": \"%s\", \"significant\": %s, \"better\": ",
                 rd_probe_metric_name(rd_probe_primary_metric(kind)),
-                significant ? "true" : "false");
-        if (winner < 0)
+                pt.significant ? "true" : "false");
+        if (pt.winner < 0)
             fputs("null", f);
         else
-            json_str(f, winner == pair->a ? a : b);
+            json_str(f, pt.winner == pair->a ? pt.a : pt.b);
         fputs(",\n     \"difference\": ", f);
         json_metrics(f, kind, pair->diff);
-        fputs(",\n     \"sentence\": ", f);
-        json_str(f, sentence);
+        json_field(f, ",\n     ", "sentence", pt.sentence);
         fprintf(f, "}%s\n", k + 1 < s->npairs ? "," : "");
     }
     fputs("  ],\n", f);
@@ -320,23 +326,20 @@ static void json_pairs(FILE *f, const rd_analyze_data *data, const rd_analyze_st
 
 static void json_outputs(FILE *f, const rd_analyze_params *p, const rd_analyze_outputs *out,
                          const rd_loss_curve *loss) {
-    fputs("  \"training_loss\": {\"file\": ", f);
-    json_str(f, p->metrics_jsonl);
+    json_field(f, "  \"training_loss\": {", "file", p->metrics_jsonl);
     fprintf(f, ", \"found\": %s, \"points\": %d, \"bad_lines\": %d, \"terms\": [",
             out->have_loss ? "true" : "false", loss->npoints, loss->bad_lines);
     for (int t = 0; t < loss->nterms; t++) {
         if (t) fputs(", ", f);
         json_str(f, loss->term[t]);
     }
-    fputs("], \"note\": ", f);
-    json_str(f, out->loss_note);
+    json_field(f, "], ", "note", out->loss_note);
     fputs("},\n  \"plots\": [", f);
     for (int k = 0; k < out->nplots; k++) {
         if (k) fputs(", ", f);
         json_str(f, out->plot[k]);
     }
-    fputs("], \"plot_problem\": ", f);
-    json_str(f, out->plot_problem);
+    json_field(f, "], ", "plot_problem", out->plot_problem);
     fputs("\n}\n", f);
 }
 
@@ -352,8 +355,7 @@ static char *report_json(const rd_analyze_params *p, const rd_analyze_data *data
         if (k) fputs(", ", f);
         json_str(f, p->embeddings[k]);
     }
-    fputs("], \"shards_dir\": ", f);
-    json_str(f, p->pixel_size ? p->shards_dir : "");
+    json_field(f, "], ", "shards_dir", p->pixel_size ? p->shards_dir : "");
     fputs("},\n", f);
     json_settings(f, p);
     json_data(f, data, d);
@@ -387,25 +389,25 @@ static void md_findings(FILE *f, const rd_analyze_data *data, const rd_analyze_s
         }
         for (int k = 0; k < s->npairs; k++) {
             if (s->pairs[k].target != t) continue;
-            char sentence[1024];
-            int significant, winner;
-            rd_analyze_pair_sentence(data, &s->pairs[k], sentence, sizeof sentence, &significant,
-                                     &winner);
-            fprintf(f, "- %s.\n", sentence);
+            pair_text pt;
+            describe_pair(data, &s->pairs[k], &pt);
+            fprintf(f, "- %s.\n", pt.sentence);
         }
     }
     if (data->nskipped) fputc('\n', f);
     for (int k = 0; k < data->nskipped; k++) fprintf(f, "- Not analysed: %s.\n", data->skipped[k]);
-    fprintf(f, "\nA claim that one representation beats another rests on the paired interval of "
-               "the difference excluding 0; \"carries\" means the permutation test rejects \"no "
-               "information\" at p <= %.2g.\n\n",
+    fprintf(f,
+            "\nA claim that one representation beats another rests on the paired interval of "
+            "the difference excluding 0; \"carries\" means the permutation test rejects \"no "
+            "information\" at p <= %.2g.\n\n",
             alpha);
 }
 
 static void md_data(FILE *f, const rd_analyze_params *p, const rd_analyze_data *data,
                     const describe *d) {
-    fprintf(f, "## Data\n\n%d images of %d patients (of %lld rows in the embedding files; "
-               "splits used:",
+    fprintf(f,
+            "## Data\n\n%d images of %d patients (of %lld rows in the embedding files; "
+            "splits used:",
             data->n, d->npatients, (long long)data->file_rows);
     for (int s = 0; s < 3; s++)
         if (p->splits & (1u << s)) fprintf(f, " %s", split_names[s]);
@@ -414,8 +416,9 @@ static void md_data(FILE *f, const rd_analyze_params *p, const rd_analyze_data *
         fprintf(f, "| %s | %d | %d |\n", split_names[s], d->images[s], d->patients[s]);
     fprintf(f, "\nSex: %d F, %d M, %d unknown. ", d->sex[0], d->sex[1], d->sex[2]);
     if (d->age_known)
-        fprintf(f, "Age (years, %d known): mean %.1f, sd %.1f, min %.1f, quartiles %.1f / %.1f / "
-                   "%.1f, max %.1f.\n\n",
+        fprintf(f,
+                "Age (years, %d known): mean %.1f, sd %.1f, min %.1f, quartiles %.1f / %.1f / "
+                "%.1f, max %.1f.\n\n",
                 d->age_known, d->age_mean, d->age_sd, d->age_q[0], d->age_q[1], d->age_q[2],
                 d->age_q[3], d->age_q[4]);
     else
@@ -432,10 +435,11 @@ static void md_data(FILE *f, const rd_analyze_params *p, const rd_analyze_data *
     }
     for (int r = 0; r < data->nreps; r++)
         if (isfinite(data->reps[r].explained_variance))
-            fprintf(f, "\nThe raw-pixel PCA keeps %.1f%% of the downsampled pixels' variance. It "
-                       "is fitted on all the study's images before cross-validation: it sees no "
-                       "label, only the pixels of images that are later held out, so it cannot "
-                       "leak a target into a fold's model.\n",
+            fprintf(f,
+                    "\nThe raw-pixel PCA keeps %.1f%% of the downsampled pixels' variance. It "
+                    "is fitted on all the study's images before cross-validation: it sees no "
+                    "label, only the pixels of images that are later held out, so it cannot "
+                    "leak a target into a fold's model.\n",
                     100.0 * data->reps[r].explained_variance);
     fputc('\n', f);
 }
@@ -481,31 +485,30 @@ static void md_results(FILE *f, const rd_analyze_data *data, const rd_analyze_st
 static void md_pairs(FILE *f, const rd_analyze_data *data, const rd_analyze_study *s,
                      const rd_probe_config *c) {
     if (s->npairs == 0) return;
-    fprintf(f, "## Paired comparisons\n\nDifference a − b of each metric, recomputed on the same "
-               "patient resamples (%d%% intervals; MAE: negative means a errs less).\n\n"
-               "| target | a | b | difference [%d%% CI] | significant |\n|---|---|---|---|---|\n",
+    fprintf(f,
+            "## Paired comparisons\n\nDifference a − b of each metric, recomputed on the same "
+            "patient resamples (%d%% intervals; MAE: negative means a errs less).\n\n"
+            "| target | a | b | difference [%d%% CI] | significant |\n|---|---|---|---|---|\n",
             (int)lround(100 * c->ci_level), (int)lround(100 * c->ci_level));
     for (int k = 0; k < s->npairs; k++) {
         const rd_analyze_pair *pair = &s->pairs[k];
-        char a[2 * RD_ANALYZE_NAME_MAX + 4], b[2 * RD_ANALYZE_NAME_MAX + 4], sentence[1024];
-        int significant, winner;
-        rd_analyze_rep_name(data, pair->a, a, sizeof a);
-        rd_analyze_rep_name(data, pair->b, b, sizeof b);
-        rd_analyze_pair_sentence(data, pair, sentence, sizeof sentence, &significant, &winner);
+        pair_text pt;
+        describe_pair(data, pair, &pt);
         rd_probe_kind kind = data->targets[pair->target].kind;
-        fprintf(f, "| %s | %s | %s |", data->targets[pair->target].name, a, b);
+        fprintf(f, "| %s | %s | %s |", data->targets[pair->target].name, pt.a, pt.b);
         for (int m = 0, first = 1; m < RD_PROBE_NMETRICS; m++) {
             if (!rd_probe_metric_applies(kind, (rd_probe_metric)m)) continue;
             fprintf(f, "%s Δ%s ", first ? "" : ";", metric_label((rd_probe_metric)m));
             md_interval(f, &pair->diff[m], metric_decimals((rd_probe_metric)m));
             first = 0;
         }
-        fprintf(f, " | %s |\n", significant ? "yes" : "no");
+        fprintf(f, " | %s |\n", pt.significant ? "yes" : "no");
     }
     int ntests = s->npairs;
-    fprintf(f, "\n%d comparisons, each at %d%%: with no true differences at all, about %.1f of "
-               "them would exclude 0 by chance. Intervals are not corrected for multiplicity "
-               "(set analyze.ci_level: 0.99 for a stricter reading).\n\n",
+    fprintf(f,
+            "\n%d comparisons, each at %d%%: with no true differences at all, about %.1f of "
+            "them would exclude 0 by chance. Intervals are not corrected for multiplicity "
+            "(set analyze.ci_level: 0.99 for a stricter reading).\n\n",
             ntests, (int)lround(100 * c->ci_level), ntests * (1 - c->ci_level));
 }
 
@@ -535,7 +538,8 @@ static void md_plots(FILE *f, const rd_analyze_params *p, const rd_analyze_outpu
     fputs("## Plots\n\n", f);
     if (*out->plot_problem) fprintf(f, "Plots missing: %s\n\n", out->plot_problem);
     for (int k = 0; k < out->nplots; k++)
-        if (strcmp(out->plot[k], "loss.png") != 0) fprintf(f, "![%s](%s)\n\n", out->plot[k], out->plot[k]);
+        if (strcmp(out->plot[k], "loss.png") != 0)
+            fprintf(f, "![%s](%s)\n\n", out->plot[k], out->plot[k]);
     fputs("ROC curves are the mean over the outer folds of each fold's curve (as the AUROC is "
           "the mean of the folds' AUROCs); predicted-vs-true scatters pool the out-of-fold "
           "predictions (predictions.csv has them all).\n\n## Training loss\n\n",
@@ -571,8 +575,8 @@ static void md_method(FILE *f, const rd_analyze_params *p) {
 }
 
 static char *report_md(const rd_analyze_params *p, const rd_analyze_data *data,
-                       const rd_analyze_study *s, const describe *d,
-                       const rd_analyze_outputs *out, const rd_loss_curve *loss, size_t *len) {
+                       const rd_analyze_study *s, const describe *d, const rd_analyze_outputs *out,
+                       const rd_loss_curve *loss, size_t *len) {
     char *text = NULL;
     FILE *f = open_memstream(&text, len);
     if (!f) return NULL;
@@ -593,8 +597,7 @@ static char *report_md(const rd_analyze_params *p, const rd_analyze_data *data,
 
 /* ---- predictions.csv ---- */
 
-static char *predictions_csv(const rd_analyze_data *data, const rd_analyze_study *s,
-                             size_t *len) {
+static char *predictions_csv(const rd_analyze_data *data, const rd_analyze_study *s, size_t *len) {
     char *text = NULL;
     FILE *f = open_memstream(&text, len);
     if (!f) return NULL;
@@ -702,11 +705,9 @@ void rd_analyze_log_summary(const rd_analyze_params *p, const rd_analyze_data *d
         }
     }
     for (int k = 0; k < s->npairs; k++) {
-        char sentence[1024];
-        int significant, winner;
-        rd_analyze_pair_sentence(data, &s->pairs[k], sentence, sizeof sentence, &significant,
-                                 &winner);
-        rd_info("summary: %s", sentence);
+        pair_text pt;
+        describe_pair(data, &s->pairs[k], &pt);
+        rd_info("summary: %s", pt.sentence);
     }
     rd_info("summary: report in %s/report.md (numbers: report.json; %d plots%s%s)", p->output_dir,
             out->nplots, *out->plot_problem ? "; " : "", out->plot_problem);

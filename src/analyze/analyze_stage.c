@@ -8,8 +8,7 @@ static void log_inputs(const rd_analyze_params *p) {
     rd_info("rdino-analyze: %d embedding file%s, features %s%s%s, targets %s, report in %s",
             p->nembeddings, p->nembeddings == 1 ? "" : "s", p->use_cls ? "cls" : "",
             p->use_cls && p->use_patch_mean ? "+" : "", p->use_patch_mean ? "patch_mean" : "",
-            p->ntargets ? "as configured" : "auto (sex and numeric /meta columns)",
-            p->output_dir);
+            p->ntargets ? "as configured" : "auto (sex and numeric /meta columns)", p->output_dir);
     for (int k = 0; k < p->nembeddings; k++) rd_info("  embeddings: %s", p->embeddings[k]);
     if (p->pixel_size)
         rd_info("  raw-pixel baseline: %s, %dx%d pixels, %d PCA components", p->shards_dir,

@@ -89,7 +89,8 @@ rd_status rd_analyze_run(MPI_Comm comm, const rd_analyze_params *p, const rd_ana
     rd_info("study: %d paired comparisons", s->npairs);
     for (int k = 0; k < s->npairs && !st; k++) {
         rd_analyze_pair *pair = &s->pairs[k];
-        int ia = analyze_index(s, pair->target, pair->a), ib = analyze_index(s, pair->target, pair->b);
+        int ia = analyze_index(s, pair->target, pair->a),
+            ib = analyze_index(s, pair->target, pair->b);
         st = rd_probe_compare(comm, &s->tasks[ia], &s->results[ia], &s->tasks[ib], &s->results[ib],
                               pair->diff, err);
     }
