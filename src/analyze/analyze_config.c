@@ -207,11 +207,17 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
         int n = 0, cap = 0;
         char fallback[RD_ANALYZE_PATH_MAX];
         const char *text = rd_cfg_str(cfg, "analyze.embeddings");
+        struct stat sb;
         if (!*text) {
             path_or_default(cfg, "analyze.embeddings", "embeddings", fallback);
             text = fallback;
+            if (stat(fallback, &sb) != 0)
+                st = rd_fail(err, RD_ENOTFOUND,
+                             "no embeddings: %s does not exist (run rdino-embed, or name the "
+                             "files in analyze.embeddings)",
+                             fallback);
         }
-        st = rd_analyze_split_list(text, &items, &n, err);
+        if (!st) st = rd_analyze_split_list(text, &items, &n, err);
         for (int i = 0; !st && i < n; i++) st = add_embedding(p, &cap, items[i], err);
         if (!st && p->nembeddings == 0)
             st = rd_fail(err, RD_EINVAL, "analyze.embeddings names no file");

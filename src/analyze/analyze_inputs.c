@@ -211,7 +211,8 @@ static rd_status same_rows(const char *first_path, const file_meta *first, const
     return RD_OK;
 }
 
-/* The numeric /meta columns a target list may name: floating-point ones for "auto". */
+/* "auto": sex, then every numeric /meta column but the bookkeeping ones (split, source_row)
+ * in name order: age, and whatever else a site adds (weight, BMI, ...). */
 static rd_status auto_targets(const rd_h5file *f, char ***names, int *n, rd_error *err) {
     *names = NULL;
     *n = 0;
@@ -232,8 +233,10 @@ static rd_status auto_targets(const rd_h5file *f, char ***names, int *n, rd_erro
         snprintf(path, sizeof path, "/meta/%s", member);
         rd_h5_type type;
         rd_error ignored;
-        if (rd_h5_dataset_type(f, path, &type, &ignored) == RD_OK &&
-            (type == RD_H5_F32 || type == RD_H5_F64))
+        if (strcmp(member, "sex") == 0 || strcmp(member, "split") == 0 ||
+            strcmp(member, "source_row") == 0)
+            continue;
+        if (rd_h5_dataset_type(f, path, &type, &ignored) == RD_OK && type != RD_H5_STRING)
             (*names)[(*n)++] = strdup(member);
     }
     H5Gclose(g);

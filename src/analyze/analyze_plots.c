@@ -230,7 +230,7 @@ static void roc_plot(plotter *pl, int t, const char *features, const char *suffi
         snprintf(label, sizeof label, "%s (AUROC %.3f)", rep,
                  s->results[analyze_index(s, t, r)].metric[RD_PROBE_AUROC].estimate);
         gp_path(g, path);
-        fprintf(g, " using 1:%d with lines lw 2.5 title ", r + 2);
+        fprintf(g, " using 1:%d with lines lw 2.5 lt %d title ", r + 2, r + 1);
         gp_text(g, label);
         fputs(", \\\n     ", g);
     }

@@ -378,14 +378,20 @@ static void md_findings(FILE *f, const rd_analyze_data *data, const rd_analyze_s
             const rd_probe_result *res = &s->results[analyze_index(s, t, r)];
             char name[2 * RD_ANALYZE_NAME_MAX + 4];
             rd_analyze_rep_name(data, r, name, sizeof name);
-            int significant = isfinite(res->perm_p) && res->perm_p <= alpha;
+            if (!isfinite(res->perm_p)) {
+                /* Without a permutation test there is no verdict on "any information". */
+                fprintf(f, "- %s, %s: %s ", name, data->targets[t].name, metric_label(m));
+                md_interval(f, &res->metric[m], 3);
+                fputs(" (no permutation test: analyze.permutations is 0).\n", f);
+                continue;
+            }
             fprintf(f, "- %s %s %s information: %s ", name,
-                    significant ? "carries" : "shows no evidence of", data->targets[t].name,
-                    metric_label(m));
+                    res->perm_p <= alpha ? "carries" : "shows no evidence of",
+                    data->targets[t].name, metric_label(m));
             md_interval(f, &res->metric[m], 3);
             fputs(", permutation p = ", f);
             md_p(f, res->perm_p);
-            fputs(isfinite(res->perm_p) ? ".\n" : " (no permutations run).\n", f);
+            fputs(".\n", f);
         }
         for (int k = 0; k < s->npairs; k++) {
             if (s->pairs[k].target != t) continue;
@@ -699,9 +705,11 @@ void rd_analyze_log_summary(const rd_analyze_params *p, const rd_analyze_data *d
             const rd_probe_interval *iv = &res->metric[m];
             char name[2 * RD_ANALYZE_NAME_MAX + 4];
             rd_analyze_rep_name(data, r, name, sizeof name);
-            rd_info("summary: %-6s %-24s %s %.3f [%.3f, %.3f]  permutation p %.2g",
+            char p_text[32] = "not tested";
+            if (isfinite(res->perm_p)) snprintf(p_text, sizeof p_text, "%.2g", res->perm_p);
+            rd_info("summary: %-6s %-24s %s %.3f [%.3f, %.3f]  permutation p %s",
                     data->targets[t].name, name, metric_label(m), iv->estimate, iv->lo, iv->hi,
-                    res->perm_p);
+                    p_text);
         }
     }
     for (int k = 0; k < s->npairs; k++) {

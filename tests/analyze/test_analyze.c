@@ -219,6 +219,14 @@ static void params_defaults_and_lists(rd_test *t) {
     CHECK(rd_analyze_params_from_config(&cfg, &p, &err) == RD_EINVAL);
     CHECK(strstr(err.msg, "analyze.lambda_range") && strstr(err.msg, "73 penalties"));
     rd_config_free(&cfg);
+
+    /* The default folder missing: say so, not "cannot open". */
+    CHECK_OK(rd_config_init(&cfg, &err), &err);
+    snprintf(yaml, sizeof yaml, "data:\n  output_dir: %s/elsewhere\n", dir);
+    CHECK_OK(rd_config_load_string(&cfg, yaml, "test", &err), &err);
+    CHECK(rd_analyze_params_from_config(&cfg, &p, &err) == RD_ENOTFOUND);
+    CHECK(strstr(err.msg, "no embeddings") && strstr(err.msg, "elsewhere/embeddings"));
+    rd_config_free(&cfg);
 }
 
 /* ---- metrics.jsonl ---- */
@@ -435,8 +443,7 @@ static void load_h5store_file_with_split_filter(rd_test *t) {
         CHECK(memcmp(data.reps[0].x + D, x + 2 * D, sizeof(float) * D) == 0);
         CHECK(data.reps[0].d == D && strcmp(data.reps[0].encoder, "trained") == 0);
         CHECK(data.reps[0].resolution == 518 && strcmp(data.reps[0].checkpoint, "") == 0);
-        /* auto targets: sex, then the floating-point columns; split and sex are not numeric
-         * targets. */
+        /* auto targets: sex, then the numeric columns but split (and source_row). */
         CHECK(data.ntargets == 3);
         if (data.ntargets == 3) {
             CHECK(strcmp(data.targets[0].name, "sex") == 0 &&

@@ -150,3 +150,39 @@ with open(sys.argv[1], "r+b") as fh:
     fh.write(bytes([b[0] ^ 0xFF]))
 EOF
 expect_error damaged_shard 2 "damaged/shard-00001.h5" -- analyze.shards_dir="$T/damaged"
+
+# The pipeline in front: rdino-synth phantoms (age and sex shape the anatomy) -> rdino-preprocess
+# -> rdino-shard (files written by rdino itself) -> a null embedding file aligned with the
+# shards -> rdino-analyze, whose raw-pixel baseline must find both age and sex.
+name=$suite/pipeline_synth_preprocess_shard_analyze
+P=$T/pipeline
+if [ ! -x "$RDINO_BIN/rdino-synth" ] || [ ! -x "$RDINO_BIN/rdino-preprocess" ] || [ ! -x "$RDINO_BIN/rdino-shard" ]; then
+    rd_skip "$name" "rdino-synth, rdino-preprocess or rdino-shard not built"
+elif ! { "$RDINO_BIN/rdino-synth" data.output_dir="$P" synth.n_patients=80 synth.size_range=[64,96] \
+        synth.images_per_patient=[1,3] &&
+    "$RDINO_BIN/rdino-preprocess" data.output_dir="$P" data.metadata_csv="$P/synth/metadata.csv" \
+        data.image_root="$P/synth/images" preprocess.size=32 &&
+    "$RDINO_BIN/rdino-shard" data.output_dir="$P" shard.num_shards=2 &&
+    $py tests/analyze/null_embeddings.py "$P/shards" "$P/embeddings/random-init.h5" random-init; } >"$P.log" 2>&1; then
+    rd_fail "$name" "pipeline failed: $(tail -3 "$P.log" | tr '\n' ' ')"
+elif ! run pipeline_report 1 data.output_dir="$P"; then
+    rd_fail "$name" "rdino-analyze failed: $(tail -3 "$T/pipeline_report.log" | tr '\n' ' ')"
+elif ! $py - "$T/pipeline_report/report.json" >"$T/check.txt" 2>&1 <<'PYEOF'
+import json, sys
+rep = json.load(open(sys.argv[1]))
+res = {(r["target"], r["representation"]): r for r in rep["results"]}
+bad = []
+for target, metric, chance in (("sex", "auroc", 0.5), ("age", "r2", 0.0)):
+    pix, null = res[(target, "raw-pixels")], res[(target, "random-init")]
+    if not (pix["metrics"][metric]["lo"] > chance and pix["permutation"]["p"] <= 0.05):
+        bad.append(f"raw pixels miss {target}: {pix['metrics'][metric]} p {pix['permutation']['p']}")
+    if null["permutation"]["p"] <= 0.05:
+        bad.append(f"noise finds {target}: p {null['permutation']['p']}")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PYEOF
+then
+    rd_fail "$name" "$(tr '\n' ' ' <"$T/check.txt")"
+else
+    rd_pass "$name"
+fi
