@@ -92,7 +92,7 @@ typedef struct rd_analyze_data {
     rd_analyze_target *targets;
     int nreps;
     rd_analyze_rep *reps; /* main encoder first, then the files' order, raw pixels last */
-    char **skipped;       /* targets asked for but absent or without known values: notes */
+    char **skipped;       /* notes on targets left out: fewer than two distinct known values */
     int nskipped;
 } rd_analyze_data;
 
