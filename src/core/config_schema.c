@@ -171,6 +171,28 @@ static const rd_cfg_key schema[] = {
     INT("shard.split_seed", "0", 0, INT64_MAX, "seed of the patient-level split"),
     INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
     INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
+
+    /* ---- rdino-analyze: the metadata-correlation study (docs/ANALYSIS.md) ---- */
+    STR("analyze.embeddings", "", NULL, "embedding files (or folders of *.h5 files), comma-separated (empty = <data.output_dir>/embeddings)"),
+    STR("analyze.main_encoder", "trained", NULL, "encoder listed first and plotted (if no file has it: the first file's)"),
+    STR("analyze.features", "cls", "cls|patch_mean|both", "embedding to probe: final-norm CLS token, mean of the patch tokens, or both"),
+    STR("analyze.shards_dir", "", NULL, "shards for the raw-pixel baseline (default shard.output_dir, else <data.output_dir>/shards)"),
+    STR("analyze.splits", "train,val,test", NULL, "splits whose images enter the study, comma-separated (the study cross-validates within them)"),
+    STR("analyze.targets", "auto", NULL, "what to predict, comma-separated: sex and /meta columns (auto = sex and every numeric /meta column but split and source_row: age, ...)"),
+    STR("analyze.output_dir", "", NULL, "report folder (default <data.output_dir>/report)"),
+    STR("analyze.metrics_jsonl", "", NULL, "pretraining log for the loss plot (default <data.output_dir>/pretrain/metrics.jsonl)"),
+    INT("analyze.seed", "0", 0, INT64_MAX, "seed of the folds, bootstrap and permutations"),
+    INT("analyze.outer_folds", "5", 2, 64, "cross-validation folds (grouped by patient)"),
+    INT("analyze.inner_folds", "4", 2, 64, "inner folds choosing the penalty in each outer training set"),
+    FLIST("analyze.lambda_range", "[0.01, 1000000]", 2, 1e-12, 1e12, "smallest and largest penalty of the grid"),
+    INT("analyze.lambdas_per_decade", "2", 1, 16, "penalties per factor 10 (at most 64 in all)"),
+    INT("analyze.bootstrap", "1000", 0, 1000000, "patient-bootstrap replicates of every interval (0 = none)"),
+    INT("analyze.permutations", "199", 0, 1000000, "permutation-test refits per encoder and target (0 = none)"),
+    FLT("analyze.ci_level", "0.95", 0.5, 0.9999, "confidence level of the intervals"),
+    INT("analyze.top_dims", "10", 0, 1000, "embedding dimensions listed by |correlation| with each target"),
+    BOOL("analyze.pixels.enabled", "true", "raw-pixel baseline from the shards"),
+    INT("analyze.pixels.size", "16", 1, 512, "images area-averaged to size x size pixels"),
+    INT("analyze.pixels.components", "64", 1, 65536, "PCA components of the downsampled pixels"),
 };
 /* clang-format on */
 

@@ -1,0 +1,235 @@
+/* The "analyze" configuration section as rd_analyze_params: defaults resolved against
+ * data.output_dir, comma-separated lists split (the config loader has no lists of strings),
+ * folders of embedding files expanded. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "rdino/analyze.h"
+
+rd_status rd_analyze_split_list(const char *text, char ***items, int *n, rd_error *err) {
+    *items = NULL;
+    *n = 0;
+    int cap = 1;
+    for (const char *c = text; *c; c++) cap += *c == ',';
+    char **out = calloc((size_t)cap, sizeof *out);
+    if (!out) return rd_fail(err, RD_ENOMEM, "out of memory splitting '%s'", text);
+    const char *start = text;
+    for (;;) {
+        const char *end = strchr(start, ',');
+        if (!end) end = start + strlen(start);
+        const char *a = start, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        if (b > a) {
+            out[*n] = strndup(a, (size_t)(b - a));
+            if (!out[*n]) {
+                for (int i = 0; i < *n; i++) free(out[i]);
+                free(out);
+                *n = 0;
+                return rd_fail(err, RD_ENOMEM, "out of memory splitting '%s'", text);
+            }
+            (*n)++;
+        }
+        if (!*end) break;
+        start = end + 1;
+    }
+    *items = out;
+    return RD_OK;
+}
+
+static void free_list(char **items, int n) {
+    for (int i = 0; i < n; i++) free(items[i]);
+    free(items);
+}
+
+static int by_string(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends path to the list; a folder contributes its *.h5 files in name order (hidden ones,
+ * such as the atomic writers' temporaries, excluded). */
+static rd_status add_embedding(rd_analyze_params *p, int *cap, const char *path, rd_error *err) {
+    struct stat sb;
+    char **found = NULL;
+    int nfound = 0, fcap = 0;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return rd_fail(err, RD_EIO, "analyze.embeddings: cannot list folder %s", path);
+        const struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            size_t len = strlen(e->d_name);
+            if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0) continue;
+            if (nfound == fcap) {
+                fcap = fcap ? 2 * fcap : 8;
+                char **grown = realloc(found, (size_t)fcap * sizeof *grown);
+                if (!grown) break;
+                found = grown;
+            }
+            char *full = malloc(strlen(path) + len + 2);
+            if (!full) break;
+            sprintf(full, "%s/%s", path, e->d_name);
+            found[nfound++] = full;
+        }
+        closedir(d);
+        if (nfound == 0) {
+            free(found);
+            return rd_fail(err, RD_ENOTFOUND,
+                           "analyze.embeddings: folder %s holds no .h5 embedding files (run "
+                           "rdino-embed first, or name the files)",
+                           path);
+        }
+        qsort(found, (size_t)nfound, sizeof *found, by_string);
+    } else {
+        found = malloc(sizeof *found);
+        if (found) found[0] = strdup(path);
+        nfound = found && found[0] ? 1 : 0;
+        if (!nfound) {
+            free(found);
+            return rd_fail(err, RD_ENOMEM, "out of memory for the embedding list");
+        }
+    }
+    if (p->nembeddings + nfound > *cap) {
+        *cap = 2 * (p->nembeddings + nfound);
+        char **grown = realloc(p->embeddings, (size_t)*cap * sizeof *grown);
+        if (!grown) {
+            free_list(found, nfound);
+            return rd_fail(err, RD_ENOMEM, "out of memory for the embedding list");
+        }
+        p->embeddings = grown;
+    }
+    for (int i = 0; i < nfound; i++) p->embeddings[p->nembeddings++] = found[i];
+    free(found);
+    return RD_OK;
+}
+
+/* A configured path, or <data.output_dir>/<fallback> when the key is empty. */
+static void path_or_default(const rd_config *cfg, const char *key, const char *fallback,
+                            char *buf) {
+    const char *value = rd_cfg_str(cfg, key);
+    if (*value)
+        snprintf(buf, RD_ANALYZE_PATH_MAX, "%s", value);
+    else
+        snprintf(buf, RD_ANALYZE_PATH_MAX, "%s/%s", rd_cfg_str(cfg, "data.output_dir"), fallback);
+}
+
+static rd_status read_splits(const rd_config *cfg, unsigned *mask, rd_error *err) {
+    static const char *names[3] = {"train", "val", "test"};
+    char **items;
+    int n;
+    rd_status st = rd_analyze_split_list(rd_cfg_str(cfg, "analyze.splits"), &items, &n, err);
+    if (st) return st;
+    *mask = 0;
+    for (int i = 0; i < n && !st; i++) {
+        int s = 0;
+        while (s < 3 && strcmp(items[i], names[s]) != 0) s++;
+        if (s == 3)
+            st = rd_fail(err, RD_EINVAL,
+                         "analyze.splits: unknown split '%s' (use train, val, test, "
+                         "comma-separated)",
+                         items[i]);
+        else
+            *mask |= 1u << s;
+    }
+    if (!st && *mask == 0)
+        st = rd_fail(err, RD_EINVAL, "analyze.splits is empty: name at least one split");
+    free_list(items, n);
+    return st;
+}
+
+static rd_status read_probe(const rd_config *cfg, rd_probe_config *c, rd_error *err) {
+    rd_probe_config_default(c);
+    c->seed = (uint64_t)rd_cfg_int(cfg, "analyze.seed");
+    c->outer_folds = (int)rd_cfg_int(cfg, "analyze.outer_folds");
+    c->inner_folds = (int)rd_cfg_int(cfg, "analyze.inner_folds");
+    c->bootstrap = (int)rd_cfg_int(cfg, "analyze.bootstrap");
+    c->permutations = (int)rd_cfg_int(cfg, "analyze.permutations");
+    c->ci_level = rd_cfg_float(cfg, "analyze.ci_level");
+    double range[2];
+    rd_cfg_list(cfg, "analyze.lambda_range", range, 2);
+    int per_decade = (int)rd_cfg_int(cfg, "analyze.lambdas_per_decade");
+    if (!(range[0] <= range[1]))
+        return rd_fail(err, RD_EINVAL,
+                       "analyze.lambda_range [%g, %g]: the first must not exceed "
+                       "the second",
+                       range[0], range[1]);
+    /* Steps of 1/per_decade decades from the smallest; the largest is included when it lies
+     * on the grid (within rounding). */
+    double decades = log10(range[1] / range[0]);
+    int n = 1 + (int)floor(decades * per_decade + 1e-9);
+    if (n > RD_PROBE_MAX_LAMBDAS)
+        return rd_fail(err, RD_EINVAL,
+                       "analyze.lambda_range [%g, %g] at %d per decade gives %d penalties; at "
+                       "most %d",
+                       range[0], range[1], per_decade, n, RD_PROBE_MAX_LAMBDAS);
+    c->nlambda = n;
+    for (int l = 0; l < n; l++) c->lambda[l] = range[0] * pow(10.0, (double)l / per_decade);
+    return RD_OK;
+}
+
+rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params *p, rd_error *err) {
+    memset(p, 0, sizeof *p);
+    const char *features = rd_cfg_str(cfg, "analyze.features");
+    p->use_cls = strcmp(features, "patch_mean") != 0;
+    p->use_patch_mean = strcmp(features, "cls") != 0;
+    snprintf(p->main_encoder, sizeof p->main_encoder, "%s",
+             rd_cfg_str(cfg, "analyze.main_encoder"));
+    if (*rd_cfg_str(cfg, "analyze.shards_dir") || !*rd_cfg_str(cfg, "shard.output_dir"))
+        path_or_default(cfg, "analyze.shards_dir", "shards", p->shards_dir);
+    else
+        snprintf(p->shards_dir, sizeof p->shards_dir, "%s", rd_cfg_str(cfg, "shard.output_dir"));
+    path_or_default(cfg, "analyze.output_dir", "report", p->output_dir);
+    path_or_default(cfg, "analyze.metrics_jsonl", "pretrain/metrics.jsonl", p->metrics_jsonl);
+    p->top_dims = (int)rd_cfg_int(cfg, "analyze.top_dims");
+    p->pixel_size = rd_cfg_bool(cfg, "analyze.pixels.enabled")
+                        ? (int)rd_cfg_int(cfg, "analyze.pixels.size")
+                        : 0;
+    p->pixel_components = (int)rd_cfg_int(cfg, "analyze.pixels.components");
+
+    rd_status st = read_splits(cfg, &p->splits, err);
+    if (!st) st = read_probe(cfg, &p->probe, err);
+    if (!st && strcmp(rd_cfg_str(cfg, "analyze.targets"), "auto") != 0) {
+        st = rd_analyze_split_list(rd_cfg_str(cfg, "analyze.targets"), &p->targets, &p->ntargets,
+                                   err);
+        for (int i = 0; !st && i < p->ntargets; i++)
+            if (strlen(p->targets[i]) >= RD_ANALYZE_NAME_MAX || strchr(p->targets[i], '/'))
+                st = rd_fail(err, RD_EINVAL, "analyze.targets: '%s' is not a /meta column name",
+                             p->targets[i]);
+        if (!st && p->ntargets == 0)
+            st = rd_fail(err, RD_EINVAL,
+                         "analyze.targets is empty: name sex and/or /meta columns, or 'auto'");
+    }
+    if (!st) {
+        char **items = NULL;
+        int n = 0, cap = 0;
+        char fallback[RD_ANALYZE_PATH_MAX];
+        const char *text = rd_cfg_str(cfg, "analyze.embeddings");
+        struct stat sb;
+        if (!*text) {
+            path_or_default(cfg, "analyze.embeddings", "embeddings", fallback);
+            text = fallback;
+            if (stat(fallback, &sb) != 0)
+                st = rd_fail(err, RD_ENOTFOUND,
+                             "no embeddings: %s does not exist (run rdino-embed, or name the "
+                             "files in analyze.embeddings)",
+                             fallback);
+        }
+        if (!st) st = rd_analyze_split_list(text, &items, &n, err);
+        for (int i = 0; !st && i < n; i++) st = add_embedding(p, &cap, items[i], err);
+        if (!st && p->nembeddings == 0)
+            st = rd_fail(err, RD_EINVAL, "analyze.embeddings names no file");
+        free_list(items, n);
+    }
+    if (st) rd_analyze_params_free(p);
+    return st;
+}
+
+void rd_analyze_params_free(rd_analyze_params *p) {
+    free_list(p->embeddings, p->nembeddings);
+    free_list(p->targets, p->ntargets);
+    p->embeddings = p->targets = NULL;
+    p->nembeddings = p->ntargets = 0;
+}

@@ -1,0 +1,45 @@
+/* rd_analyze_stage: configuration -> embeddings (+ raw-pixel baseline) -> study -> report. */
+#include <string.h>
+
+#include "analyze_internal.h"
+#include "rdino/log.h"
+
+static void log_inputs(const rd_analyze_params *p) {
+    rd_info("rdino-analyze: %d embedding file%s, features %s%s%s, targets %s, report in %s",
+            p->nembeddings, p->nembeddings == 1 ? "" : "s", p->use_cls ? "cls" : "",
+            p->use_cls && p->use_patch_mean ? "+" : "", p->use_patch_mean ? "patch_mean" : "",
+            p->ntargets ? "as configured" : "auto (sex and numeric /meta columns)", p->output_dir);
+    for (int k = 0; k < p->nembeddings; k++) rd_info("  embeddings: %s", p->embeddings[k]);
+    if (p->pixel_size)
+        rd_info("  raw-pixel baseline: %s, %dx%d pixels, %d PCA components", p->shards_dir,
+                p->pixel_size, p->pixel_size, p->pixel_components);
+}
+
+rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
+    rd_analyze_params p;
+    rd_analyze_data data;
+    rd_analyze_study study;
+    rd_analyze_outputs out;
+    memset(&data, 0, sizeof data);
+    memset(&study, 0, sizeof study);
+    rd_status st = rd_analyze_params_from_config(cfg, &p, err);
+    if (st) return st;
+    log_inputs(&p);
+    st = analyze_agree(comm, rd_analyze_load(&p, &data, err), err);
+    if (!st) {
+        rd_info("rows: %d images of %lld in the embedding files; %d representations, %d targets",
+                data.n, (long long)data.file_rows, data.nreps, data.ntargets);
+        for (int k = 0; k < data.nskipped; k++) rd_warn("not analysed: %s", data.skipped[k]);
+        if (data.ntargets == 0)
+            st = rd_fail(err, RD_EINVAL, "%s: no target with known values to analyse",
+                         p.embeddings[0]);
+    }
+    if (!st && p.pixel_size) st = rd_analyze_pixel_baseline(comm, &p, &data, err);
+    if (!st) st = rd_analyze_run(comm, &p, &data, &study, err);
+    if (!st) st = rd_analyze_write(comm, &p, &data, &study, &out, err);
+    if (!st) rd_analyze_log_summary(&p, &data, &study, &out);
+    rd_analyze_study_free(&study);
+    rd_analyze_data_free(&data);
+    rd_analyze_params_free(&p);
+    return st;
+}

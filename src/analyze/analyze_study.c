@@ -1,0 +1,153 @@
+/* The study proper: a probe task per representation x target, all run together by
+ * rd_probe_run (so the ranks share one pool of units), then the paired comparisons and the
+ * per-dimension correlations. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze_internal.h"
+#include "rdino/log.h"
+
+/* Representations a and b answer the same question (same feature set; the pixel baseline
+ * stands next to every set). */
+static int comparable(const rd_analyze_rep *a, const rd_analyze_rep *b) {
+    return strcmp(a->features, b->features) == 0 || strcmp(a->features, "pixels") == 0 ||
+           strcmp(b->features, "pixels") == 0;
+}
+
+static rd_status init_cells(const rd_analyze_params *p, const rd_analyze_data *data,
+                            rd_analyze_study *s, rd_error *err) {
+    for (int t = 0; t < s->ntargets; t++) {
+        const rd_analyze_target *target = &data->targets[t];
+        for (int r = 0; r < s->nreps; r++) {
+            const rd_analyze_rep *rep = &data->reps[r];
+            int i = analyze_index(s, t, r);
+            rd_status st = rd_probe_task_init(&s->tasks[i], target->kind, rep->x, data->n, rep->d,
+                                              target->y, s->group, &p->probe, err);
+            if (st)
+                return rd_wrap(err, "%s from %s (%s)", target->name, rep->encoder, rep->features);
+            rd_analyze_cell *c = &s->cells[i];
+            const rd_probe_task *task = &s->tasks[i];
+            c->majority_rate = NAN;
+            if (target->kind == RD_PROBE_LOGISTIC) {
+                double ones = 0.0;
+                for (int k = 0; k < task->nrows; k++) ones += task->y[k];
+                c->majority_rate = fmax(ones, task->nrows - ones) / task->nrows;
+            }
+            c->dim_r = malloc((size_t)rep->d * sizeof *c->dim_r);
+            c->top = malloc((size_t)(s->top_dims > 0 ? s->top_dims : 1) * sizeof *c->top);
+            if (!c->dim_r || !c->top) return rd_fail(err, RD_ENOMEM, "out of memory");
+            rd_probe_dim_correlations(rep->x, data->n, rep->d, target->y, c->dim_r);
+            rd_probe_top_dims(c->dim_r, rep->d, s->top_dims, c->top);
+        }
+    }
+    return RD_OK;
+}
+
+rd_status rd_analyze_run(MPI_Comm comm, const rd_analyze_params *p, const rd_analyze_data *data,
+                         rd_analyze_study *s, rd_error *err) {
+    memset(s, 0, sizeof *s);
+    s->ntargets = data->ntargets;
+    s->nreps = data->nreps;
+    s->top_dims = p->top_dims;
+    int ncells = s->ntargets * s->nreps;
+    s->group = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *s->group);
+    const char **ids = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *ids);
+    s->tasks = calloc((size_t)(ncells > 0 ? ncells : 1), sizeof *s->tasks);
+    s->results = calloc((size_t)(ncells > 0 ? ncells : 1), sizeof *s->results);
+    s->cells = calloc((size_t)(ncells > 0 ? ncells : 1), sizeof *s->cells);
+    int max_pairs = s->ntargets * s->nreps * (s->nreps - 1) / 2;
+    s->pairs = calloc((size_t)(max_pairs > 0 ? max_pairs : 1), sizeof *s->pairs);
+    rd_status st = RD_OK;
+    if (!s->group || !ids || !s->tasks || !s->results || !s->cells || !s->pairs) {
+        free(ids);
+        st = rd_fail(err, RD_ENOMEM, "out of memory for the study");
+        goto out;
+    }
+    for (int i = 0; i < data->n; i++) ids[i] = data->patient_id + (size_t)i * data->patient_stride;
+    st = rd_probe_group_ids(ids, data->n, s->group, &s->npatients, err);
+    free(ids);
+    if (st) goto out;
+    if ((st = init_cells(p, data, s, err))) goto out;
+
+    rd_info("study: %d targets x %d representations = %d probe tasks; %d outer x %d inner folds, "
+            "%d penalties, %d bootstrap replicates, %d permutations each",
+            s->ntargets, s->nreps, ncells, p->probe.outer_folds, p->probe.inner_folds,
+            p->probe.nlambda, p->probe.bootstrap, p->probe.permutations);
+    if ((st = rd_probe_run(comm, s->tasks, ncells, s->results, err))) goto out;
+
+    for (int t = 0; t < s->ntargets; t++)
+        for (int a = 0; a < s->nreps; a++)
+            for (int b = a + 1; b < s->nreps; b++)
+                if (comparable(&data->reps[a], &data->reps[b])) {
+                    rd_analyze_pair *pair = &s->pairs[s->npairs++];
+                    pair->target = t;
+                    pair->a = a;
+                    pair->b = b;
+                }
+    rd_info("study: %d paired comparisons", s->npairs);
+    for (int k = 0; k < s->npairs && !st; k++) {
+        rd_analyze_pair *pair = &s->pairs[k];
+        int ia = analyze_index(s, pair->target, pair->a),
+            ib = analyze_index(s, pair->target, pair->b);
+        st = rd_probe_compare(comm, &s->tasks[ia], &s->results[ia], &s->tasks[ib], &s->results[ib],
+                              pair->diff, err);
+    }
+out:
+    if (st) rd_analyze_study_free(s);
+    return st;
+}
+
+void rd_analyze_study_free(rd_analyze_study *s) {
+    int ncells = s->ntargets * s->nreps;
+    for (int i = 0; i < ncells; i++) {
+        if (s->results) rd_probe_result_free(&s->results[i]);
+        if (s->tasks) rd_probe_task_free(&s->tasks[i]);
+        if (s->cells) {
+            free(s->cells[i].dim_r);
+            free(s->cells[i].top);
+        }
+    }
+    free(s->group);
+    free(s->tasks);
+    free(s->results);
+    free(s->cells);
+    free(s->pairs);
+    memset(s, 0, sizeof *s);
+}
+
+void rd_analyze_pair_sentence(const rd_analyze_data *data, const rd_analyze_pair *pair, char *buf,
+                              int size, int *significant, int *winner) {
+    const rd_analyze_target *target = &data->targets[pair->target];
+    rd_probe_metric m = rd_probe_primary_metric(target->kind);
+    const char *label = m == RD_PROBE_AUROC ? "AUROC" : "R²";
+    const rd_probe_interval *d = &pair->diff[m];
+    char a[2 * RD_ANALYZE_NAME_MAX + 4], b[2 * RD_ANALYZE_NAME_MAX + 4], extra[96] = "";
+    rd_analyze_rep_name(data, pair->a, a, sizeof a);
+    rd_analyze_rep_name(data, pair->b, b, sizeof b);
+    int has_ci = isfinite(d->lo) && isfinite(d->hi);
+    *significant = has_ci && (d->lo > 0 || d->hi < 0);
+    *winner = !*significant ? -1 : d->lo > 0 ? pair->a : pair->b;
+    if (target->kind == RD_PROBE_RIDGE) {
+        /* MAE moves the other way (lower is better): its difference is shown, not judged. */
+        const rd_probe_interval *mae = &pair->diff[RD_PROBE_MAE];
+        double sign = *winner == pair->b ? -1.0 : 1.0;
+        snprintf(extra, sizeof extra, "; ΔMAE %.2f [%.2f, %.2f]", sign * mae->estimate,
+                 sign > 0 ? mae->lo : -mae->hi, sign > 0 ? mae->hi : -mae->lo);
+    }
+    if (!has_ci)
+        snprintf(buf, (size_t)size, "%s vs %s for %s: Δ%s %.3f (no interval: no bootstrap)", a, b,
+                 target->name, label, d->estimate);
+    else if (*winner == pair->a)
+        snprintf(buf, (size_t)size, "%s predicts %s better than %s: Δ%s %.3f [%.3f, %.3f]%s", a,
+                 target->name, b, label, d->estimate, d->lo, d->hi, extra);
+    else if (*winner == pair->b)
+        snprintf(buf, (size_t)size, "%s predicts %s better than %s: Δ%s %.3f [%.3f, %.3f]%s", b,
+                 target->name, a, label, -d->estimate, -d->hi, -d->lo, extra);
+    else
+        snprintf(buf, (size_t)size,
+                 "%s and %s: no significant difference for %s (Δ%s %.3f [%.3f, %.3f]%s; the "
+                 "interval includes 0)",
+                 a, b, target->name, label, d->estimate, d->lo, d->hi, extra);
+}

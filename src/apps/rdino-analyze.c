@@ -1,0 +1,21 @@
+/* rdino-analyze: embedding files (+ shards for the raw-pixel baseline) -> report/ with
+ * report.md, report.json, predictions.csv and plots: do the frozen embeddings carry patient
+ * sex and age, better than the baselines? See include/rdino/analyze.h and docs/ANALYSIS.md. */
+#include "rdino/analyze.h"
+#include "rdino/app.h"
+
+int main(int argc, char **argv) {
+    rd_app app;
+    int status;
+    if (rd_app_start(&app, &argc, &argv, "rdino-analyze",
+                     "Linear probes of frozen embeddings (analyze.embeddings) for patient sex and "
+                     "age, grouped by\npatient, with bootstrap intervals, permutation tests and "
+                     "paired encoder comparisons,\nagainst a raw-pixel baseline from the shards; "
+                     "writes the report to analyze.output_dir.",
+                     NULL, 0, &status))
+        return rd_app_finish(&app, status);
+    rd_error err = {0};
+    if (rd_analyze_stage(&app.cfg, MPI_COMM_WORLD, &err))
+        return rd_app_finish(&app, rd_app_fail(&app, &err));
+    return rd_app_finish(&app, RD_EXIT_OK);
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# rdino-analyze end to end on synthetic inputs (tests/analyze/make_study.py): a planted encoder
+# is found and a null one is not, report.md agrees with report.json, the metrics recomputed from
+# predictions.csv agree too, the plots are valid PNGs, 1 and 3 ranks give identical reports, a
+# missing metrics.jsonl is reported, and bad inputs fail with messages naming the files.
+cd "$(dirname "$0")/../.." || exit 1
+source tests/lib.sh
+suite=analyze/app
+bin=$RDINO_BIN/rdino-analyze
+py=/usr/bin/python3
+check=tests/analyze/check_report.py
+
+if [ ! -x "$bin" ]; then
+    rd_skip "$suite" "$bin not built"
+    exit 0
+fi
+if ! $py -c 'import h5py, numpy, PIL, sklearn' 2>/dev/null; then
+    rd_skip "$suite" "/usr/bin/python3 lacks h5py, numpy, PIL or sklearn (scripts/install-deps.sh)"
+    exit 0
+fi
+if ! command -v gnuplot >/dev/null; then
+    rd_skip "$suite" "gnuplot is not installed (gnuplot-nox)"
+    exit 0
+fi
+if [ "${RDINO_SANITIZE:-0}" = 1 ]; then export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"; fi
+# Same BLAS thread count on every run, so 1 and 3 ranks sum in the same order.
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+rd_tmpdir
+T=$RD_TMP
+$py tests/analyze/make_study.py "$T" >/dev/null
+
+# Small settings: seconds, not minutes. 39 permutations: the smallest p is 0.025.
+small=(data.output_dir="$T" analyze.bootstrap=200 analyze.permutations=39
+       analyze.lambda_range=[0.1,10000] analyze.lambdas_per_decade=1 analyze.top_dims=5)
+
+# run NAME NP [overrides...]: report into $T/NAME, log in $T/NAME.log. One rank runs as an MPI
+# singleton (no mpirun: starts in a fraction of the time).
+run() {
+    local name=$1 np=$2 launch=()
+    shift 2
+    [ "$np" -gt 1 ] && launch=(mpirun -np "$np" --oversubscribe --bind-to none)
+    timeout 300 "${launch[@]}" "$bin" "${small[@]}" analyze.output_dir="$T/$name" "$@" \
+        >"$T/$name.log" 2>&1
+}
+
+# Default inputs: every .h5 in <output_dir>/embeddings, shards, pretrain/metrics.jsonl.
+if run r1 1 analyze.features=both && $py $check study "$T/r1" "$T/truth.json" >"$T/check.txt" 2>&1; then
+    rd_pass "$suite/planted_found_null_not_report_consistent_plots_valid"
+else
+    rd_fail "$suite/planted_found_null_not_report_consistent_plots_valid" \
+        "$(tail -3 "$T/r1.log" | tr '\n' ' ') $(head -5 "$T/check.txt" | tr '\n' ' ')"
+fi
+if grep -q "summary: trained (cls) predicts sex better than random-init (cls): ΔAUROC" "$T/r1.log" &&
+    grep -q "summary: report in $T/r1/report.md" "$T/r1.log" && grep -q "probe permutations" "$T/r1.log"; then
+    rd_pass "$suite/log_has_progress_and_summary"
+else
+    rd_fail "$suite/log_has_progress_and_summary" "$(grep summary "$T/r1.log" | head -3 | tr '\n' ' ')"
+fi
+
+if run r3 3 analyze.features=both; then
+    same=1
+    for f in report.json report.md predictions.csv; do
+        cmp -s "$T/r1/$f" "$T/r3/$f" || same=0 why="$f differs: $(diff "$T/r1/$f" "$T/r3/$f" | head -3 | tr '\n' ' ')"
+    done
+    if [ $same = 1 ]; then rd_pass "$suite/identical_on_1_and_3_ranks"; else rd_fail "$suite/identical_on_1_and_3_ranks" "$why"; fi
+else
+    rd_fail "$suite/identical_on_1_and_3_ranks" "3 ranks: $(tail -3 "$T/r3.log" | tr '\n' ' ')"
+fi
+
+# The Slurm script (srun faked by exec) on a YAML config gives the same report.
+mkdir -p "$T/fakebin"
+printf '#!/bin/sh\nexec "$@"\n' >"$T/fakebin/srun"
+chmod +x "$T/fakebin/srun"
+cat >"$T/study.yaml" <<EOF
+data:
+  output_dir: $T
+analyze:
+  output_dir: $T/slurm
+  features: both
+  bootstrap: 200
+  permutations: 39
+  lambda_range: [0.1, 10000]
+  lambdas_per_decade: 1
+  top_dims: 5
+EOF
+sbatch_script=jobs/analyze.sbatch
+if ! PATH="$T/fakebin:$PATH" RDINO_BIN="$RDINO_BIN" bash "$sbatch_script" "$T/study.yaml" >"$T/slurm.log" 2>&1; then
+    rd_fail "$suite/sbatch_script" "script failed: $(tail -3 "$T/slurm.log" | tr '\n' ' ')"
+elif ! cmp -s "$T/r1/report.json" "$T/slurm/report.json"; then
+    rd_fail "$suite/sbatch_script" "report.json differs from the command-line run"
+elif bash "$sbatch_script" >/dev/null 2>&1; then
+    rd_fail "$suite/sbatch_script" "accepted a missing config argument"
+else
+    rd_pass "$suite/sbatch_script"
+fi
+
+# No pretraining log: the report says so and has no loss plot (also: no pixel baseline).
+if run noloss 1 analyze.metrics_jsonl="$T/nowhere/metrics.jsonl" analyze.pixels.enabled=false \
+    analyze.permutations=0 analyze.bootstrap=50 && $py $check noloss "$T/noloss" >"$T/check.txt" 2>&1 &&
+    ! grep -q raw-pixels "$T/noloss/report.json"; then
+    rd_pass "$suite/missing_metrics_jsonl_reported"
+else
+    rd_fail "$suite/missing_metrics_jsonl_reported" "$(tail -3 "$T/noloss.log" | tr '\n' ' ') $(cat "$T/check.txt")"
+fi
+
+# expect_error CASE NP PATTERN... [-- overrides]: the run fails and its log matches every pattern.
+expect_error() {
+    local case=$1 np=$2
+    shift 2
+    local patterns=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do patterns+=("$1"); shift; done
+    shift
+    if run "err_$case" "$np" "$@"; then
+        rd_fail "$suite/error_$case" "succeeded; expected an error"
+        return
+    fi
+    local p
+    for p in "${patterns[@]}"; do
+        if ! grep -q -- "$p" "$T/err_$case.log"; then
+            rd_fail "$suite/error_$case" "no '$p' in: $(grep -i error "$T/err_$case.log" | head -2 | tr '\n' ' ')"
+            return
+        fi
+    done
+    rd_pass "$suite/error_$case"
+}
+E=$T/embeddings/trained.h5
+mkdir -p "$T/bad/empty"
+expect_error missing_file 1 "nowhere.h5" "No such file" -- analyze.embeddings="$E,$T/nowhere.h5"
+expect_error missing_file_3_ranks 3 "nowhere.h5" -- analyze.embeddings="$E,$T/nowhere.h5"
+expect_error corrupt_file 1 "corrupt.h5" -- analyze.embeddings="$E,$T/bad/corrupt.h5"
+expect_error unknown_version 1 "future.h5 has format_version 2" -- analyze.embeddings="$E,$T/bad/future.h5"
+expect_error different_row_count 1 "fewer_rows.h5 has 278 rows but $E has 279" \
+    -- analyze.embeddings="$E,$T/bad/fewer_rows.h5"
+expect_error different_ids 1 "row 5 is image" "in $E but 'renamed.png' in $T/bad/other_ids.h5" \
+    -- analyze.embeddings="$E,$T/bad/other_ids.h5"
+expect_error image_not_in_shards 1 "image 'renamed.png' of $T/bad/other_ids.h5 is not in the shards in $T/shards" \
+    -- analyze.embeddings="$T/bad/other_ids.h5"
+expect_error no_shards 1 "$T/noshards/index.json is missing" -- analyze.shards_dir="$T/noshards"
+expect_error empty_folder 1 "folder $T/bad/empty holds no .h5" -- analyze.embeddings="$T/bad/empty"
+# A flipped byte in an image chunk: the Fletcher32 check fails the read, naming the shard.
+cp -r "$T/shards" "$T/damaged"
+$py - "$T/damaged/shard-00001.h5" <<'EOF'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    offset = f["images"].id.get_chunk_info(3).byte_offset
+with open(sys.argv[1], "r+b") as fh:
+    fh.seek(offset + 100)
+    b = fh.read(1)
+    fh.seek(offset + 100)
+    fh.write(bytes([b[0] ^ 0xFF]))
+EOF
+expect_error damaged_shard 2 "damaged/shard-00001.h5" -- analyze.shards_dir="$T/damaged"
+
+# The pipeline in front: rdino-synth phantoms (age and sex shape the anatomy) -> rdino-preprocess
+# -> rdino-shard (files written by rdino itself) -> a null embedding file aligned with the
+# shards -> rdino-analyze, whose raw-pixel baseline must find both age and sex.
+name=$suite/pipeline_synth_preprocess_shard_analyze
+P=$T/pipeline
+if [ ! -x "$RDINO_BIN/rdino-synth" ] || [ ! -x "$RDINO_BIN/rdino-preprocess" ] || [ ! -x "$RDINO_BIN/rdino-shard" ]; then
+    rd_skip "$name" "rdino-synth, rdino-preprocess or rdino-shard not built"
+elif ! { "$RDINO_BIN/rdino-synth" data.output_dir="$P" synth.n_patients=80 synth.size_range=[64,96] \
+        synth.images_per_patient=[1,3] &&
+    "$RDINO_BIN/rdino-preprocess" data.output_dir="$P" data.metadata_csv="$P/synth/metadata.csv" \
+        data.image_root="$P/synth/images" preprocess.size=32 &&
+    "$RDINO_BIN/rdino-shard" data.output_dir="$P" shard.num_shards=2 &&
+    $py tests/analyze/null_embeddings.py "$P/shards" "$P/embeddings/random-init.h5" random-init; } >"$P.log" 2>&1; then
+    rd_fail "$name" "pipeline failed: $(tail -3 "$P.log" | tr '\n' ' ')"
+elif ! run pipeline_report 1 data.output_dir="$P"; then
+    rd_fail "$name" "rdino-analyze failed: $(tail -3 "$T/pipeline_report.log" | tr '\n' ' ')"
+elif ! $py - "$T/pipeline_report/report.json" >"$T/check.txt" 2>&1 <<'PYEOF'
+import json, sys
+rep = json.load(open(sys.argv[1]))
+res = {(r["target"], r["representation"]): r for r in rep["results"]}
+bad = []
+for target, metric, chance in (("sex", "auroc", 0.5), ("age", "r2", 0.0)):
+    pix, null = res[(target, "raw-pixels")], res[(target, "random-init")]
+    if not (pix["metrics"][metric]["lo"] > chance and pix["permutation"]["p"] <= 0.05):
+        bad.append(f"raw pixels miss {target}: {pix['metrics'][metric]} p {pix['permutation']['p']}")
+    if null["permutation"]["p"] <= 0.05:
+        bad.append(f"noise finds {target}: p {null['permutation']['p']}")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PYEOF
+then
+    rd_fail "$name" "$(tr '\n' ' ' <"$T/check.txt")"
+else
+    rd_pass "$name"
+fi
