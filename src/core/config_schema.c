@@ -188,6 +188,19 @@ static const rd_cfg_key schema[] = {
     FLT("pretrain.augment.solarize_p", "0.2", 0, 1, "solarisation probability, global crop 2 (threshold 128/255)"),
     FLT("pretrain.augment.mean", "0.5307", -10, 10, "normalisation mean (RAD-DINO: 0.5307)"),
     FLT("pretrain.augment.std", "0.2583", 1e-6, 100, "normalisation std (RAD-DINO: 0.2583)"),
+
+    /* ---- rdino-pretrain: the training loop (docs/PRETRAIN.md) ---- */
+    STR("pretrain.output_dir", "", NULL, "metrics.jsonl, summary.json and checkpoints/ go here (default <data.output_dir>/pretrain)"),
+    INT("pretrain.global_batch", "0", 0, 1 << 30, "images per step over all ranks, fixed whatever the rank count (0 = ranks x train.batch_size_per_gpu); lr scaling uses it"),
+    INT("pretrain.max_steps", "0", 0, INT64_MAX, "stop after this many iterations (0 = optim.epochs x OFFICIAL_EPOCH_LENGTH + 1, DINOv2's count); the schedules keep their epoch-based length"),
+    INT("pretrain.checkpoint_every", "0", 0, INT64_MAX, "checkpoint every N iterations (0 = 3 epochs, DINOv2's period); also at the end and on a stop signal"),
+    FLT("pretrain.checkpoint_minutes", "30", 0, 1e9, "also checkpoint when this much wall time has passed since the last one (0 = off)"),
+    INT("pretrain.keep_checkpoints", "3", 1, 1 << 20, "newest checkpoints kept (DINOv2: 3)"),
+    INT("pretrain.metrics_every", "1", 1, 1 << 30, "a metrics.jsonl line every N iterations"),
+    INT("pretrain.check_every", "100", 0, 1 << 30, "compare a checksum of the state across ranks every N iterations (0 = only at checkpoints)"),
+    FLT("pretrain.bucket_mb", "16", 0, 1e6, "gradient all-reduce bucket size in MiB, started during backward (0 = one all-reduce after backward)"),
+    INT("pretrain.threads", "0", 0, 4096, "OpenMP threads per rank (0 = OMP_NUM_THREADS or all cores)"),
+    STR("pretrain.ibot_center", "global_mean", "global_mean|mean_of_rank_means", "iBOT centre over ranks: the global mean (rank-count invariant) or DINOv2's mean of per-rank means"),
 };
 /* clang-format on */
 
