@@ -64,9 +64,10 @@ typedef struct rd_loader_params {
 
 /* From the run configuration: train.seed, crops.*, ibot.mask_*, pretrain.augment.*,
  * pretrain.group_size, pretrain.data.* (shards_dir: pretrain.data.shards_dir, else
- * shard.output_dir, else <data.output_dir>/shards); global batch = train.batch_size_per_gpu x
- * ranks unless global_batch > 0 is given; channels of the crops (1: grey, for a model with any
- * in_chans; or vit->in_chans); the drop-path settings and patch size from vit. */
+ * shard.output_dir, else <data.output_dir>/shards); global_batch is pretrain.global_batch's
+ * value (0: ranks x train.batch_size_per_gpu); channels of the crops (1: grey, which
+ * rd_vit_forward accepts for a model of any in_chans; or vit->in_chans); the drop-path settings
+ * and patch size from vit. */
 rd_status rd_loader_params_from_config(const rd_config *config, const rd_vit_config *vit,
                                        int channels, int global_batch, int ranks, int rank,
                                        rd_loader_params *p, rd_error *err);

@@ -30,8 +30,8 @@ rd_status rd_loader_check(const rd_loader_params *p, int *batch, int *group, rd_
         return rd_fail(err, RD_EINVAL, "loader: rank %d of %d", p->rank, p->ranks);
     if (p->global_batch < 1 || p->global_batch % p->ranks != 0)
         return rd_fail(err, RD_EINVAL,
-                       "loader: the global batch %d cannot be split over %d ranks (it must be a "
-                       "positive multiple of the number of ranks)",
+                       "loader: the global batch %d (pretrain.global_batch) cannot be split "
+                       "over %d ranks: it must be a positive multiple of the number of ranks",
                        p->global_batch, p->ranks);
     const int B = p->global_batch / p->ranks, g = p->group_size > 0 ? p->group_size : B;
     if (B % g != 0)

@@ -525,7 +525,11 @@ static void params_from_config(rd_test *t) {
     CHECK_OK(rd_config_override(&cfg, "pretrain.data.shards_dir=elsewhere", &err), &err);
     CHECK_OK(rd_config_override(&cfg, "pretrain.group_size=5", &err), &err);
     CHECK(rd_loader_params_from_config(&cfg, &vc, 1, 0, 2, 0, &p, &err) == RD_EINVAL);
+    CHECK_MSG(strstr(err.msg, "pretrain.group_size 5") != NULL, "message: %s", err.msg);
     CHECK(strcmp(p.shards_dir, "elsewhere") == 0);
+    CHECK_OK(rd_config_override(&cfg, "pretrain.group_size=8", &err), &err);
+    CHECK(rd_loader_params_from_config(&cfg, &vc, 1, 10, 4, 0, &p, &err) == RD_EINVAL);
+    CHECK_MSG(strstr(err.msg, "pretrain.global_batch") != NULL, "message: %s", err.msg);
     rd_config_free(&cfg);
 }
 
