@@ -345,7 +345,7 @@ static rd_status read_newest(run *r, int64_t *found, rd_error *err) {
             st = rd_fail(&e, RD_EFORMAT, "%s holds step %lld, not the one its name says", path,
                          (long long)meta.steps);
         if (st) {
-            rd_warn("cannot resume from %s: %s; trying the previous checkpoint", path, e.msg);
+            rd_warn("cannot resume from this checkpoint: %s; trying the previous one", e.msg);
             continue;
         }
         for (int j = 0; j < i; j++) {
