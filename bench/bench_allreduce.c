@@ -19,7 +19,7 @@
 static int rank, size;
 
 /* One-way time of n bytes between ranks 0 and 1 (half the best round trip of reps). */
-static double ping_pong(char *buf, size_t n, int reps) {
+static double ping_pong(void *buf, size_t n, int reps) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         MPI_Barrier(MPI_COMM_WORLD);
@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const size_t max_bytes = grad_bytes > ((size_t)64 << 20) ? grad_bytes : (size_t)64 << 20;
-    char *buf = calloc(max_bytes, 1);
+    void *buf = calloc(max_bytes, 1);
 
     /* ping-pong: alpha from 8 B, beta from a least-squares line over 1..64 MiB */
     double sx = 0, sy = 0, sxx = 0, sxy = 0, alpha = 0;
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
                "2(W-1)/W n beta:\n",
                size);
     }
-    float *f = (float *)buf;
+    float *f = buf;
     for (size_t n = 1024; n <= max_bytes; n *= 4) {
         double t = allreduce_time(f, n / sizeof(float), n < (1 << 20) ? 100 : 5);
         double model = 2.0 * (size - 1) * alpha + 2.0 * (size - 1) / size * (double)n * beta;
