@@ -81,68 +81,78 @@ static rd_status record_mean(void *ctx, float *grad, size_t n, rd_error *err) {
 
 static const rd_schedule_values values = {1e-3, 1e-3, 0.04, 0.99, 0.05};
 
-static void test_ranges(rd_test *t) {
-    rd_log_set_quiet(1);
-    rd_error err = {0};
+/* A tiny trainer at its init and one batch of random crops. */
+typedef struct fixture {
     rd_config cfg;
     rd_trainer tr;
     inputs in;
-    CHECK_OK(tiny_config(&cfg, NULL, &err), &err);
-    CHECK_OK(tiny_trainer(&tr, &cfg, &err), &err);
-    rd_trainer_init_params(&tr, 1);
-    CHECK_OK(make_inputs(&in, &tr, &err), &err);
-    recorder rec = {.tr = &tr, .snapshot = calloc(tr.student.numel, sizeof(float))};
+} fixture;
+
+static int setup(rd_test *t, fixture *fx) {
+    rd_log_set_quiet(1);
+    rd_error err = {0};
+    CHECK_OK(tiny_config(&fx->cfg, NULL, &err), &err);
+    CHECK_OK(tiny_trainer(&fx->tr, &fx->cfg, &err), &err);
+    if (t->failures) return 0;
+    rd_trainer_init_params(&fx->tr, 1);
+    CHECK_OK(make_inputs(&fx->in, &fx->tr, &err), &err);
+    return !t->failures;
+}
+
+static void teardown(fixture *fx) {
+    free_inputs(&fx->in);
+    rd_trainer_free(&fx->tr);
+    rd_config_free(&fx->cfg);
+}
+
+static void test_ranges(rd_test *t) {
+    fixture fx;
+    if (!setup(t, &fx)) return;
+    const rd_trainer *tr = &fx.tr;
+    rd_error err = {0};
+    recorder rec = {.tr = tr, .snapshot = calloc(tr->student.numel, sizeof(float))};
     rd_step_comm comm = {
         .mean_gradients = record_mean, .ctx = &rec, .gradients_ready = record_ready, .nranks = 1};
     rd_step_stats stats;
-    rd_status st = rd_trainer_step(&tr, &in.batch, &values, &comm, &stats, &err);
+    rd_status st = rd_trainer_step(&fx.tr, &fx.in.batch, &values, &comm, &stats, &err);
     CHECK_MSG(st == RD_OK, "step failed (%d): a declared gradient changed afterwards? %s", st,
               err.msg);
     size_t bb_begin, bb_end;
-    rd_params_module_range(&tr.student, RD_MODULE_BACKBONE, &bb_begin, &bb_end);
-    const int depth = tr.vit.cfg.depth;
+    rd_params_module_range(&tr->student, RD_MODULE_BACKBONE, &bb_begin, &bb_end);
+    const int depth = tr->vit.cfg.depth;
     CHECK_MSG(rec.count == 1 + 1 + depth + 1, "%d ranges", rec.count);
     CHECK(rec.mean_calls == 1);
     /* heads first, everything covered top-down without gaps */
-    CHECK(rec.begin[0] == bb_end && rec.end[0] == tr.student.numel);
+    CHECK(rec.begin[0] == bb_end && rec.end[0] == tr->student.numel);
     for (int i = 1; i < rec.count; i++) CHECK(rec.end[i] == rec.begin[i - 1]);
     CHECK(rec.begin[rec.count - 1] == 0);
     /* the final norm, then block depth-1 */
-    CHECK(rec.begin[1] == tr.student.params[tr.vit.norm_weight].offset);
-    CHECK(rec.begin[2] == tr.student.params[tr.vit.blocks[depth - 1].norm1_weight].offset);
+    CHECK(rec.begin[1] == tr->student.params[tr->vit.norm_weight].offset);
+    CHECK(rec.begin[2] == tr->student.params[tr->vit.blocks[depth - 1].norm1_weight].offset);
     free(rec.snapshot);
-    free_inputs(&in);
-    rd_trainer_free(&tr);
-    rd_config_free(&cfg);
+    teardown(&fx);
 }
 
 /* A NaN weight makes the loss NaN: the step refuses, names the term, changes nothing. */
 static void test_non_finite(rd_test *t) {
-    rd_log_set_quiet(1);
+    fixture fx;
+    if (!setup(t, &fx)) return;
+    rd_trainer *tr = &fx.tr;
     rd_error err = {0};
-    rd_config cfg;
-    rd_trainer tr;
-    inputs in;
-    CHECK_OK(tiny_config(&cfg, NULL, &err), &err);
-    CHECK_OK(tiny_trainer(&tr, &cfg, &err), &err);
-    rd_trainer_init_params(&tr, 1);
-    CHECK_OK(make_inputs(&in, &tr, &err), &err);
-    tr.student.data[tr.student.params[tr.vit.cls_token].offset] = NAN;
-    const size_t bytes = tr.student.numel * sizeof(float);
+    tr->student.data[tr->student.params[tr->vit.cls_token].offset] = NAN;
+    const size_t bytes = tr->student.numel * sizeof(float);
     float *before = malloc(bytes), *teacher = malloc(bytes);
-    memcpy(before, tr.student.data, bytes);
-    memcpy(teacher, tr.teacher.data, bytes);
+    memcpy(before, tr->student.data, bytes);
+    memcpy(teacher, tr->teacher.data, bytes);
     rd_step_stats stats;
-    CHECK(rd_trainer_step(&tr, &in.batch, &values, NULL, &stats, &err) == RD_ENUMERIC);
+    CHECK(rd_trainer_step(tr, &fx.in.batch, &values, NULL, &stats, &err) == RD_ENUMERIC);
     CHECK_MSG(strstr(err.msg, "non-finite dino_local_crops_loss"), "message: %s", err.msg);
-    CHECK(memcmp(before, tr.student.data, bytes) == 0);
-    CHECK(memcmp(teacher, tr.teacher.data, bytes) == 0);
-    for (int i = 0; i < tr.opt.count; i++) CHECK(tr.opt.step[i] == 0);
+    CHECK(memcmp(before, tr->student.data, bytes) == 0);
+    CHECK(memcmp(teacher, tr->teacher.data, bytes) == 0);
+    for (int i = 0; i < tr->opt.count; i++) CHECK(tr->opt.step[i] == 0);
     free(before);
     free(teacher);
-    free_inputs(&in);
-    rd_trainer_free(&tr);
-    rd_config_free(&cfg);
+    teardown(&fx);
 }
 
 static const rd_test_case cases[] = {{"gradient_ranges", test_ranges},
