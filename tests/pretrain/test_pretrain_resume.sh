@@ -5,7 +5,9 @@
 #     checkpoint at step 8 and identical logged losses;
 #   - a run stopped by SIGUSR1 (sent to mpirun, which forwards it) while in progress: exit 3
 #     (requeue) with a checkpoint, then rerun: bit-identical;
-#   - a killed run resumed on 1 rank instead of 2: equal to 1e-5 (sums in another order).
+#   - a killed run resumed on 1 rank instead of 2: equal to 1e-5 (sums in another order);
+#   - a new run from that run's weights (student.pretrained_weights): backbone loaded by name,
+#     heads fresh.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/pretrain_lib.sh"
 if ! pt_need_python; then rd_skip pretrain/resume "/usr/bin/python3 with h5py is needed"; exit 0; fi
@@ -66,4 +68,26 @@ elif ! verdict=$(pt_compare "$T/ref/$final" "$T/mix/$final" 1e-5); then
     rd_fail pretrain/resume_other_rank_count "$verdict"
 else
     rd_pass pretrain/resume_other_rank_count
+fi
+
+# starting from another run's weights: student.pretrained_weights loads the teacher backbone by
+# name; iteration 0 has lr 0, so the new student backbone after one step is exactly that
+if ! pt_run 1 "$T/pre.log" "${base[@]}" pretrain.max_steps=1 pretrain.output_dir="$T/pre" \
+     student.pretrained_weights="$T/ref/$final"; then
+    rd_fail pretrain/init_from_weights "run failed: $(grep -m1 error "$T/pre.log")"
+elif ! grep -q "initialised from .*step-0000008.h5" "$T/pre.log"; then
+    rd_fail pretrain/init_from_weights "no message about the weights"
+elif ! "$PT_PY" - "$T/ref/$final" "$T/pre/checkpoints/step-0000001.h5" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
+    src, dst = a["teacher/backbone"], b["student/backbone"]
+    differ = [k for k in src if src[k][()].tobytes() != dst[k][()].tobytes()]
+    heads_fresh = a["teacher/dino_head/mlp.0.weight"][()].tobytes() != b["student/dino_head/mlp.0.weight"][()].tobytes()
+    sys.exit(1 if differ or not heads_fresh or len(src) != len(dst) else 0)
+PY
+then
+    rd_fail pretrain/init_from_weights "the student backbone is not the file's teacher backbone"
+else
+    rd_pass pretrain/init_from_weights
 fi
