@@ -171,6 +171,20 @@ static const rd_cfg_key schema[] = {
     INT("shard.split_seed", "0", 0, INT64_MAX, "seed of the patient-level split"),
     INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
     INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
+
+    /* ---- rdino-embed ---- */
+    STR("embed.init", "checkpoint", "checkpoint|random", "encoder weights: a checkpoint's backbone, or DINOv2's random initialisation (the study's baseline; also --init)"),
+    STR("embed.checkpoint", "", NULL, "checkpoint to embed with (init: checkpoint)"),
+    INT("embed.seed", "0", 0, INT64_MAX, "seed of the random initialisation (init: random)"),
+    STR("embed.shards_dir", "", NULL, "shards to embed (default shard.output_dir, else <data.output_dir>/shards)"),
+    STR("embed.splits", "train,val,test", NULL, "splits to embed, comma-separated (train, val, test or all)"),
+    INT("embed.resolution", "0", 0, 16384, "model input side in pixels (0: the shards' image size)"),
+    STR("embed.resample", "cubic", "cubic|bspline", "antialiased kernel resizing the shard images to embed.resolution"),
+    FLT("embed.mean", "0.5307", -INFINITY, INFINITY, "input normalisation (x - mean) / std on [0, 1] intensities (RAD-DINO: MIMIC-CXR statistics)"),
+    FLT("embed.std", "0.2583", 1e-6, INFINITY, "input normalisation (x - mean) / std"),
+    INT("embed.batch", "16", 1, 1 << 16, "images per forward (memory grows with batch x resolution^2)"),
+    STR("embed.name", "", NULL, "encoder name stored in the file (default: trained, or random-init)"),
+    STR("embed.output", "", NULL, "output file (default <data.output_dir>/embeddings/<name>.h5)"),
 };
 /* clang-format on */
 
