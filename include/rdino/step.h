@@ -36,8 +36,11 @@ typedef struct rd_step_config {
     double center_momentum;                        /* 0.9 */
     double student_temp;                           /* 0.1 */
     double dino_weight, ibot_weight, koleo_weight; /* 1, 1, 0.1 */
-    int koleo_group;  /* images per KoLeo neighbourhood, per crop; 0 = all B (DINOv2) */
-    double clip_grad; /* 3.0; 0 = no clipping */
+    int koleo_group; /* images per KoLeo neighbourhood, per crop; 0 = all B (DINOv2) */
+    /* iBOT centre over ranks: RD_CENTER_GLOBAL_MEAN (0, rank-count invariant) or DINOv2's
+     * RD_CENTER_MEAN_OF_RANK_MEANS */
+    rd_center_mode ibot_center;
+    double clip_grad;                            /* 3.0; 0 = no clipping */
     double layerwise_decay, patch_embed_lr_mult; /* 0.9, 0.2 */
     double beta1, beta2, adam_eps;               /* 0.9, 0.999, 1e-8 */
 } rd_step_config;
@@ -69,8 +72,8 @@ typedef struct rd_trainer {
  * mask_sample_probability, mask_ratio_min_max} (max_masked = the masks' upperbound),
  * optim.{clip_grad, layerwise_decay, patch_embed_lr_mult, adamw_beta1, adamw_beta2}; fixed
  * DINOv2 constants otherwise (student temp 0.1, centre momentum 0.9, 3 Sinkhorn iterations,
- * eps 1e-8, KoLeo per process). channels = vit->in_chans (set 1 for grey crops). *separate
- * tells whether ibot is a head of its own. */
+ * eps 1e-8, KoLeo per process, iBOT centre from the global mean). channels = vit->in_chans
+ * (set 1 for grey crops). *separate tells whether ibot is a head of its own. */
 rd_status rd_step_setup_from_config(const rd_config *config, const rd_vit_config *vit,
                                     rd_step_config *step, rd_head_config *dino,
                                     rd_head_config *ibot, int *separate, rd_error *err);
@@ -100,10 +103,17 @@ typedef struct rd_step_batch {
 
 /* Cross-rank hooks; a NULL rd_step_comm (or NULL members) is one process. */
 typedef struct rd_step_comm {
-    const rd_reducer *reducer; /* Sinkhorn sums, centre sums */
-    /* grad[n] = mean over ranks of grad[n] (FSDP's gradient averaging) */
+    const rd_reducer *reducer; /* Sinkhorn sums, centre sums, the step's loss terms */
+    /* grad[n] = mean over ranks of grad[n] (FSDP's gradient averaging); called once per step
+     * after the backward pass */
     rd_status (*mean_gradients)(void *ctx, float *grad, size_t n, rd_error *err);
     void *ctx;
+    /* Optional (overlap of communication with backward): student.grad[begin, end) will not
+     * change any more in this step. Called in descending, contiguous ranges: the heads as soon
+     * as their backward is done, then the final norm, block depth-1 .. block 0 and the
+     * embeddings during the last backbone backward; mean_gradients follows. */
+    rd_status (*gradients_ready)(void *ctx, size_t begin, size_t end, rd_error *err);
+    int nranks; /* ranks the loss terms are averaged over (0 or 1: one process) */
 } rd_step_comm;
 
 /* Wall-clock phases of a step (profiling). */
@@ -118,7 +128,8 @@ typedef enum {
 const char *rd_step_phase_name(rd_step_phase phase);
 
 typedef struct rd_step_stats {
-    /* backpropagated terms: L = w_dino (dino_local + dino_global) + koleo + w_ibot ibot */
+    /* backpropagated terms: L = w_dino (dino_local + dino_global) + koleo + w_ibot ibot, each the
+     * mean over ranks (= the term over the whole global batch) */
     double dino_local, dino_global, ibot, koleo, loss;
     /* DINOv2's logged values: koleo / 2, ibot / 2, total = their sum with the DINO terms */
     double logged_koleo, logged_ibot, logged_total;
@@ -126,7 +137,9 @@ typedef struct rd_step_stats {
     double seconds[RD_PHASE_COUNT];
 } rd_step_stats;
 
-/* One iteration with the schedule values v (lr, last_layer_lr, wd, momentum, teacher_temp). */
+/* One iteration with the schedule values v (lr, last_layer_lr, wd, momentum, teacher_temp).
+ * A non-finite loss term or gradient norm (the same verdict on every rank: both are reduced
+ * first) returns RD_ENUMERIC naming the term, before any parameter changes. */
 rd_status rd_trainer_step(rd_trainer *tr, const rd_step_batch *batch, const rd_schedule_values *v,
                           const rd_step_comm *comm, rd_step_stats *stats, rd_error *err);
 

@@ -164,7 +164,9 @@ typedef struct rd_vit_context {
     int has_mask, has_drop_path, forward_done;
     float *trace; /* optional: copies of the token stream, see rd_vit_context_trace */
     int profile, phase;
-    double seconds[2][RD_VIT_TIME_COUNT]; /* [forward, backward][category], when profiling */
+    double seconds[2][RD_VIT_TIME_COUNT];   /* [forward, backward][category], when profiling */
+    void (*grad_hook)(void *arg, int part); /* see rd_vit_context_grad_hook */
+    void *grad_hook_arg;
 } rd_vit_context;
 
 /* Bytes of the arena a context for up to max_batch images of height x width needs. */
@@ -180,6 +182,12 @@ void rd_vit_context_free(rd_vit_context *ctx);
 /* Test hook: when set, forward copies the token stream [b, T, D] after the embedding and after
  * each block into trace[(0 .. depth) * b * T * D] (the caller sizes it). NULL turns it off. */
 void rd_vit_context_trace(rd_vit_context *ctx, float *trace);
+
+/* Backward calls fn(arg, part) as soon as it has added its gradients of a part of the network:
+ * part = depth for the final norm, then i = depth-1 .. 0 for block i, then -1 for the
+ * embeddings (cls/register/mask tokens, pos_embed, patch embedding). A data-parallel trainer
+ * starts reducing those gradients while backward goes on. fn NULL turns it off. */
+void rd_vit_context_grad_hook(rd_vit_context *ctx, void (*fn)(void *arg, int part), void *arg);
 
 /* Starts (on = 1, zeroing the totals) or stops accumulating per-category wall time of forward
  * and backward into ctx->seconds (a clock read around each layer call). */

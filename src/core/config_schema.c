@@ -172,6 +172,36 @@ static const rd_cfg_key schema[] = {
     INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
     INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
 
+    /* ---- rdino-pretrain: data and augmentation (docs/PRETRAIN.md, "Data and augmentation") ---- */
+    STR("pretrain.data.shards_dir", "", NULL, "shards to train on (empty: shard.output_dir, else <data.output_dir>/shards)"),
+    BOOL("pretrain.data.prefetch", "true", "read and augment the next batch in a background thread while the step computes"),
+    INT("pretrain.data.max_open_shards", "64", 1, 1 << 20, "shard files a rank keeps open (at least the per-rank batch is used)"),
+    INT("pretrain.group_size", "8", 0, 1 << 20, "images per iBOT-mask / drop-path group; must divide the per-rank batch (0 = the per-rank batch: DINOv2's per-GPU draws, rank-count dependent)"),
+    FLT("pretrain.augment.flip_p", "0.5", 0, 1, "horizontal flip probability"),
+    FLT("pretrain.augment.jitter_p", "0.8", 0, 1, "probability of brightness/contrast jitter"),
+    FLT("pretrain.augment.brightness", "0.4", 0, 10, "brightness factor ~ U(max(0, 1 - x), 1 + x)"),
+    FLT("pretrain.augment.contrast", "0.4", 0, 10, "contrast factor ~ U(max(0, 1 - x), 1 + x)"),
+    FLT("pretrain.augment.blur_p_global1", "0.0", 0, 1, "Gaussian blur probability, global crop 1 (DINOv2's effective value; its config says 1.0)"),
+    FLT("pretrain.augment.blur_p_global2", "0.9", 0, 1, "Gaussian blur probability, global crop 2 (effective; config says 0.1)"),
+    FLT("pretrain.augment.blur_p_local", "0.5", 0, 1, "Gaussian blur probability, local crops"),
+    FLIST("pretrain.augment.blur_sigma", "[0.1, 2.0]", 2, 0.001, 100, "blur sigma ~ U(lo, hi) in pixels (9-tap kernel)"),
+    FLT("pretrain.augment.solarize_p", "0.2", 0, 1, "solarisation probability, global crop 2 (threshold 128/255)"),
+    FLT("pretrain.augment.mean", "0.5307", -10, 10, "normalisation mean (RAD-DINO: 0.5307)"),
+    FLT("pretrain.augment.std", "0.2583", 1e-6, 100, "normalisation std (RAD-DINO: 0.2583)"),
+
+    /* ---- rdino-pretrain: the training loop (docs/PRETRAIN.md) ---- */
+    STR("pretrain.output_dir", "", NULL, "metrics.jsonl, summary.json and checkpoints/ go here (default <data.output_dir>/pretrain)"),
+    INT("pretrain.global_batch", "0", 0, 1 << 30, "images per step over all ranks, fixed whatever the rank count (0 = ranks x train.batch_size_per_gpu); lr scaling uses it"),
+    INT("pretrain.max_steps", "0", 0, INT64_MAX, "stop after this many iterations (0 = optim.epochs x OFFICIAL_EPOCH_LENGTH + 1, DINOv2's count); the schedules keep their epoch-based length"),
+    INT("pretrain.checkpoint_every", "0", 0, INT64_MAX, "checkpoint every N iterations (0 = 3 epochs, DINOv2's period); also at the end and on a stop signal"),
+    FLT("pretrain.checkpoint_minutes", "30", 0, 1e9, "also checkpoint when this much wall time has passed since the last one (0 = off)"),
+    INT("pretrain.keep_checkpoints", "3", 1, 1 << 20, "newest checkpoints kept (DINOv2: 3)"),
+    INT("pretrain.metrics_every", "1", 1, 1 << 30, "a metrics.jsonl line every N iterations"),
+    INT("pretrain.check_every", "100", 0, 1 << 30, "compare a checksum of the state across ranks every N iterations (0 = only at checkpoints)"),
+    FLT("pretrain.bucket_mb", "16", 0, 1e6, "gradient all-reduce bucket size in MiB, started during backward (0 = one all-reduce after backward)"),
+    INT("pretrain.threads", "0", 0, 4096, "OpenMP threads per rank (0 = OMP_NUM_THREADS or all cores)"),
+    STR("pretrain.ibot_center", "global_mean", "global_mean|mean_of_rank_means", "iBOT centre over ranks: the global mean (rank-count invariant) or DINOv2's mean of per-rank means"),
+
     /* ---- rdino-embed ---- */
     STR("embed.init", "checkpoint", "checkpoint|random", "encoder weights: a checkpoint's backbone, or DINOv2's random initialisation (the study's baseline; also --init)"),
     STR("embed.checkpoint", "", NULL, "checkpoint to embed with (init: checkpoint)"),

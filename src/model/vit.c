@@ -441,6 +441,11 @@ void rd_vit_context_trace(rd_vit_context *ctx, float *trace) {
     ctx->trace = trace;
 }
 
+void rd_vit_context_grad_hook(rd_vit_context *ctx, void (*fn)(void *arg, int part), void *arg) {
+    ctx->grad_hook = fn;
+    ctx->grad_hook_arg = arg;
+}
+
 void rd_vit_context_profile(rd_vit_context *ctx, int on) {
     ctx->profile = on;
     if (on) memset(ctx->seconds, 0, sizeof ctx->seconds);
@@ -883,7 +888,12 @@ rd_status rd_vit_backward(rd_vit_context *ctx, rd_param_set *params, const float
           rd_layernorm_backward(L->dx, G(params, vit->norm_weight), G(params, vit->norm_bias), dz,
                                 L->x, L->norm_mean, L->norm_rstd, P(params, vit->norm_weight),
                                 b * T, D));
-    for (int blk = vit->cfg.depth - 1; blk >= 0; blk--) block_backward(ctx, params, blk);
+    if (ctx->grad_hook) ctx->grad_hook(ctx->grad_hook_arg, vit->cfg.depth);
+    for (int blk = vit->cfg.depth - 1; blk >= 0; blk--) {
+        block_backward(ctx, params, blk);
+        if (ctx->grad_hook) ctx->grad_hook(ctx->grad_hook_arg, blk);
+    }
     TIMED(ctx, RD_VIT_TIME_EMBED, embedding_backward(ctx, params));
+    if (ctx->grad_hook) ctx->grad_hook(ctx->grad_hook_arg, -1);
     return RD_OK;
 }

@@ -1,5 +1,6 @@
 #include "rdino/step.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -105,7 +106,7 @@ static rd_status carve(rd_trainer *tr, rd_error *err) {
                                  RD_CENTER_GLOBAL_MEAN, a, err)))
             return st;
         if ((st = rd_center_init(&tr->center_ibot, tr->ibot_head.cfg.prototypes, c->center_momentum,
-                                 RD_CENTER_MEAN_OF_RANK_MEANS, a, err)))
+                                 c->ibot_center, a, err)))
             return st;
     }
     tr->t_in = rd_arena_floats(a, (size_t)(2 * c->batch + Mx) * D);
@@ -284,6 +285,69 @@ static double koleo(rd_trainer *tr, const float *cls, float *d_cls) {
     return w * total;
 }
 
+/* ---- cross-rank pieces of the step ---- */
+
+/* End of the backbone's tensors in the flat buffers (the heads follow). */
+static size_t backbone_end(const rd_trainer *tr) {
+    size_t begin, end;
+    rd_params_module_range(&tr->student, RD_MODULE_BACKBONE, &begin, &end);
+    return end;
+}
+
+/* State of the gradient-ready announcements during the backbone backward. */
+typedef struct grad_ready {
+    const rd_trainer *tr;
+    const rd_step_comm *comm;
+    rd_status status;
+    rd_error *err;
+    size_t next_end; /* everything from here up is declared */
+} grad_ready;
+
+/* rd_vit grad hook: part depth = final norm, i = block i, -1 = embeddings (descending). */
+static void backbone_part_ready(void *arg, int part) {
+    grad_ready *r = arg;
+    if (r->status) return;
+    const rd_vit *vit = &r->tr->vit;
+    const rd_param *params = r->tr->student.params;
+    const int depth = vit->cfg.depth;
+    size_t begin = part == depth ? params[vit->norm_weight].offset
+                   : part >= 0   ? params[vit->blocks[part].norm1_weight].offset
+                                 : 0;
+    r->status = r->comm->gradients_ready(r->comm->ctx, begin, r->next_end, r->err);
+    r->next_end = begin;
+}
+
+/* Loss terms averaged over ranks: each rank's term is a mean over its images, and the ranks
+ * hold equal shares, so the mean over ranks is the term over the global batch. */
+static rd_status mean_loss_terms(rd_step_stats *s, const rd_step_comm *comm, rd_error *err) {
+    if (!comm || comm->nranks <= 1) return RD_OK;
+    double terms[4] = {s->dino_local, s->dino_global, s->ibot, s->koleo};
+    rd_status st = rd_reduce(comm->reducer, RD_REDUCE_SUM, terms, 4, err);
+    if (st) return st;
+    s->dino_local = terms[0] / comm->nranks;
+    s->dino_global = terms[1] / comm->nranks;
+    s->ibot = terms[2] / comm->nranks;
+    s->koleo = terms[3] / comm->nranks;
+    return RD_OK;
+}
+
+static rd_status check_finite(const rd_step_stats *s, rd_error *err) {
+    const char *names[4] = {"dino_local_crops_loss", "dino_global_crops_loss", "ibot_loss",
+                            "koleo_loss"};
+    const double terms[4] = {s->dino_local, s->dino_global, s->ibot, s->koleo};
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(terms[i]))
+            return rd_fail(err, RD_ENUMERIC, "non-finite %s (%g); parameters not updated", names[i],
+                           terms[i]);
+    for (int m = 0; m < RD_MODULE_COUNT; m++)
+        if (!isfinite(s->grad_norm[m]))
+            return rd_fail(err, RD_ENUMERIC,
+                           "non-finite gradient norm of the student %s (%g); parameters not "
+                           "updated",
+                           rd_module_name((rd_module)m), s->grad_norm[m]);
+    return RD_OK;
+}
+
 const char *rd_step_phase_name(rd_step_phase phase) {
     static const char *const names[RD_PHASE_COUNT] = {
         "teacher (backbone, heads, targets)", "student backbone forward",
@@ -354,30 +418,41 @@ rd_status rd_trainer_step(rd_trainer *tr, const rd_step_batch *batch, const rd_s
     float *d_global = tr->ds_in + (size_t)nl * B * D;
     if (c->koleo_weight > 0) stats->koleo = koleo(tr, G.cls, d_global);
 
-    /* Backward: heads, then the backbone from the CLS and masked-patch gradients. */
+    /* Backward: heads (their gradients are then final), then the backbone from the CLS and
+     * masked-patch gradients; the last backbone backward declares each part final. */
     rd_head_backward(&tr->dino_head, &tr->student, &tr->s_dino, tr->s_dino.logits, tr->ds_in);
     if (tr->separate_ibot)
         rd_head_backward(&tr->ibot_head, &tr->student, &tr->s_ibot, tr->s_ibot.logits,
                          d_global + (size_t)2 * B * D);
+    grad_ready ready = {tr, comm, RD_OK, err, backbone_end(tr)};
+    if (comm && comm->gradients_ready)
+        ready.status = comm->gradients_ready(comm->ctx, ready.next_end, tr->student.numel, err);
+    if (ready.status) return ready.status;
     t1 = rd_now();
     stats->seconds[RD_PHASE_HEADS_LOSSES] = t1 - t0;
     memset(tr->d_patch, 0, (size_t)2 * B * N * D * sizeof(float));
     for (int p = 0; p < M; p++)
         memcpy(tr->d_patch + (size_t)batch->mask_indices[p] * D, d_global + (size_t)(2 * B + p) * D,
                (size_t)D * sizeof(float));
-    if ((st = rd_vit_backward(&tr->global_ctx, &tr->student, d_global, tr->d_patch, err)))
-        return st;
-    if (nl > 0 && (st = rd_vit_backward(&tr->local_ctx, &tr->student, tr->ds_in, NULL, err)))
-        return st;
+    rd_vit_context *last = nl > 0 ? &tr->local_ctx : &tr->global_ctx;
+    if (comm && comm->gradients_ready) rd_vit_context_grad_hook(last, backbone_part_ready, &ready);
+    st = rd_vit_backward(&tr->global_ctx, &tr->student, d_global, tr->d_patch, err);
+    if (!st && nl > 0) st = rd_vit_backward(&tr->local_ctx, &tr->student, tr->ds_in, NULL, err);
+    rd_vit_context_grad_hook(last, NULL, NULL);
+    if (st) return st;
+    if (ready.status) return ready.status;
 
     t0 = rd_now();
     stats->seconds[RD_PHASE_BACKBONE_BACKWARD] = t0 - t1;
 
-    /* Gradient mean over ranks, clipping, AdamW, EMA. */
+    /* Gradient mean over ranks and the loss terms' mean, so that every rank sees the same
+     * numbers and reaches the same verdict on them; then clipping, AdamW, EMA. */
     if (comm && comm->mean_gradients &&
         (st = comm->mean_gradients(comm->ctx, tr->student.grad, tr->student.numel, err)))
         return st;
+    if ((st = mean_loss_terms(stats, comm, err))) return st;
     rd_clip_grad_norms(&tr->student, c->clip_grad, stats->grad_norm, stats->clip_coef);
+    if ((st = check_finite(stats, err))) return st;
     rd_adamw_step(&tr->opt, &tr->student, v->lr, v->last_layer_lr, v->wd);
     if ((st = rd_ema_update(&tr->teacher, &tr->student, v->momentum, err))) return st;
     stats->seconds[RD_PHASE_OPTIMIZER] = rd_now() - t0;

@@ -143,7 +143,7 @@ static const rd_schedule_values values = {1e-3, 5e-4, 0.04, 0.99, 0.05};
 static void *rank_step(void *arg) {
     rank_job *j = arg;
     rd_reducer red = {sim_reduce, j->self};
-    rd_step_comm comm = {&red, sim_mean_floats, j->self};
+    rd_step_comm comm = {.reducer = &red, .mean_gradients = sim_mean_floats, .ctx = j->self};
     j->st = rd_trainer_step(&j->tr, &j->batch, &values, &comm, &j->stats, &j->err);
     return NULL;
 }
