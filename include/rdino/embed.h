@@ -45,7 +45,7 @@ typedef struct rd_embed_params {
     /* the computation */
     int resolution;   /* model input side in pixels; 0 = the shards' image size */
     rd_kernel kernel; /* resampling kernel when resolution differs from the shards' size */
-    float mean, std;  /* normalisation of [0, 1] intensities */
+    double mean, std; /* normalisation of [0, 1] intensities (applied in float) */
     unsigned splits;  /* bit (1 << rd_split) set for each split to embed */
     int batch;        /* images per forward */
 } rd_embed_params;
@@ -89,8 +89,25 @@ void rd_embed_patch_mean(const float *patch, int b, int n, int D, float *out);
 rd_status rd_embed_random_backbone(const rd_config *cfg, uint64_t seed, rd_vit *vit,
                                    rd_param_set *set, rd_error *err);
 
-/* The configuration keys that define the backbone (student.* and crops.global_crops_size) as
- * YAML sections, loadable with rd_config_load_string. Caller frees; NULL when out of memory. */
+/* The configuration of a checkpoint's encoder: the one stored in the checkpoint, with the
+ * encoder's keys (student.*, crops.global_crops_size, pretrain.augment.mean/std) that were
+ * overridden on run's command line (origin RD_CFG_FROM_OVERRIDE) applied over it. enc is
+ * initialised here; free it with rd_config_free, also on failure. */
+rd_status rd_embed_checkpoint_config(const char *path, const rd_config *run, rd_config *enc,
+                                     rd_error *err);
+
+/* Collective on comm (enc identical on every rank): the backbone enc describes, in a fresh set
+ * (no gradients), loaded from the checkpoint's "<model>/backbone/..." tensors (model "teacher"
+ * or "student"; checkpoint.h) by rank 0 and broadcast. Missing tensors, shape mismatches and
+ * damaged data are errors naming the file and the dataset, the same on every rank. On failure
+ * set is freed. */
+rd_status rd_embed_checkpoint_backbone(const char *path, const char *model, const rd_config *enc,
+                                       MPI_Comm comm, rd_vit *vit, rd_param_set *set,
+                                       rd_error *err);
+
+/* The keys that define the encoder (student.*, crops.global_crops_size,
+ * pretrain.augment.mean/std) as YAML, loadable with rd_config_load_string. Caller frees; NULL
+ * when out of memory. */
 char *rd_embed_model_yaml(const rd_config *cfg);
 
 #endif

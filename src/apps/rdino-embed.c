@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rdino/app.h"
+#include "rdino/checkpoint.h"
 #include "rdino/embed.h"
 #include "rdino/log.h"
 
@@ -23,21 +24,42 @@ static void shards_dir(const rd_config *cfg, char *buf) {
         snprintf(buf, PATH_MAX_LEN, "%s/shards", rd_cfg_str(cfg, "data.output_dir"));
 }
 
-/* The encoder: a checkpoint's teacher backbone or a seeded random initialisation. */
-static rd_status load_encoder(const rd_config *cfg, int random, rd_vit *vit, rd_param_set *set,
-                              rd_error *err) {
+/* The checkpoint to embed with: embed.checkpoint, else the newest in
+ * <pretrain.output_dir>/checkpoints (default <data.output_dir>/pretrain/checkpoints). */
+static rd_status checkpoint_path(const rd_config *cfg, char *path, rd_error *err) {
+    const char *given = rd_cfg_str(cfg, "embed.checkpoint"),
+               *out = rd_cfg_str(cfg, "pretrain.output_dir");
+    if (*given) {
+        snprintf(path, PATH_MAX_LEN, "%s", given);
+        return RD_OK;
+    }
+    char dir[PATH_MAX_LEN];
+    if (*out)
+        snprintf(dir, sizeof dir, "%s/checkpoints", out);
+    else
+        snprintf(dir, sizeof dir, "%s/pretrain/checkpoints", rd_cfg_str(cfg, "data.output_dir"));
+    rd_status st = rd_checkpoint_find_latest(dir, path, PATH_MAX_LEN, err);
+    return st ? rd_wrap(err, "embed.checkpoint is empty, so the newest checkpoint was looked for "
+                             "(or use --init random)")
+              : RD_OK;
+}
+
+/* The encoder and the configuration describing it (*enc): a checkpoint's backbone with the
+ * checkpoint's configuration under this command line's overrides (held in ckpt_cfg), or a
+ * seeded random initialisation described by the run's configuration. */
+static rd_status load_encoder(const rd_config *cfg, int random, char *checkpoint,
+                              rd_config *ckpt_cfg, const rd_config **enc, rd_vit *vit,
+                              rd_param_set *set, rd_error *err) {
+    *enc = cfg;
     if (random)
         return rd_embed_random_backbone(cfg, (uint64_t)rd_cfg_int(cfg, "embed.seed"), vit, set,
                                         err);
-    const char *path = rd_cfg_str(cfg, "embed.checkpoint");
-    if (!*path)
-        return rd_fail(err, RD_EINVAL,
-                       "embed.checkpoint is empty: name a checkpoint (embed.checkpoint=PATH) or "
-                       "embed a random initialisation (--init random)");
-    FILE *f = fopen(path, "rb");
-    if (!f) return rd_fail(err, RD_ENOTFOUND, "checkpoint %s: cannot open it", path);
-    fclose(f);
-    return rd_fail(err, RD_EINVAL, "checkpoint %s: checkpoint loading is not available yet", path);
+    rd_status st = checkpoint_path(cfg, checkpoint, err);
+    if (!st) st = rd_embed_checkpoint_config(checkpoint, cfg, ckpt_cfg, err);
+    if (st) return st;
+    *enc = ckpt_cfg;
+    return rd_embed_checkpoint_backbone(checkpoint, rd_cfg_str(cfg, "embed.model"), ckpt_cfg,
+                                        MPI_COMM_WORLD, vit, set, err);
 }
 
 static void print_summary(const rd_embed_stats *s, const char *output, int nranks) {
@@ -86,41 +108,46 @@ int main(int argc, char **argv) {
     if (!st) st = rd_embed_parse_splits(rd_cfg_str(cfg, "embed.splits"), &splits, &err);
     rd_vit vit;
     rd_param_set set;
+    rd_config ckpt_cfg = {0};
+    const rd_config *enc = cfg;
+    char checkpoint[PATH_MAX_LEN] = "none";
     rd_params_init(&set);
-    if (!st) st = load_encoder(cfg, random, &vit, &set, &err);
-    char *model_yaml = st ? NULL : rd_embed_model_yaml(cfg), *config_yaml = rd_config_dump(cfg);
+    if (!st) st = load_encoder(cfg, random, checkpoint, &ckpt_cfg, &enc, &vit, &set, &err);
+    char *model_yaml = st ? NULL : rd_embed_model_yaml(enc), *config_yaml = rd_config_dump(cfg);
     if (!st && (!model_yaml || !config_yaml))
         st = rd_fail(&err, RD_ENOMEM, "out of memory for the configuration text");
     if (st) {
         free(model_yaml), free(config_yaml);
-        rd_params_free(&set);
+        rd_config_free(&ckpt_cfg);
         return rd_app_finish(&app, rd_app_fail(&app, &err));
     }
-    rd_info("rdino-embed: encoder '%s' = %s, ViT D=%d depth=%d heads=%d p=%d native %d px, %zu "
-            "parameters",
-            name, random ? "random initialisation" : rd_cfg_str(cfg, "embed.checkpoint"),
-            vit.cfg.embed_dim, vit.cfg.depth, vit.cfg.num_heads, vit.cfg.patch_size,
-            vit.cfg.img_size, rd_vit_param_count(&vit, &set));
+    rd_info("rdino-embed: encoder '%s' = %s%s%s, ViT D=%d depth=%d heads=%d p=%d registers=%d "
+            "native %d px, %zu parameters",
+            name, random ? "random initialisation" : rd_cfg_str(cfg, "embed.model"),
+            random ? "" : " of ", random ? "" : checkpoint, vit.cfg.embed_dim, vit.cfg.depth,
+            vit.cfg.num_heads, vit.cfg.patch_size, vit.cfg.num_register_tokens, vit.cfg.img_size,
+            rd_vit_param_count(&vit, &set));
 
     rd_embed_params p = {.shards_dir = shards,
                          .output = output,
                          .encoder = name,
                          .init = random ? "random" : "checkpoint",
-                         .checkpoint = random ? "none" : rd_cfg_str(cfg, "embed.checkpoint"),
+                         .checkpoint = checkpoint,
                          .seed = rd_cfg_int(cfg, "embed.seed"),
                          .model_config = model_yaml,
                          .config = config_yaml,
                          .creator = "rdino-embed 0.1",
                          .resolution = (int)rd_cfg_int(cfg, "embed.resolution"),
                          .kernel = (rd_kernel)rd_kernel_parse(rd_cfg_str(cfg, "embed.resample")),
-                         .mean = rd_cfg_float(cfg, "embed.mean"),
-                         .std = rd_cfg_float(cfg, "embed.std"),
+                         .mean = rd_cfg_float(enc, "pretrain.augment.mean"),
+                         .std = rd_cfg_float(enc, "pretrain.augment.std"),
                          .splits = splits,
                          .batch = (int)rd_cfg_int(cfg, "embed.batch")};
     rd_embed_stats stats;
     st = rd_embed_run(&p, &vit, &set, MPI_COMM_WORLD, &stats, &err);
     if (!st) print_summary(&stats, output, app.nranks);
     free(model_yaml), free(config_yaml);
+    rd_config_free(&ckpt_cfg);
     rd_params_free(&set);
     if (st) return rd_app_finish(&app, rd_app_fail(&app, &err));
     return rd_app_finish(&app, RD_EXIT_OK);

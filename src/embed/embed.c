@@ -3,12 +3,12 @@
 
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rdino/app.h"
+#include "rdino/checkpoint.h"
 #include "rdino/h5store.h"
 #include "rdino/log.h"
 #include "rdino/shard.h"
@@ -99,79 +99,94 @@ void rd_embed_patch_mean(const float *patch, int b, int n, int D, float *out) {
         }
 }
 
-rd_status rd_embed_random_backbone(const rd_config *cfg, uint64_t seed, rd_vit *vit,
-                                   rd_param_set *set, rd_error *err) {
+/* The keys that define an encoder: its architecture and the input normalisation it was trained
+ * with. */
+static int encoder_key(const char *name) {
+    return strncmp(name, "student.", 8) == 0 || strcmp(name, "crops.global_crops_size") == 0 ||
+           strcmp(name, "pretrain.augment.mean") == 0 || strcmp(name, "pretrain.augment.std") == 0;
+}
+
+char *rd_embed_model_yaml(const rd_config *cfg) {
+    /* rd_config_dump of a view holding only the encoder's keys (schema order, no origin notes) */
+    rd_cfg_key *keys = malloc((size_t)cfg->nkeys * sizeof *keys);
+    rd_cfg_value *values = malloc((size_t)cfg->nkeys * sizeof *values);
+    char *yaml = NULL;
+    if (keys && values) {
+        rd_config view = {keys, 0, values};
+        for (int i = 0; i < cfg->nkeys; i++)
+            if (encoder_key(cfg->keys[i].name)) {
+                keys[view.nkeys] = cfg->keys[i];
+                values[view.nkeys] = cfg->values[i];
+                values[view.nkeys++].origin = RD_CFG_FROM_DEFAULT;
+            }
+        yaml = rd_config_dump(&view);
+    }
+    free(keys);
+    free(values);
+    return yaml;
+}
+
+rd_status rd_embed_checkpoint_config(const char *path, const rd_config *run, rd_config *enc,
+                                     rd_error *err) {
+    rd_status st = rd_config_init(enc, err);
+    if (!st) st = rd_checkpoint_load_config(path, enc, err);
+    for (int i = 0; i < run->nkeys && !st; i++) {
+        if (run->values[i].origin != RD_CFG_FROM_OVERRIDE || !encoder_key(run->keys[i].name))
+            continue;
+        size_t len = strlen(run->keys[i].name) + strlen(run->values[i].text) + 2;
+        char *assignment = malloc(len);
+        if (!assignment) {
+            st = rd_fail(err, RD_ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(assignment, len, "%s=%s", run->keys[i].name, run->values[i].text);
+        st = rd_config_override(enc, assignment, err);
+        free(assignment);
+    }
+    return st;
+}
+
+/* A backbone declared from cfg in a fresh set without gradients (freed on failure). */
+static rd_status declare_backbone(const rd_config *cfg, rd_vit *vit, rd_param_set *set,
+                                  rd_error *err) {
     rd_vit_config vc;
     rd_params_init(set);
     rd_status st = rd_vit_config_from(cfg, &vc, err);
     if (!st) st = rd_vit_declare(vit, &vc, set, err);
     if (!st) st = rd_params_alloc(set, 0, err);
-    if (st) {
+    if (st) rd_params_free(set);
+    return st;
+}
+
+rd_status rd_embed_random_backbone(const rd_config *cfg, uint64_t seed, rd_vit *vit,
+                                   rd_param_set *set, rd_error *err) {
+    rd_status st = declare_backbone(cfg, vit, set, err);
+    if (!st) rd_vit_init_params(vit, set, seed);
+    return st;
+}
+
+rd_status rd_embed_checkpoint_backbone(const char *path, const char *model, const rd_config *enc,
+                                       MPI_Comm comm, rd_vit *vit, rd_param_set *set,
+                                       rd_error *err) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    /* declaring fails the same way on every rank (same enc); reading is rank 0's alone */
+    rd_status st = declare_backbone(enc, vit, set, err);
+    if (st) return rd_wrap(err, "%s: the encoder its configuration describes", path);
+    rd_error local = {0};
+    if (rank == 0) rd_checkpoint_load_params(path, model, set, 1u << RD_MODULE_BACKBONE, &local);
+    MPI_Bcast(&local, (int)sizeof local, MPI_BYTE, 0, comm);
+    if (local.code) {
         rd_params_free(set);
-        return st;
+        if (err) *err = local;
+        return local.code;
     }
-    rd_vit_init_params(vit, set, seed);
+    for (size_t done = 0; done < set->numel;) {
+        size_t count = set->numel - done < (1u << 30) ? set->numel - done : (1u << 30);
+        MPI_Bcast(set->data + done, (int)count, MPI_FLOAT, 0, comm);
+        done += count;
+    }
     return RD_OK;
-}
-
-/* Appends printf output to a malloc'd, growing string; *failed records running out of
- * memory. */
-static void append(char **text, size_t *len, size_t *cap, int *failed, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void append(char **text, size_t *len, size_t *cap, int *failed, const char *fmt, ...) {
-    if (*failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(*text + *len, *cap - *len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            *failed = 1;
-            return;
-        }
-        if ((size_t)n < *cap - *len) {
-            *len += (size_t)n;
-            return;
-        }
-        char *grown = realloc(*text, 2 * *cap + (size_t)n);
-        if (!grown) {
-            *failed = 1;
-            return;
-        }
-        *text = grown;
-        *cap = 2 * *cap + (size_t)n;
-    }
-}
-
-char *rd_embed_model_yaml(const rd_config *cfg) {
-    static const char *const sections[2] = {"student.", "crops.global_crops_size"};
-    size_t len = 0, cap = 1024;
-    int failed = 0;
-    char *text = malloc(cap);
-    if (!text) return NULL;
-    text[0] = '\0';
-    for (int s = 0; s < 2; s++) {
-        const char *prefix = sections[s], *dot = strchr(prefix, '.');
-        append(&text, &len, &cap, &failed, "%.*s:\n", (int)(dot - prefix), prefix);
-        for (int i = 0; i < cfg->nkeys; i++) {
-            const char *name = cfg->keys[i].name, *value = cfg->values[i].text;
-            if (strncmp(name, prefix, strlen(prefix)) != 0) continue;
-            append(&text, &len, &cap, &failed, "  %s: ", name + (dot - prefix) + 1);
-            if (cfg->keys[i].type != RD_CFG_STRING) {
-                append(&text, &len, &cap, &failed, "%s\n", value);
-                continue;
-            }
-            append(&text, &len, &cap, &failed, "\"");
-            for (const char *c = value; *c; c++)
-                append(&text, &len, &cap, &failed, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
-            append(&text, &len, &cap, &failed, "\"\n");
-        }
-    }
-    if (failed) {
-        free(text);
-        return NULL;
-    }
-    return text;
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */

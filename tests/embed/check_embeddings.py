@@ -4,8 +4,8 @@
     check_embeddings.py layout EMB.h5 SHARDS_DIR SPLITS D RESOLUTION
         datasets, dtypes, shapes, attributes; /meta/* equal to the shards' rows whose split is in
         SPLITS (comma-separated names), in shard order; features finite
-    check_embeddings.py same A.h5 B.h5
-        every dataset bit-identical and every attribute equal
+    check_embeddings.py same A.h5 B.h5 [--data-only]
+        every dataset bit-identical and every attribute equal (--data-only: datasets only)
 """
 import hashlib
 import json
@@ -80,7 +80,7 @@ def layout(path, shards_dir, splits, dim, resolution):
     print(f"ok: {n} rows, D={dim}, first id {ids[0] if n else None}")
 
 
-def same(a_path, b_path):
+def same(a_path, b_path, data_only=False):
     with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
         da, db = datasets(a), datasets(b)
         if sorted(da) != sorted(db):
@@ -89,7 +89,7 @@ def same(a_path, b_path):
             x, y = da[k], db[k]
             if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
                 fail(f"/{k} differs between {a_path} and {b_path}")
-        if dict(a.attrs) != dict(b.attrs):
+        if not data_only and dict(a.attrs) != dict(b.attrs):
             diff = [k for k in set(a.attrs) | set(b.attrs) if a.attrs.get(k) != b.attrs.get(k)]
             fail(f"attributes differ: {diff}")
     print(f"ok: {len(da)} datasets bit-identical")
@@ -100,6 +100,6 @@ if __name__ == "__main__":
     if cmd == "layout":
         layout(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
     elif cmd == "same":
-        same(sys.argv[2], sys.argv[3])
+        same(sys.argv[2], sys.argv[3], "--data-only" in sys.argv[4:])
     else:
         fail("unknown command " + cmd)

@@ -535,14 +535,18 @@ static void model_yaml_loads_back(rd_test *t) {
     CHECK_OK(rd_config_override(&cfg, "student.num_register_tokens=4", &err), &err);
     CHECK_OK(rd_config_override(&cfg, "student.pretrained_weights=a \"b\" c\\d", &err), &err);
     CHECK_OK(rd_config_override(&cfg, "crops.global_crops_size=518", &err), &err);
+    CHECK_OK(rd_config_override(&cfg, "pretrain.augment.std=0.25", &err), &err);
     char *yaml = rd_embed_model_yaml(&cfg);
     CHECK(yaml != NULL);
     if (!yaml) return;
-    CHECK(strstr(yaml, "optim") == NULL && strstr(yaml, "local_crops_size") == NULL);
+    CHECK(strstr(yaml, "optim") == NULL && strstr(yaml, "local_crops_size") == NULL &&
+          strstr(yaml, "flip_p") == NULL);
     CHECK_OK(rd_config_load_string(&back, yaml, "model_config", &err), &err);
     CHECK(strcmp(rd_cfg_str(&back, "student.arch"), "vit_small") == 0);
     CHECK(rd_cfg_int(&back, "student.num_register_tokens") == 4);
     CHECK(rd_cfg_int(&back, "crops.global_crops_size") == 518);
+    CHECK(rd_cfg_float(&back, "pretrain.augment.std") == 0.25);
+    CHECK(strstr(yaml, "# override") == NULL); /* no origin notes in the stored text */
     CHECK(strcmp(rd_cfg_str(&back, "student.pretrained_weights"), "a \"b\" c\\d") == 0);
     free(yaml);
     rd_config_free(&cfg), rd_config_free(&back);

@@ -84,6 +84,73 @@ else
     rd_fail "$suite/split_subset_at_24px" "$(tail -3 "$T/sub.log" "$T/lsub.txt")"
 fi
 
+# A checkpoint written from PyTorch (tests/embed/torch_oracle.py: DINOv2 names, its own config
+# with pretrain.augment.mean/std 0.45/0.3) on 24 px shards, so the positional embedding is
+# interpolated from the native 16 px: rdino-embed on 2 ranks against PyTorch in float64.
+# Tolerance 1e-5 absolute on LayerNorm outputs of size ~1 (measured: about 1e-6).
+torch_ok=1
+$py -c 'import torch' 2>/dev/null || torch_ok=0
+$py tests/io/make_shard_input.py "$T/pre24" 8 24 8 >/dev/null
+rd_mpirun 1 "$RDINO_BIN/rdino-shard" shard.input_dir="$T/pre24" shard.output_dir="$T/s24" \
+    shard.num_shards=2 >"$T/s24.log" 2>&1
+# embed24 LOG [args...]: rdino-embed on the 24 px shards with the oracle's checkpoint.
+embed24() {
+    local log=$1
+    shift
+    rd_mpirun 2 "$bin" data.output_dir="$T" embed.shards_dir="$T/s24" embed.batch=3 "$@" >"$log" 2>&1
+}
+if [ $torch_ok = 0 ]; then
+    for c in trained_teacher_matches_pytorch student_matches_pytorch; do
+        rd_skip "$suite/$c" "no torch in /usr/bin/python3"
+    done
+elif ! $py tests/embed/torch_oracle.py make "$T/ck.h5" "$T/expected.h5" "$T/s24" >"$T/oracle.txt" 2>&1; then
+    rd_fail "$suite/trained_teacher_matches_pytorch" "oracle failed: $(tail -3 "$T/oracle.txt")"
+else
+    if embed24 "$T/t.log" embed.checkpoint="$T/ck.h5" &&
+        $py tests/embed/torch_oracle.py compare "$T/embeddings/trained.h5" "$T/expected.h5" teacher 1e-5 >"$T/cmp.txt" 2>&1; then
+        rd_pass "$suite/trained_teacher_matches_pytorch"
+    else
+        rd_fail "$suite/trained_teacher_matches_pytorch" "$(tail -2 "$T/t.log"; cat "$T/cmp.txt")"
+    fi
+    cat "$T/cmp.txt" >&2
+    if embed24 "$T/st.log" embed.checkpoint="$T/ck.h5" embed.model=student embed.name=student &&
+        $py tests/embed/torch_oracle.py compare "$T/embeddings/student.h5" "$T/expected.h5" student 1e-5 >"$T/cmp.txt" 2>&1; then
+        rd_pass "$suite/student_matches_pytorch"
+    else
+        rd_fail "$suite/student_matches_pytorch" "$(tail -2 "$T/st.log"; cat "$T/cmp.txt")"
+    fi
+fi
+
+# The checkpoint's settings are overridable on the command line (here the normalisation); the
+# newest checkpoint of <data.output_dir>/pretrain/checkpoints is the default.
+if [ $torch_ok = 1 ]; then
+    mkdir -p "$T/pretrain/checkpoints"
+    cp "$T/ck.h5" "$T/pretrain/checkpoints/step-0000010.h5"
+    if embed24 "$T/ov.log" pretrain.augment.mean=0.5 embed.name=override &&
+        $py - "$T/embeddings/override.h5" "$T/pretrain/checkpoints/step-0000010.h5" <<'PY' >"$T/ov.txt" 2>&1
+import sys, h5py
+a = h5py.File(sys.argv[1], "r").attrs
+assert abs(a["mean"] - 0.5) < 1e-12 and abs(a["std"] - 0.3) < 1e-12, (a["mean"], a["std"])
+assert a["checkpoint"] == sys.argv[2] and a["init"] == "checkpoint", a["checkpoint"]
+assert "mean: 0.5" in a["model_config"] and "embed_dim: 40" in a["model_config"], a["model_config"]
+PY
+    then
+        rd_pass "$suite/checkpoint_config_overridable_and_latest_found"
+    else
+        rd_fail "$suite/checkpoint_config_overridable_and_latest_found" "$(tail -2 "$T/ov.log" "$T/ov.txt")"
+    fi
+    # damaged checkpoints: cut short, and a tensor missing
+    head -c 3000 "$T/ck.h5" >"$T/cut.h5"
+    $py -c 'import sys, h5py, shutil; shutil.copy(sys.argv[1], sys.argv[2]); del h5py.File(sys.argv[2], "a")["teacher/backbone/norm.weight"]' "$T/ck.h5" "$T/partial.h5"
+    if ! embed24 "$T/cut.log" embed.checkpoint="$T/cut.h5" && grep -q "cut.h5" "$T/cut.log" &&
+        ! embed24 "$T/partial.log" embed.checkpoint="$T/partial.h5" &&
+        grep "partial.h5" "$T/partial.log" | grep -q "norm.weight"; then
+        rd_pass "$suite/damaged_checkpoint_named"
+    else
+        rd_fail "$suite/damaged_checkpoint_named" "$(tail -1 "$T/cut.log" "$T/partial.log")"
+    fi
+fi
+
 # Checkpoint errors name the file (or the key).
 if ! rd_mpirun 1 "$bin" data.output_dir="$T" embed.checkpoint="$T/no-such.h5" >"$T/ck.log" 2>&1 &&
     grep -q "no-such.h5" "$T/ck.log"; then
@@ -91,11 +158,35 @@ if ! rd_mpirun 1 "$bin" data.output_dir="$T" embed.checkpoint="$T/no-such.h5" >"
 else
     rd_fail "$suite/missing_checkpoint_named" "$(tail -2 "$T/ck.log")"
 fi
-if ! rd_mpirun 1 "$bin" data.output_dir="$T" >"$T/ck0.log" 2>&1 &&
+if ! rd_mpirun 1 "$bin" data.output_dir="$T/elsewhere" >"$T/ck0.log" 2>&1 &&
     grep -q "embed.checkpoint" "$T/ck0.log"; then
     rd_pass "$suite/no_checkpoint_configured"
 else
     rd_fail "$suite/no_checkpoint_configured" "$(tail -2 "$T/ck0.log")"
+fi
+
+# jobs/embed.sbatch with a config file (srun replaced by a stand-in that drops its options):
+# the same datasets as the command-line run; a missing config argument is refused.
+mkdir -p "$T/fakebin"
+printf '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n' >"$T/fakebin/srun"
+chmod +x "$T/fakebin/srun"
+{
+    echo "data: {output_dir: $T}"
+    echo "embed: {batch: 4, name: slurm}"
+    echo "crops: {global_crops_size: 16}"
+    echo "student: {arch: vit_custom, embed_dim: 40, depth: 2, num_heads: 4, patch_size: 4,"
+    echo "          num_register_tokens: 1, layerscale: 1.0}"
+} >"$T/embed.yaml"
+SBATCH_SCRIPT=jobs/embed.sbatch
+if ! PATH="$T/fakebin:$PATH" RDINO_BIN="$RDINO_BIN" bash "$SBATCH_SCRIPT" "$T/embed.yaml" --init random \
+    >"$T/slurm.log" 2>&1; then
+    rd_fail "$suite/sbatch_script" "script failed: $(tail -3 "$T/slurm.log")"
+elif ! $py $check same "$T/r1.h5" "$T/embeddings/slurm.h5" --data-only >"$T/same.txt" 2>&1; then
+    rd_fail "$suite/sbatch_script" "$(cat "$T/same.txt")"
+elif bash "$SBATCH_SCRIPT" >/dev/null 2>&1; then
+    rd_fail "$suite/sbatch_script" "accepted a missing config argument"
+else
+    rd_pass "$suite/sbatch_script"
 fi
 
 # A damaged image chunk in shard 2, read by rank 2 of 3: every rank stops, the error names the
