@@ -267,7 +267,8 @@ static rd_status select_images(embed_run *e, rd_error *err) {
 
 static rd_status allocate(embed_run *e, rd_error *err) {
     const rd_vit_config *c = &e->vit->cfg;
-    size_t B = (size_t)e->p->batch;
+    /* no batch is larger than the selection */
+    size_t B = (size_t)(e->p->batch < e->nsel ? e->p->batch : e->nsel);
     e->S = e->set.image_size;
     e->r = e->p->resolution > 0 ? e->p->resolution : e->S;
     e->D = c->embed_dim;
@@ -275,7 +276,7 @@ static rd_status allocate(embed_run *e, rd_error *err) {
     if (e->r < c->patch_size)
         return rd_fail(err, RD_EINVAL, "embed.resolution %d is smaller than the patch size %d",
                        e->r, c->patch_size);
-    if (e->r % c->patch_size != 0)
+    if (e->r % c->patch_size != 0 && e->rank == 0)
         rd_warn("embed: resolution %d is not a multiple of the patch size %d: the last %d pixel "
                 "rows and columns are not seen (as in PyTorch's strided patch embedding)",
                 e->r, c->patch_size, e->r % c->patch_size);
@@ -284,7 +285,7 @@ static rd_status allocate(embed_run *e, rd_error *err) {
     e->pmean = malloc(B * (size_t)e->D * sizeof(float));
     if (!e->pixels || !e->input || !e->pmean)
         return rd_fail(err, RD_ENOMEM, "out of memory for a batch of %zu images", B);
-    rd_status st = rd_vit_context_init(&e->ctx, e->vit, e->p->batch, e->r, e->r, RD_VIT_INFER, err);
+    rd_status st = rd_vit_context_init(&e->ctx, e->vit, (int)B, e->r, e->r, RD_VIT_INFER, err);
     e->ctx_ready = st == RD_OK;
     return st;
 }
@@ -514,9 +515,10 @@ rd_status rd_embed_run(const rd_embed_params *p, const rd_vit *vit, const rd_par
     if (!st) st = select_images(&e, &local);                              /* same on all ranks */
     if (!st) st = agree(&e, allocate(&e, &local), &local);
     if (!st) {
-        rd_info("embed: %lld images (splits 0x%x) of %s, %dx%d -> %dx%d, %lld batches of %d over "
-                "%d rank%s",
-                (long long)e.nsel, p->splits, e.set.dir, e.S, e.S, e.r, e.r, (long long)e.nbatches,
+        char names[32];
+        splits_text(p->splits, names, sizeof names);
+        rd_info("embed: %lld images (%s) of %s, %dx%d -> %dx%d, %lld batches of %d over %d rank%s",
+                (long long)e.nsel, names, e.set.dir, e.S, e.S, e.r, e.r, (long long)e.nbatches,
                 p->batch, e.nranks, e.nranks > 1 ? "s" : "");
         st = agree(&e, make_parent(&e, &local), &local);
     }

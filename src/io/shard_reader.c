@@ -64,7 +64,7 @@ static rd_status scan_shard(rd_shard_set *s, set_header *h, const rd_h5file *f, 
         h->image_size = (int)size;
         h->bit_depth = (int)depth;
         h->has_source_row = 1;
-        if (total < 1 || size < 1 || (depth != 8 && depth != 16))
+        if (total < 1 || total > INT32_MAX || size < 1 || (depth != 8 && depth != 16))
             return rd_fail(err, RD_EFORMAT,
                            "%s: total_images %lld, image_size %lld, bit_depth %lld", f->path,
                            (long long)total, (long long)size, (long long)depth);
