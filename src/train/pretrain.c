@@ -1,0 +1,640 @@
+/* rdino-pretrain's training loop: see include/rdino/pretrain.h and docs/PRETRAIN.md. */
+#include "rdino/pretrain.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rdino/allreduce.h"
+#include "rdino/app.h"
+#include "rdino/checkpoint.h"
+#include "rdino/loader.h"
+#include "rdino/log.h"
+#include "rdino/schedule.h"
+#include "rdino/step.h"
+
+enum { PATH_LEN = 4096, MAX_CHECKPOINTS = 4096 };
+
+/* What the configuration says about the loop (pretrain.* keys and DINOv2's epochs). */
+typedef struct settings {
+    char out_dir[PATH_LEN], ckpt_dir[PATH_LEN], metrics_path[PATH_LEN], summary_path[PATH_LEN];
+    int64_t epoch_length;   /* train.OFFICIAL_EPOCH_LENGTH */
+    int64_t schedule_total; /* optim.epochs x epoch_length: the schedules' length */
+    int64_t total_steps;    /* iterations to run: schedule_total + 1 (DINOv2) or max_steps */
+    int64_t checkpoint_every;
+    double checkpoint_seconds;
+    int keep;
+    int64_t metrics_every, check_every;
+    size_t bucket_bytes;
+    int threads;
+    uint64_t seed;
+    int64_t nan_step, kill_step; /* test hooks; -1 = off */
+    int delay_ms;
+} settings;
+
+typedef struct run {
+    const rd_config *cfg;
+    MPI_Comm comm;
+    int rank, nranks;
+    settings s;
+    rd_loader_params lp;
+    rd_loader *loader;
+    int64_t global_batch;
+    rd_trainer tr;
+    int have_trainer;
+    rd_schedules sched;
+    rd_mpi_reducer mred;
+    rd_reducer red;
+    rd_grad_allreduce grad;
+    rd_step_comm hooks;
+    char *config_yaml;
+    FILE *metrics;
+    int64_t last_checkpoint; /* steps of the newest checkpoint written or read; -1: none */
+    double last_checkpoint_time;
+    int agreed; /* the current error is every rank's */
+} run;
+
+/* ---- agreement between ranks ---- */
+
+/* Collective: if any rank failed, every rank returns the lowest failing rank's error. */
+static rd_status agree(run *r, rd_status st, rd_error *err) {
+    if (r->nranks == 1) {
+        r->agreed = st != RD_OK;
+        return st;
+    }
+    int mine[2] = {st != RD_OK, -r->rank}, first[2];
+    MPI_Allreduce(mine, first, 1, MPI_2INT, MPI_MAXLOC, r->comm);
+    if (!first[0]) return RD_OK;
+    rd_error shared = {0};
+    if (err && st) shared = *err;
+    shared.code = st;
+    MPI_Bcast(&shared, (int)sizeof shared, MPI_BYTE, -first[1], r->comm);
+    if (err) *err = shared;
+    r->agreed = 1;
+    return shared.code;
+}
+
+/* ---- settings ---- */
+
+/* buf = dir/name; 0 when it does not fit. */
+static int join(char *buf, const char *dir, const char *name) {
+    return snprintf(buf, PATH_LEN, "%s/%s", dir, name) < PATH_LEN;
+}
+
+static int64_t env_int(const char *name, int64_t fallback) {
+    const char *v = getenv(name);
+    return v && *v ? strtoll(v, NULL, 10) : fallback;
+}
+
+static rd_status settings_from(const rd_config *cfg, settings *s, rd_error *err) {
+    memset(s, 0, sizeof *s);
+    const char *out = rd_cfg_str(cfg, "pretrain.output_dir");
+    if (*out)
+        snprintf(s->out_dir, sizeof s->out_dir, "%s", out);
+    else
+        snprintf(s->out_dir, sizeof s->out_dir, "%s/pretrain", rd_cfg_str(cfg, "data.output_dir"));
+    if (!join(s->ckpt_dir, s->out_dir, "checkpoints") ||
+        !join(s->metrics_path, s->out_dir, "metrics.jsonl") ||
+        !join(s->summary_path, s->out_dir, "summary.json"))
+        return rd_fail(err, RD_EINVAL, "pretrain.output_dir is too long: %s", s->out_dir);
+    s->epoch_length = rd_cfg_int(cfg, "train.OFFICIAL_EPOCH_LENGTH");
+    s->schedule_total = rd_cfg_int(cfg, "optim.epochs") * s->epoch_length;
+    int64_t max_steps = rd_cfg_int(cfg, "pretrain.max_steps");
+    s->total_steps = max_steps > 0 ? max_steps : s->schedule_total + 1;
+    s->checkpoint_every = rd_cfg_int(cfg, "pretrain.checkpoint_every");
+    if (s->checkpoint_every == 0) s->checkpoint_every = 3 * s->epoch_length;
+    s->checkpoint_seconds = 60.0 * rd_cfg_float(cfg, "pretrain.checkpoint_minutes");
+    s->keep = (int)rd_cfg_int(cfg, "pretrain.keep_checkpoints");
+    s->metrics_every = rd_cfg_int(cfg, "pretrain.metrics_every");
+    s->check_every = rd_cfg_int(cfg, "pretrain.check_every");
+    s->bucket_bytes = (size_t)(rd_cfg_float(cfg, "pretrain.bucket_mb") * 1024.0 * 1024.0);
+    s->threads = (int)rd_cfg_int(cfg, "pretrain.threads");
+    s->seed = (uint64_t)rd_cfg_int(cfg, "train.seed");
+    s->nan_step = env_int("RDINO_TEST_NAN_STEP", -1);
+    s->kill_step = env_int("RDINO_TEST_KILL_STEP", -1);
+    s->delay_ms = (int)env_int("RDINO_TEST_STEP_DELAY_MS", 0);
+    if (max_steps > s->schedule_total + 1)
+        rd_warn("pretrain.max_steps %lld runs past the schedules' end (%lld iterations): the "
+                "extra steps use the final values (momentum %g: a frozen teacher when 1)",
+                (long long)max_steps, (long long)s->schedule_total + 1,
+                rd_cfg_float(cfg, "teacher.final_momentum_teacher"));
+    return RD_OK;
+}
+
+/* The model, the step and the data settings; sizes the trainer for this rank's share. */
+static rd_status setup_trainer(run *r, rd_error *err) {
+    rd_vit_config vc;
+    rd_step_config sc;
+    rd_head_config dino, ibot;
+    int separate, batch, group;
+    rd_status st = rd_vit_config_from(r->cfg, &vc, err);
+    if (!st) st = rd_step_setup_from_config(r->cfg, &vc, &sc, &dino, &ibot, &separate, err);
+    /* grey crops: a 3-channel patch embedding sees the grey image replicated (exactly, via its
+     * channel-summed weight) */
+    if (!st)
+        st = rd_loader_params_from_config(r->cfg, &vc, 1,
+                                          (int)rd_cfg_int(r->cfg, "pretrain.global_batch"),
+                                          r->nranks, r->rank, &r->lp, err);
+    if (!st) st = rd_loader_check(&r->lp, &batch, &group, err);
+    if (st) return st;
+    r->global_batch = r->lp.global_batch;
+    sc.batch = batch;
+    sc.channels = 1;
+    sc.koleo_group = group;
+    sc.max_masked = rd_loader_max_masked(&r->lp);
+    sc.ibot_center = strcmp(rd_cfg_str(r->cfg, "pretrain.ibot_center"), "mean_of_rank_means") == 0
+                         ? RD_CENTER_MEAN_OF_RANK_MEANS
+                         : RD_CENTER_GLOBAL_MEAN;
+    rd_info("pretrain: global batch %lld = %d ranks x %d images, groups of %d (KoLeo, iBOT masks, "
+            "drop path), %d OpenMP threads per rank",
+            (long long)r->global_batch, r->nranks, batch, group, omp_get_max_threads());
+    if ((st = rd_trainer_init(&r->tr, &vc, &dino, separate ? &ibot : NULL, &sc, err))) return st;
+    r->have_trainer = 1;
+    rd_trainer_report_memory(&r->tr);
+    return rd_schedules_from_config(&r->sched, r->cfg, r->global_batch, err);
+}
+
+/* ---- files ---- */
+
+/* Removes ".step-*.h5.tmp" files a killed run left in dir. */
+static void remove_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, ".step-", 6) != 0 || n < 14 || strcmp(e->d_name + n - 7, ".h5.tmp"))
+            continue;
+        char path[2 * PATH_LEN];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) rd_info("removed %s, left by a killed run", path);
+    }
+    closedir(d);
+}
+
+/* Rank 0: output folders. With fresh = 1 an existing checkpoint folder is moved aside (never
+ * deleted), so that old checkpoints cannot be mistaken for this run's. */
+static rd_status prepare_output(const run *r, int fresh, rd_error *err) {
+    rd_status st = rd_mkdir_p(r->s.out_dir, err);
+    if (st) return st;
+    int64_t newest;
+    int n = rd_checkpoint_list(r->s.ckpt_dir, &newest, 1, err);
+    if (n < 0) return err->code;
+    if (fresh && n > 0) {
+        char aside[PATH_LEN + 64], stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
+        snprintf(aside, sizeof aside, "%s-replaced-%s", r->s.ckpt_dir, stamp);
+        if (rename(r->s.ckpt_dir, aside) != 0)
+            return rd_fail(err, RD_EIO, "cannot move %s aside to %s: %s", r->s.ckpt_dir, aside,
+                           strerror(errno));
+        rd_warn("--no-resume: the existing checkpoints were moved to %s", aside);
+    }
+    if ((st = rd_mkdir_p(r->s.ckpt_dir, err))) return st;
+    remove_temporaries(r->s.ckpt_dir);
+    return RD_OK;
+}
+
+/* Rank 0: keeps the metrics.jsonl lines of steps before start (a resumed run logs again what
+ * the stopped run did after its checkpoint; a torn last line goes too) and opens it. */
+static rd_status open_metrics(run *r, int64_t start, rd_error *err) {
+    const char *path = r->s.metrics_path;
+    FILE *in = start > 0 ? fopen(path, "r") : NULL;
+    if (in) {
+        char tmp[PATH_LEN + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *out = fopen(tmp, "w");
+        if (!out) {
+            fclose(in);
+            return rd_fail(err, RD_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        }
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        while ((len = getline(&line, &cap, in)) > 0) {
+            long long step;
+            if (line[len - 1] == '\n' && sscanf(line, "{\"step\": %lld", &step) == 1 &&
+                step < start)
+                fputs(line, out);
+        }
+        free(line);
+        fclose(in);
+        if (fclose(out) != 0 || rename(tmp, path) != 0)
+            return rd_fail(err, RD_EIO, "cannot rewrite %s: %s", path, strerror(errno));
+    }
+    r->metrics = fopen(path, start > 0 ? "a" : "w");
+    if (!r->metrics) return rd_fail(err, RD_EIO, "cannot open %s: %s", path, strerror(errno));
+    return RD_OK;
+}
+
+/* ---- state: checksum, checkpoints, broadcast ---- */
+
+static uint64_t state_checksum(const rd_trainer *tr) {
+    const size_t bytes = tr->student.numel * sizeof(float);
+    const void *parts[4] = {tr->student.data, tr->teacher.data, tr->opt.exp_avg,
+                            tr->opt.exp_avg_sq};
+    uint64_t h = rd_checksum64(tr->opt.step, (size_t)tr->opt.count * sizeof(int64_t));
+    for (int i = 0; i < 4; i++) h = h * 0x100000001b3ULL + rd_checksum64(parts[i], bytes);
+    return h;
+}
+
+/* Collective: every rank must hold the same state (all start alike and apply the same
+ * reduced gradients; a difference means a non-deterministic reduction or a faulty node). */
+static rd_status check_replicas(run *r, int64_t steps, rd_error *err) {
+    if (r->nranks == 1) return RD_OK;
+    int same = 1;
+    rd_status st = rd_replicas_agree(r->comm, state_checksum(&r->tr), &same, err);
+    if (!st && !same) {
+        st = rd_fail(err, RD_ENUMERIC,
+                     "after %lld steps the ranks hold different parameters (state checksums "
+                     "differ): a non-deterministic reduction or a faulty node",
+                     (long long)steps);
+        r->agreed = 1;
+    }
+    return st;
+}
+
+/* Rank 0: removes all but the newest `keep` checkpoints. */
+static void prune_checkpoints(const run *r) {
+    int64_t steps[MAX_CHECKPOINTS];
+    rd_error e = {0};
+    int n = rd_checkpoint_list(r->s.ckpt_dir, steps, MAX_CHECKPOINTS, &e);
+    for (int i = r->s.keep; i < n; i++) {
+        char path[PATH_LEN + 32];
+        rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, steps[i]);
+        if (unlink(path) != 0)
+            rd_warn("cannot remove old checkpoint %s: %s", path, strerror(errno));
+    }
+}
+
+/* Collective: checks the replicas agree, then rank 0 writes the checkpoint of `steps`. */
+static rd_status save_checkpoint(run *r, int64_t steps, rd_error *err) {
+    rd_status st = check_replicas(r, steps, err);
+    if (st) return st;
+    if (r->rank == 0) {
+        char path[PATH_LEN + 32];
+        rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, steps);
+        rd_checkpoint_meta meta = {.steps = steps,
+                                   .global_batch = r->global_batch,
+                                   .seed = (int64_t)r->s.seed,
+                                   .nranks = r->nranks,
+                                   .config = r->config_yaml};
+        double t0 = rd_now();
+        rd_hdf5_lock(); /* the loader's prefetch thread reads shards meanwhile */
+        st = rd_checkpoint_write(path, &r->tr, &meta, err);
+        rd_hdf5_unlock();
+        if (!st) {
+            rd_info("checkpoint %s written in %.2f s", path, rd_now() - t0);
+            prune_checkpoints(r);
+        }
+    }
+    st = agree(r, st, err);
+    if (!st) {
+        r->last_checkpoint = steps;
+        r->last_checkpoint_time = rd_now();
+    }
+    return st;
+}
+
+static void bcast_floats(float *x, size_t n, MPI_Comm comm) {
+    const size_t chunk = (size_t)1 << 28;
+    for (size_t i = 0; i < n; i += chunk)
+        MPI_Bcast(x + i, (int)(n - i < chunk ? n - i : chunk), MPI_FLOAT, 0, comm);
+}
+
+/* Rank 0's whole training state to every rank. */
+static void broadcast_state(run *r) {
+    if (r->nranks == 1) return;
+    rd_trainer *tr = &r->tr;
+    const size_t n = tr->student.numel;
+    bcast_floats(tr->student.data, n, r->comm);
+    bcast_floats(tr->teacher.data, n, r->comm);
+    bcast_floats(tr->opt.exp_avg, n, r->comm);
+    bcast_floats(tr->opt.exp_avg_sq, n, r->comm);
+    MPI_Bcast(tr->opt.step, tr->opt.count, MPI_INT64_T, 0, r->comm);
+    if (tr->cfg.targets != RD_TARGETS_CENTERING) return;
+    rd_center *c[2] = {&tr->center_dino, &tr->center_ibot};
+    for (int k = 0; k < 2; k++) {
+        bcast_floats(c[k]->value, (size_t)c[k]->K, r->comm);
+        MPI_Bcast(c[k]->pending, c[k]->K + 1, MPI_DOUBLE, 0, r->comm);
+        MPI_Bcast(&c[k]->has_pending, 1, MPI_INT, 0, r->comm);
+    }
+}
+
+/* Rank 0: reads the newest checkpoint that reads completely. A damaged newer one is renamed
+ * *.corrupt (kept for inspection) once an older one has been read; when none reads, nothing is
+ * renamed and the run stops. *found = the steps read, -1 when the folder has no checkpoint. */
+static rd_status read_newest(run *r, int64_t *found, rd_error *err) {
+    int64_t steps[MAX_CHECKPOINTS];
+    int n = rd_checkpoint_list(r->s.ckpt_dir, steps, MAX_CHECKPOINTS, err);
+    *found = -1;
+    if (n < 0) return err->code;
+    for (int i = 0; i < n; i++) {
+        char path[PATH_LEN + 32];
+        rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, steps[i]);
+        rd_checkpoint_meta meta;
+        rd_error e = {0};
+        rd_status st = rd_checkpoint_read(path, &r->tr, &meta, &e);
+        if (!st && meta.steps != steps[i])
+            st = rd_fail(&e, RD_EFORMAT, "%s holds step %lld, not the one its name says", path,
+                         (long long)meta.steps);
+        if (st) {
+            rd_warn("cannot resume from this checkpoint: %s; trying the previous one", e.msg);
+            continue;
+        }
+        for (int j = 0; j < i; j++) {
+            char bad[PATH_LEN + 32], aside[PATH_LEN + 48];
+            rd_checkpoint_path(bad, sizeof bad, r->s.ckpt_dir, steps[j]);
+            snprintf(aside, sizeof aside, "%s.corrupt", bad);
+            if (rename(bad, aside) == 0) rd_warn("moved the unreadable %s to %s", bad, aside);
+        }
+        if (meta.global_batch != r->global_batch || meta.seed != (int64_t)r->s.seed)
+            rd_warn("%s was written with global batch %lld and seed %lld, this run uses %lld and "
+                    "%lld: it will not continue the way the original run would have",
+                    path, (long long)meta.global_batch, (long long)meta.seed,
+                    (long long)r->global_batch, (long long)r->s.seed);
+        rd_info("resuming from %s: %lld steps done (written by %lld ranks, now %d)", path,
+                (long long)meta.steps, (long long)meta.nranks, r->nranks);
+        free((char *)meta.config);
+        *found = steps[i];
+        return RD_OK;
+    }
+    if (n > 0)
+        return rd_fail(err, RD_EFORMAT,
+                       "none of the %d checkpoints in %s reads (see the warnings); start over "
+                       "with --no-resume or restore a checkpoint",
+                       n, r->s.ckpt_dir);
+    return RD_OK;
+}
+
+/* Rank 0: the student backbone (teacher = student) from released or converted weights: the
+ * file's teacher backbone if it has one, else its student backbone. */
+static rd_status load_pretrained(run *r, const char *path, rd_error *err) {
+    const unsigned backbone = 1u << RD_MODULE_BACKBONE;
+    rd_error first = {0};
+    rd_status st = rd_checkpoint_load_params(path, "teacher", &r->tr.student, backbone, &first);
+    if (st && (st = rd_checkpoint_load_params(path, "student", &r->tr.student, backbone, err)))
+        return rd_wrap(err, "student.pretrained_weights (teacher/backbone: %s; student/backbone)",
+                       first.msg);
+    memcpy(r->tr.teacher.data, r->tr.student.data, r->tr.student.numel * sizeof(float));
+    rd_info("student and teacher backbones initialised from %s", path);
+    return RD_OK;
+}
+
+/* Collective: the state to start from, and the first iteration to run. */
+static rd_status init_state(run *r, int resume, int64_t *start, rd_error *err) {
+    int64_t found = -1;
+    rd_status st = RD_OK;
+    if (resume && r->rank == 0) st = read_newest(r, &found, err);
+    if ((st = agree(r, st, err))) return st;
+    MPI_Bcast(&found, 1, MPI_INT64_T, 0, r->comm);
+    *start = 0;
+    if (found >= 0) {
+        broadcast_state(r);
+        *start = r->last_checkpoint = found;
+        return RD_OK;
+    }
+    /* counter-based init: every rank computes the same numbers */
+    rd_trainer_init_params(&r->tr, r->s.seed);
+    const char *weights = rd_cfg_str(r->cfg, "student.pretrained_weights");
+    if (!*weights) return RD_OK;
+    if (r->rank == 0) st = load_pretrained(r, weights, err);
+    if ((st = agree(r, st, err))) return st;
+    broadcast_state(r);
+    return RD_OK;
+}
+
+/* ---- the loop ---- */
+
+typedef struct step_times {
+    double step, data, comm;
+} step_times;
+
+static void write_metrics(const run *r, int64_t it, const rd_step_stats *s,
+                          const rd_schedule_values *v, const step_times *t) {
+    FILE *f = r->metrics;
+    fprintf(f,
+            "{\"step\": %lld, \"epoch\": %.6f, \"total_loss\": %.8g, "
+            "\"dino_local_crops_loss\": %.8g, \"dino_global_crops_loss\": %.8g, "
+            "\"koleo_loss\": %.8g, \"ibot_loss\": %.8g, \"backprop_loss\": %.8g, "
+            "\"backprop\": {\"dino_local\": %.8g, \"dino_global\": %.8g, \"koleo\": %.8g, "
+            "\"ibot\": %.8g}, ",
+            (long long)it, (double)it / (double)r->s.epoch_length, s->logged_total, s->dino_local,
+            s->dino_global, s->logged_koleo, s->logged_ibot, s->loss, s->dino_local, s->dino_global,
+            s->koleo, s->ibot);
+    fprintf(f,
+            "\"lr\": %.8g, \"last_layer_lr\": %.8g, \"wd\": %.8g, \"mom\": %.8g, "
+            "\"teacher_temp\": %.8g, \"grad_norm\": {",
+            v->lr, v->last_layer_lr, v->wd, v->momentum, v->teacher_temp);
+    for (int m = 0; m < RD_MODULE_COUNT; m++)
+        if (m != RD_MODULE_IBOT_HEAD || r->tr.separate_ibot)
+            fprintf(f, "%s\"%s\": %.8g", m ? ", " : "", rd_module_name((rd_module)m),
+                    s->grad_norm[m]);
+    fprintf(f,
+            "}, \"step_seconds\": %.6f, \"images_per_second\": %.4f, \"data_wait_fraction\": "
+            "%.4f, \"comm_fraction\": %.4f, \"phase_seconds\": {",
+            t->step, (double)r->global_batch / t->step, t->data / t->step, t->comm / t->step);
+    static const char *const phase[RD_PHASE_COUNT] = {"teacher", "student_forward", "heads_losses",
+                                                      "backbone_backward", "optimizer"};
+    for (int p = 0; p < RD_PHASE_COUNT; p++)
+        fprintf(f, "%s\"%s\": %.6f", p ? ", " : "", phase[p], s->seconds[p]);
+    fprintf(f, "}}\n");
+    fflush(f);
+}
+
+typedef struct loop_totals {
+    double seconds, data, comm;
+} loop_totals;
+
+/* Iterations start .. total_steps - 1. *done receives the iterations completed. */
+static rd_status train(run *r, int64_t start, volatile sig_atomic_t *stop, int64_t *done,
+                       loop_totals *tot, rd_error *err) {
+    const settings *s = &r->s;
+    rd_progress progress;
+    rd_progress_start(&progress, "pretrain", s->total_steps - start, 0);
+    const rd_step_comm *hooks = r->nranks > 1 ? &r->hooks : NULL;
+    rd_status st = RD_OK;
+    double loop_start = rd_now();
+    r->last_checkpoint_time = loop_start;
+    *done = start;
+    for (int64_t it = start; it < s->total_steps; it++) {
+        const double t0 = rd_now(), comm0 = r->grad.seconds + r->mred.seconds;
+        rd_step_batch batch;
+        rd_error lerr = {0};
+        rd_status lst = rd_loader_next(r->loader, it, &batch, &lerr);
+        rd_loader_stats ls;
+        rd_loader_get_stats(r->loader, &ls);
+        /* one small all-reduce per step: stop requested, a rank's data failed, checkpoint due */
+        const double tf = rd_now();
+        int flags[3] = {stop && *stop, lst != RD_OK,
+                        r->rank == 0 && s->checkpoint_seconds > 0 &&
+                            tf - r->last_checkpoint_time >= s->checkpoint_seconds};
+        if (r->nranks > 1) MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_INT, MPI_MAX, r->comm);
+        const double flag_seconds = rd_now() - tf;
+        if (flags[1]) {
+            *err = lerr;
+            st = agree(r, lst, err);
+            break;
+        }
+        if (flags[0]) {
+            st = RD_EINTR;
+            break;
+        }
+        if (it == s->nan_step && r->rank == 0)
+            r->tr.student.data[r->tr.student.params[r->tr.vit.cls_token].offset] = NAN;
+        rd_schedule_values v;
+        rd_schedules_at(&r->sched, it, &v);
+        rd_step_stats stats;
+        if ((st = rd_trainer_step(&r->tr, &batch, &v, hooks, &stats, err))) {
+            r->agreed = st == RD_ENUMERIC;
+            rd_wrap(err, "step %lld", (long long)it);
+            break;
+        }
+        *done = it + 1;
+        step_times t = {rd_now() - t0, ls.last_wait_seconds,
+                        r->grad.seconds + r->mred.seconds - comm0 + flag_seconds};
+        tot->data += t.data;
+        tot->comm += t.comm;
+        if (r->rank == 0 && ((it + 1 - start) % s->metrics_every == 0 || it + 1 == s->total_steps))
+            write_metrics(r, it, &stats, &v, &t);
+        char extra[128];
+        snprintf(extra, sizeof extra, "step %lld loss %.4f lr %.3g %.1f img/s", (long long)it,
+                 stats.loss, v.lr, (double)r->global_batch / t.step);
+        rd_progress_update(&progress, it + 1 - start, extra);
+        if (s->check_every > 0 && (it + 1) % s->check_every == 0 &&
+            (st = check_replicas(r, it + 1, err)))
+            break;
+        if (((it + 1) % s->checkpoint_every == 0 || flags[2]) &&
+            (st = save_checkpoint(r, it + 1, err)))
+            break;
+        if (it == s->kill_step) raise(SIGKILL);
+        if (s->delay_ms > 0) usleep((useconds_t)s->delay_ms * 1000);
+    }
+    tot->seconds = rd_now() - loop_start;
+    rd_progress_finish(&progress, NULL);
+    return st;
+}
+
+/* After the loop: the final checkpoint (stopped or finished), and the message of a numeric stop
+ * naming the checkpoint to go back to. */
+static rd_status finish(run *r, rd_status st, int64_t done, rd_error *err) {
+    if (st == RD_OK || st == RD_EINTR) {
+        if (done > r->last_checkpoint && done > 0) {
+            rd_status cst = save_checkpoint(r, done, err);
+            if (cst) return cst;
+        }
+        if (st == RD_EINTR)
+            rd_info("stopped by a signal after %lld steps; checkpoint saved: run again (or "
+                    "requeue) to continue",
+                    (long long)done);
+        return st;
+    }
+    if (st == RD_ENUMERIC) {
+        char path[PATH_LEN + 32] = "none: no checkpoint was written yet";
+        if (r->last_checkpoint >= 0)
+            rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, r->last_checkpoint);
+        char what[RD_ERROR_MSG_MAX];
+        snprintf(what, sizeof what, "%s", err->msg);
+        rd_fail(err, st, "%s. Training stopped without saving; the last good checkpoint is %.*s",
+                what, 300, path);
+    }
+    return st;
+}
+
+static void report(const run *r, int64_t start, int64_t done, const loop_totals *tot,
+                   rd_pretrain_result *res) {
+    double local[2] = {tot->data, tot->comm}, worst[2];
+    MPI_Allreduce(local, worst, 2, MPI_DOUBLE, MPI_MAX, r->comm);
+    double rss = rd_peak_rss_mib();
+    double *all = r->rank == 0 ? malloc((size_t)r->nranks * sizeof *all) : NULL;
+    MPI_Gather(&rss, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, 0, r->comm);
+    const double secs = tot->seconds > 0 ? tot->seconds : 1e-9;
+    res->seconds = tot->seconds;
+    res->images_per_second = (double)(done - start) * (double)r->global_batch / secs;
+    if (r->rank != 0) return;
+    char rss_list[1024] = "";
+    for (int i = 0; i < r->nranks && all; i++)
+        snprintf(rss_list + strlen(rss_list), sizeof rss_list - strlen(rss_list), "%s%.0f",
+                 i ? ", " : "", all[i]);
+    rd_info("summary: %lld steps (iterations %lld..%lld of %lld) in %.1f s: %.2f images/s "
+            "(global batch %lld, %d ranks x %d threads); data wait %.1f%%, communication "
+            "%.1f%% (slowest rank); peak RSS per rank (MiB): %s",
+            (long long)(done - start), (long long)start, (long long)done - 1,
+            (long long)r->s.total_steps, tot->seconds, res->images_per_second,
+            (long long)r->global_batch, r->nranks, omp_get_max_threads(), 100 * worst[0] / secs,
+            100 * worst[1] / secs, rss_list);
+    FILE *f = fopen(r->s.summary_path, "w");
+    if (f) {
+        fprintf(f,
+                "{\"format_version\": 1, \"start_step\": %lld, \"steps_completed\": %lld, "
+                "\"total_steps\": %lld, \"seconds\": %.3f, \"images_per_second\": %.4f, "
+                "\"global_batch\": %lld, \"ranks\": %d, \"threads\": %d, "
+                "\"data_wait_fraction\": %.4f, \"comm_fraction\": %.4f, "
+                "\"peak_rss_mib\": [%s]}\n",
+                (long long)start, (long long)done, (long long)r->s.total_steps, tot->seconds,
+                res->images_per_second, (long long)r->global_batch, r->nranks,
+                omp_get_max_threads(), worst[0] / secs, worst[1] / secs, rss_list);
+        fclose(f);
+    }
+    free(all);
+}
+
+rd_status rd_pretrain_run(const rd_config *cfg, MPI_Comm comm, const rd_pretrain_options *opt,
+                          rd_pretrain_result *res, rd_error *err) {
+    run r;
+    memset(&r, 0, sizeof r);
+    memset(res, 0, sizeof *res);
+    r.cfg = cfg;
+    r.comm = comm;
+    r.last_checkpoint = -1;
+    MPI_Comm_rank(comm, &r.rank);
+    MPI_Comm_size(comm, &r.nranks);
+    rd_status st = settings_from(cfg, &r.s, err);
+    if (!st && r.s.threads > 0) omp_set_num_threads(r.s.threads);
+    if (!st) st = setup_trainer(&r, err);
+    if (!st && !(r.config_yaml = rd_config_dump(cfg)))
+        st = rd_fail(err, RD_ENOMEM, "out of memory for the configuration text");
+    st = agree(&r, st, err);
+    if (!st && r.rank == 0) st = prepare_output(&r, !opt->resume, err);
+    st = agree(&r, st, err);
+    int64_t start = 0, done = 0;
+    if (!st) st = init_state(&r, opt->resume, &start, err);
+    res->start_step = start;
+    res->total_steps = r.s.total_steps;
+    if (!st && r.rank == 0) st = open_metrics(&r, start, err);
+    st = agree(&r, st, err);
+    if (!st) st = agree(&r, rd_loader_open(&r.loader, &r.lp, err), err);
+    if (!st) st = check_replicas(&r, start, err);
+    if (!st && r.nranks > 1) {
+        r.red = rd_mpi_reducer_make(&r.mred, comm);
+        st = agree(&r,
+                   rd_grad_allreduce_init(&r.grad, comm, r.tr.student.grad, r.tr.student.numel,
+                                          r.s.bucket_bytes, err),
+                   err);
+        r.hooks = rd_grad_allreduce_comm(&r.grad, &r.red);
+    }
+    if (!st && start >= r.s.total_steps)
+        rd_info("pretrain: nothing to do, %lld of %lld steps are done", (long long)start,
+                (long long)r.s.total_steps);
+    loop_totals tot = {0};
+    done = start;
+    if (!st) {
+        st = train(&r, start, opt->stop, &done, &tot, err);
+        st = finish(&r, st, done, err);
+        if (st == RD_OK || st == RD_EINTR) report(&r, start, done, &tot, res);
+    }
+    res->steps_completed = done;
+    res->agreed = r.agreed;
+    if (r.loader) rd_loader_close(r.loader);
+    if (r.nranks > 1) rd_grad_allreduce_free(&r.grad);
+    if (r.have_trainer) rd_trainer_free(&r.tr);
+    if (r.metrics) fclose(r.metrics);
+    free(r.config_yaml);
+    return st;
+}
