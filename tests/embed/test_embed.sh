@@ -151,6 +151,32 @@ PY
     fi
 fi
 
+# The pipeline: rdino-pretrain (tests/pretrain/pretrain_lib.sh's tiny model, 2 steps) on the
+# same shards, then rdino-embed with no checkpoint named: the newest checkpoint's teacher, its
+# architecture from the checkpoint (32 px native, so 16 px images interpolate the pos-embed).
+if [ -x "$RDINO_BIN/rdino-pretrain" ]; then
+    source tests/pretrain/pretrain_lib.sh
+    pt_tiny_yaml "$T/tiny.yaml"
+    ckpt=$T/pipe/pretrain/checkpoints/step-0000002.h5
+    if pt_run 1 "$T/pt.log" --config "$T/tiny.yaml" data.output_dir="$T/pipe" \
+        pretrain.data.shards_dir="$T/shards" pretrain.max_steps=2 &&
+        rd_mpirun 2 "$bin" data.output_dir="$T/pipe" embed.shards_dir="$T/shards" >"$T/pipe.log" 2>&1 &&
+        $py $check layout "$T/pipe/embeddings/trained.h5" "$T/shards" train,val,test 32 16 >"$T/lp.txt" 2>&1 &&
+        $py - "$T/pipe/embeddings/trained.h5" "$ckpt" <<'PY' >>"$T/lp.txt" 2>&1
+import sys, h5py
+a = h5py.File(sys.argv[1], "r").attrs
+assert a["checkpoint"] == sys.argv[2] and a["encoder"] == "trained", (a["checkpoint"], a["encoder"])
+assert "qkv_bias: false" in a["model_config"] and "global_crops_size: 32" in a["model_config"]
+PY
+    then
+        rd_pass "$suite/after_rdino_pretrain_newest_checkpoint"
+    else
+        rd_fail "$suite/after_rdino_pretrain_newest_checkpoint" "$(tail -2 "$T/pt.log" "$T/pipe.log" "$T/lp.txt" 2>&1)"
+    fi
+else
+    rd_skip "$suite/after_rdino_pretrain_newest_checkpoint" "$RDINO_BIN/rdino-pretrain not built"
+fi
+
 # Checkpoint errors name the file (or the key).
 if ! rd_mpirun 1 "$bin" data.output_dir="$T" embed.checkpoint="$T/no-such.h5" >"$T/ck.log" 2>&1 &&
     grep -q "no-such.h5" "$T/ck.log"; then
