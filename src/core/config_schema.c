@@ -222,6 +222,19 @@ static const rd_cfg_key schema[] = {
     FLT("pretrain.bucket_mb", "16", 0, 1e6, "gradient all-reduce bucket size in MiB, started during backward (0 = one all-reduce after backward)"),
     INT("pretrain.threads", "0", 0, 4096, "OpenMP threads per rank (0 = OMP_NUM_THREADS or all cores)"),
     STR("pretrain.ibot_center", "global_mean", "global_mean|mean_of_rank_means", "iBOT centre over ranks: the global mean (rank-count invariant) or DINOv2's mean of per-rank means"),
+
+    /* ---- rdino-embed (input normalisation: pretrain.augment.mean/std, as in training) ---- */
+    STR("embed.init", "checkpoint", "checkpoint|random", "encoder weights: a checkpoint's backbone, or DINOv2's random initialisation (the study's baseline; also --init)"),
+    STR("embed.checkpoint", "", NULL, "checkpoint to embed with (init: checkpoint; empty: the newest in <pretrain.output_dir>/checkpoints)"),
+    STR("embed.model", "teacher", "teacher|student", "which backbone of the checkpoint (DINOv2 evaluates the teacher)"),
+    INT("embed.seed", "0", 0, INT64_MAX, "seed of the random initialisation (init: random)"),
+    STR("embed.shards_dir", "", NULL, "shards to embed (default shard.output_dir, else <data.output_dir>/shards)"),
+    STR("embed.splits", "train,val,test", NULL, "splits to embed, comma-separated (train, val, test or all)"),
+    INT("embed.resolution", "0", 0, 16384, "model input side in pixels (0: the shards' image size)"),
+    STR("embed.resample", "cubic", "cubic|bspline", "antialiased kernel resizing the shard images to embed.resolution"),
+    INT("embed.batch", "16", 1, 1 << 16, "images per forward (memory grows with batch x resolution^2)"),
+    STR("embed.name", "", NULL, "encoder name stored in the file (default: trained, or random-init)"),
+    STR("embed.output", "", NULL, "output file (default <data.output_dir>/embeddings/<name>.h5)"),
 };
 /* clang-format on */
 

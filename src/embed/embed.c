@@ -1,0 +1,550 @@
+/* Embedding a shards folder with a frozen backbone: see include/rdino/embed.h. */
+#include "rdino/embed.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rdino/app.h"
+#include "rdino/checkpoint.h"
+#include "rdino/h5store.h"
+#include "rdino/log.h"
+#include "rdino/shard.h"
+#include "rdino/shard_reader.h"
+
+static const char *const SPLIT_NAMES[3] = {"train", "val", "test"};
+
+/* ---- small pieces ------------------------------------------------------------------------ */
+
+rd_status rd_embed_parse_splits(const char *text, unsigned *mask, rd_error *err) {
+    *mask = 0;
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ') p++;
+        size_t len = strcspn(p, ", ");
+        int known = 0;
+        for (int k = 0; k < 3; k++)
+            if (len == strlen(SPLIT_NAMES[k]) && strncmp(p, SPLIT_NAMES[k], len) == 0) {
+                *mask |= 1u << k;
+                known = 1;
+            }
+        if (len == 3 && strncmp(p, "all", 3) == 0) {
+            *mask |= 7u;
+            known = 1;
+        }
+        if (!known)
+            return rd_fail(err, RD_EINVAL,
+                           "embed.splits: '%.*s' in \"%s\" is not a split (train, val, test or "
+                           "all, comma-separated)",
+                           (int)len, p, text);
+        p += len;
+        while (*p == ' ') p++;
+        if (*p == '\0') return RD_OK;
+        p++; /* the comma */
+    }
+}
+
+/* "train,val" for a mask. */
+static void splits_text(unsigned mask, char *buf, size_t n) {
+    buf[0] = '\0';
+    for (int k = 0; k < 3; k++)
+        if (mask & (1u << k))
+            snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", buf[0] ? "," : "", SPLIT_NAMES[k]);
+}
+
+void rd_embed_rank_batches(int64_t nbatches, int nranks, int rank, int64_t *first, int64_t *end) {
+    *first = nbatches * rank / nranks;
+    *end = nbatches * (rank + 1) / nranks;
+}
+
+rd_status rd_embed_input(rd_resampler *rs, const rd_grey_image *img, int r, rd_kernel kernel,
+                         float mean, float std, float *out, rd_error *err) {
+    int S = img->width;
+    if (img->height != S || (img->depth != 8 && img->depth != 16) || r < 1)
+        return rd_fail(err, RD_EINVAL, "embedding input: %dx%d image at %d bits, resolution %d",
+                       img->width, img->height, img->depth, r);
+    size_t npix = (size_t)r * r;
+    if (r == S) {
+        float maxval = img->depth == 8 ? 255.0f : 65535.0f;
+        if (img->depth == 8) {
+            const uint8_t *v = img->data;
+            for (size_t i = 0; i < npix; i++) out[i] = ((float)v[i] / maxval - mean) / std;
+        } else {
+            const uint16_t *v = img->data;
+            for (size_t i = 0; i < npix; i++) out[i] = ((float)v[i] / maxval - mean) / std;
+        }
+        return RD_OK;
+    }
+    rd_geometry g = rd_geometry_resize(S, S, r, r);
+    rd_status st = rd_resample_grey(rs, img, &g, kernel, out, err);
+    if (st) return st;
+    for (size_t i = 0; i < npix; i++) out[i] = (out[i] - mean) / std;
+    return RD_OK;
+}
+
+void rd_embed_patch_mean(const float *patch, int b, int n, int D, float *out) {
+#pragma omp parallel for schedule(static) if ((long)b * n * D > 1 << 18)
+    for (int i = 0; i < b; i++)
+        for (int c0 = 0; c0 < D; c0 += 64) {
+            int c1 = c0 + 64 < D ? c0 + 64 : D;
+            double acc[64] = {0};
+            for (int t = 0; t < n; t++) {
+                const float *row = patch + ((size_t)i * n + t) * D;
+                for (int c = c0; c < c1; c++) acc[c - c0] += row[c];
+            }
+            for (int c = c0; c < c1; c++)
+                out[(size_t)i * D + c] = n > 0 ? (float)(acc[c - c0] / n) : 0.0f;
+        }
+}
+
+/* The keys that define an encoder: its architecture and the input normalisation it was trained
+ * with. */
+static int encoder_key(const char *name) {
+    return strncmp(name, "student.", 8) == 0 || strcmp(name, "crops.global_crops_size") == 0 ||
+           strcmp(name, "pretrain.augment.mean") == 0 || strcmp(name, "pretrain.augment.std") == 0;
+}
+
+char *rd_embed_model_yaml(const rd_config *cfg) {
+    /* rd_config_dump of a view holding only the encoder's keys (schema order, no origin notes) */
+    rd_cfg_key *keys = malloc((size_t)cfg->nkeys * sizeof *keys);
+    rd_cfg_value *values = malloc((size_t)cfg->nkeys * sizeof *values);
+    char *yaml = NULL;
+    if (keys && values) {
+        rd_config view = {keys, 0, values};
+        for (int i = 0; i < cfg->nkeys; i++)
+            if (encoder_key(cfg->keys[i].name)) {
+                keys[view.nkeys] = cfg->keys[i];
+                values[view.nkeys] = cfg->values[i];
+                values[view.nkeys++].origin = RD_CFG_FROM_DEFAULT;
+            }
+        yaml = rd_config_dump(&view);
+    }
+    free(keys);
+    free(values);
+    return yaml;
+}
+
+rd_status rd_embed_checkpoint_config(const char *path, const rd_config *run, rd_config *enc,
+                                     rd_error *err) {
+    rd_status st = rd_config_init(enc, err);
+    if (!st) st = rd_checkpoint_load_config(path, enc, err);
+    for (int i = 0; i < run->nkeys && !st; i++) {
+        if (run->values[i].origin != RD_CFG_FROM_OVERRIDE || !encoder_key(run->keys[i].name))
+            continue;
+        size_t len = strlen(run->keys[i].name) + strlen(run->values[i].text) + 2;
+        char *assignment = malloc(len);
+        if (!assignment) {
+            st = rd_fail(err, RD_ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(assignment, len, "%s=%s", run->keys[i].name, run->values[i].text);
+        st = rd_config_override(enc, assignment, err);
+        free(assignment);
+    }
+    return st;
+}
+
+/* A backbone declared from cfg in a fresh set without gradients (freed on failure). */
+static rd_status declare_backbone(const rd_config *cfg, rd_vit *vit, rd_param_set *set,
+                                  rd_error *err) {
+    rd_vit_config vc;
+    rd_params_init(set);
+    rd_status st = rd_vit_config_from(cfg, &vc, err);
+    if (!st) st = rd_vit_declare(vit, &vc, set, err);
+    if (!st) st = rd_params_alloc(set, 0, err);
+    if (st) rd_params_free(set);
+    return st;
+}
+
+rd_status rd_embed_random_backbone(const rd_config *cfg, uint64_t seed, rd_vit *vit,
+                                   rd_param_set *set, rd_error *err) {
+    rd_status st = declare_backbone(cfg, vit, set, err);
+    if (!st) rd_vit_init_params(vit, set, seed);
+    return st;
+}
+
+rd_status rd_embed_checkpoint_backbone(const char *path, const char *model, const rd_config *enc,
+                                       MPI_Comm comm, rd_vit *vit, rd_param_set *set,
+                                       rd_error *err) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    /* declaring fails the same way on every rank (same enc); reading is rank 0's alone */
+    rd_status st = declare_backbone(enc, vit, set, err);
+    if (st) return rd_wrap(err, "%s: the encoder its configuration describes", path);
+    rd_error local = {0};
+    if (rank == 0) rd_checkpoint_load_params(path, model, set, 1u << RD_MODULE_BACKBONE, &local);
+    MPI_Bcast(&local, (int)sizeof local, MPI_BYTE, 0, comm);
+    if (local.code) {
+        rd_params_free(set);
+        if (err) *err = local;
+        return local.code;
+    }
+    for (size_t done = 0; done < set->numel;) {
+        size_t count = set->numel - done < (1u << 30) ? set->numel - done : (1u << 30);
+        MPI_Bcast(set->data + done, (int)count, MPI_FLOAT, 0, comm);
+        done += count;
+    }
+    return RD_OK;
+}
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+typedef struct embed_run {
+    const rd_embed_params *p;
+    const rd_vit *vit;
+    const rd_param_set *params;
+    MPI_Comm comm;
+    int rank, nranks;
+    rd_shard_set set;
+    int64_t *rows;          /* [nsel] global shard rows of the selected images, ascending */
+    int64_t nsel;           /* selected images = output rows */
+    int64_t nbatches;       /* on the global grid of p->batch images */
+    int64_t batch0, batch1; /* this rank's batches */
+    int S, r, D, pixel_bytes;
+    void *pixels; /* [batch, S, S] raw shard images */
+    float *input; /* [batch, r, r] model input */
+    float *pmean; /* [batch, D] */
+    rd_resampler rs;
+    rd_vit_context ctx;
+    int ctx_ready;
+    rd_h5file out;
+    double read_s, forward_s, write_s;
+} embed_run;
+
+/* After a step in which ranks may fail on their own: every rank returns the error of the
+ * lowest failing rank, with its message, so whichever rank reports it names the real cause. */
+static rd_status agree(const embed_run *e, rd_status st, rd_error *err) {
+    int mine = st ? e->rank : INT_MAX, first = mine;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, e->comm);
+    if (first == INT_MAX) return RD_OK;
+    MPI_Bcast(err, (int)sizeof *err, MPI_BYTE, first, e->comm);
+    return err->code;
+}
+
+/* Selected images from rows[0..n) of a dataset into buf (row_bytes apart), one read per run of
+ * consecutive shard rows. type RD_H5_STRING reads strings with stride row_bytes. */
+static rd_status gather(embed_run *e, const char *dataset, rd_h5_type type, size_t row_bytes,
+                        const int64_t *rows, int64_t n, void *buf, rd_error *err) {
+    rd_status st = RD_OK;
+    for (int64_t i = 0; i < n && !st;) {
+        int64_t j = i + 1;
+        while (j < n && rows[j] == rows[j - 1] + 1) j++;
+        char *dst = (char *)buf + (size_t)i * row_bytes;
+        st = type == RD_H5_STRING
+                 ? rd_shard_set_read_strings(&e->set, dataset, rows[i], j - i, dst, row_bytes, err)
+                 : rd_shard_set_read(&e->set, dataset, type, rows[i], j - i, dst, err);
+        i = j;
+    }
+    return st;
+}
+
+/* This rank's output rows: [first, end) of the selection. */
+static void rank_rows(const embed_run *e, int64_t *first, int64_t *end) {
+    int64_t B = e->p->batch;
+    *first = e->batch0 * B < e->nsel ? e->batch0 * B : e->nsel;
+    *end = e->batch1 * B < e->nsel ? e->batch1 * B : e->nsel;
+}
+
+static rd_status select_images(embed_run *e, rd_error *err) {
+    const rd_shard_set *s = &e->set;
+    e->rows = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *e->rows);
+    if (!e->rows) return rd_fail(err, RD_ENOMEM, "out of memory for %lld rows", (long long)s->n);
+    for (int64_t i = 0; i < s->n; i++)
+        if (e->p->splits & (1u << s->split[i])) e->rows[e->nsel++] = i;
+    if (e->nsel == 0) {
+        char names[32];
+        splits_text(e->p->splits, names, sizeof names);
+        return rd_fail(err, RD_ENOTFOUND, "%s: no images in the split(s) %s (embed.splits)", s->dir,
+                       names);
+    }
+    int64_t B = e->p->batch;
+    e->nbatches = (e->nsel + B - 1) / B;
+    rd_embed_rank_batches(e->nbatches, e->nranks, e->rank, &e->batch0, &e->batch1);
+    return RD_OK;
+}
+
+static rd_status allocate(embed_run *e, rd_error *err) {
+    const rd_vit_config *c = &e->vit->cfg;
+    /* no batch is larger than the selection */
+    size_t B = (size_t)(e->p->batch < e->nsel ? e->p->batch : e->nsel);
+    e->S = e->set.image_size;
+    e->r = e->p->resolution > 0 ? e->p->resolution : e->S;
+    e->D = c->embed_dim;
+    e->pixel_bytes = e->set.bit_depth > 8 ? 2 : 1;
+    if (e->r < c->patch_size)
+        return rd_fail(err, RD_EINVAL, "embed.resolution %d is smaller than the patch size %d",
+                       e->r, c->patch_size);
+    if (e->r % c->patch_size != 0 && e->rank == 0)
+        rd_warn("embed: resolution %d is not a multiple of the patch size %d: the last %d pixel "
+                "rows and columns are not seen (as in PyTorch's strided patch embedding)",
+                e->r, c->patch_size, e->r % c->patch_size);
+    e->pixels = malloc(B * (size_t)e->S * e->S * (size_t)e->pixel_bytes);
+    e->input = malloc(B * (size_t)e->r * e->r * sizeof(float));
+    e->pmean = malloc(B * (size_t)e->D * sizeof(float));
+    if (!e->pixels || !e->input || !e->pmean)
+        return rd_fail(err, RD_ENOMEM, "out of memory for a batch of %zu images", B);
+    rd_status st = rd_vit_context_init(&e->ctx, e->vit, (int)B, e->r, e->r, RD_VIT_INFER, err);
+    e->ctx_ready = st == RD_OK;
+    return st;
+}
+
+/* ---- output file -------------------------------------------------------------------------- */
+
+static rd_status write_attributes(embed_run *e, rd_error *err) {
+    const rd_embed_params *p = e->p;
+    rd_h5file *f = &e->out;
+    char splits[32];
+    splits_text(p->splits, splits, sizeof splits);
+    const char *str_names[] = {
+        "encoder", "checkpoint", "init",    "model_config",        "config",
+        "shards",  "splits",     "creator", "shards_index_sha256", "resample"};
+    const char *str_values[] = {p->encoder,
+                                p->checkpoint,
+                                p->init,
+                                p->model_config,
+                                p->config,
+                                e->set.dir,
+                                splits,
+                                p->creator,
+                                e->set.index_sha256,
+                                e->r == e->S ? "none" : rd_kernel_name(p->kernel)};
+    const char *int_names[] = {"format_version", "resolution", "image_size", "num_images",
+                               "embed_dim",      "patch_size", "batch"};
+    const int64_t int_values[] = {RD_EMBED_FORMAT_VERSION, e->r,    e->S, e->nsel, e->D,
+                                  e->vit->cfg.patch_size,  p->batch};
+    rd_status st = RD_OK;
+    for (size_t i = 0; i < sizeof str_names / sizeof *str_names && !st; i++)
+        st = rd_h5_set_attr_str(f, "/", str_names[i], str_values[i] ? str_values[i] : "", err);
+    for (size_t i = 0; i < sizeof int_names / sizeof *int_names && !st; i++)
+        st = rd_h5_set_attr_int(f, "/", int_names[i], int_values[i], err);
+    if (!st) st = rd_h5_set_attr_float(f, "/", "mean", p->mean, err);
+    if (!st) st = rd_h5_set_attr_float(f, "/", "std", p->std, err);
+    if (!st && strcmp(p->init, "random") == 0)
+        st = rd_h5_set_attr_int(f, "/", "seed", p->seed, err);
+    return st;
+}
+
+static const struct {
+    const char *name, *meaning;
+} MEANINGS[] = {
+    {"/meta/age", "age in years at the study; NaN = unknown"},
+    {"/meta/sex", "0 = female, 1 = male, -1 = unknown"},
+    {"/meta/split", "0 = train, 1 = val, 2 = test (patient-level, from the shards)"},
+    {"/meta/source_row", "line of the original metadata CSV (the header is line 1)"},
+    {"/meta/shard_row", "row of the image in the shards (= manifest row, 0-based)"},
+};
+
+static rd_status create_layout(embed_run *e, rd_error *err) {
+    rd_h5file *f = &e->out;
+    int64_t B = e->p->batch, n = e->nsel;
+    /* chunks of whole batches, at least 64 rows: a round writes whole chunks */
+    int64_t chunk_rows = B * ((64 + B - 1) / B);
+    int64_t dims[2] = {n, e->D}, chunk[2] = {chunk_rows, e->D};
+    rd_status st = rd_h5_create_dataset(f, "/cls", RD_H5_F32, 2, dims, chunk, 0, err);
+    if (!st) st = rd_h5_create_dataset(f, "/patch_mean", RD_H5_F32, 2, dims, chunk, 0, err);
+    const rd_shard_set *s = &e->set;
+    if (!st) st = rd_h5_create_strings(f, "/meta/image_id", n, s->width_image_id, 0, 0, err);
+    if (!st) st = rd_h5_create_strings(f, "/meta/patient_id", n, s->width_patient_id, 0, 0, err);
+    if (!st) st = rd_h5_create_strings(f, "/meta/view", n, s->width_view, 0, 0, err);
+    int64_t meta_chunk = 4096;
+    if (!st) st = rd_h5_create_dataset(f, "/meta/age", RD_H5_F32, 1, &n, &meta_chunk, 0, err);
+    if (!st) st = rd_h5_create_dataset(f, "/meta/sex", RD_H5_I8, 1, &n, &meta_chunk, 0, err);
+    if (!st) st = rd_h5_create_dataset(f, "/meta/split", RD_H5_U8, 1, &n, &meta_chunk, 0, err);
+    if (!st && s->has_source_row)
+        st = rd_h5_create_dataset(f, "/meta/source_row", RD_H5_I64, 1, &n, &meta_chunk, 0, err);
+    if (!st) st = rd_h5_create_dataset(f, "/meta/shard_row", RD_H5_I64, 1, &n, &meta_chunk, 0, err);
+    for (size_t i = 0; i < sizeof MEANINGS / sizeof *MEANINGS && !st; i++)
+        if (rd_h5_exists(f, MEANINGS[i].name))
+            st = rd_h5_set_attr_str(f, MEANINGS[i].name, "meaning", MEANINGS[i].meaning, err);
+    if (!st)
+        st = rd_h5_set_attr_str(f, "/cls", "meaning", "CLS token after the final LayerNorm", err);
+    if (!st)
+        st = rd_h5_set_attr_str(f, "/patch_mean", "meaning",
+                                "mean of the patch tokens after the final LayerNorm (registers "
+                                "excluded)",
+                                err);
+    return st ? st : write_attributes(e, err);
+}
+
+/* This rank's metadata rows, read from the shards and written collectively. */
+static rd_status write_metadata(embed_run *e, rd_error *err) {
+    int64_t first, end;
+    rank_rows(e, &first, &end);
+    int64_t n = end - first;
+    const int64_t *rows = e->rows + first;
+    const rd_shard_set *s = &e->set;
+    size_t sw[3] = {s->width_image_id + 1, s->width_patient_id + 1, s->width_view + 1};
+    const char *names[3] = {"/meta/image_id", "/meta/patient_id", "/meta/view"};
+    size_t m = (size_t)(n > 0 ? n : 1);
+    char *text[3] = {malloc(m * sw[0]), malloc(m * sw[1]), malloc(m * sw[2])};
+    const char **ptrs = malloc(m * sizeof *ptrs);
+    float *age = malloc(m * sizeof *age);
+    int8_t *sex = malloc(m);
+    uint8_t *split = malloc(m);
+    int64_t *source_row = malloc(m * sizeof *source_row);
+    rd_status st = RD_OK;
+    if (!text[0] || !text[1] || !text[2] || !ptrs || !age || !sex || !split || !source_row)
+        st = rd_fail(err, RD_ENOMEM, "out of memory for the metadata of %lld images", (long long)n);
+    double t0 = rd_now();
+    for (int k = 0; k < 3 && !st; k++)
+        st = gather(e, names[k], RD_H5_STRING, sw[k], rows, n, text[k], err);
+    if (!st) st = gather(e, "/meta/age", RD_H5_F32, sizeof *age, rows, n, age, err);
+    if (!st) st = gather(e, "/meta/sex", RD_H5_I8, 1, rows, n, sex, err);
+    if (!st && s->has_source_row)
+        st = gather(e, "/meta/source_row", RD_H5_I64, sizeof *source_row, rows, n, source_row, err);
+    for (int64_t i = 0; i < n && !st; i++) split[i] = s->split[rows[i]];
+    e->read_s += rd_now() - t0;
+    st = agree(e, st, err);
+    t0 = rd_now();
+    for (int k = 0; k < 3 && !st; k++) {
+        for (int64_t i = 0; i < n; i++) ptrs[i] = text[k] + (size_t)i * sw[k];
+        st = rd_h5_write_strings(&e->out, names[k], first, n, ptrs, err);
+    }
+    if (!st) st = rd_h5_write_rows(&e->out, "/meta/age", RD_H5_F32, first, n, age, err);
+    if (!st) st = rd_h5_write_rows(&e->out, "/meta/sex", RD_H5_I8, first, n, sex, err);
+    if (!st) st = rd_h5_write_rows(&e->out, "/meta/split", RD_H5_U8, first, n, split, err);
+    if (!st && s->has_source_row)
+        st = rd_h5_write_rows(&e->out, "/meta/source_row", RD_H5_I64, first, n, source_row, err);
+    if (!st) st = rd_h5_write_rows(&e->out, "/meta/shard_row", RD_H5_I64, first, n, rows, err);
+    e->write_s += rd_now() - t0;
+    for (int k = 0; k < 3; k++) free(text[k]);
+    free(ptrs), free(age), free(sex), free(split), free(source_row);
+    return st;
+}
+
+/* ---- the batches -------------------------------------------------------------------------- */
+
+/* Reads and prepares the images [first, first + b) of the selection, runs the backbone. */
+static rd_status embed_batch(embed_run *e, int64_t first, int b, rd_vit_output *out,
+                             rd_error *err) {
+    const rd_embed_params *p = e->p;
+    size_t image_bytes = (size_t)e->S * e->S * (size_t)e->pixel_bytes;
+    double t0 = rd_now();
+    rd_status st = gather(e, "/images", e->pixel_bytes > 1 ? RD_H5_U16 : RD_H5_U8, image_bytes,
+                          e->rows + first, b, e->pixels, err);
+    for (int i = 0; i < b && !st; i++) {
+        rd_grey_image img = {e->S, e->S, e->set.bit_depth,
+                             (unsigned char *)e->pixels + (size_t)i * image_bytes};
+        st = rd_embed_input(&e->rs, &img, e->r, p->kernel, (float)p->mean, (float)p->std,
+                            e->input + (size_t)i * e->r * e->r, err);
+    }
+    double t1 = rd_now();
+    e->read_s += t1 - t0;
+    if (!st)
+        st = rd_vit_forward(&e->ctx, e->params, e->input, b, 1, e->r, e->r, NULL, NULL, out, err);
+    if (!st) rd_embed_patch_mean(out->patch, b, out->n_patches, e->D, e->pmean);
+    e->forward_s += rd_now() - t1;
+    return st;
+}
+
+/* Images done by all ranks after `rounds` rounds (each rank knows everyone's batches). */
+static int64_t done_after(const embed_run *e, int64_t rounds) {
+    int64_t done = 0;
+    for (int k = 0; k < e->nranks; k++) {
+        int64_t b0, b1;
+        rd_embed_rank_batches(e->nbatches, e->nranks, k, &b0, &b1);
+        int64_t last = b0 + rounds < b1 ? b0 + rounds : b1;
+        int64_t hi = last * e->p->batch < e->nsel ? last * e->p->batch : e->nsel;
+        done += hi - b0 * e->p->batch > 0 ? hi - b0 * e->p->batch : 0;
+    }
+    return done;
+}
+
+/* Round j: every rank embeds its j-th batch (if it has one), then all write collectively. */
+static rd_status embed_all(embed_run *e, rd_error *err) {
+    int64_t rounds = (e->nbatches + e->nranks - 1) / e->nranks;
+    rd_progress progress;
+    rd_progress_start(&progress, "embed", e->nsel, 0);
+    rd_status st = RD_OK;
+    for (int64_t j = 0; j < rounds && !st; j++) {
+        int64_t batch = e->batch0 + j, first = batch * e->p->batch, b = 0;
+        rd_vit_output out = {0};
+        if (first > e->nsel) first = e->nsel;
+        if (batch < e->batch1) {
+            b = e->nsel - first < e->p->batch ? e->nsel - first : e->p->batch;
+            st = embed_batch(e, first, (int)b, &out, err);
+        }
+        st = agree(e, st, err);
+        double t0 = rd_now();
+        /* a rank without a batch this round writes no rows (any valid pointer will do) */
+        const float *cls = b > 0 ? out.cls : e->pmean;
+        if (!st) st = rd_h5_write_rows(&e->out, "/cls", RD_H5_F32, first, b, cls, err);
+        if (!st) st = rd_h5_write_rows(&e->out, "/patch_mean", RD_H5_F32, first, b, e->pmean, err);
+        e->write_s += rd_now() - t0;
+        if (!st) rd_progress_update(&progress, done_after(e, j + 1), NULL);
+    }
+    if (!st) rd_progress_finish(&progress, NULL);
+    return st;
+}
+
+/* Creates the output's folder on rank 0. */
+static rd_status make_parent(const embed_run *e, rd_error *err) {
+    char dir[RD_H5_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", e->p->output);
+    char *slash = strrchr(dir, '/');
+    if (e->rank != 0 || !slash || slash == dir) return RD_OK;
+    *slash = '\0';
+    return rd_mkdir_p(dir, err);
+}
+
+static void release(embed_run *e) {
+    if (e->ctx_ready) rd_vit_context_free(&e->ctx);
+    rd_resampler_free(&e->rs);
+    rd_shard_set_close(&e->set);
+    free(e->rows), free(e->pixels), free(e->input), free(e->pmean);
+}
+
+rd_status rd_embed_run(const rd_embed_params *p, const rd_vit *vit, const rd_param_set *params,
+                       MPI_Comm comm, rd_embed_stats *stats, rd_error *err) {
+    double start = rd_now();
+    embed_run e;
+    memset(&e, 0, sizeof e);
+    e.p = p, e.vit = vit, e.params = params, e.comm = comm;
+    e.out.id = H5I_INVALID_HID;
+    MPI_Comm_rank(comm, &e.rank);
+    MPI_Comm_size(comm, &e.nranks);
+    memset(stats, 0, sizeof *stats);
+    rd_error local = {0};
+    rd_status st = RD_OK;
+    if (p->batch < 1 || !(p->std > 0) || !(p->splits & 7u))
+        st = rd_fail(&local, RD_EINVAL, "embed: batch %d, std %g and splits 0x%x must be positive",
+                     p->batch, p->std, p->splits);
+    if (!st) st = rd_shard_set_open(&e.set, p->shards_dir, comm, &local); /* agreed inside */
+    if (!st) st = select_images(&e, &local);                              /* same on all ranks */
+    if (!st) st = agree(&e, allocate(&e, &local), &local);
+    if (!st) {
+        char names[32];
+        splits_text(p->splits, names, sizeof names);
+        rd_info("embed: %lld images (%s) of %s, %dx%d -> %dx%d, %lld batches of %d over %d rank%s",
+                (long long)e.nsel, names, e.set.dir, e.S, e.S, e.r, e.r, (long long)e.nbatches,
+                p->batch, e.nranks, e.nranks > 1 ? "s" : "");
+        st = agree(&e, make_parent(&e, &local), &local);
+    }
+    double t0 = rd_now();
+    if (!st) st = rd_h5_create(&e.out, p->output, comm, &local);
+    if (!st) st = create_layout(&e, &local);
+    e.write_s += rd_now() - t0;
+    if (!st) st = write_metadata(&e, &local);
+    if (!st) st = embed_all(&e, &local);
+    t0 = rd_now();
+    if (!st) st = rd_h5_publish(&e.out, &local);
+    e.write_s += rd_now() - t0;
+    if (st) {
+        st = agree(&e, st, &local);
+        rd_h5_discard(&e.out);
+        if (err) *err = local;
+    }
+    double times[3] = {e.read_s, e.forward_s, e.write_s}, slowest[3];
+    MPI_Allreduce(times, slowest, 3, MPI_DOUBLE, MPI_MAX, comm);
+    stats->images = st ? 0 : e.nsel;
+    stats->resolution = e.r;
+    stats->embed_dim = vit->cfg.embed_dim;
+    stats->read_seconds = slowest[0];
+    stats->forward_seconds = slowest[1];
+    stats->write_seconds = slowest[2];
+    stats->seconds = rd_now() - start;
+    release(&e);
+    return st;
+}
