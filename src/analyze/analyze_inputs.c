@@ -211,8 +211,8 @@ static rd_status same_rows(const char *first_path, const file_meta *first, const
     return RD_OK;
 }
 
-/* "auto": sex, then every numeric /meta column but the bookkeeping ones (split, source_row)
- * in name order: age, and whatever else a site adds (weight, BMI, ...). */
+/* "auto": sex, then every numeric /meta column but the bookkeeping ones (split, source_row,
+ * shard_row) in name order: age, and whatever else a site adds (weight, BMI, ...). */
 static rd_status auto_targets(const rd_h5file *f, char ***names, int *n, rd_error *err) {
     *names = NULL;
     *n = 0;
@@ -234,7 +234,7 @@ static rd_status auto_targets(const rd_h5file *f, char ***names, int *n, rd_erro
         rd_h5_type type;
         rd_error ignored;
         if (strcmp(member, "sex") == 0 || strcmp(member, "split") == 0 ||
-            strcmp(member, "source_row") == 0)
+            strcmp(member, "source_row") == 0 || strcmp(member, "shard_row") == 0)
             continue;
         if (rd_h5_dataset_type(f, path, &type, &ignored) == RD_OK && type != RD_H5_STRING)
             (*names)[(*n)++] = strdup(member);

@@ -178,7 +178,7 @@ static const rd_cfg_key schema[] = {
     STR("analyze.features", "cls", "cls|patch_mean|both", "embedding to probe: final-norm CLS token, mean of the patch tokens, or both"),
     STR("analyze.shards_dir", "", NULL, "shards for the raw-pixel baseline (default shard.output_dir, else <data.output_dir>/shards)"),
     STR("analyze.splits", "train,val,test", NULL, "splits whose images enter the study, comma-separated (the study cross-validates within them)"),
-    STR("analyze.targets", "auto", NULL, "what to predict, comma-separated: sex and /meta columns (auto = sex and every numeric /meta column but split and source_row: age, ...)"),
+    STR("analyze.targets", "auto", NULL, "what to predict, comma-separated: sex and /meta columns (auto = sex and every numeric /meta column but split, source_row and shard_row: age, ...)"),
     STR("analyze.output_dir", "", NULL, "report folder (default <data.output_dir>/report)"),
     STR("analyze.metrics_jsonl", "", NULL, "pretraining log for the loss plot (default <data.output_dir>/pretrain/metrics.jsonl)"),
     INT("analyze.seed", "0", 0, INT64_MAX, "seed of the folds, bootstrap and permutations"),

@@ -370,6 +370,7 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
     float *weight = malloc(sizeof(float) * n);
     int8_t *sex = malloc((size_t)n);
     uint8_t *split = malloc((size_t)n);
+    int64_t *row = malloc(sizeof(int64_t) * n); /* bookkeeping columns rdino-embed writes */
     const char **ids = malloc(sizeof(char *) * n), **patients = malloc(sizeof(char *) * n);
     char(*idbuf)[16] = malloc(16 * (size_t)n), (*pbuf)[16] = malloc(16 * (size_t)n);
     fill_uniform(x, n * d, 4);
@@ -378,6 +379,7 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
         weight[i] = 50.0f + (float)(i % 11);
         sex[i] = (int8_t)(i % 5 == 0 ? -1 : i % 2);
         split[i] = (uint8_t)(i % 10 == 0 ? 2 : i % 10 == 1 ? 1 : 0);
+        row[i] = i;
         snprintf(idbuf[i], 16, "img%03d", i);
         snprintf(pbuf[i], 16, "p%02d", i / 2);
         ids[i] = idbuf[i];
@@ -397,8 +399,10 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
     } cols[] = {{"/meta/age", RD_H5_F32, age},
                 {"/meta/weight", RD_H5_F32, weight},
                 {"/meta/sex", RD_H5_I8, sex},
-                {"/meta/split", RD_H5_U8, split}};
-    for (int k = 0; k < 4; k++) {
+                {"/meta/split", RD_H5_U8, split},
+                {"/meta/source_row", RD_H5_I64, row},
+                {"/meta/shard_row", RD_H5_I64, row}};
+    for (int k = 0; k < 6; k++) {
         CHECK_OK(rd_h5_create_dataset(&f, cols[k].name, cols[k].type, 1, &rows, NULL, 0, &err),
                  &err);
         CHECK_OK(rd_h5_write_rows(&f, cols[k].name, cols[k].type, 0, n, cols[k].data, &err), &err);
@@ -412,6 +416,7 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
     free(weight);
     free(sex);
     free(split);
+    free(row);
     free(ids);
     free(patients);
     free(idbuf);
@@ -443,7 +448,7 @@ static void load_h5store_file_with_split_filter(rd_test *t) {
         CHECK(memcmp(data.reps[0].x + D, x + 2 * D, sizeof(float) * D) == 0);
         CHECK(data.reps[0].d == D && strcmp(data.reps[0].encoder, "trained") == 0);
         CHECK(data.reps[0].resolution == 518 && strcmp(data.reps[0].checkpoint, "") == 0);
-        /* auto targets: sex, then the numeric columns but split (and source_row). */
+        /* auto targets: sex, then the numeric columns but split, source_row and shard_row. */
         CHECK(data.ntargets == 3);
         if (data.ntargets == 3) {
             CHECK(strcmp(data.targets[0].name, "sex") == 0 &&
