@@ -1,13 +1,16 @@
+# shellcheck shell=bash
 # A throwaway single-node Slurm cluster for tests (sourced). Needs root and Debian's slurm-wlm
-# and munge. slurm_cluster_start DIR creates DIR/slurm.conf, starts munged (unless one runs),
-# slurmctld and slurmd with state, spool, logs and pid files inside DIR, and exports SLURM_CONF.
-# slurm_cluster_stop stops exactly the daemons it started, by pid.
+# and munge. slurm_cluster_start DIR creates DIR/slurm.conf, starts its own munged (own key and
+# socket, so neither the machine's munged nor another test's cluster is touched), slurmctld and
+# slurmd with state, spool, logs and pid files inside DIR, and exports SLURM_CONF.
+# slurm_cluster_stop cancels the cluster's jobs and stops exactly the daemons it started, by pid.
 
 SLURM_TEST_PIDS=()
 
 slurm_cluster_start() {
     local dir=$1
-    mkdir -p "$dir"/{state,spool,log,run}
+    mkdir -p "$dir"/{state,spool,log,run,munge}
+    chmod 700 "$dir/munge"
     local host cpus mem_mb
     host=$(hostname -s)
     cpus=$(nproc)
@@ -19,6 +22,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
+AuthInfo=socket=$dir/munge/munge.socket
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -44,26 +48,21 @@ NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
     export SLURM_CONF=$dir/slurm.conf
-    if ! pgrep -x munged >/dev/null; then
-        mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
-        chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
-        if [ ! -s /etc/munge/munge.key ]; then
-            dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
-            chown munge:munge /etc/munge/munge.key 2>/dev/null || true
-            chmod 400 /etc/munge/munge.key
-        fi
-        munged --force || return 1
-        SLURM_TEST_PIDS+=("$(cat /run/munge/munged.pid)")
-    fi
+    local m=$dir/munge
+    dd if=/dev/urandom of="$m/munge.key" bs=1024 count=1 status=none
+    chmod 400 "$m/munge.key"
+    munged --force --socket="$m/munge.socket" --key-file="$m/munge.key" \
+        --pid-file="$m/munged.pid" --log-file="$m/munged.log" --seed-file="$m/munged.seed" ||
+        return 1
+    SLURM_TEST_PIDS+=("$(cat "$m/munged.pid")")
     slurmctld -f "$SLURM_CONF" || return 1
     slurmd -f "$SLURM_CONF" || return 1
-    local i
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         [ -s "$dir/run/slurmctld.pid" ] && [ -s "$dir/run/slurmd.pid" ] && break
         sleep 0.5
     done
     SLURM_TEST_PIDS+=("$(cat "$dir/run/slurmctld.pid")" "$(cat "$dir/run/slurmd.pid")")
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then return 0; fi
         sleep 1
     done
@@ -87,7 +86,14 @@ slurm_job_state() {
 }
 
 slurm_cluster_stop() {
-    local pid
+    local pid jobs
+    # Jobs still queued or running (a test stopped early): cancel them so that no job step
+    # outlives the daemons. Every job in this throwaway cluster is the test's own.
+    if [ "${#SLURM_TEST_PIDS[@]}" -gt 0 ] && jobs=$(squeue -h -o %i 2>/dev/null) && [ -n "$jobs" ]; then
+        # shellcheck disable=SC2086 # one id per word
+        scancel $jobs 2>/dev/null || true
+        for _ in $(seq 1 40); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.25; done
+    fi
     for pid in "${SLURM_TEST_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${SLURM_TEST_PIDS[@]}"; do
         for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
