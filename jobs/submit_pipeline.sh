@@ -193,18 +193,24 @@ submit() {
         on_failure+=" Slurm cancels the jobs waiting for it (${later[*]})."
     on_failure+=" After fixing the cause, submit the rest again with:$(printf ' %q' \
         "${resubmit[@]}" --from "$stage")"
-    local id
+    local launcher=${!launcher_var:-${RDINO_LAUNCHER:-}} id said
     if [ "$dry_run" = 1 ]; then
         id="<$name>"
-        echo "sbatch$(printf ' %q' "${args[@]}")"
+        echo "${launcher:+RDINO_LAUNCHER=$(printf '%q' "$launcher") }sbatch$(printf ' %q' "${args[@]}")"
     else
-        if ! id=$(RDINO_ON_FAILURE=$on_failure RDINO_LAUNCHER=${!launcher_var:-${RDINO_LAUNCHER:-}} \
-                  sbatch "${args[@]}" 2>&1); then
-            echo "submit_pipeline: sbatch refused $name: $id" >&2
+        if ! said=$(RDINO_ON_FAILURE=$on_failure RDINO_LAUNCHER=$launcher sbatch "${args[@]}" 2>&1); then
+            echo "submit_pipeline: sbatch refused $name: $said" >&2
             cancel_submitted
             exit 1
         fi
-        id=${id%%;*}
+        # --parsable prints "id" or "id;cluster"; anything else is a warning of sbatch's
+        id=$(sed -n 's/^\([0-9][0-9]*\)\(;.*\)\{0,1\}$/\1/p' <<<"$said" | tail -n 1)
+        grep -v '^[0-9][0-9]*\(;.*\)\{0,1\}$' <<<"$said" >&2 || true
+        if [ -z "$id" ]; then
+            echo "submit_pipeline: no job id from sbatch for $name: $said" >&2
+            cancel_submitted
+            exit 1
+        fi
     fi
     names+=("$name") ids+=("$id") waits+=("${dep:--}") logs+=("$log_dir/$name-${id}.log")
     stage_ids[$stage]="${stage_ids[$stage]:+${stage_ids[$stage]} }$id"

@@ -63,6 +63,52 @@ elif "$submit" "$T/tiny.yaml" --from pretrian --dry-run >"$T/e4.txt" 2>&1 ||
 fi
 if [ $ok = 1 ]; then rd_pass "$suite/command_line"; else rd_fail "$suite/command_line" "$why"; fi
 
+# ---- submission against stand-ins for sbatch and scancel (no cluster needed) ----
+# The stand-in sbatch records its environment and arguments, warns on stderr, prints ids 101,
+# 102, ... as "id;cluster", and refuses the job script named by $STUB_REFUSE.
+mkdir -p "$T/stub"
+cat >"$T/stub/sbatch" <<'EOF'
+#!/usr/bin/env bash
+n=$(( $(cat "$STUB_DIR/count" 2>/dev/null || echo 100) + 1 ))
+case "$*" in *"${STUB_REFUSE:-none}"*) echo "sbatch: error: invalid partition" >&2; exit 1 ;; esac
+echo "$n" >"$STUB_DIR/count"
+echo "$n|${RDINO_LAUNCHER:-}|${RDINO_ON_FAILURE:-}|$*" >>"$STUB_DIR/calls"
+echo "sbatch: warning: a site warning" >&2
+echo "$n;cluster"
+EOF
+printf '#!/bin/sh\necho "$*" >>"$STUB_DIR/cancelled"\n' >"$T/stub/scancel"
+chmod +x "$T/stub/sbatch" "$T/stub/scancel"
+stub() { PATH="$T/stub:$PATH" STUB_DIR=$T/stub RDINO_LAUNCHER_EMBED="mpirun -x" "$submit" "$@"; }
+ok=1 why=""
+if ! stub "$T/tiny.yaml" "${tiny[@]}" data.output_dir="$T/stubout" >"$T/stub.txt" 2>"$T/stub.err"; then
+    ok=0 why="submission failed: $(cat "$T/stub.err")"
+else
+    calls=$T/stub/calls
+    dep() { grep "job-name=rdino-$1 " "$calls" | grep -o 'dependency=[^ ]*'; }
+    [ "$(wc -l <"$calls")" = 7 ] || { ok=0 why+="$(wc -l <"$calls") jobs submitted; "; }
+    [ -z "$(dep synth)" ] || { ok=0 why+="synth has a dependency; "; }
+    [ "$(dep preprocess)" = dependency=afterok:101 ] || { ok=0 why+="preprocess: $(dep preprocess); "; }
+    [ "$(dep embed-random)" = dependency=afterok:104 ] || { ok=0 why+="embed-random: $(dep embed-random); "; }
+    [ "$(dep analyze)" = dependency=afterok:105:106 ] || { ok=0 why+="analyze: $(dep analyze); "; }
+    [ "$(grep -c '^10[56]|mpirun -x|' "$calls")" = 2 ] || { ok=0 why+="embed launcher not passed; "; }
+    grep -q "^102||Log: $T/stubout/logs/preprocess-%j.log. Slurm cancels the jobs waiting for it (shard pretrain embed-trained embed-random analyze). After fixing the cause, submit the rest again with: $submit $T/tiny.yaml .* --from preprocess|" "$calls" ||
+        { ok=0 why+="preprocess failure message: $(grep '^102' "$calls" | cut -d'|' -f3); "; }
+    grep -q "^  analyze        107          105,106        $T/stubout/logs/analyze-107.log" "$T/stub.txt" ||
+        { ok=0 why+="summary: $(grep analyze "$T/stub.txt"); "; }
+    cmp -s <(grep -v '^$' "$T/stub.txt") "$T/stubout/logs/pipeline-101.txt" || { ok=0 why+="no pipeline-101.txt; "; }
+    [ "$(grep -c 'site warning' "$T/stub.err")" = 7 ] || { ok=0 why+="sbatch warnings not shown; "; }
+fi
+rm -f "$T/stub/count" "$T/stub/calls"
+if STUB_REFUSE=jobs/analyze.sbatch stub "$T/tiny.yaml" "${tiny[@]}" data.output_dir="$T/stubout" \
+    >"$T/stub2.txt" 2>&1; then
+    ok=0 why+="a refused job did not fail the submission; "
+elif [ "$(cat "$T/stub/cancelled" 2>/dev/null)" != "101 102 103 104 105 106" ] ||
+    ! grep -q "sbatch refused analyze: sbatch: error: invalid partition" "$T/stub2.txt"; then
+    ok=0 why+="after a refusal: cancelled '$(cat "$T/stub/cancelled" 2>/dev/null)', $(tail -2 "$T/stub2.txt"); "
+fi
+if [ $ok = 1 ]; then rd_pass "$suite/submission_ids_dependencies_messages"
+else rd_fail "$suite/submission_ids_dependencies_messages" "$why"; fi
+
 if [ "$(id -u)" != 0 ] || ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     rd_skip "$suite/cluster" "needs root, slurm-wlm and munge (scripts/install-deps.sh)"; exit 0
 fi
