@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # jobs/submit_pipeline.sh on a throwaway one-node Slurm cluster (tests/slurm/cluster.sh; root and
-# Debian's slurm-wlm + munge, else SKIP): the whole pipeline on tiny phantoms and a tiny ViT,
-# 2 ranks per stage, started by srun over PMIx except shard and both embeds (mpirun inside the
-# job). Pretraining is sent SIGUSR1 after its first checkpoint and requeues itself; the chain
-# must wait for its final success. Then a pipeline whose preprocess stage fails: the later jobs
-# are cancelled and the failed job's log ends with the message. Without a cluster, only the
-# command-line checks (dry run, refused configs) run.
+# Debian's slurm-wlm + munge, else SKIP). First a pipeline whose preprocess stage fails: the
+# later jobs are cancelled and the failed job's log ends with the message. Then the whole
+# pipeline on tiny phantoms and a tiny ViT, 2 ranks per stage, started by srun over PMIx except
+# shard and both embeds (mpirun inside the job); pretraining is sent SIGUSR1 after its first
+# checkpoint and requeues itself, and the chain must wait for its final success. Without a
+# cluster, only the command-line checks (dry run, refused configs) and a submission against
+# stand-ins for sbatch and scancel run.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 source tests/pretrain/pretrain_lib.sh
