@@ -52,7 +52,7 @@ CONF
             chown munge:munge /etc/munge/munge.key 2>/dev/null || true
             chmod 400 /etc/munge/munge.key
         fi
-        munged --force || return 1
+        munged --force --num-threads=10 || return 1
         SLURM_TEST_PIDS+=("$(cat /run/munge/munged.pid)")
     fi
     slurmctld -f "$SLURM_CONF" || return 1
