@@ -396,12 +396,9 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
         const char *name;
         rd_h5_type type;
         const void *data;
-    } cols[] = {{"/meta/age", RD_H5_F32, age},
-                {"/meta/weight", RD_H5_F32, weight},
-                {"/meta/sex", RD_H5_I8, sex},
-                {"/meta/split", RD_H5_U8, split},
-                {"/meta/source_row", RD_H5_I64, row},
-                {"/meta/shard_row", RD_H5_I64, row}};
+    } cols[] = {{"/meta/age", RD_H5_F32, age},        {"/meta/weight", RD_H5_F32, weight},
+                {"/meta/sex", RD_H5_I8, sex},         {"/meta/split", RD_H5_U8, split},
+                {"/meta/source_row", RD_H5_I64, row}, {"/meta/shard_row", RD_H5_I64, row}};
     for (int k = 0; k < 6; k++) {
         CHECK_OK(rd_h5_create_dataset(&f, cols[k].name, cols[k].type, 1, &rows, NULL, 0, &err),
                  &err);

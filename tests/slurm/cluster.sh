@@ -51,7 +51,8 @@ CONF
     local m=$dir/munge
     dd if=/dev/urandom of="$m/munge.key" bs=1024 count=1 status=none
     chmod 400 "$m/munge.key"
-    munged --force --socket="$m/munge.socket" --key-file="$m/munge.key" \
+    # 10 threads: the default 2 ran out under srun's I/O forwarding on a loaded machine
+    munged --force --num-threads=10 --socket="$m/munge.socket" --key-file="$m/munge.key" \
         --pid-file="$m/munged.pid" --log-file="$m/munged.log" --seed-file="$m/munged.seed" ||
         return 1
     SLURM_TEST_PIDS+=("$(cat "$m/munged.pid")")
