@@ -30,19 +30,15 @@ job=$(sbatch --parsable --nodes=1 --ntasks=2 --cpus-per-task=1 --mem-per-cpu=500
       pretrain.output_dir="$T/run" 2>&1) || { rd_fail "$name" "sbatch: $job"; exit 0; }
 for _ in $(seq 300); do [ -e "$T/run/checkpoints/step-0000003.h5" ] && break; sleep 0.1; done
 scancel --signal=USR1 --batch "$job"
-# the requeued job waits for a begin time (Slurm delays requeued jobs): start it now
-for _ in $(seq 300); do
-    scontrol show job "$job" | grep -q "Restarts=1" && break
-    sleep 0.1
-done
-scontrol update JobId="$job" StartTime=now >/dev/null 2>&1
+slurm_start_requeued "$job"
 SLURM_WAIT=120 slurm_wait_jobs "$job"
 state=$(slurm_job_state "$job")
 final=checkpoints/step-0000010.h5
 if ! grep -q "requeueing job $job" "$T/job.log"; then
     rd_fail "$name" "the job was not requeued (state $state): $(grep -m2 -iE 'error|stopped' "$T/job.log" | tr '\n' ' ')"
 elif [ "$state" != COMPLETED ]; then
-    rd_fail "$name" "final state $state, see $T/job.log"
+    rd_fail "$name" "final state $state; the job's log:"
+    tail -n 25 "$T/job.log" >&2
 elif ! verdict=$(pt_compare "$T/ref/$final" "$T/run/$final" exact); then
     rd_fail "$name" "$verdict"
 else

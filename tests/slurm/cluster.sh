@@ -86,6 +86,19 @@ slurm_job_state() {
     scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -n 1
 }
 
+# slurm_start_requeued JOBID: once the job has been requeued (Restarts=1), moves its begin time
+# (Slurm delays a requeued job by minutes) to 2 s from now, not "now": slurmd refuses a launch
+# whose credential dates from the same second as the kill of the previous run ("already
+# killed, do not launch batch job") and the job would end FAILED.
+slurm_start_requeued() {
+    local _
+    for _ in $(seq 300); do
+        scontrol show job "$1" 2>/dev/null | grep -q "Restarts=1" && break
+        sleep 0.1
+    done
+    scontrol update JobId="$1" StartTime=now+2 >/dev/null 2>&1
+}
+
 slurm_cluster_stop() {
     local pid jobs
     # Jobs still queued or running (a test stopped early): cancel them so that no job step

@@ -173,9 +173,8 @@ logs=$T/out/logs
 pre=${job[pretrain]}
 for _ in $(seq 600); do [ -e "$T/out/pretrain/checkpoints/step-0000003.h5" ] && break; sleep 0.1; done
 scancel --signal=USR1 --batch "$pre"
-for _ in $(seq 300); do [ "$(field "$pre" Restarts)" = 1 ] && break; sleep 0.1; done
+slurm_start_requeued "$pre"
 waiting=$(field "${job[embed-trained]}" JobState)/$(field "${job[embed-random]}" JobState)
-scontrol update JobId="$pre" StartTime=now >/dev/null 2>&1 # Slurm delays a requeued job
 slurm_wait_jobs "${job[@]}" || true
 
 bad_states=""
