@@ -52,6 +52,10 @@ float *rd_fixture_floats(hid_t file, const char *path, size_t *n) {
     return read_dataset(file, path, H5T_NATIVE_FLOAT, sizeof(float), n);
 }
 
+double *rd_fixture_doubles(hid_t file, const char *path, size_t *n) {
+    return read_dataset(file, path, H5T_NATIVE_DOUBLE, sizeof(double), n);
+}
+
 int64_t *rd_fixture_ints(hid_t file, const char *path, size_t *n) {
     return read_dataset(file, path, H5T_NATIVE_INT64, sizeof(int64_t), n);
 }
@@ -69,7 +73,11 @@ int rd_fixture_shape(hid_t file, const char *path, int64_t *dims, int max_dims) 
 }
 
 double rd_fixture_attr(hid_t file, const char *name) {
-    double v = 0;
+    return rd_fixture_attr_or(file, name, 0.0);
+}
+
+double rd_fixture_attr_or(hid_t file, const char *name, double fallback) {
+    double v = fallback;
     if (H5Aexists(file, name) <= 0) return v;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
     H5Aread(a, H5T_NATIVE_DOUBLE, &v);

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, asdict
 from typing import Dict, List, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -532,8 +533,12 @@ def teacher_targets(cfg: StepConfig, teacher: nn.ModuleDict, inp: StepInputs, ou
 
 
 def student_losses(cfg: StepConfig, student: nn.ModuleDict, inp: StepInputs,
-                   t_dino, t_ibot, out: dict):
-    """Student forward and the backpropagated loss L of §5 (returns L)."""
+                   t_dino, t_ibot, out: dict, koleo_group: int = 0):
+    """Student forward and the backpropagated loss L of §5 (returns L).
+
+    koleo_group > 0: KoLeo neighbourhoods are groups of that many images per crop (rdino's
+    pretrain.group_size); each group's term counts n/B of the crop's mean.  0 = the whole batch
+    (DINOv2)."""
     B, st = cfg.batch_size, cfg.student_temp
     dp = inp.drop_path or {}
     G = student["backbone"](inp.global_crops, masks=inp.masks, drop_path=dp.get("global"))
@@ -557,10 +562,12 @@ def student_losses(cfg: StepConfig, student: nn.ModuleDict, inp: StepInputs,
     L_global = dino_global_loss(t_dino, s_g, cfg.n_local, st)
     L_ibot = ibot_loss(t_ibot, s_m, inp.masks_weight, 2 * B, st)
     kl, idx = [], []
+    group = koleo_group if koleo_group > 0 else B
     for c in range(2):
-        l, i = koleo_loss(G["cls"][c * B:(c + 1) * B], return_index=True)
-        kl.append(l)
-        idx.append(i)
+        crop = G["cls"][c * B:(c + 1) * B]
+        parts = [koleo_loss(crop[g0:g0 + group], return_index=True) for g0 in range(0, B, group)]
+        kl.append(sum(l * (len(i) / B) for l, i in parts))
+        idx.append(torch.cat([i + g0 for (_, i), g0 in zip(parts, range(0, B, group))]))
     L_koleo = cfg.koleo_weight * (kl[0] + kl[1])
     out["intermediate/koleo/per_crop"] = torch.stack(kl)
     out["intermediate/koleo/nn_index"] = torch.stack(idx)
@@ -587,11 +594,7 @@ def set_adam_state(opt: torch.optim.AdamW, student: nn.ModuleDict, exp_avg: dict
 def run_step(cfg: StepConfig, student_sd: dict, teacher_sd: dict, exp_avg: dict,
              exp_avg_sq: dict, inp: StepInputs, dtype=torch.float64) -> dict:
     """One full DINOv2 iteration.  *_sd: {sub: {name: tensor}}.  Returns {hdf5 path: tensor}."""
-    student, teacher = build_model(cfg).to(dtype), build_model(cfg).to(dtype)
-    load_state(student, student_sd)
-    load_state(teacher, teacher_sd)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    student, teacher = build_pair(cfg, student_sd, teacher_sd, dtype)
     inp = cast_inputs(inp, dtype)
     out = {}
 
@@ -626,6 +629,16 @@ def run_step(cfg: StepConfig, student_sd: dict, teacher_sd: dict, exp_avg: dict,
     return {k: v.detach() for k, v in out.items()}
 
 
+def build_pair(cfg: StepConfig, student_sd: dict, teacher_sd: dict, dtype):
+    """Student and teacher in dtype from state dicts; the teacher takes no gradients."""
+    student, teacher = build_model(cfg).to(dtype), build_model(cfg).to(dtype)
+    load_state(student, student_sd)
+    load_state(teacher, teacher_sd)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return student, teacher
+
+
 def load_state(model: nn.ModuleDict, sd: dict):
     """Copy {sub: {name: tensor}} into model (cast to the model's dtype)."""
     with torch.no_grad():
@@ -653,3 +666,109 @@ def config_attrs(cfg: StepConfig) -> dict:
     """Config as plain attribute values (bools → int)."""
     d = asdict(cfg)
     return {k: (int(v) if isinstance(v, bool) else v) for k, v in d.items()}
+
+
+# ----------------------------------------------------------------------------------
+# Many steps (§6.2-6.7): the state carried from one iteration to the next
+# ----------------------------------------------------------------------------------
+
+class CosineScheduler:
+    """dinov2/utils/utils.py CosineScheduler (freeze_iters unused by the training code)."""
+
+    def __init__(self, base_value, final_value, total_iters, warmup_iters=0,
+                 start_warmup_value=0):
+        self.final_value = final_value
+        self.total_iters = total_iters
+        warmup = np.linspace(start_warmup_value, base_value, warmup_iters)
+        iters = np.arange(total_iters - warmup_iters)
+        cosine = final_value + 0.5 * (base_value - final_value) * (
+            1 + np.cos(np.pi * iters / len(iters)))
+        self.schedule = np.concatenate((warmup, cosine))
+
+    def __getitem__(self, it):
+        return self.final_value if it >= self.total_iters else self.schedule[it]
+
+
+def schedules(base_lr, min_lr, epochs, warmup_epochs, freeze_last_layer_epochs, weight_decay,
+              weight_decay_end, momentum_teacher, final_momentum_teacher, teacher_temp,
+              warmup_teacher_temp, warmup_teacher_temp_epochs, epoch_length, global_batch,
+              scaling_rule="sqrt_wrt_1024", steps=None):
+    """[steps, 5] (lr, last_layer_lr, wd, momentum, teacher_temp) as dinov2/train/train.py
+    builds them (build_schedulers; lr from apply_scaling_rules_to_cfg). Epoch counts times the
+    epoch length are truncated to integers (numpy.linspace needs an integer count)."""
+    if scaling_rule == "sqrt_wrt_1024":
+        lr = base_lr * math.sqrt(global_batch / 1024.0)
+    elif scaling_rule == "linear_wrt_256":
+        lr = base_lr * global_batch / 256.0
+    else:
+        lr = base_lr
+    total = int(epochs) * int(epoch_length)
+    lr_s = CosineScheduler(lr, min_lr, total, int(warmup_epochs * epoch_length))
+    last = CosineScheduler(lr, min_lr, total, int(warmup_epochs * epoch_length))
+    last.schedule[:int(freeze_last_layer_epochs * epoch_length)] = 0
+    wd_s = CosineScheduler(weight_decay, weight_decay_end, total)
+    mom_s = CosineScheduler(momentum_teacher, final_momentum_teacher, total)
+    temp_iters = int(warmup_teacher_temp_epochs * epoch_length)
+    temp_s = CosineScheduler(teacher_temp, teacher_temp, temp_iters, temp_iters,
+                             warmup_teacher_temp)
+    steps = total + 1 if steps is None else steps
+    return np.array([[s[it] for s in (lr_s, last, wd_s, mom_s, temp_s)] for it in range(steps)],
+                    dtype=np.float64)
+
+
+def train(cfg: StepConfig, student_sd: dict, teacher_sd: dict, batches, schedule,
+          koleo_group: int = 0, dtype=torch.float64, snapshot_every: int = 0):
+    """Runs len(schedule) iterations from the given state with fresh AdamW moments (step 0) and
+    centres 0, carrying student, teacher, AdamW state and the centres (deferred update, §4.1)
+    from step to step.
+
+    batches: iterable of StepInputs (centres ignored); schedule: [S, 5] rows (lr, last_layer_lr,
+    wd, momentum, teacher_temp) as rdino's schedules give them for each iteration.
+    Returns {"loss": [S, 5] (dino_local, dino_global, koleo, ibot, total), "grad_norm": [S, n_sub],
+    "snapshots": {step: (student_sd, teacher_sd)}, "student", "teacher", "exp_avg",
+    "exp_avg_sq", "adam_step", "center_dino", "center_ibot"} (the centres the next step would
+    use)."""
+    student, teacher = build_pair(cfg, student_sd, teacher_sd, dtype)
+    table = param_table(student, cfg)
+    opt = torch.optim.AdamW([{"params": [p], "lr": 0.0, "weight_decay": 0.0}
+                             for _, _, p, _, _, _ in table],
+                            betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps, foreach=False)
+    center_dino = torch.zeros(cfg.K, dtype=dtype)
+    center_ibot = torch.zeros(cfg.ibot_out_dim, dtype=dtype)
+    losses, norms, snapshots = [], [], {}
+    keys = ("loss/dino_local", "loss/dino_global", "loss/koleo", "loss/ibot", "loss/total")
+    for it, (inp, values) in enumerate(zip(batches, schedule)):
+        lr, last_lr, wd, momentum, teacher_temp = (float(v) for v in values)
+        for group, (_, _, _, lm, wm, last) in zip(opt.param_groups, table):
+            group["lr"] = (last_lr if last else lr) * lm
+            group["weight_decay"] = wd * wm
+        step_cfg = StepConfig(**{**asdict(cfg), "teacher_temp": teacher_temp})
+        inp = cast_inputs(StepInputs(inp.global_crops, inp.local_crops, inp.masks,
+                                     inp.mask_indices, inp.masks_weight, center_dino,
+                                     center_ibot, inp.drop_path), dtype)
+        out = {}
+        t_dino, t_ibot = teacher_targets(step_cfg, teacher, inp, out)
+        total = student_losses(step_cfg, student, inp, t_dino, t_ibot, out, koleo_group)
+        student.zero_grad(set_to_none=True)
+        total.backward()
+        norms.append([float(clip_grads_(m, cfg.clip_grad)[0]) for m in student.values()])
+        opt.step()
+        ema_update_(teacher, student, momentum)
+        if cfg.centering == "centering":
+            center_dino = out["after/center/dino"]
+            if inp.mask_indices.numel() > 0:  # none masked: DINOv2 would get NaN, rdino keeps it
+                center_ibot = out["after/center/ibot"]
+        losses.append([float(out[k]) for k in keys])
+        if snapshot_every and (it + 1) % snapshot_every == 0:
+            snapshots[it + 1] = (state_dict_of(student), state_dict_of(teacher))
+    states = [opt.state[p] for _, _, p, _, _, _ in table]
+
+    def per_tensor(key):
+        return {sub: {name: st[key].detach().clone() for (s, name, _, _, _, _), st
+                      in zip(table, states) if s == sub} for sub in student.keys()}
+
+    return {"loss": losses, "grad_norm": norms, "snapshots": snapshots,
+            "student": state_dict_of(student), "teacher": state_dict_of(teacher),
+            "exp_avg": per_tensor("exp_avg"), "exp_avg_sq": per_tensor("exp_avg_sq"),
+            "adam_step": [int(st["step"].item()) for st in states],
+            "center_dino": center_dino, "center_ibot": center_ibot}

@@ -15,6 +15,7 @@
 #include "rdino/optim.h"
 #include "rdino/step.h"
 #include "rdino/targets.h"
+#include "step_fixture.h"
 
 #define FWD_RTOL   1e-5
 #define GRAD_RTOL  1e-4
@@ -40,27 +41,6 @@ static herr_t add_backbone_param(hid_t group, const char *name, const H5L_info_t
     H5Sclose(space);
     H5Dclose(ds);
     return rd_params_add(set, RD_MODULE_BACKBONE, name, nd, shape, NULL) < 0 ? -1 : 0;
-}
-
-/* Fills dst (data, grad or a moment buffer laid out like set) from prefix/<module>/<name>. */
-static int load_tensors(rd_test *t, hid_t f, const rd_param_set *set, const char *prefix,
-                        float *dst) {
-    for (int i = 0; i < set->count; i++) {
-        const rd_param *p = &set->params[i];
-        char path[256];
-        snprintf(path, sizeof path, "%s/%s/%s", prefix, rd_module_name(p->module), p->name);
-        size_t n = 0;
-        float *v = rd_fixture_floats(f, path, &n);
-        CHECK_MSG(v && n == p->numel, "%s: missing or %zu values instead of %zu", path, n,
-                  p->numel);
-        if (!v || n != p->numel) {
-            free(v);
-            return 0;
-        }
-        memcpy(dst + p->offset, v, n * sizeof(float));
-        free(v);
-    }
-    return 1;
 }
 
 /* Compares buf (laid out like set) with prefix/<module>/<name> for the modules in [lo, hi]. */
@@ -133,8 +113,8 @@ static int open_case(rd_test *t, step_case *c, const char *name) {
     }
     if (!c->separate) c->ibot = c->dino;
     int ok = t->failures == 0 &&
-             load_tensors(t, c->f, &c->student, "params/student", c->student.data) &&
-             load_tensors(t, c->f, &c->teacher, "params/teacher", c->teacher.data);
+             step_fixture_load(t, c->f, &c->student, "params/student", c->student.data) &&
+             step_fixture_load(t, c->f, &c->teacher, "params/teacher", c->teacher.data);
     return ok;
 }
 
@@ -396,7 +376,7 @@ static void run_optimizer(rd_test *t, const char *name) {
         free(last);
     }
     /* Clipping. */
-    load_tensors(t, c.f, &c.student, "grads/student", c.student.grad);
+    step_fixture_load(t, c.f, &c.student, "grads/student", c.student.grad);
     double norms[RD_MODULE_COUNT], coefs[RD_MODULE_COUNT];
     rd_clip_grad_norms(&c.student, rd_fixture_attr(c.f, "clip_grad"), norms, coefs);
     int n_mod = c.separate ? 3 : 2;
@@ -419,8 +399,8 @@ static void run_optimizer(rd_test *t, const char *name) {
     CHECK_OK(rd_adamw_init(&opt, &c.student, rd_fixture_attr(c.f, "beta1"),
                            rd_fixture_attr(c.f, "beta2"), rd_fixture_attr(c.f, "adam_eps"), &err),
              &err);
-    load_tensors(t, c.f, &c.student, "adam/exp_avg/student", opt.exp_avg);
-    load_tensors(t, c.f, &c.student, "adam/exp_avg_sq/student", opt.exp_avg_sq);
+    step_fixture_load(t, c.f, &c.student, "adam/exp_avg/student", opt.exp_avg);
+    step_fixture_load(t, c.f, &c.student, "adam/exp_avg_sq/student", opt.exp_avg_sq);
     for (int i = 0; i < opt.count; i++) opt.step[i] = (int64_t)rd_fixture_attr(c.f, "adam_step");
     rd_adamw_step(&opt, &c.student, rd_fixture_attr(c.f, "lr"),
                   rd_fixture_attr(c.f, "last_layer_lr"), rd_fixture_attr(c.f, "wd"));
@@ -465,68 +445,23 @@ static void run_full_step(rd_test *t, const char *name) {
     hid_t f = rd_fixture_open(name);
     if (f < 0) SKIP("fixture %s not found (set RDINO_FIXTURES)", name);
     rd_error err = {0};
-    char centering[64] = "";
-    rd_fixture_attr_str(f, "centering", centering, sizeof centering);
-    const int B = (int)rd_fixture_attr(f, "batch_size"), nl = (int)rd_fixture_attr(f, "n_local");
-    const int depth = (int)rd_fixture_attr(f, "depth");
-    rd_vit_config vc = {
-        .embed_dim = (int)rd_fixture_attr(f, "embed_dim"),
-        .depth = depth,
-        .num_heads = (int)rd_fixture_attr(f, "num_heads"),
-        .mlp_ratio = (float)rd_fixture_attr(f, "mlp_ratio"),
-        .patch_size = (int)rd_fixture_attr(f, "patch_size"),
-        .in_chans = (int)rd_fixture_attr(f, "in_chans"),
-        .num_register_tokens = (int)rd_fixture_attr(f, "num_register_tokens"),
-        .img_size = (int)rd_fixture_attr(f, "global_size"),
-        .layerscale = 1e-5f,
-        .drop_path_rate = (float)rd_fixture_attr(f, "drop_path_rate"),
-        .drop_path_uniform = 1,
-        .qkv_bias = 1,
-        .proj_bias = 1,
-        .ffn_bias = 1,
-        .interpolate_offset = rd_fixture_attr(f, "interpolate_offset"),
-        .ffn = RD_VIT_FFN_MLP,
-    };
-    rd_head_config dc = {vc.embed_dim, (int)rd_fixture_attr(f, "hidden"),
-                         (int)rd_fixture_attr(f, "bottleneck"), (int)rd_fixture_attr(f, "K"), 3};
-    rd_head_config ic = {vc.embed_dim, (int)rd_fixture_attr(f, "ibot_hidden"),
-                         (int)rd_fixture_attr(f, "ibot_bottleneck"),
-                         (int)rd_fixture_attr(f, "ibot_K"), 3};
-    int separate = (int)rd_fixture_attr(f, "separate_ibot_head");
-    const int M = (int)rd_fixture_attr(f, "n_masked_patches");
-    rd_step_config sc = {
-        .batch = B,
-        .n_local = nl,
-        .channels = vc.in_chans,
-        .global_size = vc.img_size,
-        .local_size = (int)rd_fixture_attr(f, "local_size"),
-        .max_masked = M,
-        .targets =
-            strcmp(centering, "sinkhorn_knopp") == 0 ? RD_TARGETS_SINKHORN : RD_TARGETS_CENTERING,
-        .sinkhorn_iterations = (int)rd_fixture_attr(f, "sinkhorn_iterations"),
-        .center_momentum = rd_fixture_attr(f, "center_momentum"),
-        .student_temp = rd_fixture_attr(f, "student_temp"),
-        .dino_weight = rd_fixture_attr(f, "dino_loss_weight"),
-        .ibot_weight = rd_fixture_attr(f, "ibot_loss_weight"),
-        .koleo_weight = rd_fixture_attr(f, "koleo_weight"),
-        .clip_grad = rd_fixture_attr(f, "clip_grad"),
-        .layerwise_decay = rd_fixture_attr(f, "layerwise_decay"),
-        .patch_embed_lr_mult = rd_fixture_attr(f, "patch_embed_lr_mult"),
-        .beta1 = rd_fixture_attr(f, "beta1"),
-        .beta2 = rd_fixture_attr(f, "beta2"),
-        .adam_eps = rd_fixture_attr(f, "adam_eps"),
-    };
     rd_trainer tr;
-    CHECK_OK(rd_trainer_init(&tr, &vc, &dc, separate ? &ic : NULL, &sc, &err), &err);
+    step_fixture_config fc;
+    CHECK_OK(step_fixture_trainer(f, &tr, &fc, &err), &err);
+    const rd_vit_config vc = fc.vit;
+    const rd_head_config dc = fc.dino;
+    const rd_step_config sc = fc.step;
+    const int B = sc.batch, nl = sc.n_local, depth = vc.depth, separate = fc.separate;
+    const int M = (int)rd_fixture_attr(f, "n_masked_patches");
     if (t->failures) {
         rd_fixture_close(f);
         return;
     }
     rd_trainer_report_memory(&tr);
-    load_tensors(t, f, &tr.student, "params/student", tr.student.data);
-    load_tensors(t, f, &tr.teacher, "params/teacher", tr.teacher.data);
-    load_tensors(t, f, &tr.student, "adam/exp_avg/student", tr.opt.exp_avg);
-    load_tensors(t, f, &tr.student, "adam/exp_avg_sq/student", tr.opt.exp_avg_sq);
+    step_fixture_load(t, f, &tr.student, "params/student", tr.student.data);
+    step_fixture_load(t, f, &tr.teacher, "params/teacher", tr.teacher.data);
+    step_fixture_load(t, f, &tr.student, "adam/exp_avg/student", tr.opt.exp_avg);
+    step_fixture_load(t, f, &tr.student, "adam/exp_avg_sq/student", tr.opt.exp_avg_sq);
     for (int i = 0; i < tr.opt.count; i++)
         tr.opt.step[i] = (int64_t)rd_fixture_attr(f, "adam_step");
     if (sc.targets == RD_TARGETS_CENTERING) {
@@ -582,7 +517,7 @@ static void run_full_step(rd_test *t, const char *name) {
     /* Clipping: pre-clip norms, then the clipped gradients = fixture gradients x coef. */
     float *want_grad = malloc(tr.student.numel * sizeof(float));
     memset(want_grad, 0, tr.student.numel * sizeof(float));
-    load_tensors(t, f, &tr.student, "grads/student", want_grad);
+    step_fixture_load(t, f, &tr.student, "grads/student", want_grad);
     for (int m = 0; m < (separate ? 3 : 2); m++) {
         char path[64];
         snprintf(path, sizeof path, "clip/norm/%s", rd_module_name((rd_module)m));
