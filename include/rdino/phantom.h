@@ -36,6 +36,10 @@ typedef struct rd_phantom_settings {
     double aspect_min, aspect_max; /* width / height, uniform (< 1 portrait, > 1 landscape) */
     double strength; /* 0: anatomy independent of age and sex; 1: full documented effects */
     double noise;    /* multiplier of the quantum noise (0 = noise-free) */
+    /* multiplier of the image-to-image acquisition variation around its centre: patient shift
+     * and rotation, magnification, display contrast, brightness and gamma (1 = the documented
+     * spreads, 0 = every image taken alike); never touches the anatomy */
+    double acquisition;
 } rd_phantom_settings;
 
 void rd_phantom_settings_default(rd_phantom_settings *s);

@@ -144,6 +144,7 @@ static const rd_cfg_key schema[] = {
     FLIST("synth.aspect_range", "[0.8, 1.25]", 2, 0.5, 2, "width / height, uniform (< 1 portrait)"),
     FLT("synth.strength", "1.0", 0, 1, "age and sex effects: 0 = none (null control), 1 = full"),
     FLT("synth.noise", "1.0", 0, 100, "multiplier of the quantum noise (0 = noise-free)"),
+    FLT("synth.acquisition", "1.0", 0, 5, "multiplier of the image-to-image variation of patient position, rotation, magnification and display curve (0 = all alike)"),
     INT("synth.bit_depth", "8", 8, 16, "PNG bits per pixel: 8 or 16"),
     INT("synth.png_level", "1", 0, 9, "zlib level of the PNGs (6: about 15 % smaller, twice the time)"),
     INT("synth.chunk", "4", 1, 1 << 20, "images handed to a rank at a time"),

@@ -34,7 +34,8 @@ void rd_phantom_settings_default(rd_phantom_settings *s) {
                                .aspect_min = 0.8,
                                .aspect_max = 1.25,
                                .strength = 1.0,
-                               .noise = 1.0};
+                               .noise = 1.0,
+                               .acquisition = 1.0};
 }
 
 rd_status rd_phantom_settings_check(const rd_phantom_settings *s, rd_error *err) {
@@ -55,6 +56,9 @@ rd_status rd_phantom_settings_check(const rd_phantom_settings *s, rd_error *err)
         return rd_fail(err, RD_EINVAL,
                        "synth: male_fraction, ap_fraction and strength must be in [0, 1], noise "
                        ">= 0");
+    if (!(s->acquisition >= 0 && s->acquisition <= 5))
+        return rd_fail(err, RD_EINVAL, "synth: acquisition must be in [0, 5], got %g",
+                       s->acquisition);
     if (s->size_min < 32 || s->size_max < s->size_min || s->size_max > 8192)
         return rd_fail(err, RD_EINVAL,
                        "synth: size_range must satisfy 32 <= min <= max <= 8192, got [%d, %d]",
@@ -225,16 +229,19 @@ void rd_phantom_anatomy_make(const rd_phantom_settings *s, const rd_phantom_imag
     a->anat_age = age;
     a->anat_male = male;
 
-    /* Pose and exposure of this image (stream EXPOSURE). */
+    /* Pose and exposure of this image (stream EXPOSURE). The acquisition multiplier `spread` widens
+     * each spread about its centre (at spread = 1 the values are exactly the draws: c + (x - c) is
+     * exact for x within a factor 2 of c, and pow(x, 1) = x). */
     stream(&r, s, RD_PHANTOM_STREAM_EXPOSURE, img->patient, img->followup);
-    const double magnification = rd_rng_range(&r, 1.02, 1.10);
-    const double shift_x = 8.0 * normal3(&r), shift_y = 10.0 * normal3(&r);
-    const double rotation = 1.5 * normal3(&r) * PI / 180.0;
+    const double spread = s->acquisition;
+    const double magnification = 1.06 + spread * (rd_rng_range(&r, 1.02, 1.10) - 1.06);
+    const double shift_x = 8.0 * spread * normal3(&r), shift_y = 10.0 * spread * normal3(&r);
+    const double rotation = 1.5 * spread * normal3(&r) * PI / 180.0;
     const double inspiration = 8.0 * normal3(&r);
     a->exposure_scale = rd_rng_range(&r, 2.2, 2.9);
-    a->contrast = rd_rng_range(&r, 0.9, 1.15);
-    a->brightness = rd_rng_range(&r, -0.06, 0.06);
-    a->gamma = rd_rng_range(&r, 0.8, 1.25);
+    a->contrast = 1.025 + spread * (rd_rng_range(&r, 0.9, 1.15) - 1.025);
+    a->brightness = spread * rd_rng_range(&r, -0.06, 0.06);
+    a->gamma = pow(rd_rng_range(&r, 0.8, 1.25), spread);
     const double dose_sigma = rd_rng_range(&r, 0.012, 0.03);
     const double blur_mm = rd_rng_range(&r, 0.15, 0.35);
 

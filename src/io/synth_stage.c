@@ -38,6 +38,7 @@ rd_status rd_synth_settings(const rd_config *cfg, rd_phantom_settings *s, rd_err
     s->aspect_min = v[0], s->aspect_max = v[1];
     s->strength = rd_cfg_float(cfg, "synth.strength");
     s->noise = rd_cfg_float(cfg, "synth.noise");
+    s->acquisition = rd_cfg_float(cfg, "synth.acquisition");
     int64_t depth = rd_cfg_int(cfg, "synth.bit_depth");
     if (depth != 8 && depth != 16)
         return rd_fail(err, RD_EINVAL, "synth.bit_depth must be 8 or 16, got %lld",
