@@ -1,27 +1,53 @@
 #!/usr/bin/env bash
-# make demo: runs the pipeline on the built-in synthetic data with mpirun on this machine.
-#   scripts/demo.sh [BUILD]      outputs go to demo-out/ (data.output_dir in configs/demo.yaml)
+# make demo: the whole pipeline on the built-in synthetic data with mpirun on this machine.
+#   scripts/demo.sh [BUILD]     outputs go to demo-out/
+# Phantoms whose anatomy depends on age and sex -> preprocess -> shard -> pretrain -> embed
+# (trained and random-init) -> analyze; then the null control: phantoms with strength 0 (anatomy
+# independent of age and sex), embedded by the same two encoders and analysed (demo-out/null/).
+# Environment: RDINO_DEMO_RANKS (default 2) ranks per stage (pretraining keeps its global batch
+# whatever it is); RDINO_DEMO_OUT (default demo-out) the output folder; RDINO_DEMO_ARGS extra
+# key=value overrides for every stage (tests/demo/test_demo.sh runs a shortened demo with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 NP=${RDINO_DEMO_RANKS:-2}
+OUT=${RDINO_DEMO_OUT:-demo-out}
 CONFIG=configs/demo.yaml
+read -r -a extra <<<"${RDINO_DEMO_ARGS:-}"
 # Open MPI refuses root unless told; containers often lack the ptrace rights of CMA.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
-run() {
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+run() { # run TITLE STAGE OUTPUT_DIR [ARGS...]: one rdino program on the demo config, on NP ranks
+    local title=$1 name=$2 dir=$3
+    shift 3
     echo
-    echo "=== $1"
-    shift
-    mpirun -np "$NP" --oversubscribe --bind-to none "$@"
+    echo "=== $title"
+    mpirun -np "$NP" --oversubscribe --bind-to none "$BUILD/bin/rdino-$name" --config "$CONFIG" \
+        data.output_dir="$dir" data.metadata_csv="$dir/synth/metadata.csv" \
+        data.image_root="$dir/synth/images" pretrain.output_dir="$OUT/pretrain" \
+        analyze.metrics_jsonl="$OUT/pretrain/metrics.jsonl" "$@" ${extra[@]+"${extra[@]}"}
 }
 start=$SECONDS
-run "1/3 rdino-synth: phantom chest X-rays with age and sex effects" \
-    "$BUILD/bin/rdino-synth" --config "$CONFIG"
-run "2/3 rdino-preprocess: decode, resize, normalise" \
-    "$BUILD/bin/rdino-preprocess" --config "$CONFIG"
-run "3/3 rdino-shard: parallel HDF5 shards with a patient-level split" \
-    "$BUILD/bin/rdino-shard" --config "$CONFIG"
+run "1/7 rdino-synth: phantom chest X-rays with age and sex effects" synth "$OUT"
+run "2/7 rdino-preprocess: decode, resize, normalise" preprocess "$OUT"
+run "3/7 rdino-shard: parallel HDF5 shards with a patient-level split" shard "$OUT"
+# --no-resume: a rerun of the demo trains afresh instead of resuming a finished run
+run "4/7 rdino-pretrain: DINOv2 on the phantoms" pretrain "$OUT" --no-resume
+run "5/7 rdino-embed: the trained teacher" embed "$OUT"
+run "6/7 rdino-embed: the same ViT at random initialisation (baseline)" embed "$OUT" --init random
+run "7/7 rdino-analyze: age and sex from the embeddings and from raw pixels" analyze "$OUT"
+
+# The null control: every stage but pretraining again, on strength-0 phantoms of other patients.
+null=(synth.strength=0 synth.seed=2)
+for s in synth preprocess shard embed; do run "null control: rdino-$s (strength 0)" "$s" "$OUT/null" "${null[@]}"; done
+run "null control: rdino-embed --init random" embed "$OUT/null" --init random "${null[@]}"
+run "null control: rdino-analyze" analyze "$OUT/null" "${null[@]}"
+
+findings() { sed -n '/^## Findings/,/^## Results/p' "$1" | grep '^- ' | sed 's/^/    /'; }
 echo
-echo "demo finished in $((SECONDS - start)) s; outputs in demo-out/ (synth/, preprocessed/, shards/)"
-echo "not yet part of the demo: rdino-pretrain, rdino-embed, rdino-analyze (not implemented yet)"
+echo "demo finished in $((SECONDS - start)) s"
+echo "report: $OUT/report/report.md (report.json and the plots beside it); its findings:"
+findings "$OUT/report/report.md"
+echo "null control (strength 0): $OUT/null/report/report.md; its findings:"
+findings "$OUT/null/report/report.md"

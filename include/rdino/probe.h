@@ -96,6 +96,10 @@ void rd_probe_dim_correlations(const float *x, int n, int d, const double *y, do
 /* The k dimensions of largest |r| (NaN last, ties by lower index) into top[k]; -1 past d. */
 void rd_probe_top_dims(const double *r, int d, int k, int *top);
 
+/* Holm's step-down adjustment of the n p-values p (NaN: not tested, left out of the family, NaN
+ * out): the family-wise error rate stays at alpha when each adjusted[i] <= alpha is a rejection. */
+rd_status rd_probe_holm(const double *p, int n, double *adjusted, rd_error *err);
+
 /* Linear-interpolated quantile (numpy's default) of v[0..n-1], p in [0, 1]; sorts v. */
 double rd_probe_quantile(double *v, int n, double p);
 
@@ -210,6 +214,7 @@ typedef struct rd_probe_result {
     rd_probe_interval metric[RD_PROBE_NMETRICS];
     double perm_p;         /* (1 + #{null >= observed}) / (B + 1); NaN without permutations */
     double perm_null_mean; /* mean null statistic (chance level: AUROC ~0.5, R2 <= 0) */
+    double perm_p_holm;    /* perm_p Holm-adjusted over the tasks of one rd_probe_run */
     int permutations;
 } rd_probe_result;
 
@@ -221,7 +226,8 @@ rd_status rd_probe_bootstrap_ci(MPI_Comm comm, const rd_probe_task *t, const dou
 
 /* The whole study for several tasks (e.g. encoders x targets): CV units (tasks x outer folds),
  * then bootstrap replicates, then permutations, each phase spread over comm. Fills results
- * [ntasks] (free with rd_probe_result_free). Collective. */
+ * [ntasks] (free with rd_probe_result_free); the tasks' permutation tests form one family for
+ * the Holm adjustment. Collective. */
 rd_status rd_probe_run(MPI_Comm comm, rd_probe_task *tasks, int ntasks, rd_probe_result *results,
                        rd_error *err);
 void rd_probe_result_free(rd_probe_result *r);

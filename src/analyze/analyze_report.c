@@ -279,6 +279,8 @@ static void json_results(FILE *f, const rd_analyze_data *data, const rd_analyze_
             json_metrics(f, task->kind, res->metric);
             fputs(",\n     \"permutation\": {\"p\": ", f);
             json_num(f, res->perm_p);
+            fputs(", \"p_holm\": ", f);
+            json_num(f, res->perm_p_holm);
             fputs(", \"null_mean\": ", f);
             json_num(f, res->perm_null_mean);
             fprintf(f, ", \"permutations\": %d},\n     \"lambda\": [", res->permutations);
@@ -370,6 +372,8 @@ static char *report_json(const rd_analyze_params *p, const rd_analyze_data *data
 
 static void md_findings(FILE *f, const rd_analyze_data *data, const rd_analyze_study *s,
                         double alpha) {
+    int tested = 0;
+    for (int i = 0; i < s->ntargets * s->nreps; i++) tested += isfinite(s->results[i].perm_p) != 0;
     fputs("## Findings\n\n", f);
     for (int t = 0; t < s->ntargets; t++) {
         rd_probe_metric m = rd_probe_primary_metric(data->targets[t].kind);
@@ -386,12 +390,14 @@ static void md_findings(FILE *f, const rd_analyze_data *data, const rd_analyze_s
                 continue;
             }
             fprintf(f, "- %s %s %s information: %s ", name,
-                    res->perm_p <= alpha ? "carries" : "shows no evidence of",
+                    res->perm_p_holm <= alpha ? "carries" : "shows no evidence of",
                     data->targets[t].name, metric_label(m));
             md_interval(f, &res->metric[m], 3);
             fputs(", permutation p = ", f);
             md_p(f, res->perm_p);
-            fputs(".\n", f);
+            fputs(" (Holm ", f);
+            md_p(f, res->perm_p_holm);
+            fputs(").\n", f);
         }
         for (int k = 0; k < s->npairs; k++) {
             if (s->pairs[k].target != t) continue;
@@ -405,8 +411,10 @@ static void md_findings(FILE *f, const rd_analyze_data *data, const rd_analyze_s
     fprintf(f,
             "\nA claim that one representation beats another rests on the paired interval of "
             "the difference excluding 0; \"carries\" means the permutation test rejects \"no "
-            "information\" at p <= %.2g.\n\n",
-            alpha);
+            "information\" at a Holm-adjusted p <= %.2g (Holm's step-down adjustment over the "
+            "%d permutation tests of this report keeps the chance of any false \"carries\" at "
+            "%.2g).\n\n",
+            alpha, tested, alpha);
 }
 
 static void md_data(FILE *f, const rd_analyze_params *p, const rd_analyze_data *data,
@@ -467,10 +475,10 @@ static void md_results(FILE *f, const rd_analyze_data *data, const rd_analyze_st
         for (int m = 0; m < RD_PROBE_NMETRICS; m++)
             if (rd_probe_metric_applies(target->kind, (rd_probe_metric)m))
                 fprintf(f, " %s [%d%% CI] |", metric_label((rd_probe_metric)m), level);
-        fprintf(f, " permutation p | λ at grid edge |\n|---|---|");
+        fprintf(f, " permutation p | Holm p | λ at grid edge |\n|---|---|");
         for (int m = 0; m < RD_PROBE_NMETRICS; m++)
             if (rd_probe_metric_applies(target->kind, (rd_probe_metric)m)) fputs("---|", f);
-        fputs("---|---|\n", f);
+        fputs("---|---|---|\n", f);
         for (int r = 0; r < s->nreps; r++) {
             const rd_probe_result *res = &s->results[analyze_index(s, t, r)];
             fprintf(f, "| %s | %s |", data->reps[r].encoder, data->reps[r].features);
@@ -482,6 +490,8 @@ static void md_results(FILE *f, const rd_analyze_data *data, const rd_analyze_st
                 }
             fputc(' ', f);
             md_p(f, res->perm_p);
+            fputs(" | ", f);
+            md_p(f, res->perm_p_holm);
             fprintf(f, " | %d of %d |\n", res->lambda_at_edge, c->outer_folds);
         }
         fputc('\n', f);
@@ -705,8 +715,9 @@ void rd_analyze_log_summary(const rd_analyze_params *p, const rd_analyze_data *d
             const rd_probe_interval *iv = &res->metric[m];
             char name[2 * RD_ANALYZE_NAME_MAX + 4];
             rd_analyze_rep_name(data, r, name, sizeof name);
-            char p_text[32] = "not tested";
-            if (isfinite(res->perm_p)) snprintf(p_text, sizeof p_text, "%.2g", res->perm_p);
+            char p_text[48] = "not tested";
+            if (isfinite(res->perm_p))
+                snprintf(p_text, sizeof p_text, "%.2g (Holm %.2g)", res->perm_p, res->perm_p_holm);
             rd_info("summary: %-6s %-24s %s %.3f [%.3f, %.3f]  permutation p %s",
                     data->targets[t].name, name, metric_label(m), iv->estimate, iv->lo, iv->hi,
                     p_text);

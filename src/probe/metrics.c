@@ -217,3 +217,22 @@ double rd_probe_quantile(double *v, int n, double p) {
     if (lo < 0) return v[0];
     return v[lo] + (h - lo) * (v[lo + 1] - v[lo]);
 }
+
+rd_status rd_probe_holm(const double *p, int n, double *adjusted, rd_error *err) {
+    int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    if (!order) return rd_fail(err, RD_ENOMEM, "probe: no memory for the Holm adjustment");
+    int m = 0; /* the family: the tested hypotheses */
+    for (int i = 0; i < n; i++) {
+        adjusted[i] = NAN;
+        if (isfinite(p[i])) order[m++] = i;
+    }
+    /* Ascending p (ties by index); adjusted = running max of (m - rank) p, capped at 1. */
+    qsort_r(order, (size_t)m, sizeof *order, by_value, (void *)p);
+    double running = 0.0;
+    for (int rank = 0; rank < m; rank++) {
+        running = fmax(running, fmin(1.0, (m - rank) * p[order[rank]]));
+        adjusted[order[rank]] = running;
+    }
+    free(order);
+    return RD_OK;
+}

@@ -152,7 +152,7 @@ static void summarise_permutations(const rd_probe_task *t, const double *null, r
     double observed = r->metric[rd_probe_primary_metric(t->kind)].estimate, sum = 0.0;
     int nperm = t->cfg.permutations, as_large = 0, finite = 0;
     r->permutations = nperm;
-    r->perm_p = r->perm_null_mean = NAN;
+    r->perm_p = r->perm_null_mean = r->perm_p_holm = NAN;
     if (nperm == 0) return;
     for (int b = 0; b < nperm; b++) {
         if (!isfinite(null[b])) continue;
@@ -163,6 +163,17 @@ static void summarise_permutations(const rd_probe_task *t, const double *null, r
     }
     if (finite > 0) r->perm_null_mean = sum / finite;
     if (isfinite(observed)) r->perm_p = (1.0 + as_large) / (1.0 + nperm);
+}
+
+/* The tasks' permutation tests are one family: perm_p_holm of each. */
+static rd_status holm_over_tasks(rd_probe_result *results, int ntasks, rd_error *err) {
+    double *p = malloc((size_t)(ntasks > 0 ? 2 * ntasks : 1) * sizeof *p);
+    if (!p) return rd_fail(err, RD_ENOMEM, "probe: no memory for the Holm adjustment");
+    for (int i = 0; i < ntasks; i++) p[i] = results[i].perm_p;
+    rd_status st = rd_probe_holm(p, ntasks, p + ntasks, err);
+    for (int i = 0; i < ntasks && st == RD_OK; i++) results[i].perm_p_holm = p[ntasks + i];
+    free(p);
+    return st;
 }
 
 rd_status rd_probe_run(MPI_Comm comm, rd_probe_task *tasks, int ntasks, rd_probe_result *results,
@@ -229,6 +240,7 @@ rd_status rd_probe_run(MPI_Comm comm, rd_probe_task *tasks, int ntasks, rd_probe
     if (st != RD_OK) goto out;
     for (int i = 0; i < ntasks; i++)
         summarise_permutations(&tasks[i], unit_results + first[i], &results[i]);
+    st = holm_over_tasks(results, ntasks, err);
 out:
     free(first);
     free(c.scratch);

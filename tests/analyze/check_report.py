@@ -111,20 +111,32 @@ def md_consistent(rep, md):
     order = ["auroc", "accuracy", "mae", "r2", "pearson_r"]
     reps = {r["name"]: r for r in rep["representations"]}
     folds = rep["settings"]["outer_folds"]
+    tested = sorted((r["permutation"]["p"], i) for i, r in enumerate(rep["results"])
+                    if r["permutation"]["p"] is not None)
+    running, holm = 0.0, {}
+    for rank, (p, i) in enumerate(tested):  # Holm's step-down, written out independently
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        holm[i] = running
+    for i, r in enumerate(rep["results"]):
+        got = r["permutation"]["p_holm"]
+        check(got is None if i not in holm else abs(got - holm[i]) < 1e-12,
+              f"{r['representation']}/{r['target']}: Holm p {got}, expected {holm.get(i)}")
     for r in rep["results"]:
         rp = reps[r["representation"]]
         cells = [interval_text(r["metrics"][m], labels[m]) for m in order if m in r["metrics"]]
         row = (f"| {rp['encoder']} | {rp['features']} | " + " | ".join(cells) +
-               f" | {p_text(r['permutation']['p'])} | {r['lambda_at_edge']} of {folds} |")
+               f" | {p_text(r['permutation']['p'])} | {p_text(r['permutation']['p_holm'])}"
+               f" | {r['lambda_at_edge']} of {folds} |")
         section = md.split(f"## Results: {r['target']}\n", 1)
         check(len(section) == 2 and row in section[1].split("\n## ")[0],
               f"report.md lacks the row {row!r} under 'Results: {r['target']}'")
         primary = "auroc" if r["model"] == "logistic" else "r2"
-        p = r["permutation"]["p"]
-        verdict = "carries" if p is not None and p <= 0.05 else "shows no evidence of"
+        p, holm = r["permutation"]["p"], r["permutation"]["p_holm"]
+        verdict = "carries" if holm is not None and holm <= 0.05 else "shows no evidence of"
         finding = (f"- {r['representation']} {verdict} {r['target']} information: "
                    f"{'AUROC' if primary == 'auroc' else 'R²'} "
-                   f"{interval_text(r['metrics'][primary], 3)}, permutation p = {p_text(p)}.\n")
+                   f"{interval_text(r['metrics'][primary], 3)}, permutation p = {p_text(p)}"
+                   f" (Holm {p_text(holm)}).\n")
         check(finding in md, f"report.md lacks the finding {finding!r}")
     for c in rep["comparisons"]:
         check(f"- {c['sentence']}.\n" in md, f"report.md lacks the sentence {c['sentence']!r}")

@@ -188,7 +188,25 @@ static void group_ids_from_strings(rd_test *t) {
     CHECK(ys[0] == 0 && ys[1] == 1 && isnan(ys[2]) && ys[3] == 1);
 }
 
+/* Holm by hand: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04, then
+ * the running maximum (0.04 -> 0.06); the untested NaN is not in the family. */
+static void holm_adjustment_by_hand(rd_test *t) {
+    rd_error err;
+    double p[5] = {0.01, 0.04, 0.03, 0.005, NAN}, adj[5];
+    CHECK_OK(rd_probe_holm(p, 5, adj, &err), &err);
+    const double want[4] = {0.03, 0.06, 0.06, 0.02};
+    for (int i = 0; i < 4; i++) CHECK_NEAR(adj[i], want[i], 1e-15);
+    CHECK(isnan(adj[4]));
+    double q[3] = {0.5, 0.6, 0.5}, qa[3]; /* ties by index; capped at 1 */
+    CHECK_OK(rd_probe_holm(q, 3, qa, &err), &err);
+    CHECK(qa[0] == 1.0 && qa[1] == 1.0 && qa[2] == 1.0);
+    double one = 0.02, one_adj; /* a family of one is not adjusted */
+    CHECK_OK(rd_probe_holm(&one, 1, &one_adj, &err), &err);
+    CHECK(one_adj == 0.02);
+}
+
 static const rd_test_case cases[] = {
+    {"holm_adjustment_by_hand", holm_adjustment_by_hand},
     {"auroc_matches_brute_force_with_ties", auroc_matches_brute_force_with_ties},
     {"metrics_match_sklearn", metrics_match_sklearn},
     {"weights_equal_repeated_rows", weights_equal_repeated_rows},

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make demo's script (scripts/demo.sh) end to end, shortened: fewer phantoms, 30 pretraining
+# steps, fewer bootstrap replicates and permutations (RDINO_DEMO_ARGS). Checks that every stage
+# ran, both reports exist, the study finds the planted sex signal on the strength-1 phantoms,
+# and finds nothing (no Holm-adjusted permutation test rejects, every interval covers chance)
+# on the strength-0 null control. Whether the trained encoder beats the baselines is the full
+# demo's question (its report says), not this test's: 30 steps train nothing.
+cd "$(dirname "$0")/../.." || exit 1
+source tests/lib.sh
+suite=demo
+if ! command -v /usr/bin/python3 >/dev/null || ! /usr/bin/python3 -c 'import json' 2>/dev/null; then
+    rd_skip "$suite" "/usr/bin/python3 is needed to read report.json"; exit 0
+fi
+for b in synth preprocess shard pretrain embed analyze; do
+    if [ ! -x "$RDINO_BIN/rdino-$b" ]; then rd_skip "$suite" "$RDINO_BIN/rdino-$b not built"; exit 0; fi
+done
+rd_tmpdir
+T=$RD_TMP
+trap 'rm -rf "$T"' EXIT
+out=$T/out
+RDINO_DEMO_OUT=$out RDINO_DEMO_ARGS="synth.n_patients=120 pretrain.max_steps=30 analyze.bootstrap=200 analyze.permutations=39" \
+    scripts/demo.sh "$RDINO_BUILD" >"$T/demo.log" 2>&1
+status=$?
+if [ $status != 0 ] || ! grep -q "^demo finished" "$T/demo.log"; then
+    rd_fail "$suite/runs" "scripts/demo.sh exited with $status; last lines:"
+    tail -n 20 "$T/demo.log" >&2
+    exit 0
+fi
+rd_pass "$suite/runs"
+sed -n '/^demo finished/,$p' "$T/demo.log"
+
+missing=""
+for f in synth/metadata.csv shards/index.json pretrain/metrics.jsonl embeddings/trained.h5 \
+    embeddings/random-init.h5 report/report.md report/report.json report/loss.png \
+    null/shards/index.json null/embeddings/trained.h5 null/embeddings/random-init.h5 \
+    null/report/report.md null/report/report.json; do
+    [ -s "$out/$f" ] || missing+=" $f"
+done
+if [ -z "$missing" ]; then rd_pass "$suite/outputs"; else rd_fail "$suite/outputs" "missing:$missing"; fi
+
+# report.json: results[] hold {target, representation, permutation.p, metrics.<m>.{lo,hi}}
+verdict() { # verdict signal|null REPORT_JSON: prints what is wrong, nothing if all is well
+    /usr/bin/python3 - "$1" "$2" <<'PY'
+import json, sys
+mode, path = sys.argv[1], sys.argv[2]
+results = json.load(open(path))["results"]
+reps = {r["representation"].split(" ")[0] for r in results}
+problems = []
+if not {"trained", "random-init", "raw-pixels"} <= reps:
+    problems.append("encoders in the report: %s" % sorted(reps))
+for r in results:
+    name = "%s/%s" % (r["representation"], r["target"])
+    p = r["permutation"]["p_holm"]  # the report's verdicts use Holm over all its tests
+    m = r["metrics"]["auroc" if r["target"] == "sex" else "r2"]
+    chance = 0.5 if r["target"] == "sex" else 0.0
+    if mode == "null" and (p <= 0.05 or not m["lo"] <= chance <= m["hi"]):
+        problems.append("%s: p %.3f, [%.3f, %.3f] excludes chance %.1f" % (name, p, m["lo"], m["hi"], chance))
+    if mode == "signal" and r["target"] == "sex" and p > 0.05:
+        problems.append("%s: sex not found (p %.3f)" % (name, p))
+print("; ".join(problems))
+PY
+}
+v=$(verdict signal "$out/report/report.json")
+if [ -z "$v" ]; then rd_pass "$suite/signal_found"; else rd_fail "$suite/signal_found" "$v"; fi
+v=$(verdict null "$out/null/report/report.json")
+if [ -z "$v" ]; then rd_pass "$suite/null_shows_nothing"; else rd_fail "$suite/null_shows_nothing" "$v"; fi
