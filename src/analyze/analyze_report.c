@@ -415,6 +415,18 @@ static void md_findings(FILE *f, const rd_analyze_data *data, const rd_analyze_s
             "%d permutation tests of this report keeps the chance of any false \"carries\" at "
             "%.2g).\n\n",
             alpha, tested, alpha);
+    int perms = s->ntargets * s->nreps > 0 ? s->results[0].permutations : 0;
+    if (tested > 0 && perms > 0 && (double)tested / (perms + 1) > alpha) {
+        /* Holm multiplies the smallest p, 1 / (B + 1), by the number of tests. */
+        int needed = (int)ceil(tested / alpha) - 1;
+        fprintf(f,
+                "With %d permutations and %d tests no finding can reach significance (the "
+                "smallest Holm-adjusted p is %.2g): set analyze.permutations to at least %d.\n\n",
+                perms, tested, (double)tested / (perms + 1), needed);
+        rd_warn("analyze: with %d permutations and %d tests no finding can reach significance; "
+                "set analyze.permutations to at least %d",
+                perms, tested, needed);
+    }
 }
 
 static void md_data(FILE *f, const rd_analyze_params *p, const rd_analyze_data *data,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo's script (scripts/demo.sh) end to end, shortened: fewer phantoms, 30 pretraining
 # steps, fewer bootstrap replicates and permutations (RDINO_DEMO_ARGS). Checks that every stage
-# ran, both reports exist, the study finds the planted sex signal on the strength-1 phantoms,
+# ran, both reports exist, the study finds the planted sex signal on the strength-1 phantoms
+# (some representation carries it; at this size raw pixels do, the encoders are weaker),
 # and finds nothing (no Holm-adjusted permutation test rejects, every interval covers chance)
 # on the strength-0 null control. Whether the trained encoder beats the baselines is the full
 # demo's question (its report says), not this test's: 30 steps train nothing.
@@ -18,8 +19,12 @@ rd_tmpdir
 T=$RD_TMP
 trap 'rm -rf "$T"' EXIT
 out=$T/out
-RDINO_DEMO_OUT=$out RDINO_DEMO_ARGS="synth.n_patients=120 pretrain.max_steps=30 analyze.bootstrap=200 analyze.permutations=39" \
-    scripts/demo.sh "$RDINO_BUILD" >"$T/demo.log" 2>&1
+# CLS only: 3 representations x 2 targets = 6 tests, so 119 permutations let Holm reject.
+args="analyze.features=cls synth.n_patients=120 pretrain.max_steps=30 analyze.bootstrap=100 analyze.permutations=119"
+if [ "${RDINO_SANITIZE:-0}" = 1 ]; then # the instrumented build: the pipeline only, small
+    args="analyze.features=cls synth.n_patients=40 pretrain.max_steps=4 analyze.bootstrap=20 analyze.permutations=19"
+fi
+RDINO_DEMO_OUT=$out RDINO_DEMO_ARGS="$args" scripts/demo.sh "$RDINO_BUILD" >"$T/demo.log" 2>&1
 status=$?
 if [ $status != 0 ] || ! grep -q "^demo finished" "$T/demo.log"; then
     rd_fail "$suite/runs" "scripts/demo.sh exited with $status; last lines:"
@@ -55,11 +60,18 @@ for r in results:
     chance = 0.5 if r["target"] == "sex" else 0.0
     if mode == "null" and (p <= 0.05 or not m["lo"] <= chance <= m["hi"]):
         problems.append("%s: p %.3f, [%.3f, %.3f] excludes chance %.1f" % (name, p, m["lo"], m["hi"], chance))
-    if mode == "signal" and r["target"] == "sex" and p > 0.05:
-        problems.append("%s: sex not found (p %.3f)" % (name, p))
+found = [r["representation"] for r in results if r["target"] == "sex" and r["permutation"]["p_holm"] <= 0.05]
+if mode == "signal" and not found:
+    problems.append("no representation carries sex: Holm p %s" % [r["permutation"]["p_holm"] for r in results if r["target"] == "sex"])
 print("; ".join(problems))
 PY
 }
+if [ "${RDINO_SANITIZE:-0}" = 1 ]; then
+    for c in signal_found null_shows_nothing; do
+        rd_skip "$suite/$c" "the ASan build runs a 40-patient demo, too small for the study's verdicts (checked in the normal build)"
+    done
+    exit 0
+fi
 v=$(verdict signal "$out/report/report.json")
 if [ -z "$v" ]; then rd_pass "$suite/signal_found"; else rd_fail "$suite/signal_found" "$v"; fi
 v=$(verdict null "$out/null/report/report.json")
