@@ -46,7 +46,5 @@ int rd_app_fail(rd_app *app, const rd_error *err);
  * peak RSS over ranks; collective); finalises MPI. Returns status. */
 int rd_app_finish(rd_app *app, int status);
 
-/* Creates a directory and its parents (mkdir -p). */
-rd_status rd_mkdir_p(const char *path, rd_error *err);
 
 #endif

@@ -11,6 +11,7 @@
 #include "analyze_internal.h"
 #include "rdino/app.h"
 #include "rdino/csv.h"
+#include "rdino/file.h"
 #include "rdino/journal.h"
 #include "rdino/log.h"
 

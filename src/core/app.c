@@ -1,10 +1,8 @@
 #include "rdino/app.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "rdino/log.h"
 
@@ -122,21 +120,4 @@ int rd_app_finish(rd_app *app, int status) {
     rd_config_free(&app->cfg);
     MPI_Finalize();
     return status;
-}
-
-rd_status rd_mkdir_p(const char *path, rd_error *err) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return rd_fail(err, RD_EINVAL, "path too long: %s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return rd_fail(err, RD_EIO, "cannot create directory %s: %s", buf, strerror(errno));
-            *p = saved;
-            if (!saved) break;
-        }
-    }
-    return RD_OK;
 }

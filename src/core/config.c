@@ -1,4 +1,5 @@
 #include "rdino/config.h"
+#include "rdino/file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -476,27 +477,8 @@ rd_status rd_config_load_string(rd_config *cfg, const char *yaml, const char *or
 }
 
 rd_status rd_config_load_file(rd_config *cfg, const char *path, rd_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rd_fail(err, RD_ENOTFOUND, "config %s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *text = malloc(cap);
-    while (text) {
-        size_t got = fread(text + len, 1, cap - len - 1, f);
-        len += got;
-        if (len + 1 < cap) break;
-        cap *= 2;
-        char *bigger = realloc(text, cap);
-        if (!bigger) free(text);
-        text = bigger;
-    }
-    int read_failed = ferror(f);
-    fclose(f);
-    if (!text) return rd_fail(err, RD_ENOMEM, "config %s: out of memory", path);
-    if (read_failed) {
-        free(text);
-        return rd_fail(err, RD_EIO, "config %s: read error", path);
-    }
-    text[len] = '\0';
+    char *text;
+    if (rd_read_file(path, &text, NULL, err)) return rd_wrap(err, "config");
     char origin[1100];
     snprintf(origin, sizeof origin, "config %s", path);
     rd_status st = rd_config_load_string(cfg, text, origin, err);

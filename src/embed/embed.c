@@ -9,6 +9,7 @@
 
 #include "rdino/app.h"
 #include "rdino/checkpoint.h"
+#include "rdino/file.h"
 #include "rdino/h5store.h"
 #include "rdino/log.h"
 #include "rdino/shard.h"

@@ -1,7 +1,7 @@
 /* RFC 4180 tokenizer over a file held in memory; see csv.h. */
 #include "rdino/csv.h"
+#include "rdino/file.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,29 +31,9 @@ rd_status rd_csv_open_string(rd_csv *csv, const char *text, size_t len, const ch
 
 rd_status rd_csv_open(rd_csv *csv, const char *path, rd_error *err) {
     memset(csv, 0, sizeof *csv);
-    FILE *f = fopen(path, "rb");
-    if (!f) return rd_fail(err, RD_ENOTFOUND, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *text = malloc(cap);
-    while (text) {
-        size_t got = fread(text + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) break;
-        if (len + 1 == cap) {
-            char *bigger = realloc(text, cap * 2);
-            if (!bigger) free(text);
-            text = bigger;
-            cap *= 2;
-        }
-    }
-    int read_error = ferror(f);
-    fclose(f);
-    if (!text) return rd_fail(err, RD_ENOMEM, "%s: out of memory reading the file", path);
-    if (read_error) {
-        free(text);
-        return rd_fail(err, RD_EIO, "cannot read %s", path);
-    }
-    text[len] = '\0';
+    char *text;
+    size_t len;
+    if (rd_read_file(path, &text, &len, err)) return err ? err->code : RD_EIO;
     return take_text(csv, text, len, path, err);
 }
 

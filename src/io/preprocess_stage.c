@@ -1,5 +1,6 @@
 /* rdino-preprocess: plan on rank 0, process on every rank through the work queue, journal
  * per rank, assemble manifest/report/summary on rank 0; see preprocess_stage.h. */
+#include "rdino/file.h"
 #include "rdino/preprocess_stage.h"
 
 #include <ctype.h>

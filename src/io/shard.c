@@ -1,4 +1,5 @@
 /* Writing shards: see include/rdino/shard.h and docs/FORMATS.md ("Shards"). */
+#include "rdino/file.h"
 #include "rdino/shard.h"
 
 #include <dirent.h>

@@ -1,11 +1,11 @@
 /* Reading a shards folder by global row: see include/rdino/shard_reader.h. */
 #include "rdino/shard_reader.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rdino/file.h"
 #include "rdino/sha256.h"
 #include "rdino/shard.h"
 
@@ -19,20 +19,16 @@ typedef struct set_header {
 
 /* "num_shards" of index.json (rdino-shard writes it as a plain integer), and its digest. */
 static rd_status read_index(const char *dir, int *count, char sha256[65], rd_error *err) {
-    char path[RD_H5_PATH_MAX + 16], text[4096];
+    char path[RD_H5_PATH_MAX + 16], *text;
     snprintf(path, sizeof path, "%s/index.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rd_fail(err, RD_ENOTFOUND,
-                       "%s: %s (not a shards folder, or rdino-shard has not finished there)", path,
-                       strerror(errno));
-    size_t len = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[len] = '\0';
+    if (rd_read_file(path, &text, NULL, err))
+        return rd_wrap(err, "not a shards folder, or rdino-shard has not finished there");
     const char *key = strstr(text, "\"num_shards\":");
     char *end = NULL;
     long k = key ? strtol(key + strlen("\"num_shards\":"), &end, 10) : 0;
-    if (!key || end == key + strlen("\"num_shards\":") || k < 1 || k > (1L << 24))
+    int valid = key && end != key + strlen("\"num_shards\":") && k >= 1 && k <= (1L << 24);
+    free(text);
+    if (!valid)
         return rd_fail(err, RD_EFORMAT, "%s: no valid \"num_shards\" entry (damaged index?)", path);
     *count = (int)k;
     return rd_sha256_file(path, sha256, err);

@@ -1,4 +1,5 @@
 /* rdino-synth: phantom images + NIH-layout metadata; see synth_stage.h. */
+#include "rdino/file.h"
 #include "rdino/synth_stage.h"
 
 #include <ctype.h>
@@ -105,16 +106,6 @@ static int is_phantom_name(const char *name, int with_tmp) {
     return with_tmp ? strncmp(name + 16, ".tmp.", 5) == 0 : name[16] == '\0';
 }
 
-static char *read_small_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    return buf;
-}
-
 /* Rank 0: makes the folders, removes leftover temporaries, and removes the phantom images,
  * CSV and stamp of a run with different settings before recording the current ones. */
 static rd_status prepare_folder(const char *out, const char *images, const char *stamp_text,
@@ -122,8 +113,9 @@ static rd_status prepare_folder(const char *out, const char *images, const char 
     char path[2 * PATH_CAP];
     if (rd_mkdir_p(images, err)) return err->code;
     snprintf(path, sizeof path, "%s/synth.yaml", out);
-    char *old = read_small_file(path);
-    int same = old && strcmp(old, stamp_text) == 0;
+    char *old; /* no stamp, or an unreadable one: other settings */
+    rd_error no_stamp;
+    int same = rd_read_file(path, &old, NULL, &no_stamp) == RD_OK && strcmp(old, stamp_text) == 0;
     free(old);
     if (!same) {
         const char *gone[2] = {"metadata.csv", "synth.yaml"};

@@ -1,5 +1,6 @@
 /* The pretraining data path: sampler, shard reads, augmentation, group-level masks and drop-path
  * subsets, prefetch thread. See include/rdino/loader.h. */
+#include "rdino/file.h"
 #include "rdino/loader.h"
 
 #include <errno.h>
@@ -155,40 +156,13 @@ struct rd_loader {
 
 /* ---- index.json and shard headers ---- */
 
-static char *read_file(const char *path, rd_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        rd_fail(err, errno == ENOENT ? RD_ENOTFOUND : RD_EIO,
-                "cannot read %s: %s (rdino-shard writes it last, after every shard)", path,
-                strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *text = malloc(cap);
-    while (text) {
-        n += fread(text + n, 1, cap - 1 - n, f);
-        if (n < cap - 1) break;
-        char *bigger = realloc(text, cap *= 2);
-        if (!bigger) free(text);
-        text = bigger;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!text || bad) {
-        free(text);
-        rd_fail(err, RD_EIO, "cannot read %s", path);
-        return NULL;
-    }
-    text[n] = '\0';
-    return text;
-}
-
 /* The "file" names of index.json's "shards" list (docs/FORMATS.md); checks "num_shards". */
 static rd_status read_index(rd_loader *l, rd_error *err) {
     char path[RD_LOADER_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/index.json", l->p.shards_dir);
-    char *text = read_file(path, err);
-    if (!text) return err ? err->code : RD_EIO;
+    char *text;
+    if (rd_read_file(path, &text, NULL, err))
+        return rd_wrap(err, "shards (rdino-shard writes index.json last, after every shard)");
     rd_status st = RD_OK;
     const char *count_key = strstr(text, "\"num_shards\""), *list = strstr(text, "\"shards\"");
     const char *colon = count_key ? strchr(count_key, ':') : NULL;

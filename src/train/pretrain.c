@@ -1,4 +1,5 @@
 /* rdino-pretrain's training loop: see include/rdino/pretrain.h and docs/PRETRAIN.md. */
+#include "rdino/file.h"
 #include "rdino/pretrain.h"
 
 #include <dirent.h>
