@@ -46,5 +46,4 @@ int rd_app_fail(rd_app *app, const rd_error *err);
  * peak RSS over ranks; collective); finalises MPI. Returns status. */
 int rd_app_finish(rd_app *app, int status);
 
-
 #endif
