@@ -68,6 +68,17 @@ static int parse_command_line(rd_app *app, int argc, char **argv, const char *pu
     return RD_EXIT_OK;
 }
 
+/* A job step of several Slurm tasks in which MPI sees one rank: the program was started
+ * without srun or mpirun (or with an MPI that cannot read Slurm's PMI), so every task would do
+ * the whole job alone. */
+static void warn_lone_rank_in_slurm_job(int nranks) {
+    const char *ntasks = getenv("SLURM_NTASKS");
+    if (nranks == 1 && ntasks && atoi(ntasks) > 1)
+        rd_warn("SLURM_NTASKS=%s but MPI sees 1 rank: start the program with srun or mpirun, "
+                "else each of the %s tasks runs the whole job on its own",
+                ntasks, ntasks);
+}
+
 int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const char *purpose,
                  const rd_app_flag *flags, int nflags, int *exit_status) {
     int provided;
@@ -97,6 +108,7 @@ int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const c
             rd_info("%s: %d rank%s; resolved configuration:", name, app->nranks,
                     app->nranks == 1 ? "" : "s");
             rd_info("---\n%s---", dump ? dump : "(out of memory)");
+            warn_lone_rank_in_slurm_job(app->nranks);
         }
         free(dump);
     }
