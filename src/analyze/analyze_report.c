@@ -411,7 +411,8 @@ static void md_findings(FILE *f, const rd_analyze_data *data, const rd_analyze_s
     for (int k = 0; k < data->nskipped; k++) fprintf(f, "- Not analysed: %s.\n", data->skipped[k]);
     fprintf(f,
             "\nA claim that one representation beats another rests on the paired interval of "
-            "the difference excluding 0; \"carries\" means the permutation test rejects \"no "
+            "the difference clearing 0 by at least 0.001; \"carries\" means the permutation test "
+            "rejects \"no "
             "information\" at a Holm-adjusted p <= %.2g (Holm's step-down adjustment over the "
             "%d permutation tests of this report keeps the chance of any false \"carries\" at "
             "%.2g).\n\n",

@@ -127,7 +127,10 @@ void rd_analyze_pair_sentence(const rd_analyze_data *data, const rd_analyze_pair
     rd_analyze_rep_name(data, pair->a, a, sizeof a);
     rd_analyze_rep_name(data, pair->b, b, sizeof b);
     int has_ci = isfinite(d->lo) && isfinite(d->hi);
-    *significant = has_ci && (d->lo > 0 || d->hi < 0);
+    /* The interval must clear 0 by the printed resolution: two probes that both predict a
+     * constant (R² -0.000 each) differ by rounding, with an interval like [1e-7, 3e-6]. */
+    const double resolution = 0.001;
+    *significant = has_ci && (d->lo >= resolution || d->hi <= -resolution);
     *winner = !*significant ? -1 : d->lo > 0 ? pair->a : pair->b;
     if (target->kind == RD_PROBE_RIDGE) {
         /* MAE moves the other way (lower is better): its difference is shown, not judged. */
@@ -148,6 +151,7 @@ void rd_analyze_pair_sentence(const rd_analyze_data *data, const rd_analyze_pair
     else
         snprintf(buf, (size_t)size,
                  "%s and %s: no significant difference for %s (Δ%s %.3f [%.3f, %.3f]%s; the "
-                 "interval includes 0)",
-                 a, b, target->name, label, d->estimate, d->lo, d->hi, extra);
+                 "interval %s)",
+                 a, b, target->name, label, d->estimate, d->lo, d->hi, extra,
+                 d->lo <= 0 && d->hi >= 0 ? "includes 0" : "is within 0.001 of 0");
 }

@@ -349,6 +349,14 @@ static void pair_sentences_say_who_wins(rd_test *t) {
     CHECK(strstr(buf, "trained and random-init: no significant difference for sex "
                       "(ΔAUROC 0.010 [-0.030, 0.050]") == buf);
     CHECK(!significant && winner == -1);
+    /* Excludes 0, but only by rounding (two constant predictions): no claim. */
+    pair.diff[RD_PROBE_AUROC] = (rd_probe_interval){2e-6, 1e-7, 3e-6, 1000};
+    rd_analyze_pair_sentence(&data, &pair, buf, sizeof buf, &significant, &winner);
+    CHECK(!significant && winner == -1);
+    CHECK_MSG(strstr(buf, "the interval is within 0.001 of 0") != NULL, "%s", buf);
+    pair.diff[RD_PROBE_AUROC] = (rd_probe_interval){0.003, 0.001, 0.005, 1000};
+    rd_analyze_pair_sentence(&data, &pair, buf, sizeof buf, &significant, &winner);
+    CHECK(significant && winner == 0);
     target.kind = RD_PROBE_RIDGE;
     snprintf(target.name, sizeof target.name, "age");
     pair.diff[RD_PROBE_R2] = (rd_probe_interval){-0.25, -0.31, -0.18, 1000};
