@@ -9,7 +9,8 @@
  * the initial state (rdino's DINOv2 init), and the fp64 oracle's trajectory on those inputs
  * (tests/reference/multistep.py; tests/reference/README.md, "Multi-step"). This test replays the
  * inputs through rd_trainer_step and compares every loss term of every iteration and the final
- * student, teacher, AdamW moments and centres.
+ * student, teacher, AdamW moments and centres. It also counts the allocations made inside
+ * rd_trainer_step after the first step (the process's malloc family wrapped): none allowed.
  *
  * Tolerances. fp32 against fp64 drifts as the steps compound; the fixture also stores the
  * oracle run in fp32, and its distance to the fp64 run sets the scale: every per-step loss term
@@ -47,6 +48,44 @@
 enum { LOSS_TERMS = 5 };
 static const char *const LOSS_NAMES[LOSS_TERMS] = {"dino_local", "dino_global", "koleo", "ibot",
                                                    "total"};
+
+/* Allocation counter: the test program's malloc family wraps glibc's, so every allocation in
+ * the process (rdino, OpenBLAS, libgomp) is seen; the replay counts those made inside
+ * rd_trainer_step after the first step (which may start thread pools). Not under ASan, which
+ * brings its own malloc. */
+#ifndef __SANITIZE_ADDRESS__
+#define COUNT_ALLOCATIONS 1
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+static _Atomic int counting;
+static _Atomic long allocations;
+static void count(void) {
+    if (counting) allocations++;
+}
+void *malloc(size_t n) {
+    count();
+    return __libc_malloc(n);
+}
+void *calloc(size_t k, size_t n) {
+    count();
+    return __libc_calloc(k, n);
+}
+void *realloc(void *p, size_t n) {
+    count();
+    return __libc_realloc(p, n);
+}
+void *aligned_alloc(size_t align, size_t n) {
+    count();
+    return __libc_memalign(align, n);
+}
+int posix_memalign(void **p, size_t align, size_t n) {
+    count();
+    *p = __libc_memalign(align, n);
+    return *p ? 0 : 12; /* ENOMEM */
+}
+#endif
 
 static void stats_terms(const rd_step_stats *s, double *terms) {
     terms[0] = s->dino_local;
@@ -580,7 +619,13 @@ static void replay(rd_test *t, const char *name) {
                       "step %d: schedule value %d is %.17g, DINOv2's %.17g", it, k, mine[k], s[k]);
         lr_sum += v.lr;
         rd_step_stats stats;
+#ifdef COUNT_ALLOCATIONS
+        counting = it > 0;
+#endif
         CHECK_OK(rd_trainer_step(&tr, &batch, &v, NULL, &stats, &err), &err);
+#ifdef COUNT_ALLOCATIONS
+        counting = 0;
+#endif
         double terms[LOSS_TERMS];
         stats_terms(&stats, terms);
         for (int k = 0; k < LOSS_TERMS && !t->failures; k++) {
@@ -592,6 +637,10 @@ static void replay(rd_test *t, const char *name) {
                       LOSS_NAMES[k], terms[k], w, d);
         }
     }
+#ifdef COUNT_ALLOCATIONS
+    CHECK_MSG(allocations == 0, "%ld allocations inside rd_trainer_step after the first step",
+              (long)allocations);
+#endif
     if (!t->failures) {
         const double tol = PARAM_TOL, key_bound = 1.01 * lr_sum;
         double ds = compare_state(t, f, &tr.student, "oracle/after/student", tr.student.data, tol,
