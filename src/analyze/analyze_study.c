@@ -153,5 +153,5 @@ void rd_analyze_pair_sentence(const rd_analyze_data *data, const rd_analyze_pair
                  "%s and %s: no significant difference for %s (Δ%s %.3f [%.3f, %.3f]%s; the "
                  "interval %s)",
                  a, b, target->name, label, d->estimate, d->lo, d->hi, extra,
-                 d->lo <= 0 && d->hi >= 0 ? "includes 0" : "is within 0.001 of 0");
+                 d->lo <= 0 && d->hi >= 0 ? "includes 0" : "clears 0 by less than 0.001");
 }

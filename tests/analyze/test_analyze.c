@@ -353,7 +353,7 @@ static void pair_sentences_say_who_wins(rd_test *t) {
     pair.diff[RD_PROBE_AUROC] = (rd_probe_interval){2e-6, 1e-7, 3e-6, 1000};
     rd_analyze_pair_sentence(&data, &pair, buf, sizeof buf, &significant, &winner);
     CHECK(!significant && winner == -1);
-    CHECK_MSG(strstr(buf, "the interval is within 0.001 of 0") != NULL, "%s", buf);
+    CHECK_MSG(strstr(buf, "the interval clears 0 by less than 0.001") != NULL, "%s", buf);
     pair.diff[RD_PROBE_AUROC] = (rd_probe_interval){0.003, 0.001, 0.005, 1000};
     rd_analyze_pair_sentence(&data, &pair, buf, sizeof buf, &significant, &winner);
     CHECK(significant && winner == 0);
