@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "mpi_once.h"
+#include "rdino/file.h"
 #include "rdino/h5store.h"
 #include "rdino/shard.h"
 
@@ -72,16 +73,6 @@ static rd_shard_params params_in(const char *dir, int depth) {
                              .manifest_path = "manifest.csv",
                              .preprocess_yaml = "size: 6\n",
                              .tool_version = "rdino-shard test"};
-}
-
-static char *read_text(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    static char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, fp);
-    text[n] = '\0';
-    fclose(fp);
-    return text;
 }
 
 /* Reads every shard back and compares it with the sample, row by row. */
@@ -195,9 +186,10 @@ static void writes_documented_layout(rd_test *t, int depth) {
 
     char path[700];
     snprintf(path, sizeof path, "%s/index.json", dir);
-    const char *index = read_text(path);
-    CHECK(index != NULL);
-    if (!index) return;
+    char *index;
+    rd_error read_err = {0};
+    CHECK_OK(rd_read_file(path, &index, NULL, &read_err), &read_err);
+    if (t->failures) return;
     char want[200];
     snprintf(want, sizeof want, "\"splits\": {\"train\": %lld, \"val\": %lld, \"test\": %lld}",
              (long long)stats.per_split[0], (long long)stats.per_split[1],
@@ -205,6 +197,7 @@ static void writes_documented_layout(rd_test *t, int depth) {
     CHECK_MSG(strstr(index, want) != NULL, "index.json lacks %s:\n%s", want, index);
     CHECK(strstr(index, "\"file\": \"shard-00002.h5\", \"first_row\": 15, \"num_images\": 8"));
     CHECK(strstr(index, "\"num_images\": 23,") && strstr(index, "\"num_shards\": 3,"));
+    free(index);
 }
 
 static void layout_8bit(rd_test *t) {
