@@ -14,6 +14,7 @@ static void softmax_rows(float *s, int T) {
     for (int r = 0; r < T; r++) {
         float *row = s + (size_t)r * T;
         float mx = row[0];
+#pragma omp simd reduction(max : mx)
         for (int c = 1; c < T; c++) mx = row[c] > mx ? row[c] : mx;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)

@@ -1,5 +1,6 @@
 #include <cblas.h>
 #include <omp.h>
+#include <string.h>
 
 #include "rdino/nn.h"
 
@@ -19,9 +20,10 @@ static void split(int n, int parts, int part, int align, int *begin, int *end) {
     if (*end > n) *end = n;
 }
 
+/* One memcpy per row: the element loop stayed scalar (c may alias bias) and cost 2 % of a
+ * ViT forward. */
 static void fill_bias(float *c, int ldc, int rows, int cols, const float *bias) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) c[(size_t)i * ldc + j] = bias[j];
+    for (int i = 0; i < rows; i++) memcpy(c + (size_t)i * ldc, bias, (size_t)cols * sizeof *c);
 }
 
 static void gemm_part(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
