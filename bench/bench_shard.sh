@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Shard writing against dd on the same disk, in the same run, for 1 and 2 ranks.
+# Shard writing against dd on the same disk, in the same run, for 1 and 2 ranks; then the same
+# in memory (/dev/shm, tmpfs), where no disk noise hides the CPU cost.
 #  1. HDF5 only: N images of S x S uint8 from memory (build/bench/bench_shard_write), vs
 #     dd if=/dev/zero bs=1M conv=fsync of the same number of bytes; ratio = ours / dd (goal >= 0.8).
 #  2. Whole program: rdino-shard on preprocessed-like PNGs, PNG decoding and HDF5 writing timed
@@ -19,11 +20,11 @@ mkdir -p "$dir"
 trap 'rm -rf "$dir"' EXIT
 
 mib=$(((n * size * size + 1048575) / 1048576))
-dd_rate() {
+dd_rate() { # DIR
     local start=$EPOCHREALTIME
-    dd if=/dev/zero of="$dir/dd.bin" bs=1M count="$mib" conv=fsync status=none
+    dd if=/dev/zero of="$1/dd.bin" bs=1M count="$mib" conv=fsync status=none
     local end=$EPOCHREALTIME
-    rm -f "$dir/dd.bin"
+    rm -f "$1/dd.bin"
     awk -v b=$((mib * 1048576)) -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", b / (e - s) / 1e6 }'
 }
 
@@ -32,24 +33,36 @@ best() { sort -g | tail -1; }
 
 # The disk is shared (other helpers, the host's cache): dd and ours alternate, 3 runs each; the
 # ratio uses the best run of each (what the disk allows when nobody else is writing).
-echo "shard write: $n images ${size}x${size} uint8 ($mib MiB) in $dir, $(nproc) cores, 3 alternating runs; load:$(uptime | sed "s/.*load average://")"
-for np in 1 2; do
-    dd_runs=() our_runs=() rss=0
-    for _ in 1 2 3; do
-        dd_runs+=("$(dd_rate)")
-        out=$(rd_mpirun "$np" "$BUILD/bench/bench_shard_write" "$dir/mem" "$n" "$size" 500)
-        our_runs+=("$(echo "$out" | awk '/MB\/s/ { print $3; exit }')")
-        rss=$(echo "$out" | awk '/peak RSS/ { print $5 }')
-        rm -rf "$dir/mem"
+against_dd() { # DIR LABEL ("" for the disk, "_tmpfs" for memory)
+    local where=$1 label=$2
+    echo "shard write: $n images ${size}x${size} uint8 ($mib MiB) in $where, $(nproc) cores, 3 alternating runs; load:$(uptime | sed "s/.*load average://")"
+    for np in 1 2; do
+        local dd_runs=() our_runs=() rss=0 out dd_mbs ours
+        for _ in 1 2 3; do
+            dd_runs+=("$(dd_rate "$where")")
+            out=$(rd_mpirun "$np" "$BUILD/bench/bench_shard_write" "$where/mem" "$n" "$size" 500)
+            our_runs+=("$(echo "$out" | awk '/MB\/s/ { print $3; exit }')")
+            rss=$(echo "$out" | awk '/peak RSS/ { print $5 }')
+            rm -rf "$where/mem"
+        done
+        dd_mbs=$(printf '%s\n' "${dd_runs[@]}" | best)
+        ours=$(printf '%s\n' "${our_runs[@]}" | best)
+        echo "RESULT dd_write${label}_np$np: $dd_mbs MB/s (best of ${dd_runs[*]}; median $(printf '%s\n' "${dd_runs[@]}" | median); dd bs=1M count=$mib conv=fsync)"
+        echo "RESULT shard_write${label}_np$np: $ours MB/s (best of ${our_runs[*]}; median $(printf '%s\n' "${our_runs[@]}" | median); HDF5 only, Fletcher32, 4 shards)"
+        awk -v o="$ours" -v d="$dd_mbs" -v np="$np" -v l="$label" \
+            'BEGIN { printf "RESULT shard_write%s_np%d ratio: %.2f (ours/dd, best runs; goal >= 0.80)\n", l, np, o / d }'
+        echo "RESULT shard_write${label}_np$np peak RSS: $rss MiB (largest rank)"
     done
-    dd_mbs=$(printf '%s\n' "${dd_runs[@]}" | best)
-    ours=$(printf '%s\n' "${our_runs[@]}" | best)
-    echo "RESULT dd_write_np$np: $dd_mbs MB/s (best of ${dd_runs[*]}; median $(printf '%s\n' "${dd_runs[@]}" | median); dd bs=1M count=$mib conv=fsync)"
-    echo "RESULT shard_write_memory_np$np: $ours MB/s (best of ${our_runs[*]}; median $(printf '%s\n' "${our_runs[@]}" | median); HDF5 only, Fletcher32, 4 shards)"
-    awk -v o="$ours" -v d="$dd_mbs" -v np="$np" \
-        'BEGIN { printf "RESULT shard_write_memory_np%d ratio: %.2f (ours/dd, best runs; goal >= 0.80)\n", np, o / d }'
-    echo "RESULT shard_write_memory_np$np peak RSS: $rss MiB (largest rank)"
-done
+}
+against_dd "$dir" ""
+# The same in memory (tmpfs): no disk noise, so this ratio shows the CPU cost of writing.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    shm=$(mktemp -d /dev/shm/rdino-bench-shard-XXXXXX)
+    trap 'rm -rf "$dir" "$shm"' EXIT
+    against_dd "$shm" "_tmpfs"
+else
+    echo "RESULT shard_write_tmpfs: SKIPPED (no writable /dev/shm)"
+fi
 
 # PNG input like rdino-preprocess writes: smooth 8-bit images with some noise.
 /usr/bin/python3 - "$dir/pre" "$npngs" "$size" <<'EOF'
