@@ -1,7 +1,8 @@
 # rdino: plain GNU make. Sources are discovered, so adding a module means adding files:
 #   src/<module>/*.c   -> build/librdino.a        (src/apps excluded)
 #   src/apps/<name>.c  -> build/bin/<name>         (one program per stage)
-#   tests/<module>/test_*.c -> build/tests/<module>/test_*   (linked with tests/*.c: harness)
+#   tests/<module>/test_*.c -> build/tests/<module>/test_*   (linked with tests/*.c, the harness,
+#                               and the module's own helpers tests/<module>/*.c not named test_*)
 #   bench/*.c          -> build/bench/*
 # Variables: BUILD (output dir), WERROR=1 (warnings are errors, as in CI), SANITIZE=1 (ASan+UBSan),
 # ARCH (target flags; default -march=native: build on the kind of node you run on).
@@ -66,9 +67,13 @@ $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
 
-$(BUILD)/tests/%: tests/%.c $(HARNESS) $(LIB)
+# A test's folder helpers: tests/<module>/*.c other than test_*.c.
+folder_helpers = $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out $(dir $(1))test_%.c,$(wildcard $(dir $(1))*.c)))
+
+.SECONDEXPANSION:
+$(BUILD)/tests/%: tests/%.c $(HARNESS) $$(call folder_helpers,tests/$$*) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests $< $(HARNESS) $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests $< $(filter %.o,$^) $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)

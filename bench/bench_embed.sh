@@ -32,7 +32,7 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/rdino-bench-embed-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 
 # N images (make_shard_input.py gives 1-3 per patient, 2 on average) in 2 shards
-$py tests/io/make_shard_input.py "$dir/pre" $(((N + 1) / 2)) 224 8 >/dev/null
+$py tests/shard/make_shard_input.py "$dir/pre" $(((N + 1) / 2)) 224 8 >/dev/null
 rd_mpirun 1 "$BUILD/bin/rdino-shard" shard.input_dir="$dir/pre" shard.output_dir="$dir/shards" \
     shard.num_shards=2 >"$dir/shard.log" 2>&1 || { tail -3 "$dir/shard.log"; exit 1; }
 images=$(awk -F'"num_images": ' 'NF > 1 { split($2, a, ","); print a[1]; exit }' "$dir/shards/index.json")

@@ -5,7 +5,7 @@ crop (torchvision's offsets), min-max to uint8 with numpy (round half up).
 
   pillow_preprocess.py SIZE [--out DIR] FILE...
 Prints "images/s: X" (per CPU second), "wall images/s" and "peak RSS MiB" (after one untimed warm-up pass over the first file). With --out,
-also writes DIR/<file name>.raw (SIZE x SIZE uint8): tests/image/test_preprocess_image.c checks
+also writes DIR/<file name>.raw (SIZE x SIZE uint8): tests/preprocess/test_preprocess_image.c checks
 that this pipeline and ours agree, so the benchmark compares like with like.
 """
 import os

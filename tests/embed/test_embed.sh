@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rdino-embed end to end on shards made here (tests/io/make_shard_input.py + rdino-shard) with a
+# rdino-embed end to end on shards made here (tests/shard/make_shard_input.py + rdino-shard) with a
 # tiny random-init ViT: the layout read back with h5py against the shards
 # (tests/embed/check_embeddings.py) and h5dump, bit-identical output on 1, 2 and 3 ranks, a
 # split subset and another resolution, and failures (missing checkpoint, damaged shard on 3
@@ -26,7 +26,7 @@ T=$RD_TMP
 export OMP_NUM_THREADS=1
 
 # 40 patients, 79 images of 16x16, in 3 shards.
-$py tests/io/make_shard_input.py "$T/pre" 40 16 8 >/dev/null
+$py tests/shard/make_shard_input.py "$T/pre" 40 16 8 >/dev/null
 if ! rd_mpirun 1 "$RDINO_BIN/rdino-shard" data.output_dir="$T" shard.input_dir="$T/pre" \
     shard.num_shards=3 shard.val_fraction=0.2 shard.test_fraction=0.2 >"$T/shard.log" 2>&1; then
     rd_fail "$suite/shards" "$(tail -3 "$T/shard.log")"
@@ -90,7 +90,7 @@ fi
 # Tolerance 1e-5 absolute on LayerNorm outputs of size ~1 (measured: about 1e-6).
 torch_ok=1
 $py -c 'import torch' 2>/dev/null || torch_ok=0
-$py tests/io/make_shard_input.py "$T/pre24" 8 24 8 >/dev/null
+$py tests/shard/make_shard_input.py "$T/pre24" 8 24 8 >/dev/null
 rd_mpirun 1 "$RDINO_BIN/rdino-shard" shard.input_dir="$T/pre24" shard.output_dir="$T/s24" \
     shard.num_shards=2 >"$T/s24.log" 2>&1
 # embed24 LOG [args...]: rdino-embed on the 24 px shards with the oracle's checkpoint.
@@ -217,7 +217,7 @@ fi
 
 # A damaged image chunk in shard 2, read by rank 2 of 3: every rank stops, the error names the
 # shard, and no output file (final or temporary) is left.
-$py tests/io/check_shards.py flip "$T/shards/shard-00002.h5" 5
+$py tests/shard/check_shards.py flip "$T/shards/shard-00002.h5" 5
 if ! run 3 "$T/bad.log" embed.name=bad && grep -q "shard-00002.h5" "$T/bad.log" &&
     [ ! -e "$T/embeddings/bad.h5" ] && [ ! -e "$T/embeddings/.bad.h5.tmp" ]; then
     rd_pass "$suite/damaged_shard_named_no_output"

@@ -289,4 +289,4 @@ static const rd_test_case cases[] = {
     {"generic_columns_from_config", generic_columns_from_config},
     {"missing_columns_and_files_are_errors", missing_columns_and_files_are_errors},
 };
-RD_TEST_MAIN("io/metadata", cases)
+RD_TEST_MAIN("preprocess/metadata", cases)

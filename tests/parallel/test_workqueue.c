@@ -1,4 +1,4 @@
-/* The work queue on however many ranks this runs on (tests/dist/test_workqueue.sh runs it on
+/* The work queue on however many ranks this runs on (tests/parallel/test_workqueue.sh runs it on
  * 1, 2 and 3 ranks): every item processed exactly once, progress counts add up, no message
  * left pending, for uneven item costs, any chunk size, and fewer items than ranks. */
 #include <mpi.h>
@@ -100,7 +100,7 @@ static const rd_test_case cases[] = {
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     int status =
-        rd_test_main(argc, argv, "dist/workqueue", cases, (int)(sizeof cases / sizeof cases[0]));
+        rd_test_main(argc, argv, "parallel/workqueue", cases, (int)(sizeof cases / sizeof cases[0]));
     MPI_Finalize();
     return status;
 }

@@ -5,7 +5,7 @@
 # NIH subset in shared/ with every image accounted for, and its 16-bit copies giving the same
 # bytes as the 8-bit files.
 source "$(dirname "$0")/../lib.sh"
-S=io/preprocess_stage
+S=preprocess/preprocess_stage
 BIN="$RDINO_BUILD/bin/rdino-preprocess"
 PY=/usr/bin/python3
 if [ ! -x "$BIN" ]; then rd_fail "$S" "missing $BIN (build first)"; exit 0; fi

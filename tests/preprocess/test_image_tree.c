@@ -88,4 +88,4 @@ static const rd_test_case cases[] = {
     {"listing_is_sorted_skips_hidden_and_marks_escapes",
      listing_is_sorted_skips_hidden_and_marks_escapes},
 };
-RD_TEST_MAIN("io/image_tree", cases)
+RD_TEST_MAIN("preprocess/image_tree", cases)

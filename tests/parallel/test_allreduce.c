@@ -117,4 +117,4 @@ static const rd_test_case cases[] = {{"reducer", test_reducer},
                                      {"blocking", test_blocking},
                                      {"order", test_order},
                                      {"replicas", test_replicas}};
-RD_TEST_MAIN("pretrain/allreduce", cases)
+RD_TEST_MAIN("parallel/allreduce", cases)

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# rdino-shard end to end: layout read back with h5py (tests/io/check_shards.py) and h5dump,
+# rdino-shard end to end: layout read back with h5py (tests/shard/check_shards.py) and h5dump,
 # identical content on 1, 2 and 3 ranks, patient-level splits, a flipped byte caught by
 # Fletcher32, kill -9 mid-write then rerun, missing inputs, and the pipeline stages before it
 # (synthetic data and the shared NIH subset) when their programs are built.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
-suite=io/shard_app
+suite=shard/shard_app
 bin=$RDINO_BIN/rdino-shard
 py=/usr/bin/python3
-check=tests/io/check_shards.py
+check=tests/shard/check_shards.py
 
 if [ ! -x "$bin" ]; then
     rd_skip "$suite" "$bin not built"
@@ -22,8 +22,8 @@ rd_tmpdir
 T=$RD_TMP
 
 # 150 patients, 300 images of 16x16 (8-bit) and a 16-bit set.
-$py tests/io/make_shard_input.py "$T/pre" 150 16 8 >/dev/null
-$py tests/io/make_shard_input.py "$T/pre16" 12 8 16 >/dev/null
+$py tests/shard/make_shard_input.py "$T/pre" 150 16 8 >/dev/null
+$py tests/shard/make_shard_input.py "$T/pre16" 12 8 16 >/dev/null
 
 # run NP OUT_DIR [overrides...]: rdino-shard on $T/pre into OUT_DIR, log in OUT_DIR.log.
 run() {
@@ -95,7 +95,7 @@ rm -rf "$T/out"
 # appears (SIGSTOP freezes it mid-write), check that no half shard is visible, kill it, rerun.
 # Larger images (deflated at level 9) make writing a shard take long enough to catch.
 killtest="$suite/kill_mid_write_then_rerun"
-$py tests/io/make_shard_input.py "$T/big" 40 192 8 >/dev/null
+$py tests/shard/make_shard_input.py "$T/big" 40 192 8 >/dev/null
 big_run() { # exec: in the background, $! is the writer itself
     exec "$bin" data.output_dir="$T" shard.input_dir="$T/big" shard.output_dir="$T/kill" \
         shard.num_shards=3 shard.batch=1 shard.compression=9 "$@" >>"$T/kill.log" 2>&1

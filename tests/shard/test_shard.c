@@ -1,6 +1,6 @@
 /* The shard writer on one rank with images from memory: layout and attributes as documented in
  * docs/FORMATS.md, patient-level splits, rerun/skip, and failures that leave no shard behind.
- * Multi-rank identity, h5py/h5dump and kill -9 are in tests/io/test_shard.sh. */
+ * Multi-rank identity, h5py/h5dump and kill -9 are in tests/shard/test_shard.sh. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -373,4 +373,4 @@ static const rd_test_case cases[] = {
     {"manifest_read_and_errors", manifest_read_and_errors},
 };
 
-RD_TEST_MAIN("io/shard", cases)
+RD_TEST_MAIN("shard/shard", cases)

@@ -282,4 +282,4 @@ static const rd_test_case cases[] = {
     {"mismatch", test_mismatch},
     {"list", test_list},
 };
-RD_TEST_MAIN("pretrain/checkpoint", cases)
+RD_TEST_MAIN("train/checkpoint", cases)

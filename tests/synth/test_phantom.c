@@ -315,4 +315,4 @@ static const rd_test_case cases[] = {
     {"no_effects_at_strength_zero", no_effects_at_strength_zero},
 };
 
-RD_TEST_MAIN("image/phantom", cases)
+RD_TEST_MAIN("synth/phantom", cases)

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference results for tests/image/test_augment.c, computed from inputs the C test wrote to DIR
+"""Reference results for tests/train/test_augment.c, computed from inputs the C test wrote to DIR
 (each part runs when its cases file is there).
 
 rrc_cases.txt  "width height scale_lo scale_hi ratio_lo ratio_hi n u32_0 .. u32_{n-1}" per line:

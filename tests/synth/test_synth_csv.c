@@ -120,4 +120,4 @@ static const rd_test_case cases[] = {
     {"reads_back_with_the_nih_reader", reads_back_with_the_nih_reader},
 };
 
-RD_TEST_MAIN("io/synth_csv", cases)
+RD_TEST_MAIN("synth/synth_csv", cases)

@@ -2,7 +2,7 @@
  * torchvision's get_params driven by the same draws, crop + resize against Pillow, the blur
  * against torchvision's gaussian_blur, the photometric ops against values worked out by hand,
  * their composition order, the probability of each op, and the keyed streams. References come
- * from tests/image/augment_reference.py at test time. */
+ * from tests/train/augment_reference.py at test time. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +102,7 @@ static void rrc_matches_torchvision(rd_test *t) {
         got[c] = rd_rrc_params(w, h, scale, ratio, &r);
     }
     fclose(f);
-    if (!rd_test_python_reference(t, "tests/image/augment_reference.py")) {
+    if (!rd_test_python_reference(t, "tests/train/augment_reference.py")) {
         free(got);
         return;
     }
@@ -177,7 +177,7 @@ static void blur_matches_torchvision(rd_test *t) {
                 (double)(float)cases[c].sigma);
     }
     fclose(f);
-    const char *ok = rd_test_python_reference(t, "tests/image/augment_reference.py");
+    const char *ok = rd_test_python_reference(t, "tests/train/augment_reference.py");
     for (int c = 0; c < NCASES; c++) {
         size_t n = (size_t)cases[c].w * cases[c].h;
         char name[32];
@@ -310,7 +310,7 @@ static void crop_resize_matches_pillow(rd_test *t) {
                 rec.box.height, rec.box.width, sizes[i]);
     }
     fclose(f);
-    const char *ok = rd_test_python_reference(t, "tests/image/augment_reference.py");
+    const char *ok = rd_test_python_reference(t, "tests/train/augment_reference.py");
     for (int i = 0; i < CASES; i++) {
         size_t n = (size_t)sizes[i] * sizes[i];
         char name[32];
@@ -516,4 +516,4 @@ static const rd_test_case cases[] = {
     {"config_keys", config_keys},
 };
 
-RD_TEST_MAIN("augment", cases)
+RD_TEST_MAIN("train/augment", cases)

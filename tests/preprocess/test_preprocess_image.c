@@ -264,4 +264,4 @@ static const rd_test_case cases[] = {
     {"resized_flat_image_is_still_constant", resized_flat_image_is_still_constant},
     {"workspace_stops_growing", workspace_stops_growing},
 };
-RD_TEST_MAIN("preprocess_image", cases)
+RD_TEST_MAIN("preprocess/preprocess_image", cases)
