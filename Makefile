@@ -65,7 +65,7 @@ $(BUILD)/bin/%: $(BUILD)/obj/src/apps/%.o $(LIB)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests -Isrc -c $< -o $@
 
 # A test's folder helpers: tests/<module>/*.c other than test_*.c.
 folder_helpers = $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out $(dir $(1))test_%.c,$(wildcard $(dir $(1))*.c)))
@@ -73,11 +73,11 @@ folder_helpers = $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out $(dir $(1)
 .SECONDEXPANSION:
 $(BUILD)/tests/%: tests/%.c $(HARNESS) $$(call folder_helpers,tests/$$*) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests $< $(filter %.o,$^) $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests -Isrc $< $(filter %.o,$^) $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Isrc $< $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
 
 # The README's commands: each installs what is missing first (scripts/install-deps.sh).
 deps:
@@ -101,13 +101,13 @@ demo: deps
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr --suppress=missingIncludeSystem --std=c11 -Iinclude src tests bench
+	  --inline-suppr --suppress=missingIncludeSystem --std=c11 -Iinclude -Isrc src tests bench
 	clang-format --dry-run -Werror $(LIB_SRC) $(APP_SRC) $(TEST_SRC) $(BENCH_SRC) \
-	  $(wildcard include/rdino/*.h tests/*.h tests/*.c)
+	  $(wildcard include/rdino/*.h src/*/*.h tests/*.h tests/*.c)
 
 format:
 	clang-format -i $(LIB_SRC) $(APP_SRC) $(TEST_SRC) $(BENCH_SRC) \
-	  $(wildcard include/rdino/*.h tests/*.h tests/*.c)
+	  $(wildcard include/rdino/*.h src/*/*.h tests/*.h tests/*.c)
 
 clean:
 	rm -rf build build-asan

@@ -101,6 +101,10 @@ for i in $(seq "$first" "$last"); do
 done
 resolved=$("$RDINO_BIN/rdino-${stages[$last]}" --config "$config" "${overrides[@]}" --print-config 2>&1) ||
     die "the configuration does not load:"$'\n'"$resolved"
+# the pipeline's folders as the programs resolve them (src/core/paths.c owns the layout)
+layout=$("$RDINO_BIN/rdino-${stages[$last]}" --config "$config" "${overrides[@]}" --print-paths 2>&1) ||
+    die "the pipeline's folders do not resolve:"$'\n'"$layout"
+folder() { sed -n "s/^$1=//p" <<<"$layout"; }
 # cfg KEY: the value of a dotted key in the resolved configuration (YAML as --print-config
 # writes it: two spaces per level, strings quoted with \" and \\ escapes when needed).
 cfg() {
@@ -124,8 +128,7 @@ cfg() {
           print v; exit }' <<<"$resolved"
 }
 out=$(abspath "$(cfg data.output_dir)")
-synth_dir=$(cfg synth.output_dir)
-synth_dir=$(abspath "${synth_dir:-$out/synth}")
+synth_dir=$(abspath "$(folder synth)")
 metadata=$(cfg data.metadata_csv)
 if [ "$synth_mode" = auto ]; then
     synth_mode=no
@@ -152,8 +155,7 @@ else
         [ -z "$patients" ] || [ -f "$patients" ] || die "data.patients_csv: $patients: no such file"
     fi
 fi
-report_dir=$(cfg analyze.output_dir)
-report_dir=$(abspath "${report_dir:-$out/report}")
+report_dir=$(abspath "$(folder report)")
 log_dir=$(abspath "${log_dir:-$out/logs}")
 
 # ---- submission ----

@@ -20,7 +20,6 @@
 
 #include "rdino/error.h"
 #include "rdino/reduce.h"
-#include "rdino/step.h"
 
 /* rd_reducer over a communicator (ctx of the reducer). */
 typedef struct rd_mpi_reducer {
@@ -57,10 +56,6 @@ rd_status rd_grad_allreduce_ready(rd_grad_allreduce *g, size_t begin, size_t end
 /* Starts whatever was not declared, waits for every bucket, divides by the rank count, and
  * re-arms for the next step. */
 rd_status rd_grad_allreduce_finish(rd_grad_allreduce *g, rd_error *err);
-
-/* The rd_trainer_step hooks of a data-parallel run: reducer, gradient mean (with overlap when
- * g->bucket > 0), rank count. red and g must outlive the returned struct's use. */
-rd_step_comm rd_grad_allreduce_comm(rd_grad_allreduce *g, const rd_reducer *red);
 
 /* Order-sensitive 64-bit checksum of n bytes (wrapping sum of 64-bit words times odd weights). */
 uint64_t rd_checksum64(const void *data, size_t bytes);

@@ -23,13 +23,13 @@
 #include <stdint.h>
 
 #include "rdino/config.h"
+#include "rdino/file.h"
 #include "rdino/error.h"
 #include "rdino/probe.h"
 
 enum {
     RD_EMBEDDINGS_FORMAT_VERSION = 1, /* the embedding layout this reader understands */
-    RD_ANALYZE_NAME_MAX = 64,         /* encoder, feature and target names */
-    RD_ANALYZE_PATH_MAX = 4096
+    RD_ANALYZE_NAME_MAX = 64          /* encoder, feature and target names */
 };
 
 /* ---- Parameters (from the "analyze" configuration section) -------------------------------- */
@@ -38,16 +38,16 @@ typedef struct rd_analyze_params {
     int nembeddings;
     int use_cls, use_patch_mean;            /* feature sets to probe */
     char main_encoder[RD_ANALYZE_NAME_MAX]; /* listed first, plotted; "" or absent: the first */
-    char shards_dir[RD_ANALYZE_PATH_MAX];   /* for the raw-pixel baseline */
+    char shards_dir[RD_PATH_MAX];           /* for the raw-pixel baseline */
     unsigned splits;                        /* bit s set: rows of split s (0 train..2 test) */
     char **targets;                         /* "sex" and /meta column names; none = auto */
     int ntargets;
     rd_probe_config probe;
-    int top_dims;                            /* per-dimension correlations listed */
-    int pixel_size;                          /* s: images area-averaged to s x s; 0 = no baseline */
-    int pixel_components;                    /* k PCA components */
-    char metrics_jsonl[RD_ANALYZE_PATH_MAX]; /* pretraining loss log ("" = none) */
-    char output_dir[RD_ANALYZE_PATH_MAX];
+    int top_dims;                    /* per-dimension correlations listed */
+    int pixel_size;                  /* s: images area-averaged to s x s; 0 = no baseline */
+    int pixel_components;            /* k PCA components */
+    char metrics_jsonl[RD_PATH_MAX]; /* pretraining loss log ("" = none) */
+    char output_dir[RD_PATH_MAX];
 } rd_analyze_params;
 
 /* Reads the analyze.* keys (defaults resolved against data.output_dir, comma lists split,
@@ -70,7 +70,7 @@ typedef struct rd_analyze_target {
 typedef struct rd_analyze_rep {
     char encoder[RD_ANALYZE_NAME_MAX];  /* the file's "encoder" attribute, or "raw-pixels" */
     char features[RD_ANALYZE_NAME_MAX]; /* "cls", "patch_mean", or "pixels" */
-    char source[RD_ANALYZE_PATH_MAX];   /* the embedding file, or the shards folder */
+    char source[RD_PATH_MAX];           /* the embedding file, or the shards folder */
     char *checkpoint, *model_config;    /* attributes of the file (malloc'd; "" if absent) */
     double resolution;                  /* attribute "resolution"; NaN if absent */
     int d;

@@ -11,7 +11,8 @@
  * the teacher's backbone is DINOv2's "teacher" checkpoint with "backbone." stripped).
  * Every dataset carries a Fletcher32 checksum: a damaged file fails to read and names the
  * dataset. Readers match tensors by name and check shapes, so a file written by another tool
- * (converted DINOv2 / RAD-DINO weights) loads as long as the names and shapes agree.
+ * (converted DINOv2 / RAD-DINO weights) loads as long as the names and shapes agree. The
+ * encoder of a checkpoint, for embedding, is loaded by rd_embed_checkpoint_backbone (embed.h).
  *
  * The random state needs no field: every draw of rdino's counter-based generator is keyed by
  * (train.seed, purpose, iteration, image index), so the step count is the generator's state.
@@ -26,11 +27,12 @@
 
 #include "rdino/config.h"
 #include "rdino/error.h"
+#include "rdino/file.h"
 #include "rdino/params.h"
-#include "rdino/step.h"
-#include "rdino/vit.h"
 
-enum { RD_CHECKPOINT_FORMAT_VERSION = 1, RD_CHECKPOINT_PATH_MAX = 4096 };
+struct rd_trainer; /* step.h: the writer's and resumer's state */
+
+enum { RD_CHECKPOINT_FORMAT_VERSION = 1 };
 
 /* The run-level facts stored as root attributes next to the tensors. */
 typedef struct rd_checkpoint_meta {
@@ -51,14 +53,14 @@ int rd_checkpoint_list(const char *dir, int64_t *steps, int max, rd_error *err);
 /* Writes the trainer's whole state (student, teacher, AdamW moments and step counts, centres
  * with the pending batch sums) and meta to path, atomically. Never leaves a partial file under
  * path; a failed write removes its temporary file. */
-rd_status rd_checkpoint_write(const char *path, const rd_trainer *tr,
+rd_status rd_checkpoint_write(const char *path, const struct rd_trainer *tr,
                               const rd_checkpoint_meta *meta, rd_error *err);
 
 /* Reads a whole trainer state written by rd_checkpoint_write into tr, which must have been
  * initialised with the same model (every tensor found by name with its shape, else an error
  * naming the dataset). Reads every byte (checksums verified); on failure tr is partly
  * overwritten. meta->config is malloc'd (free it). */
-rd_status rd_checkpoint_read(const char *path, rd_trainer *tr, rd_checkpoint_meta *meta,
+rd_status rd_checkpoint_read(const char *path, struct rd_trainer *tr, rd_checkpoint_meta *meta,
                              rd_error *err);
 
 /* Loads the tensors of set whose module is in modules (bit mask of 1 << rd_module) from the
@@ -70,13 +72,6 @@ rd_status rd_checkpoint_load_params(const char *path, const char *model, rd_para
 /* The resolved configuration stored in a checkpoint, loaded into cfg (initialise cfg with
  * rd_config_init first; the file's values are merged over it). */
 rd_status rd_checkpoint_load_config(const char *path, rd_config *cfg, rd_error *err);
-
-/* For inference (rdino-embed): builds the backbone the checkpoint's configuration describes
- * (rd_vit_config_from on its stored config), declares it into set (initialised here, no
- * gradients) and loads "<model>/backbone/..." into it. model = "teacher" (what DINOv2
- * evaluates) or "student". Free with rd_params_free. */
-rd_status rd_checkpoint_load_backbone(const char *path, const char *model, rd_vit *vit,
-                                      rd_param_set *set, rd_error *err);
 
 /* The newest checkpoint in dir whose root attributes read (a cheap check: full validation is
  * rd_checkpoint_read); RD_ENOTFOUND when there is none. */

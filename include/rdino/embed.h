@@ -59,6 +59,12 @@ typedef struct rd_embed_stats {
     double write_seconds;   /* HDF5 creation, writes, publishing, slowest rank */
 } rd_embed_stats;
 
+/* The stage rdino-embed runs: the shards (embed.shards_dir, else the pipeline's shards folder)
+ * embedded by the encoder embed.init names (a checkpoint's embed.model backbone, the newest
+ * checkpoint when embed.checkpoint is empty, or the seeded random initialisation) into
+ * embed.output (default <embeddings>/<embed.name>.h5). Collective; errors agreed. */
+rd_status rd_embed_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err);
+
 /* Collective on comm: embeds the selected images of p->shards_dir with the backbone vit and
  * its parameters (in RD_MODULE_BACKBONE of params; identical on every rank) and publishes
  * p->output atomically. On failure every rank returns an error, the same message everywhere,

@@ -24,9 +24,10 @@ enum { RD_ERROR_MSG_MAX = 1024 };
 typedef struct rd_error {
     rd_status code;
     char msg[RD_ERROR_MSG_MAX];
+    int agreed; /* 1: every rank holds this same error (rd_agree), so nobody needs to abort */
 } rd_error;
 
-/* Formats the message into err (if not NULL) and returns code. */
+/* Formats the message into err (if not NULL; agreed becomes 0) and returns code. */
 rd_status rd_fail(rd_error *err, rd_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 rd_status rd_vfail(rd_error *err, rd_status code, const char *fmt, va_list ap);

@@ -1,11 +1,12 @@
 /* A small layer over parallel HDF5 used by every stage that writes or reads .h5 files (shards,
  * checkpoints, embeddings).
  *
- * Writing: rd_h5_create opens "<dir>/.<name>.tmp" collectively on a communicator (MPI-IO
- * driver); datasets are chunked, always Fletcher32-checksummed, optionally deflated; rows are
- * written collectively, each rank passing its own hyperslab (possibly empty). rd_h5_publish
- * closes the file, fsyncs it and renames it to its final name, so a killed job leaves only a
- * temporary file that no reader trusts. rd_h5_discard closes and removes the temporary file.
+ * Writing: rd_h5_create opens the temporary "<dir>/.<name>.tmp" (rd_temp_path) collectively on
+ * a communicator (MPI-IO driver); datasets are chunked, always Fletcher32-checksummed, optionally
+ * deflated; rows are written collectively, each rank passing its own hyperslab (possibly empty).
+ * rd_h5_publish closes the file and publishes it (rd_publish_file: fsync, rename, fsync of the
+ * folder), so a killed job leaves only a temporary file that no reader trusts. rd_h5_discard closes
+ * and removes the temporary file.
  *
  * HDF5 1.10.8 writes filtered datasets (Fletcher32, deflate) in parallel only with collective
  * transfers: an independent H5Dwrite fails with "Can't perform independent write with filters
@@ -31,6 +32,7 @@
 #include <stdint.h>
 
 #include "rdino/error.h"
+#include "rdino/file.h"
 
 typedef enum {
     RD_H5_U8,
@@ -43,16 +45,21 @@ typedef enum {
     RD_H5_STRING /* fixed-length UTF-8; only for rd_h5_create_strings / *_strings */
 } rd_h5_type;
 
-enum { RD_H5_MAX_DIMS = 8, RD_H5_PATH_MAX = 4096 };
+enum { RD_H5_MAX_DIMS = 8 };
 
 typedef struct rd_h5file {
     hid_t id; /* H5I_INVALID_HID when closed */
     MPI_Comm comm;
     int rank, nranks;
-    int writing;                   /* created by rd_h5_create, not yet published */
-    char path[RD_H5_PATH_MAX];     /* final name */
-    char tmp_path[RD_H5_PATH_MAX]; /* name while writing ("" when opened for reading) */
+    int writing;                /* created by rd_h5_create, not yet published */
+    char path[RD_PATH_MAX];     /* final name */
+    char tmp_path[RD_PATH_MAX]; /* name while writing ("" when opened for reading) */
 } rd_h5file;
+
+/* The process-wide HDF5 lock (not recursive). While another thread of the process may call
+ * HDF5 (the pretraining loader's prefetch thread), every HDF5 call must hold it. */
+void rd_hdf5_lock(void);
+void rd_hdf5_unlock(void);
 
 /* Size in bytes of one element of type (0 for RD_H5_STRING). */
 size_t rd_h5_type_size(rd_h5_type type);

@@ -7,7 +7,7 @@
  * line so the next record starts on its own line (the torn remnant then fails to parse and
  * is ignored by the caller).
  *
- * rd_write_file_atomic is the other half: a file that appears whole or not at all. */
+ * The other half, a file that appears whole or not at all, is rd_write_file_atomic (file.h). */
 #ifndef RDINO_JOURNAL_H
 #define RDINO_JOURNAL_H
 
@@ -36,9 +36,5 @@ rd_status rd_journal_close(rd_journal *j, rd_error *err);
 typedef rd_status (*rd_journal_line_fn)(void *ctx, char *line, rd_error *err);
 rd_status rd_journal_read_dir(const char *dir, const char *suffix, rd_journal_line_fn fn, void *ctx,
                               rd_error *err);
-
-/* Writes data to path atomically: a temporary ".name.tmp-PID" in the same folder, fsync,
- * rename, fsync of the folder. On failure path is untouched and the temporary removed. */
-rd_status rd_write_file_atomic(const char *path, const void *data, size_t len, rd_error *err);
 
 #endif

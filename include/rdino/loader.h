@@ -29,8 +29,8 @@
  *
  * HDF5 (Debian's build) is not thread-safe. While a loader with prefetch is open, every HDF5 call
  * made by any other thread of the process (checkpoint writer, embeddings, ...) must hold
- * rd_hdf5_lock() (collective calls may be made while holding it: the prefetch thread never waits
- * on MPI). */
+ * rd_hdf5_lock() (h5store.h; collective calls may be made while holding it: the prefetch thread
+ * never waits on MPI). */
 #ifndef RDINO_LOADER_H
 #define RDINO_LOADER_H
 
@@ -39,18 +39,13 @@
 #include "rdino/augment.h"
 #include "rdino/config.h"
 #include "rdino/error.h"
+#include "rdino/file.h"
 #include "rdino/masks.h"
 #include "rdino/step.h"
 #include "rdino/vit.h"
 
-enum { RD_LOADER_PATH_MAX = 4096 };
-
-/* The process-wide HDF5 lock (not recursive). */
-void rd_hdf5_lock(void);
-void rd_hdf5_unlock(void);
-
 typedef struct rd_loader_params {
-    char shards_dir[RD_LOADER_PATH_MAX]; /* holds index.json */
+    char shards_dir[RD_PATH_MAX]; /* holds index.json */
     uint64_t seed;
     int global_batch; /* GB, divisible by ranks */
     int ranks, rank;  /* W, r */

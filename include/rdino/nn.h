@@ -14,15 +14,14 @@
 
 #include <stddef.h>
 
-/* Elementwise and row loops with fewer elements than this run on one thread (a parallel region
- * costs microseconds; tiny tensors are faster serial). */
-#define RD_PARALLEL_MIN 32768
+#include "rdino/threads.h" /* RD_PARALLEL_MIN */
 
 /* ---- GEMM ------------------------------------------------------------------------------ */
 
 /* Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, op = transpose when trans_*.
  * With bias [N] (not NULL) beta is ignored and C = alpha op(A) op(B) + bias (each row).
- * Split over threads along the longer side of C. */
+ * The longer side of C is cut into a grid of single-threaded BLAS calls fixed by the shape and
+ * shared among the threads: bitwise the same result for any thread count. */
 void rd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc, const float *bias);
 /* Sets OpenBLAS to one thread (what rd_sgemm does on first use). */

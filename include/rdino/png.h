@@ -89,9 +89,9 @@ rd_status rd_png_read(rd_png_reader *r, const char *path, size_t max_pixels, rd_
  * libpng's adaptive filters and 50 ms / 116 KB at level 6 (measured on the benchmark images). */
 enum { RD_PNG_LEVEL_FAST = 1, RD_PNG_LEVEL_DEFAULT = 6 };
 
-/* Writes img (depth 8 or 16) as a grey PNG at zlib level 0-9, atomically: into a temporary file
- * in the same directory, fsync, rename over path. On failure nothing is left at path (a file
- * already there is untouched) and the temporary is removed. */
+/* Writes img (depth 8 or 16) as a grey PNG at zlib level 0-9, published atomically (file.h).
+ * On failure nothing is left at path (a file already there is untouched) and the temporary is
+ * removed. */
 rd_status rd_png_write_grey(const char *path, const rd_grey_image *img, int level, rd_error *err);
 
 #endif

@@ -38,13 +38,18 @@ typedef struct rd_pretrain_result {
     int64_t total_steps;     /* iterations the run is configured for */
     double seconds;          /* wall time of the loop */
     double images_per_second;
-    int agreed; /* on failure: 1 when every rank returns the same error (no abort needed) */
 } rd_pretrain_result;
 
 /* Runs (or resumes) the training the configuration describes. Collective on comm.
  * Returns RD_OK when the configured steps are done, RD_EINTR when stopped by *stop (state
- * saved), another status on failure (err names the step, the file or the term). */
+ * saved), another status on failure (err names the step, the file or the term; err->agreed
+ * when every rank returns it). */
 rd_status rd_pretrain_run(const rd_config *cfg, MPI_Comm comm, const rd_pretrain_options *opt,
                           rd_pretrain_result *result, rd_error *err);
+
+/* The stage rdino-pretrain runs: rd_pretrain_run with pretrain.resume, stopped cleanly by
+ * SIGUSR1 or SIGTERM (the handlers are installed for the duration of the call): the current
+ * step finishes, a checkpoint is written, RD_EINTR is returned (exit status 3: requeue). */
+rd_status rd_pretrain_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "rdino/config.h"
 #include "rdino/error.h"
+#include "rdino/file.h"
 
 enum { RD_SHARD_FORMAT_VERSION = 1 };
 
@@ -66,9 +67,9 @@ typedef struct rd_shard_stats {
 typedef struct rd_shard_manifest {
     rd_shard_image *images; /* in manifest order; strings owned by the manifest */
     int64_t n;
-    int size;        /* S: every image is S x S (width and height columns) */
-    char path[4096]; /* the manifest.csv read */
-    char sha256[65]; /* its SHA-256, as sha256sum prints it */
+    int size;               /* S: every image is S x S (width and height columns) */
+    char path[RD_PATH_MAX]; /* the manifest.csv read */
+    char sha256[65];        /* its SHA-256, as sha256sum prints it */
 } rd_shard_manifest;
 
 /* Reads <dir>/manifest.csv (RFC 4180, header line; columns image_id, file, patient_id, age,
@@ -103,6 +104,11 @@ int rd_shard_count(int64_t n, int num_shards, int64_t images_per_shard);
 
 /* Path of shard k: "<dir>/shard-NNNNN.h5" (k zero-padded to 5 digits). */
 void rd_shard_path(char *buf, size_t n, const char *dir, int k);
+
+/* The stage rdino-shard runs: the manifest of shard.input_dir (default: the preprocessed
+ * folder) -> K shards + index.json in shard.output_dir (default: the shards folder), with
+ * progress and a summary. Collective on comm; errors are agreed (every rank returns the same). */
+rd_status rd_shard_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err);
 
 /* Collective on comm: writes all K shards and index.json. Every rank passes the same images
  * (the whole manifest, n >= 1) and params; the loader is called only for a rank's own rows. */

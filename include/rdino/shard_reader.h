@@ -21,10 +21,11 @@
 #include <stdint.h>
 
 #include "rdino/error.h"
+#include "rdino/file.h"
 #include "rdino/h5store.h"
 
 typedef struct rd_shard_set {
-    char dir[RD_H5_PATH_MAX];
+    char dir[RD_PATH_MAX];
     char index_sha256[65]; /* SHA-256 of index.json, as sha256sum prints it */
     int count;             /* K shards */
     int64_t n;             /* N images over all shards */

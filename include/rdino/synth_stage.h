@@ -37,13 +37,11 @@ typedef struct rd_synth_counts {
 /* The synth.* keys as phantom settings (validated). */
 rd_status rd_synth_settings(const rd_config *cfg, rd_phantom_settings *s, rd_error *err);
 
-/* synth.output_dir, or <data.output_dir>/synth when empty. */
-void rd_synth_output_dir(const rd_config *cfg, char *buf, int bufsize);
-
 /* The metadata CSV of a plan as text (caller frees), NIH layout with LF line ends. */
 char *rd_synth_csv(const rd_phantom_plan *plan);
 
-/* Runs the stage; collective over comm. counts is filled on rank 0. */
+/* Runs the stage into the pipeline's synth folder (paths.h), with a summary; collective over
+ * comm, errors agreed. counts is filled on rank 0. */
 rd_status rd_synth_stage(const rd_config *cfg, MPI_Comm comm, rd_synth_counts *counts,
                          rd_error *err);
 

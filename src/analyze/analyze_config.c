@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include "rdino/analyze.h"
+#include "rdino/file.h"
+#include "rdino/paths.h"
 
 rd_status rd_analyze_split_list(const char *text, char ***items, int *n, rd_error *err) {
     *items = NULL;
@@ -60,21 +62,28 @@ static rd_status add_embedding(rd_analyze_params *p, int *cap, const char *path,
         DIR *d = opendir(path);
         if (!d) return rd_fail(err, RD_EIO, "analyze.embeddings: cannot list folder %s", path);
         const struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
+        int out_of_memory = 0;
+        while (!out_of_memory && (e = readdir(d)) != NULL) {
             size_t len = strlen(e->d_name);
             if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0) continue;
             if (nfound == fcap) {
                 fcap = fcap ? 2 * fcap : 8;
                 char **grown = realloc(found, (size_t)fcap * sizeof *grown);
-                if (!grown) break;
-                found = grown;
+                out_of_memory = !grown;
+                if (grown) found = grown;
             }
-            char *full = malloc(strlen(path) + len + 2);
-            if (!full) break;
-            sprintf(full, "%s/%s", path, e->d_name);
-            found[nfound++] = full;
+            char *full = out_of_memory ? NULL : malloc(strlen(path) + len + 2);
+            out_of_memory = !full;
+            if (full) {
+                sprintf(full, "%s/%s", path, e->d_name);
+                found[nfound++] = full;
+            }
         }
         closedir(d);
+        if (out_of_memory) {
+            free_list(found, nfound);
+            return rd_fail(err, RD_ENOMEM, "analyze.embeddings: out of memory listing %s", path);
+        }
         if (nfound == 0) {
             free(found);
             return rd_fail(err, RD_ENOTFOUND,
@@ -104,16 +113,6 @@ static rd_status add_embedding(rd_analyze_params *p, int *cap, const char *path,
     for (int i = 0; i < nfound; i++) p->embeddings[p->nembeddings++] = found[i];
     free(found);
     return RD_OK;
-}
-
-/* A configured path, or <data.output_dir>/<fallback> when the key is empty. */
-static void path_or_default(const rd_config *cfg, const char *key, const char *fallback,
-                            char *buf) {
-    const char *value = rd_cfg_str(cfg, key);
-    if (*value)
-        snprintf(buf, RD_ANALYZE_PATH_MAX, "%s", value);
-    else
-        snprintf(buf, RD_ANALYZE_PATH_MAX, "%s/%s", rd_cfg_str(cfg, "data.output_dir"), fallback);
 }
 
 static rd_status read_splits(const rd_config *cfg, unsigned *mask, rd_error *err) {
@@ -177,19 +176,18 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
     p->use_patch_mean = strcmp(features, "cls") != 0;
     snprintf(p->main_encoder, sizeof p->main_encoder, "%s",
              rd_cfg_str(cfg, "analyze.main_encoder"));
-    if (*rd_cfg_str(cfg, "analyze.shards_dir") || !*rd_cfg_str(cfg, "shard.output_dir"))
-        path_or_default(cfg, "analyze.shards_dir", "shards", p->shards_dir);
-    else
-        snprintf(p->shards_dir, sizeof p->shards_dir, "%s", rd_cfg_str(cfg, "shard.output_dir"));
-    path_or_default(cfg, "analyze.output_dir", "report", p->output_dir);
-    path_or_default(cfg, "analyze.metrics_jsonl", "pretrain/metrics.jsonl", p->metrics_jsonl);
+    rd_status st = rd_pipeline_input(cfg, "analyze.shards_dir", RD_DIR_SHARDS, p->shards_dir, err);
+    if (!st) st = rd_pipeline_path(cfg, RD_DIR_REPORT, p->output_dir, err);
+    if (!st)
+        st = rd_pipeline_input(cfg, "analyze.metrics_jsonl", RD_DIR_METRICS, p->metrics_jsonl, err);
+    if (st) return st;
     p->top_dims = (int)rd_cfg_int(cfg, "analyze.top_dims");
     p->pixel_size = rd_cfg_bool(cfg, "analyze.pixels.enabled")
                         ? (int)rd_cfg_int(cfg, "analyze.pixels.size")
                         : 0;
     p->pixel_components = (int)rd_cfg_int(cfg, "analyze.pixels.components");
 
-    rd_status st = read_splits(cfg, &p->splits, err);
+    st = read_splits(cfg, &p->splits, err);
     if (!st) st = read_probe(cfg, &p->probe, err);
     if (!st && strcmp(rd_cfg_str(cfg, "analyze.targets"), "auto") != 0) {
         st = rd_analyze_split_list(rd_cfg_str(cfg, "analyze.targets"), &p->targets, &p->ntargets,
@@ -205,13 +203,13 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
     if (!st) {
         char **items = NULL;
         int n = 0, cap = 0;
-        char fallback[RD_ANALYZE_PATH_MAX];
+        char fallback[RD_PATH_MAX];
         const char *text = rd_cfg_str(cfg, "analyze.embeddings");
         struct stat sb;
         if (!*text) {
-            path_or_default(cfg, "analyze.embeddings", "embeddings", fallback);
+            st = rd_pipeline_path(cfg, RD_DIR_EMBEDDINGS, fallback, err);
             text = fallback;
-            if (stat(fallback, &sb) != 0)
+            if (!st && stat(fallback, &sb) != 0)
                 st = rd_fail(err, RD_ENOTFOUND,
                              "no embeddings: %s does not exist (run rdino-embed, or name the "
                              "files in analyze.embeddings)",

@@ -2,13 +2,14 @@
  * and representations, with the checks that make a wrong input fail loudly: the layout, the
  * format version, finite features, and identical rows (same images, same order) in every
  * file. */
+#include "analyze_internal.h"
+
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze_internal.h"
 #include "rdino/h5store.h"
 #include "rdino/log.h"
 

@@ -11,9 +11,6 @@ static inline int analyze_index(const rd_analyze_study *s, int target, int rep) 
     return target * s->nreps + rep;
 }
 
-/* Collective: every rank returns the status and message of the lowest rank that failed. */
-rd_status analyze_agree(MPI_Comm comm, rd_status st, rd_error *err);
-
 /* Makes the plots into p->output_dir (rank 0 only); problems are recorded in out, not
  * returned: the report is still worth having without its pictures. */
 void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,

@@ -2,13 +2,15 @@
  * reduced by PCA, as one more representation next to the encoders'. It answers "does the
  * encoder know more than a few hundred pixel averages do?" (sex and age change the size and
  * brightness of anatomy, which a low-resolution image partly shows). */
+#include "analyze_internal.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze_internal.h"
+#include "rdino/file.h"
 #include "rdino/h5store.h"
 #include "rdino/log.h"
 #include "rdino/shard.h"
@@ -65,7 +67,7 @@ typedef struct shard_entry {
 
 typedef struct shard_index {
     int nshards;
-    char (*path)[RD_ANALYZE_PATH_MAX];
+    char (*path)[RD_PATH_MAX];
     char **ids, **patients; /* per shard: strings at ids[k] + row * stride[k] */
     size_t *id_stride, *patient_stride;
     int64_t total;
@@ -109,7 +111,7 @@ static rd_status read_shard_strings(rd_h5file *f, const char *name, int64_t n, c
 /* Every rank reads the ids of every shard (small) and sorts them. */
 static rd_status shard_index_build(const char *dir, shard_index *x, rd_error *err) {
     memset(x, 0, sizeof *x);
-    char index_json[RD_ANALYZE_PATH_MAX + 16];
+    char index_json[RD_PATH_MAX + 16];
     snprintf(index_json, sizeof index_json, "%s/index.json", dir);
     FILE *probe = fopen(index_json, "r");
     if (!probe)
@@ -119,7 +121,7 @@ static rd_status shard_index_build(const char *dir, shard_index *x, rd_error *er
                        index_json);
     fclose(probe);
     rd_h5file f;
-    char first[RD_ANALYZE_PATH_MAX];
+    char first[RD_PATH_MAX];
     rd_shard_path(first, sizeof first, dir, 0);
     int64_t count = 0;
     rd_status st = rd_h5_open(&f, first, MPI_COMM_SELF, err);
@@ -141,7 +143,7 @@ static rd_status shard_index_build(const char *dir, shard_index *x, rd_error *er
         return rd_fail(err, RD_ENOMEM, "out of memory for %lld shards", (long long)count);
     }
     for (int k = 0; k < x->nshards && !st; k++) {
-        rd_shard_path(x->path[k], RD_ANALYZE_PATH_MAX, dir, k);
+        rd_shard_path(x->path[k], RD_PATH_MAX, dir, k);
         if ((st = rd_h5_open(&f, x->path[k], MPI_COMM_SELF, err))) break;
         int64_t dims[RD_H5_MAX_DIMS];
         int ndim;

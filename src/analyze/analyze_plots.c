@@ -2,6 +2,8 @@
  * from a generated script and data files in a temporary folder. Each PNG is drawn under a
  * temporary name, checked (PNG signature), fsync'd and renamed, so a plot either appears whole
  * or not at all. Problems (gnuplot missing or failing) are recorded, not returned. */
+#include "analyze_internal.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "analyze_internal.h"
+#include "rdino/file.h"
 #include "rdino/log.h"
 
 extern char **environ;
@@ -117,11 +119,11 @@ typedef struct plotter {
     const rd_analyze_params *p;
     const rd_analyze_data *data;
     const rd_analyze_study *s;
-    char tmp[RD_ANALYZE_PATH_MAX + 64]; /* folder of data files and the script */
+    char tmp[RD_PATH_MAX + 64]; /* folder of data files and the script */
     FILE *script;
     int ndata;
     rd_analyze_outputs *out;
-    char pending[32][RD_ANALYZE_PATH_MAX + 128]; /* temporary PNG of each out->plot[k] */
+    char pending[32][RD_PATH_MAX + 128]; /* temporary PNG of each out->plot[k] */
 } plotter;
 
 /* A gnuplot single-quoted string: '' stands for '. */
@@ -169,8 +171,9 @@ static int begin_plot(plotter *pl, const char *name, int width, int height) {
     rd_analyze_outputs *out = pl->out;
     if (out->nplots == (int)(sizeof out->plot / sizeof out->plot[0])) return 0;
     snprintf(out->plot[out->nplots], sizeof out->plot[0], "%s", name);
-    snprintf(pl->pending[out->nplots], sizeof pl->pending[0], "%s/.%s.tmp", pl->p->output_dir,
-             name);
+    char final_path[sizeof pl->pending[0]];
+    snprintf(final_path, sizeof final_path, "%s/%s", pl->p->output_dir, name);
+    if (rd_temp_path(pl->pending[out->nplots], sizeof pl->pending[0], final_path, NULL)) return 0;
     fprintf(pl->script, "set terminal pngcairo noenhanced size %d,%d font 'DejaVu Sans,11'\n",
             width, height);
     fputs("set output ", pl->script);
@@ -194,7 +197,7 @@ static int in_family(const rd_analyze_data *data, int rep, const char *features)
 static void roc_plot(plotter *pl, int t, const char *features, const char *suffix) {
     const rd_analyze_study *s = pl->s;
     const rd_analyze_data *data = pl->data;
-    char name[2 * RD_ANALYZE_NAME_MAX + 16], path[RD_ANALYZE_PATH_MAX + 128];
+    char name[2 * RD_ANALYZE_NAME_MAX + 16], path[RD_PATH_MAX + 128];
     snprintf(name, sizeof name, "roc_%s%s.png", data->targets[t].name, suffix);
     FILE *f = data_file(pl, path, sizeof path);
     if (!f) return;
@@ -242,7 +245,7 @@ static void scatter_plot(plotter *pl, int t, const char *features, const char *s
     const rd_analyze_study *s = pl->s;
     const rd_analyze_data *data = pl->data;
     const rd_analyze_target *target = &data->targets[t];
-    char name[2 * RD_ANALYZE_NAME_MAX + 16], path[RD_ANALYZE_PATH_MAX + 128];
+    char name[2 * RD_ANALYZE_NAME_MAX + 16], path[RD_PATH_MAX + 128];
     snprintf(name, sizeof name, "scatter_%s%s.png", target->name, suffix);
     const rd_probe_task *task = &s->tasks[analyze_index(s, t, 0)];
     int panels = 0;
@@ -307,7 +310,7 @@ static void embedding_plots(plotter *pl) {
         free(scores);
         return;
     }
-    char rep[2 * RD_ANALYZE_NAME_MAX + 4], path[RD_ANALYZE_PATH_MAX + 128];
+    char rep[2 * RD_ANALYZE_NAME_MAX + 4], path[RD_PATH_MAX + 128];
     rd_analyze_rep_name(data, 0, rep, sizeof rep);
     FILE *f = data_file(pl, path, sizeof path);
     if (!f) {
@@ -355,7 +358,7 @@ static void embedding_plots(plotter *pl) {
 }
 
 static void loss_plot(plotter *pl, const rd_loss_curve *loss) {
-    char path[RD_ANALYZE_PATH_MAX + 128];
+    char path[RD_PATH_MAX + 128];
     FILE *f = data_file(pl, path, sizeof path);
     if (!f) return;
     for (int i = 0; i < loss->npoints; i++) {
@@ -420,22 +423,22 @@ static int run_gnuplot(const char *script, const char *log, char *problem, size_
     return 0;
 }
 
-/* A drawn PNG: signature checked, fsync'd, renamed to its final name. */
+/* A drawn PNG: signature checked, then published (file.h). */
 static int publish_png(const char *tmp, const char *final_path) {
     static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     unsigned char head[8];
     int fd = open(tmp, O_RDONLY);
     if (fd < 0) return 0;
-    int ok = read(fd, head, 8) == 8 && memcmp(head, signature, 8) == 0 && fsync(fd) == 0;
+    int ok = read(fd, head, 8) == 8 && memcmp(head, signature, 8) == 0;
     close(fd);
-    return ok && rename(tmp, final_path) == 0;
+    return ok && rd_publish_file(tmp, final_path, NULL) == RD_OK;
 }
 
 static void remove_tree(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     const struct dirent *e;
-    char path[RD_ANALYZE_PATH_MAX + 512];
+    char path[RD_PATH_MAX + 512];
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -459,7 +462,7 @@ void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
     pl->out = out;
     snprintf(pl->tmp, sizeof pl->tmp, "%s/.plots-tmp-%ld", p->output_dir, (long)getpid());
     remove_tree(pl->tmp);
-    char script[RD_ANALYZE_PATH_MAX + 128], log[RD_ANALYZE_PATH_MAX + 128];
+    char script[RD_PATH_MAX + 128], log[RD_PATH_MAX + 128];
     snprintf(script, sizeof script, "%s/plots.gp", pl->tmp);
     snprintf(log, sizeof log, "%s/gnuplot.log", pl->tmp);
     if (mkdir(pl->tmp, 0777) != 0 || !(pl->script = fopen(script, "w"))) {
@@ -492,7 +495,7 @@ void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
     /* Keep the plots that were drawn; name the others. */
     int kept = 0;
     for (int k = 0; k < out->nplots; k++) {
-        char final_path[RD_ANALYZE_PATH_MAX + 128];
+        char final_path[RD_PATH_MAX + 128];
         snprintf(final_path, sizeof final_path, "%s/%s", p->output_dir, out->plot[k]);
         if (drawn && publish_png(pl->pending[k], final_path)) {
             if (kept != k) memcpy(out->plot[kept], out->plot[k], sizeof out->plot[0]);

@@ -1,6 +1,8 @@
 /* The report folder: report.md for people, report.json with every number, predictions.csv with
  * the out-of-fold predictions, and the plots. Rank 0 writes each file atomically (temporary
  * name, fsync, rename); numbers in report.md are the report.json values rounded. */
+#include "analyze_internal.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,28 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "analyze_internal.h"
-#include "rdino/app.h"
+#include "rdino/agree.h"
 #include "rdino/csv.h"
 #include "rdino/file.h"
 #include "rdino/journal.h"
 #include "rdino/log.h"
 
 static const char *const split_names[3] = {"train", "val", "test"};
-
-rd_status analyze_agree(MPI_Comm comm, rd_status st, rd_error *err) {
-    int rank = 0, failed = INT_MAX, first = INT_MAX;
-    MPI_Comm_rank(comm, &rank);
-    if (st != RD_OK) failed = rank;
-    MPI_Allreduce(&failed, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == INT_MAX) return RD_OK;
-    int code = (int)st;
-    MPI_Bcast(&code, 1, MPI_INT, first, comm);
-    MPI_Bcast(err->msg, RD_ERROR_MSG_MAX, MPI_CHAR, first, comm);
-    err->msg[RD_ERROR_MSG_MAX - 1] = '\0';
-    err->code = (rd_status)code;
-    return (rd_status)code;
-}
 
 /* ---- numbers ---- */
 
@@ -659,7 +646,7 @@ static char *predictions_csv(const rd_analyze_data *data, const rd_analyze_study
 static rd_status write_text(const char *dir, const char *name, char *text, size_t len,
                             rd_error *err) {
     if (!text) return rd_fail(err, RD_ENOMEM, "out of memory composing %s/%s", dir, name);
-    char path[RD_ANALYZE_PATH_MAX + 64];
+    char path[RD_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     rd_status st = rd_write_file_atomic(path, text, len, err);
     free(text);
@@ -688,7 +675,7 @@ static rd_status write_all(const rd_analyze_params *p, const rd_analyze_data *da
         out->have_loss = 1;
     if (!out->have_loss) {
         /* A loss plot left by an earlier run would contradict this report. */
-        char stale[RD_ANALYZE_PATH_MAX + 16];
+        char stale[RD_PATH_MAX + 16];
         snprintf(stale, sizeof stale, "%s/loss.png", p->output_dir);
         unlink(stale);
     }
@@ -715,7 +702,7 @@ rd_status rd_analyze_write(MPI_Comm comm, const rd_analyze_params *p, const rd_a
     MPI_Comm_rank(comm, &rank);
     memset(out, 0, sizeof *out);
     rd_status st = rank == 0 ? write_all(p, data, study, out, err) : RD_OK;
-    return analyze_agree(comm, st, err);
+    return rd_agree(comm, st, err);
 }
 
 void rd_analyze_log_summary(const rd_analyze_params *p, const rd_analyze_data *data,

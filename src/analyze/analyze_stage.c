@@ -1,7 +1,9 @@
 /* rd_analyze_stage: configuration -> embeddings (+ raw-pixel baseline) -> study -> report. */
+#include "analyze_internal.h"
+
 #include <string.h>
 
-#include "analyze_internal.h"
+#include "rdino/agree.h"
 #include "rdino/log.h"
 
 static void log_inputs(const rd_analyze_params *p) {
@@ -25,7 +27,7 @@ rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
     rd_status st = rd_analyze_params_from_config(cfg, &p, err);
     if (st) return st;
     log_inputs(&p);
-    st = analyze_agree(comm, rd_analyze_load(&p, &data, err), err);
+    st = rd_agree(comm, rd_analyze_load(&p, &data, err), err);
     if (!st) {
         rd_info("rows: %d images of %lld in the embedding files; %d representations, %d targets",
                 data.n, (long long)data.file_rows, data.nreps, data.ntargets);

@@ -1,12 +1,13 @@
 /* The study proper: a probe task per representation x target, all run together by
  * rd_probe_run (so the ranks share one pool of units), then the paired comparisons and the
  * per-dimension correlations. */
+#include "analyze_internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze_internal.h"
 #include "rdino/log.h"
 
 /* Representations a and b answer the same question (same feature set; the pixel baseline

@@ -15,7 +15,6 @@ int main(int argc, char **argv) {
                      NULL, 0, &status))
         return rd_app_finish(&app, status);
     rd_error err = {0};
-    if (rd_analyze_stage(&app.cfg, MPI_COMM_WORLD, &err))
-        return rd_app_finish(&app, rd_app_fail(&app, &err));
-    return rd_app_finish(&app, RD_EXIT_OK);
+    rd_status st = rd_analyze_stage(&app.cfg, MPI_COMM_WORLD, &err);
+    return rd_app_finish(&app, rd_app_status(&app, st, &err));
 }

@@ -15,7 +15,6 @@ int main(int argc, char **argv) {
         return rd_app_finish(&app, status);
     rd_error err = {0};
     rd_preprocess_counts counts;
-    if (rd_preprocess_stage(&app.cfg, MPI_COMM_WORLD, &counts, &err))
-        return rd_app_fail(&app, &err);
-    return rd_app_finish(&app, RD_EXIT_OK);
+    rd_status st = rd_preprocess_stage(&app.cfg, MPI_COMM_WORLD, &counts, &err);
+    return rd_app_finish(&app, rd_app_status(&app, st, &err));
 }

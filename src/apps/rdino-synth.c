@@ -2,7 +2,6 @@
  * synth.output_dir (default <data.output_dir>/synth). Restartable; output identical for any
  * number of ranks. See include/rdino/synth_stage.h and docs/SYNTH.md. */
 #include "rdino/app.h"
-#include "rdino/log.h"
 #include "rdino/synth_stage.h"
 
 int main(int argc, char **argv) {
@@ -17,9 +16,6 @@ int main(int argc, char **argv) {
         return rd_app_finish(&app, status);
     rd_error err = {0};
     rd_synth_counts counts;
-    if (rd_synth_stage(&app.cfg, MPI_COMM_WORLD, &counts, &err)) return rd_app_fail(&app, &err);
-    rd_info("rdino-synth: %lld images of %lld patients (%lld rendered now, %lld already there)",
-            (long long)counts.images, (long long)counts.patients, (long long)counts.rendered,
-            (long long)(counts.images - counts.rendered));
-    return rd_app_finish(&app, RD_EXIT_OK);
+    rd_status st = rd_synth_stage(&app.cfg, MPI_COMM_WORLD, &counts, &err);
+    return rd_app_finish(&app, rd_app_status(&app, st, &err));
 }

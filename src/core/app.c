@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rdino/file.h"
 #include "rdino/log.h"
+#include "rdino/paths.h"
 
-enum { STOP_AFTER_HELP = 1, STOP_AFTER_PRINT_CONFIG = 2 };
+enum { STOP_AFTER_HELP = 1, STOP_AFTER_PRINT_CONFIG = 2, STOP_AFTER_PRINT_PATHS = 3 };
 
 static void print_usage(const char *name, const char *purpose, const rd_app_flag *flags,
                         int nflags) {
@@ -14,6 +16,7 @@ static void print_usage(const char *name, const char *purpose, const rd_app_flag
            purpose);
     printf("  --config FILE        YAML configuration (repeatable; later files win)\n");
     printf("  --print-config       print the resolved configuration and exit\n");
+    printf("  --print-paths        print the pipeline's folders (name=path lines) and exit\n");
     printf("  --help               this text\n");
     for (int i = 0; i < nflags; i++) {
         char left[64];
@@ -46,6 +49,8 @@ static int parse_command_line(rd_app *app, int argc, char **argv, const char *pu
             if (rd_config_load_file(&app->cfg, argv[++i], err)) return RD_EXIT_FAILURE;
         } else if (strcmp(arg, "--print-config") == 0) {
             app->stop_early = STOP_AFTER_PRINT_CONFIG;
+        } else if (strcmp(arg, "--print-paths") == 0) {
+            app->stop_early = STOP_AFTER_PRINT_PATHS;
         } else if (strncmp(arg, "--", 2) == 0) {
             const rd_app_flag *f = find_flag(arg, flags, nflags);
             if (!f) {
@@ -56,7 +61,17 @@ static int parse_command_line(rd_app *app, int argc, char **argv, const char *pu
                 rd_fail(err, RD_EINVAL, "option '%s' needs %s", arg, f->arg_name);
                 return RD_EXIT_USAGE;
             }
-            *f->value = f->arg_name ? argv[++i] : "1";
+            char assignment[RD_PATH_MAX + 128];
+            const char *value = f->arg_name ? argv[++i] : f->switch_value;
+            if (snprintf(assignment, sizeof assignment, "%s=%s", f->config_key, value) >=
+                (int)sizeof assignment) {
+                rd_fail(err, RD_EINVAL, "option '%s': value too long", arg);
+                return RD_EXIT_USAGE;
+            }
+            if (rd_config_override(&app->cfg, assignment, err)) {
+                rd_wrap(err, "option '%s'", arg);
+                return RD_EXIT_FAILURE;
+            }
         } else if (strchr(arg, '=')) {
             if (rd_config_override(&app->cfg, arg, err)) return RD_EXIT_FAILURE;
         } else {
@@ -77,6 +92,16 @@ static void warn_lone_rank_in_slurm_job(int nranks) {
         rd_warn("SLURM_NTASKS=%s but MPI sees 1 rank: start the program with srun or mpirun, "
                 "else each of the %s tasks runs the whole job on its own",
                 ntasks, ntasks);
+}
+
+/* --print-paths: the pipeline layout as name=path lines (for job scripts). */
+static rd_status print_paths(const rd_config *cfg, rd_error *err) {
+    for (int d = 0; d < RD_DIR_COUNT; d++) {
+        char path[RD_PATH_MAX];
+        if (rd_pipeline_path(cfg, (rd_pipeline_dir)d, path, err)) return err->code;
+        printf("%s=%s\n", rd_pipeline_dir_name((rd_pipeline_dir)d), path);
+    }
+    return RD_OK;
 }
 
 int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const char *purpose,
@@ -100,6 +125,13 @@ int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const c
         if (app->rank == 0) rd_error_print("%s: %s", name, err.msg);
         return 1;
     }
+    if (app->stop_early == STOP_AFTER_PRINT_PATHS) {
+        if (app->rank == 0 && print_paths(&app->cfg, &err)) {
+            rd_error_print("%s: %s", name, err.msg);
+            *exit_status = RD_EXIT_FAILURE;
+        }
+        return 1;
+    }
     if (app->rank == 0 && app->stop_early != STOP_AFTER_HELP) {
         char *dump = rd_config_dump(&app->cfg);
         if (app->stop_early == STOP_AFTER_PRINT_CONFIG) {
@@ -116,9 +148,19 @@ int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const c
 }
 
 int rd_app_fail(rd_app *app, const rd_error *err) {
+    if (err->agreed) {
+        if (app->rank == 0) rd_error_print("%s: %s", app->name, err->msg);
+        return RD_EXIT_FAILURE;
+    }
     rd_error_print("%s: %s", app->name, err->msg);
     if (app->nranks > 1) MPI_Abort(MPI_COMM_WORLD, RD_EXIT_FAILURE);
     return RD_EXIT_FAILURE;
+}
+
+int rd_app_status(rd_app *app, rd_status st, const rd_error *err) {
+    if (st == RD_OK) return RD_EXIT_OK;
+    if (st == RD_EINTR) return RD_EXIT_REQUEUE;
+    return rd_app_fail(app, err);
 }
 
 int rd_app_finish(rd_app *app, int status) {

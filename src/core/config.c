@@ -1,5 +1,4 @@
 #include "rdino/config.h"
-#include "rdino/file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
+
+#include "rdino/file.h"
 
 enum { KEY_MAX = 256, DEPTH_MAX = 16 };
 

@@ -1,10 +1,10 @@
 /* The configuration schema: every key any rdino program accepts, with its default.
  * DINOv2 sections keep the names and defaults of facebookresearch/dinov2's
  * ssl_default_config.yaml; rdino's own sections follow. */
+#include "rdino/config.h"
+
 #include <math.h>
 #include <stddef.h>
-
-#include "rdino/config.h"
 
 #define BOOL(name, def, help)                                                                      \
     { name, RD_CFG_BOOL, def, 0, 1, NULL, 0, help }
@@ -120,7 +120,7 @@ static const rd_cfg_key schema[] = {
     INT("evaluation.eval_period_iterations", "12500", 0, 1 << 30, "teacher dump period"),
 
     /* ---- rdino: input data and where outputs go ---- */
-    STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format (include/rdino/metadata.h)"),
+    STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format (docs/FORMATS.md)"),
     STR("data.metadata_csv", "", NULL, "metadata CSV (NIH Data_Entry_2017.csv, CheXpert train.csv, PadChest CSV, MIMIC mimic-cxr-2.0.0-metadata.csv)"),
     STR("data.patients_csv", "", NULL, "MIMIC-CXR only: MIMIC-IV patients.csv (gender, anchor_age, anchor_year)"),
     STR("data.image_root", "", NULL, "folder the CSV image paths are relative to (MIMIC: the folder holding files/)"),
@@ -172,6 +172,7 @@ static const rd_cfg_key schema[] = {
     INT("shard.split_seed", "0", 0, INT64_MAX, "seed of the patient-level split"),
     INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
     INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
+    BOOL("shard.force", "false", "rewrite every shard, even those a previous run finished (also --force)"),
 
     /* ---- rdino-analyze: the metadata-correlation study (docs/ANALYSIS.md) ---- */
     STR("analyze.embeddings", "", NULL, "embedding files (or folders of *.h5 files), comma-separated (empty = <data.output_dir>/embeddings)"),
@@ -213,6 +214,7 @@ static const rd_cfg_key schema[] = {
 
     /* ---- rdino-pretrain: the training loop (docs/PRETRAIN.md) ---- */
     STR("pretrain.output_dir", "", NULL, "metrics.jsonl, summary.json and checkpoints/ go here (default <data.output_dir>/pretrain)"),
+    BOOL("pretrain.resume", "true", "continue from the newest readable checkpoint (false: start at step 0, existing checkpoints moved aside; also --resume / --no-resume)"),
     INT("pretrain.global_batch", "0", 0, 1 << 30, "images per step over all ranks, fixed whatever the rank count (0 = ranks x train.batch_size_per_gpu); lr scaling uses it"),
     INT("pretrain.max_steps", "0", 0, INT64_MAX, "stop after this many iterations (0 = optim.epochs x OFFICIAL_EPOCH_LENGTH + 1, DINOv2's count); the schedules keep their epoch-based length"),
     INT("pretrain.checkpoint_every", "0", 0, INT64_MAX, "checkpoint every N iterations (0 = 3 epochs, DINOv2's period); also at the end and on a stop signal"),

@@ -6,6 +6,7 @@
 rd_status rd_vfail(rd_error *err, rd_status code, const char *fmt, va_list ap) {
     if (err) {
         err->code = code;
+        err->agreed = 0;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     }
     return code;
@@ -42,6 +43,7 @@ void rd_error_clear(rd_error *err) {
     if (!err) return;
     err->code = RD_OK;
     err->msg[0] = '\0';
+    err->agreed = 0;
 }
 
 const char *rd_status_name(rd_status code) {

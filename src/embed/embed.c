@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rdino/app.h"
+#include "rdino/agree.h"
 #include "rdino/checkpoint.h"
 #include "rdino/file.h"
 #include "rdino/h5store.h"
@@ -174,20 +174,11 @@ rd_status rd_embed_checkpoint_backbone(const char *path, const char *model, cons
     /* declaring fails the same way on every rank (same enc); reading is rank 0's alone */
     rd_status st = declare_backbone(enc, vit, set, err);
     if (st) return rd_wrap(err, "%s: the encoder its configuration describes", path);
-    rd_error local = {0};
-    if (rank == 0) rd_checkpoint_load_params(path, model, set, 1u << RD_MODULE_BACKBONE, &local);
-    MPI_Bcast(&local, (int)sizeof local, MPI_BYTE, 0, comm);
-    if (local.code) {
-        rd_params_free(set);
-        if (err) *err = local;
-        return local.code;
-    }
-    for (size_t done = 0; done < set->numel;) {
-        size_t count = set->numel - done < (1u << 30) ? set->numel - done : (1u << 30);
-        MPI_Bcast(set->data + done, (int)count, MPI_FLOAT, 0, comm);
-        done += count;
-    }
-    return RD_OK;
+    if (rank == 0) st = rd_checkpoint_load_params(path, model, set, 1u << RD_MODULE_BACKBONE, err);
+    st = rd_agree(comm, st, err);
+    if (!st) st = rd_bcast_floats(set->data, set->numel, 0, comm, err);
+    if (st) rd_params_free(set);
+    return st;
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */
@@ -213,16 +204,6 @@ typedef struct embed_run {
     rd_h5file out;
     double read_s, forward_s, write_s;
 } embed_run;
-
-/* After a step in which ranks may fail on their own: every rank returns the error of the
- * lowest failing rank, with its message, so whichever rank reports it names the real cause. */
-static rd_status agree(const embed_run *e, rd_status st, rd_error *err) {
-    int mine = st ? e->rank : INT_MAX, first = mine;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, e->comm);
-    if (first == INT_MAX) return RD_OK;
-    MPI_Bcast(err, (int)sizeof *err, MPI_BYTE, first, e->comm);
-    return err->code;
-}
 
 /* Selected images from rows[0..n) of a dataset into buf (row_bytes apart), one read per run of
  * consecutive shard rows. type RD_H5_STRING reads strings with stride row_bytes. */
@@ -397,7 +378,7 @@ static rd_status write_metadata(embed_run *e, rd_error *err) {
         st = gather(e, "/meta/source_row", RD_H5_I64, sizeof *source_row, rows, n, source_row, err);
     for (int64_t i = 0; i < n && !st; i++) split[i] = s->split[rows[i]];
     e->read_s += rd_now() - t0;
-    st = agree(e, st, err);
+    st = rd_agree(e->comm, st, err);
     t0 = rd_now();
     for (int k = 0; k < 3 && !st; k++) {
         for (int64_t i = 0; i < n; i++) ptrs[i] = text[k] + (size_t)i * sw[k];
@@ -467,7 +448,7 @@ static rd_status embed_all(embed_run *e, rd_error *err) {
             b = e->nsel - first < e->p->batch ? e->nsel - first : e->p->batch;
             st = embed_batch(e, first, (int)b, &out, err);
         }
-        st = agree(e, st, err);
+        st = rd_agree(e->comm, st, err);
         double t0 = rd_now();
         /* a rank without a batch this round writes no rows (any valid pointer will do) */
         const float *cls = b > 0 ? out.cls : e->pmean;
@@ -482,7 +463,7 @@ static rd_status embed_all(embed_run *e, rd_error *err) {
 
 /* Creates the output's folder on rank 0. */
 static rd_status make_parent(const embed_run *e, rd_error *err) {
-    char dir[RD_H5_PATH_MAX];
+    char dir[RD_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", e->p->output);
     char *slash = strrchr(dir, '/');
     if (e->rank != 0 || !slash || slash == dir) return RD_OK;
@@ -514,14 +495,14 @@ rd_status rd_embed_run(const rd_embed_params *p, const rd_vit *vit, const rd_par
                      p->batch, p->std, p->splits);
     if (!st) st = rd_shard_set_open(&e.set, p->shards_dir, comm, &local); /* agreed inside */
     if (!st) st = select_images(&e, &local);                              /* same on all ranks */
-    if (!st) st = agree(&e, allocate(&e, &local), &local);
+    if (!st) st = rd_agree(comm, allocate(&e, &local), &local);
     if (!st) {
         char names[32];
         splits_text(p->splits, names, sizeof names);
         rd_info("embed: %lld images (%s) of %s, %dx%d -> %dx%d, %lld batches of %d over %d rank%s",
                 (long long)e.nsel, names, e.set.dir, e.S, e.S, e.r, e.r, (long long)e.nbatches,
                 p->batch, e.nranks, e.nranks > 1 ? "s" : "");
-        st = agree(&e, make_parent(&e, &local), &local);
+        st = rd_agree(comm, make_parent(&e, &local), &local);
     }
     double t0 = rd_now();
     if (!st) st = rd_h5_create(&e.out, p->output, comm, &local);
@@ -533,7 +514,7 @@ rd_status rd_embed_run(const rd_embed_params *p, const rd_vit *vit, const rd_par
     if (!st) st = rd_h5_publish(&e.out, &local);
     e.write_s += rd_now() - t0;
     if (st) {
-        st = agree(&e, st, &local);
+        st = rd_agree(comm, st, &local);
         rd_h5_discard(&e.out);
         if (err) *err = local;
     }

@@ -1,7 +1,7 @@
 /* Growable buffers reused across images (see rd_buf in include/rdino/image.h). */
-#include <stdlib.h>
-
 #include "rdino/image.h"
+
+#include <stdlib.h>
 
 rd_status rd_buf_reserve(rd_buf *b, size_t bytes, rd_error *err) {
     if (bytes <= b->cap) return RD_OK;

@@ -1,10 +1,11 @@
 /* Intensity windows (min-max, percentiles) and quantisation to 8/16-bit. See
  * include/rdino/image.h. */
+#include "rdino/image.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rdino/image.h"
 #include "simd.h"
 
 const char *rd_norm_name(rd_norm norm) {

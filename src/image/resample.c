@@ -6,11 +6,12 @@
  * multiply-add per tap. The vertical pass then runs along rows of the intermediate image, eight
  * output pixels per multiply-add. Only the crop window is computed: its columns in the first
  * pass, and only the source rows its output rows need. */
+#include "rdino/image.h"
+
 #include <limits.h>
 #include <math.h>
 #include <string.h>
 
-#include "rdino/image.h"
 #include "simd.h"
 
 /* ---- geometry ---- */

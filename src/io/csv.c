@@ -1,9 +1,10 @@
 /* RFC 4180 tokenizer over a file held in memory; see csv.h. */
 #include "rdino/csv.h"
-#include "rdino/file.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "rdino/file.h"
 
 static rd_status take_text(rd_csv *csv, char *text, size_t len, const char *name, rd_error *err) {
     memset(csv, 0, sizeof *csv);

@@ -3,13 +3,28 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "rdino/agree.h"
+#include "rdino/file.h"
+
+/* ---- the process-wide lock (Debian's HDF5 is not thread-safe) ---- */
+
+static pthread_mutex_t hdf5_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void rd_hdf5_lock(void) {
+    pthread_mutex_lock(&hdf5_mutex);
+}
+
+void rd_hdf5_unlock(void) {
+    pthread_mutex_unlock(&hdf5_mutex);
+}
 
 /* ---- errors ---- */
 
@@ -43,18 +58,6 @@ static rd_status h5_fail(rd_error *err, const rd_h5file *f, const char *obj, con
     H5Eclear2(H5E_DEFAULT);
     return rd_fail(err, RD_EHDF5, "%s: %s%s%s%s%s", f->path, obj ? obj : "", obj ? ": " : "", what,
                    reason.count ? ": HDF5: " : "", reason.text);
-}
-
-/* Makes every rank of f's communicator return the same status after a collective step:
- * ranks that succeeded learn that another failed. */
-static rd_status agree(const rd_h5file *f, rd_status st, const char *obj, rd_error *err) {
-    if (f->nranks == 1) return st;
-    int local = (int)st, worst = local;
-    if (MPI_Allreduce(&local, &worst, 1, MPI_INT, MPI_MAX, f->comm) != MPI_SUCCESS)
-        return rd_fail(err, RD_EMPI, "%s: %s: MPI_Allreduce failed", f->path, obj);
-    if (worst != RD_OK && local == RD_OK)
-        return rd_fail(err, (rd_status)worst, "%s: %s: failed on another rank", f->path, obj);
-    return st;
 }
 
 static void quiet_hdf5(void) {
@@ -158,13 +161,8 @@ static void keep_chunk_buffers(void) {
 rd_status rd_h5_create(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *err) {
     keep_chunk_buffers();
     if (init_handle(f, path, comm, err)) return err ? err->code : RD_EINVAL;
-    char dir_buf[RD_H5_PATH_MAX], base_buf[RD_H5_PATH_MAX];
-    snprintf(dir_buf, sizeof dir_buf, "%s", path);
-    snprintf(base_buf, sizeof base_buf, "%s", path);
-    if (snprintf(f->tmp_path, sizeof f->tmp_path, "%s/.%s.tmp", dirname(dir_buf),
-                 basename(base_buf)) >= (int)sizeof f->tmp_path)
-        return rd_fail(err, RD_EINVAL, "path too long: %s", path);
-    rd_status st = RD_OK;
+    rd_status st = rd_temp_path(f->tmp_path, sizeof f->tmp_path, path, err);
+    if (st) return st; /* the same verdict on every rank: the same path */
     hid_t fapl = make_fapl(f, 1);
     if (fapl < 0) st = h5_fail(err, f, NULL, "cannot set up MPI-IO file access");
     if (!st) {
@@ -173,48 +171,18 @@ rd_status rd_h5_create(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *
     }
     if (fapl >= 0) H5Pclose(fapl);
     f->writing = f->id >= 0;
-    return agree(f, st, "create", err);
-}
-
-static rd_status fsync_path(const char *path, int flags, rd_error *err) {
-    int fd = open(path, flags);
-    if (fd < 0) return rd_fail(err, RD_EIO, "cannot open %s to sync it: %s", path, strerror(errno));
-    rd_status st = RD_OK;
-    if (fsync(fd) != 0) st = rd_fail(err, RD_EIO, "fsync %s: %s", path, strerror(errno));
-    close(fd);
-    return st;
-}
-
-/* Rank 0's part of publishing: data on disk first, then the name, then the name on disk. */
-static rd_status sync_and_rename(const rd_h5file *f, rd_error *err) {
-    if (fsync_path(f->tmp_path, O_RDONLY, err)) return err->code;
-    if (rename(f->tmp_path, f->path) != 0)
-        return rd_fail(err, RD_EIO, "cannot rename %s to %s: %s", f->tmp_path, f->path,
-                       strerror(errno));
-    char dir_buf[RD_H5_PATH_MAX];
-    snprintf(dir_buf, sizeof dir_buf, "%s", f->path);
-    return fsync_path(dirname(dir_buf), O_RDONLY | O_DIRECTORY, err);
+    return rd_agree(f->comm, st, err);
 }
 
 rd_status rd_h5_publish(rd_h5file *f, rd_error *err) {
     if (!f->writing) return rd_fail(err, RD_EINVAL, "%s: not open for writing", f->path);
-    rd_error local = {0};
     rd_status st = RD_OK;
-    if (H5Fclose(f->id) < 0) st = h5_fail(&local, f, NULL, "closing %s failed", f->tmp_path);
+    if (H5Fclose(f->id) < 0) st = h5_fail(err, f, NULL, "closing %s failed", f->tmp_path);
     f->id = H5I_INVALID_HID;
     f->writing = 0;
-    st = agree(f, st, "close", &local);
-    if (!st && f->rank == 0) st = sync_and_rename(f, &local);
-    /* Everyone returns rank 0's verdict on the rename, with its message. */
-    if (f->nranks > 1) {
-        rd_error shared = local;
-        shared.code = st;
-        if (MPI_Bcast(&shared, (int)sizeof shared, MPI_BYTE, 0, f->comm) != MPI_SUCCESS)
-            return rd_fail(err, RD_EMPI, "%s: MPI_Bcast failed while publishing", f->path);
-        if (st == RD_OK) local = shared, st = shared.code;
-    }
-    if (st && err) *err = local;
-    return st;
+    st = rd_agree(f->comm, st, err);
+    if (!st && f->rank == 0) st = rd_publish_file(f->tmp_path, f->path, err);
+    return rd_agree(f->comm, st, err);
 }
 
 void rd_h5_discard(rd_h5file *f) {
@@ -238,7 +206,7 @@ rd_status rd_h5_open(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *er
         if (f->id < 0) st = h5_fail(err, f, NULL, "not a readable HDF5 file");
     }
     if (fapl >= 0) H5Pclose(fapl);
-    return agree(f, st, "open", err);
+    return rd_agree(f->comm, st, err);
 }
 
 void rd_h5_close(rd_h5file *f) {
@@ -249,7 +217,7 @@ void rd_h5_close(rd_h5file *f) {
 
 int rd_h5_exists(const rd_h5file *f, const char *name) {
     /* H5Lexists needs each parent to exist: check every prefix. */
-    char buf[RD_H5_PATH_MAX];
+    char buf[RD_PATH_MAX];
     if (strcmp(name, "/") == 0) return 1;
     snprintf(buf, sizeof buf, "%s", name);
     for (char *p = buf + 1;; p++) {
@@ -318,7 +286,7 @@ static rd_status create_any(rd_h5file *f, const char *name, hid_t file_type, int
     if (lcpl >= 0) H5Pclose(lcpl);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
-    return agree(f, st, name, err);
+    return rd_agree(f->comm, st, err);
 }
 
 rd_status rd_h5_create_dataset(rd_h5file *f, const char *name, rd_h5_type type, int ndim,
@@ -433,7 +401,7 @@ rd_status rd_h5_write_rows(rd_h5file *f, const char *name, rd_h5_type type, int6
         st = rd_fail(err, RD_EINVAL, "%s: %s: use rd_h5_write_strings", f->path, name);
     else
         st = transfer_rows(f, name, native_type(type), row0, nrows, (void *)buf, 1, err);
-    return agree(f, st, name, err);
+    return rd_agree(f->comm, st, err);
 }
 
 rd_status rd_h5_read_rows(const rd_h5file *f, const char *name, rd_h5_type type, int64_t row0,
@@ -518,7 +486,7 @@ rd_status rd_h5_write_strings(rd_h5file *f, const char *name, int64_t row0, int6
     if (!st) st = transfer_rows(f, name, type, row0, nrows, packed, 1, err);
     if (type >= 0) H5Tclose(type);
     free(packed);
-    return agree(f, st, name, err);
+    return rd_agree(f->comm, st, err);
 }
 
 rd_status rd_h5_read_strings(const rd_h5file *f, const char *name, int64_t row0, int64_t nrows,
@@ -564,7 +532,7 @@ static rd_status write_attr(rd_h5file *f, const char *obj, const char *name, hid
         if (a >= 0) H5Aclose(a);
     }
     if (space >= 0) H5Sclose(space);
-    return agree(f, st, name, err);
+    return rd_agree(f->comm, st, err);
 }
 
 rd_status rd_h5_set_attr_str(rd_h5file *f, const char *obj, const char *name, const char *value,

@@ -1,15 +1,16 @@
-/* Append-only journals and atomic whole-file writes; see journal.h. */
+/* Append-only journals; see journal.h. */
 #include "rdino/journal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "rdino/file.h"
 
 static rd_status write_all(int fd, const char *data, size_t len, const char *path, rd_error *err) {
     while (len > 0) {
@@ -126,39 +127,11 @@ rd_status rd_journal_read_dir(const char *dir, const char *suffix, rd_journal_li
     closedir(d);
     if (names) qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n; i++) {
-        char path[4096];
+        char path[RD_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         if (!st) st = read_lines(path, fn, ctx, err);
         free(names[i]);
     }
     free(names);
     return st;
-}
-
-rd_status rd_write_file_atomic(const char *path, const void *data, size_t len, rd_error *err) {
-    char tmp[4096], dir[4096], base[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    snprintf(base, sizeof base, "%s", path);
-    const char *d = dirname(dir), *b = basename(base);
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp-%ld", d, b, (long)getpid()) >= (int)sizeof tmp)
-        return rd_fail(err, RD_EINVAL, "path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) return rd_fail(err, RD_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    rd_status st = write_all(fd, data, len, tmp, err);
-    if (!st && fsync(fd) != 0)
-        st = rd_fail(err, RD_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && !st)
-        st = rd_fail(err, RD_EIO, "cannot close %s: %s", tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = rd_fail(err, RD_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (st) {
-        unlink(tmp);
-        return st;
-    }
-    int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* make the rename itself durable */
-        fsync(dfd);
-        close(dfd);
-    }
-    return RD_OK;
 }

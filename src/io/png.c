@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "rdino/file.h"
+
 static const char *const reject_names[RD_REJECT_COUNT] = {
     "ok",        "missing",   "unreadable",  "empty",   "not_png",   "truncated", "crc",
     "zero_size", "too_large", "unsupported", "corrupt", "no_memory", "aspect"};
@@ -363,56 +365,18 @@ static int encode_rows(png_ctx *ctx, FILE *f, const rd_grey_image *img, int leve
     return 0;
 }
 
-/* Opens a new file next to path (path.tmp.PID.N) with the usual 0666 & ~umask mode. */
-static int open_temporary(const char *path, char *tmp, size_t cap) {
-    static unsigned counter;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        int n = snprintf(tmp, cap, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
-        if (n < 0 || (size_t)n >= cap) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    return -1;
-}
-
 rd_status rd_png_write_grey(const char *path, const rd_grey_image *img, int level, rd_error *err) {
     if (!img || !img->data || img->width <= 0 || img->height <= 0 ||
         (img->depth != 8 && img->depth != 16) || level < 0 || level > 9)
         return rd_fail(err, RD_EINVAL, "%s: cannot write a %dx%d image of depth %d at level %d",
                        path, img ? img->width : 0, img ? img->height : 0, img ? img->depth : 0,
                        level);
-    char tmp[4096];
-    int fd = open_temporary(path, tmp, sizeof tmp);
-    if (fd < 0)
-        return rd_fail(err, RD_EIO, "%s: cannot create a temporary file: %s", path,
-                       strerror(errno));
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return rd_fail(err, RD_EIO, "%s: %s", tmp, strerror(e));
-    }
+    rd_atomic_file f;
+    if (rd_atomic_open(&f, path, err)) return err->code;
     png_ctx ctx = {0};
-    int failed = encode_rows(&ctx, f, img, level);
-    if (!failed && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
-        failed = 1;
-        snprintf(ctx.message, sizeof ctx.message, "%s", strerror(errno));
-    }
-    if (fclose(f) != 0 && !failed) {
-        failed = 1;
-        snprintf(ctx.message, sizeof ctx.message, "%s", strerror(errno));
-    }
-    if (!failed && rename(tmp, path) != 0) {
-        failed = 1;
-        snprintf(ctx.message, sizeof ctx.message, "rename: %s", strerror(errno));
-    }
-    if (failed) {
-        unlink(tmp);
+    if (encode_rows(&ctx, f.fp, img, level)) {
+        rd_atomic_abandon(&f);
         return rd_fail(err, RD_EIO, "%s: writing PNG failed: %s", path, ctx.message);
     }
-    return RD_OK;
+    return rd_atomic_commit(&f, err);
 }

@@ -1,8 +1,9 @@
+#include "rdino/nn.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 
-#include "rdino/nn.h"
 #include "vecmath.h"
 
 size_t rd_attention_scratch_floats(int T) {

@@ -1,4 +1,5 @@
 #include "rdino/nn.h"
+
 #include "vecmath.h"
 
 #define INV_SQRT_2PI 0.39894228040143267794f

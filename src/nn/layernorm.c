@@ -1,6 +1,6 @@
-#include <math.h>
-
 #include "rdino/nn.h"
+
+#include <math.h>
 
 void rd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                           const float *weight, const float *bias, int N, int C) {

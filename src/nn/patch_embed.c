@@ -1,6 +1,6 @@
-#include <string.h>
-
 #include "rdino/nn.h"
+
+#include <string.h>
 
 void rd_patchify(float *patches, const float *images, int b, int c, int H, int W, int p) {
     int gh = H / p, gw = W / p, K = c * p * p;

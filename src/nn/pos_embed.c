@@ -1,7 +1,7 @@
+#include "rdino/nn.h"
+
 #include <math.h>
 #include <string.h>
-
-#include "rdino/nn.h"
 
 #define BICUBIC_A (-0.75) /* PyTorch's Keys cubic */
 

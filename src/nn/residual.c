@@ -1,6 +1,6 @@
-#include <string.h>
-
 #include "rdino/nn.h"
+
+#include <string.h>
 
 void rd_gather_samples(float *rows, const float *x, const int *S, int keep, size_t size) {
 #pragma omp parallel for schedule(static) if ((size_t)keep * size > RD_PARALLEL_MIN)

@@ -1,4 +1,5 @@
 #include "rdino/nn.h"
+
 #include "vecmath.h"
 
 void rd_swiglu_forward(float *out, const float *inp, int N, int h) {

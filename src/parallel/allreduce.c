@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "rdino/log.h"
-#include "rdino/nn.h"
+#include "rdino/threads.h"
 
 /* Elements per MPI call: counts are ints. */
 #define MAX_MESSAGE ((size_t)1 << 30)
@@ -110,25 +110,6 @@ rd_status rd_grad_allreduce_finish(rd_grad_allreduce *g, rd_error *err) {
     g->nrequests = 0;
     g->ready_lo = g->launched_lo = g->n;
     return st;
-}
-
-static rd_status hook_mean(void *ctx, float *grad, size_t n, rd_error *err) {
-    rd_grad_allreduce *g = ctx;
-    if (grad != g->grad || n != g->n)
-        return rd_fail(err, RD_EINVAL, "gradient all-reduce: set up for another buffer");
-    return rd_grad_allreduce_finish(g, err);
-}
-
-static rd_status hook_ready(void *ctx, size_t begin, size_t end, rd_error *err) {
-    return rd_grad_allreduce_ready(ctx, begin, end, err);
-}
-
-rd_step_comm rd_grad_allreduce_comm(rd_grad_allreduce *g, const rd_reducer *red) {
-    return (rd_step_comm){.reducer = red,
-                          .mean_gradients = hook_mean,
-                          .gradients_ready = g->bucket > 0 ? hook_ready : NULL,
-                          .ctx = g,
-                          .nranks = g->nranks};
 }
 
 uint64_t rd_checksum64(const void *data, size_t bytes) {

@@ -1,5 +1,5 @@
 /* Recursive listing of the image folder and path containment; see image_tree.h. */
-#include "rdino/image_tree.h"
+#include "image_tree.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,12 +10,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-enum { PATH_CAP = 4096 };
+#include "rdino/file.h"
 
 typedef struct walk {
     rd_image_tree *tree;
-    char root_real[PATH_CAP];
-    char exclude_real[PATH_CAP]; /* "" when nothing is excluded */
+    char root_real[RD_PATH_MAX];
+    char exclude_real[RD_PATH_MAX]; /* "" when nothing is excluded */
 } walk;
 
 static int64_t mtime_ns(const struct stat *st) {
@@ -57,17 +57,17 @@ static rd_status walk_dir(walk *w, const char *abs, const char *rel, rd_error *e
     struct dirent *e;
     while (!st && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
-        char child_abs[PATH_CAP], child_rel[PATH_CAP];
-        if (snprintf(child_abs, sizeof child_abs, "%s/%s", abs, e->d_name) >= PATH_CAP ||
+        char child_abs[RD_PATH_MAX], child_rel[RD_PATH_MAX];
+        if (snprintf(child_abs, sizeof child_abs, "%s/%s", abs, e->d_name) >= RD_PATH_MAX ||
             snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >=
-                PATH_CAP) {
+                RD_PATH_MAX) {
             st = rd_fail(err, RD_EINVAL, "path too long under %s", abs);
             break;
         }
         struct stat ls;
         if (lstat(child_abs, &ls) != 0) continue; /* vanished while listing */
         if (S_ISDIR(ls.st_mode)) {
-            char real[PATH_CAP];
+            char real[RD_PATH_MAX];
             if (w->exclude_real[0] && realpath(child_abs, real) && inside(real, w->exclude_real))
                 continue;
             st = walk_dir(w, child_abs, child_rel, err);
@@ -75,7 +75,7 @@ static rd_status walk_dir(walk *w, const char *abs, const char *rel, rd_error *e
             st = add_file(w, child_rel, &ls, 0, err);
         } else if (S_ISLNK(ls.st_mode)) {
             struct stat target;
-            char real[PATH_CAP];
+            char real[RD_PATH_MAX];
             if (stat(child_abs, &target) != 0 || !realpath(child_abs, real))
                 st = add_file(w, child_rel, NULL, 1, err); /* dangling */
             else if (S_ISREG(target.st_mode))

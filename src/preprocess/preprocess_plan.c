@@ -1,5 +1,5 @@
 /* Reconciliation of metadata rows with the image folder; see preprocess_plan.h. */
-#include "rdino/preprocess_plan.h"
+#include "preprocess_plan.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { PATH_CAP = 4096 };
+#include "rdino/file.h"
 
 /* ---- report lines ---- */
 
@@ -125,7 +125,7 @@ static int with_png_extension(const char *path, char *out, size_t cap) {
 typedef struct lookup {
     const rd_image_tree *tree;
     by_name *names; /* every listed file, sorted by file name */
-    char root_real[PATH_CAP];
+    char root_real[RD_PATH_MAX];
 } lookup;
 
 /* Finds the file for a normalised path: as given, with a .png extension, then (for bare
@@ -134,7 +134,7 @@ typedef struct lookup {
 static const rd_image_file *find_file(const lookup *lk, const char *path, int *ambiguous) {
     *ambiguous = 0;
     const rd_image_file *f = rd_image_tree_find(lk->tree, path);
-    char png[PATH_CAP];
+    char png[RD_PATH_MAX];
     int have_png = with_png_extension(path, png, sizeof png) == 0;
     if (!f && have_png) f = rd_image_tree_find(lk->tree, png);
     if (f || strchr(path, '/')) return f;
@@ -157,8 +157,8 @@ static const rd_image_file *find_file(const lookup *lk, const char *path, int *a
 
 /* 1 when root/path exists but resolves outside the root (through a symlinked folder). */
 static int resolves_outside(const lookup *lk, const char *path) {
-    char abs[PATH_CAP], real[PATH_CAP];
-    if (snprintf(abs, sizeof abs, "%s/%s", lk->tree->root, path) >= PATH_CAP) return 0;
+    char abs[RD_PATH_MAX], real[RD_PATH_MAX];
+    if (snprintf(abs, sizeof abs, "%s/%s", lk->tree->root, path) >= RD_PATH_MAX) return 0;
     if (!realpath(abs, real)) return 0;
     size_t n = strlen(lk->root_real);
     return !(strncmp(real, lk->root_real, n) == 0 && (real[n] == '/' || real[n] == '\0'));
@@ -192,7 +192,7 @@ static rd_status reject_shared_outputs(rd_preprocess_plan *plan, rd_error *err) 
             continue;
         }
         const rd_plan_item *dup = order[i].item, *kept = order[first].item;
-        char detail[PATH_CAP + 128];
+        char detail[RD_PATH_MAX + 128];
         snprintf(detail, sizeof detail, "file %s is already the image of line %lld",
                  dup->input->path, (long long)kept->record->row);
         st = rd_report_add(&plan->report, dup->record->row, dup->record->image, RD_OUTCOME_REJECTED,
@@ -211,7 +211,7 @@ static rd_status reject_shared_outputs(rd_preprocess_plan *plan, rd_error *err) 
 /* Decides the fate of one metadata record: an item, or a report line. */
 static rd_status reconcile_record(rd_preprocess_plan *plan, const lookup *lk, const char *views,
                                   const rd_meta_record *r, unsigned char *claimed, rd_error *err) {
-    char path[PATH_CAP], detail[2 * PATH_CAP];
+    char path[RD_PATH_MAX], detail[2 * RD_PATH_MAX];
     rd_report *rep = &plan->report;
     if (rd_path_normalize(r->image, path, sizeof path) != 0) {
         snprintf(detail, sizeof detail, "path '%s' is absolute or leaves the image folder",
@@ -252,9 +252,9 @@ static rd_status reconcile_record(rd_preprocess_plan *plan, const lookup *lk, co
     rd_plan_item *it = &plan->items[plan->nitems];
     it->record = r;
     it->input = f;
-    it->output = malloc(PATH_CAP);
+    it->output = malloc(RD_PATH_MAX);
     if (!it->output) return rd_fail(err, RD_ENOMEM, "out of memory");
-    if (with_png_extension(f->path, it->output, PATH_CAP)) {
+    if (with_png_extension(f->path, it->output, RD_PATH_MAX)) {
         free(it->output);
         return rd_fail(err, RD_EINVAL, "path too long: %s", f->path);
     }
@@ -269,7 +269,7 @@ static rd_status reject_orphans(rd_preprocess_plan *plan, const unsigned char *c
     for (size_t i = 0; i < t->nfiles; i++) {
         const rd_image_file *f = &t->files[i];
         if (claimed[i] || !rd_path_is_png(f->path)) continue;
-        char detail[PATH_CAP + 128];
+        char detail[RD_PATH_MAX + 128];
         snprintf(detail, sizeof detail,
                  f->outside ? "%s is a symbolic link leading outside the image folder and no "
                               "metadata row names it"

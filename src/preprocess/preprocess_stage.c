@@ -1,9 +1,7 @@
 /* rdino-preprocess: plan on rank 0, process on every rank through the work queue, journal
  * per rank, assemble manifest/report/summary on rank 0; see preprocess_stage.h. */
-#include "rdino/file.h"
 #include "rdino/preprocess_stage.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -14,25 +12,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rdino/app.h"
+#include "rdino/agree.h"
 #include "rdino/csv.h"
+#include "rdino/file.h"
 #include "rdino/journal.h"
 #include "rdino/log.h"
-#include "rdino/preprocess_image.h"
-#include "rdino/preprocess_plan.h"
+#include "rdino/paths.h"
+#include "preprocess_image.h"
+#include "preprocess_plan.h"
 #include "rdino/workqueue.h"
 
-enum { PATH_CAP = 4096, FORMAT_VERSION = 1 };
+enum { FORMAT_VERSION = 1 };
 
 /* Journal lines start with this; bump it when the line layout changes. */
 #define JOURNAL_MAGIC   "rdino-preprocess-1"
 #define REASON_CONSTANT "constant_image" /* warning: flat image, written as zeros */
 
 typedef struct stage_paths {
-    char pre[PATH_CAP];     /* <output_dir>/preprocessed */
-    char images[PATH_CAP];  /* .../images */
-    char journal[PATH_CAP]; /* .../journal */
-    const char *root;       /* data.image_root */
+    char pre[RD_PATH_MAX];     /* <output_dir>/preprocessed */
+    char images[RD_PATH_MAX];  /* .../images */
+    char journal[RD_PATH_MAX]; /* .../journal */
+    const char *root;          /* data.image_root */
 } stage_paths;
 
 /* ---- parameters and their fingerprint ---- */
@@ -136,19 +136,17 @@ static rd_status unpack_work(work_list *w, rd_error *err) {
 /* Broadcasts the work list (or rank 0's failure) from rank 0. */
 static rd_status share_work(MPI_Comm comm, int rank, rd_status planned, work_list *w,
                             rd_error *err) {
-    int64_t header[3] = {planned, w->n, (int64_t)w->blob_len};
-    MPI_Bcast(header, 3, MPI_INT64_T, 0, comm);
-    if (header[0] != RD_OK)
-        return rank == 0 ? (rd_status)header[0]
-                         : rd_fail(err, RD_EINVAL, "rank 0 failed while planning (see its error)");
+    rd_status st = rd_agree(comm, planned, err);
+    if (st) return st;
+    int64_t header[2] = {w->n, (int64_t)w->blob_len};
+    MPI_Bcast(header, 2, MPI_INT64_T, 0, comm);
     if (rank != 0) {
-        w->n = header[1];
-        w->blob_len = (uint64_t)header[2];
+        w->n = header[0];
+        w->blob_len = (uint64_t)header[1];
         w->blob = malloc(w->blob_len + 1);
     }
-    int ok = w->blob != NULL, all_ok = 0;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
-    if (!all_ok) return rd_fail(err, RD_ENOMEM, "out of memory for the work list");
+    st = w->blob ? RD_OK : rd_fail(err, RD_ENOMEM, "out of memory for the work list");
+    if ((st = rd_agree(comm, st, err))) return st;
     for (uint64_t off = 0; off < w->blob_len; off += 1u << 30) {
         uint64_t part = w->blob_len - off < (1u << 30) ? w->blob_len - off : (1u << 30);
         MPI_Bcast(w->blob + off, (int)part, MPI_CHAR, 0, comm);
@@ -333,7 +331,7 @@ static const result *find_result(const results *rs, const rd_plan_item *it, uint
 static int result_reusable(const stage_paths *paths, const result *r) {
     if (!r) return 0;
     if (!r->kept) return 1;
-    char path[2 * PATH_CAP];
+    char path[2 * RD_PATH_MAX];
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", paths->images, r->output);
     return stat(path, &st) == 0 && st.st_size == r->out_size;
@@ -348,11 +346,11 @@ typedef struct worker {
     void *pixels;
     size_t pixel_bytes;
     rd_journal journal;
-    char made_dir[2 * PATH_CAP]; /* the last output folder created */
+    char made_dir[2 * RD_PATH_MAX]; /* the last output folder created */
 } worker;
 
 static rd_status make_parent(worker *w, const char *path, rd_error *err) {
-    char dir[2 * PATH_CAP];
+    char dir[2 * RD_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (!slash) return RD_OK;
@@ -366,7 +364,7 @@ static rd_status make_parent(worker *w, const char *path, rd_error *err) {
 /* Runs one image through the pipeline and journals the outcome. Problems with the image are
  * results; only trouble with our own outputs is an error. */
 static rd_status process_item(worker *w, const work_item *it, rd_error *err) {
-    char in[2 * PATH_CAP], out[2 * PATH_CAP];
+    char in[2 * RD_PATH_MAX], out[2 * RD_PATH_MAX];
     snprintf(in, sizeof in, "%s/%s", w->paths->root, it->input);
     snprintf(out, sizeof out, "%s/%s", w->paths->images, it->output);
     result r = {.input = (char *)it->input,
@@ -412,7 +410,7 @@ static rd_status process_all(MPI_Comm comm, int rank, const work_list *work, int
                              const stage_paths *paths, const stage_params *params, int64_t reused,
                              rd_error *err) {
     worker w = {.paths = paths, .params = params};
-    char journal_path[2 * PATH_CAP], extra[64];
+    char journal_path[2 * RD_PATH_MAX], extra[64];
     snprintf(journal_path, sizeof journal_path, "%s/rank-%05d.tsv", paths->journal, rank);
     snprintf(extra, sizeof extra, "(%lld reused from the journal)", (long long)reused);
     w.pixel_bytes = rd_prep_output_bytes(&params->opt);
@@ -501,7 +499,7 @@ static void put_row(FILE *f, int64_t row) {
 
 static rd_status write_text(const char *dir, const char *name, char *text, size_t len,
                             rd_error *err) {
-    char path[2 * PATH_CAP];
+    char path[2 * RD_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     rd_status st = text ? rd_write_file_atomic(path, text, len, err)
                         : rd_fail(err, RD_ENOMEM, "out of memory writing %s", path);
@@ -521,7 +519,7 @@ static rd_status write_manifest(const stage_paths *paths, const rd_preprocess_pl
     for (size_t i = 0; i < plan->nitems; i++) {
         if (!res[i]->kept) continue;
         const rd_meta_record *m = plan->items[i].record;
-        char file[PATH_CAP + 8];
+        char file[RD_PATH_MAX + 8];
         snprintf(file, sizeof file, "images/%s", plan->items[i].output);
         rd_csv_put_field(f, m->image_id);
         fputc(',', f);
@@ -685,26 +683,11 @@ static rd_status assemble(const stage_paths *paths, const stage_params *params,
 
 /* ---- the stage ---- */
 
-/* 1 for a temporary left by a killed writer: rd_png_write_grey's "NAME.tmp.PID.N" or
- * rd_write_file_atomic's ".NAME.tmp-PID". */
-static int is_temporary(const char *name) {
-    const char *t = strstr(name, ".tmp.");
-    if (t) {
-        const char *p = t + 5;
-        while (isdigit((unsigned char)*p)) p++;
-        if (p > t + 5 && *p == '.' && isdigit((unsigned char)p[1])) {
-            for (p++; isdigit((unsigned char)*p);) p++;
-            if (!*p) return 1;
-        }
-    }
-    return name[0] == '.' && strstr(name, ".tmp-") != NULL;
-}
-
 static int64_t swept;
 
 static int sweep_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
     (void)st;
-    if (type == FTW_F && is_temporary(path + ftw->base) && unlink(path) == 0) swept++;
+    if (type == FTW_F && rd_is_temp_name(path + ftw->base) && unlink(path) == 0) swept++;
     return 0;
 }
 
@@ -752,11 +735,11 @@ rd_status rd_preprocess_stage(const rd_config *cfg, MPI_Comm comm, rd_preprocess
     MPI_Comm_size(comm, &nranks);
     memset(counts, 0, sizeof *counts);
     stage_paths paths = {.root = rd_cfg_str(cfg, "data.image_root")};
-    const char *out = rd_cfg_str(cfg, "data.output_dir");
-    if (strlen(out) > PATH_CAP - 64) return rd_fail(err, RD_EINVAL, "data.output_dir too long");
-    snprintf(paths.pre, sizeof paths.pre, "%.*s/preprocessed", PATH_CAP - 64, out);
-    snprintf(paths.images, sizeof paths.images, "%.*s/images", PATH_CAP - 32, paths.pre);
-    snprintf(paths.journal, sizeof paths.journal, "%.*s/journal", PATH_CAP - 32, paths.pre);
+    if (rd_pipeline_path(cfg, RD_DIR_PREPROCESSED, paths.pre, err)) return err->code;
+    if (strlen(paths.pre) > RD_PATH_MAX - 64)
+        return rd_fail(err, RD_EINVAL, "data.output_dir is too long for a path");
+    snprintf(paths.images, sizeof paths.images, "%.*s/images", RD_PATH_MAX - 32, paths.pre);
+    snprintf(paths.journal, sizeof paths.journal, "%.*s/journal", RD_PATH_MAX - 32, paths.pre);
     stage_params params;
     /* Every rank checks the same config, so every rank returns here or none does. */
     if (params_from_config(cfg, &params, err)) return err->code;

@@ -3,12 +3,12 @@
  * within outer fold o's training patients. Features are standardised on each split's
  * training rows. Ridge keeps each split's factorisation (slot) because permutation refits
  * change only the labels, so they cost O(n d) per split instead of O(n d^2). */
+#include "probe_internal.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "probe_internal.h"
 
 static int inner_count(const rd_probe_task *t) {
     return t->cfg.nlambda > 1 ? t->cfg.inner_folds : 0;

@@ -3,13 +3,13 @@
  * makes the tight agreement with scikit-learn cheap, warm starts along a penalty path keep
  * each fit to a few steps, and a Hessian factor is reused while it still contracts the
  * gradient fourfold per step. */
+#include "probe_internal.h"
+
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "probe_internal.h"
 
 enum { NEWTON_MAX_STEPS = 200 };
 /* Converged when a Newton step moves no coefficient by more than this (relative to the

@@ -1,10 +1,10 @@
 /* Metrics of predictions, all with optional row weights: a cluster-bootstrap replicate is the
  * same rows weighted by how often their patient was drawn, so one sort serves every
  * replicate and AUROC stays O(n) per replicate. */
+#include "probe_internal.h"
+
 #include <math.h>
 #include <stdlib.h>
-
-#include "probe_internal.h"
 
 static const char *const metric_names[RD_PROBE_NMETRICS] = {"auroc", "accuracy", "mae", "r2",
                                                             "pearson_r"};

@@ -6,11 +6,11 @@
  * R2 is out-of-sample: 1 - SSE / SS about each fold's training mean, summed over folds, so
  * predicting the training mean scores exactly 0 (R2 about the held-out fold's own mean would
  * credit the baseline with knowledge of the test labels and bias small folds downwards). */
+#include "probe_internal.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "probe_internal.h"
 
 rd_status probe_oof_init(probe_oof *o, const rd_probe_task *t, const double *y, const double *pred,
                          rd_error *err) {

@@ -1,13 +1,13 @@
 /* Ridge regression by eigendecomposition of the Gram matrix (d x d), or of the kernel (n x n)
  * when there are fewer rows than features: after the decomposition every penalty costs
  * O(d^2), which makes the penalty grid, the nested CV and the permutation refits cheap. */
+#include "probe_internal.h"
+
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "probe_internal.h"
 
 rd_status probe_basis_build(const double *z, int n, int d, probe_basis *basis, rd_error *err) {
     basis->d = d;

@@ -1,8 +1,8 @@
 /* Feature standardisation fitted on training rows only. */
+#include "probe_internal.h"
+
 #include <math.h>
 #include <stdlib.h>
-
-#include "probe_internal.h"
 
 static inline int row_at(const int *rows, int k) {
     return rows ? rows[k] : k;

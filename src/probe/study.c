@@ -1,10 +1,10 @@
 /* The study driver: cross-validation, cluster-bootstrap intervals, permutation tests and
  * paired encoder comparisons, each phase a set of work units spread by rd_probe_run_units. */
+#include "probe_internal.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "probe_internal.h"
 
 /* ---- bootstrap ---- */
 

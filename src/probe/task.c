@@ -1,10 +1,11 @@
 /* A probe task: the rows with a known target, their patients, and the grouped folds; plus the
  * two random resamplings of patients (bootstrap draws, label permutations). */
+#include "probe_internal.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "probe_internal.h"
 #include "rdino/rng.h"
 
 void rd_probe_config_default(rd_probe_config *cfg) {

@@ -1,5 +1,4 @@
 /* Writing shards: see include/rdino/shard.h and docs/FORMATS.md ("Shards"). */
-#include "rdino/file.h"
 #include "rdino/shard.h"
 
 #include <dirent.h>
@@ -14,7 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rdino/app.h"
+#include "rdino/agree.h"
+#include "rdino/file.h"
 #include "rdino/h5store.h"
 #include "rdino/log.h"
 #include "rdino/rng.h"
@@ -185,9 +185,7 @@ static rd_status write_metadata(rd_h5file *f, const shard_run *r, int64_t first,
         source_row[i] = img->source_row;
     }
     /* Every rank reaches the same verdict on allocation before the collective writes. */
-    int failed = st != RD_OK, any = failed;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, r->comm);
-    if (any && !st) st = rd_fail(err, RD_ENOMEM, "%s: out of memory on another rank", f->path);
+    st = rd_agree(r->comm, st, err);
     if (!st) st = rd_h5_write_strings(f, "/meta/image_id", 0, mine, ids, err);
     if (!st) st = rd_h5_write_strings(f, "/meta/patient_id", 0, mine, patients, err);
     if (!st) st = rd_h5_write_strings(f, "/meta/view", 0, mine, views, err);
@@ -216,10 +214,7 @@ static rd_status write_images(rd_h5file *f, shard_run *r, int64_t first, int64_t
             st = r->load(r->ctx, &r->images[first + i], first + i,
                          r->pixels + (size_t)(i - lo) * image_bytes, err);
         r->stats->decode_seconds += rd_now() - t0;
-        int failed = st != RD_OK, any = failed;
-        MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, r->comm);
-        if (any && !st)
-            st = rd_fail(err, RD_EIO, "%s: loading images failed on another rank", f->path);
+        st = rd_agree(r->comm, st, err);
         if (!st)
             st = rd_h5_write_rows(f, "/images", p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8, lo,
                                   hi - lo, r->pixels, err);
@@ -233,7 +228,7 @@ static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err
     const rd_shard_params *p = r->p;
     int64_t first = shard_first_row(r->n, k, p->num_shards);
     int64_t count = shard_first_row(r->n, k + 1, p->num_shards) - first;
-    char path[RD_H5_PATH_MAX];
+    char path[RD_PATH_MAX];
     rd_shard_path(path, sizeof path, p->output_dir, k);
     rd_h5file f;
     double t0 = rd_now(), decode0 = r->stats->decode_seconds;
@@ -314,7 +309,7 @@ static void find_current_shards(const shard_run *r, uint8_t *current) {
     for (int k = 0; k < p->num_shards; k++) {
         current[k] = 0;
         if (p->force || k % r->nranks != r->rank) continue;
-        char key[65], path[RD_H5_PATH_MAX];
+        char key[65], path[RD_PATH_MAX];
         content_key(p, r->n, k, key);
         rd_shard_path(path, sizeof path, p->output_dir, k);
         rd_error err = {0};
@@ -325,20 +320,6 @@ static void find_current_shards(const shard_run *r, uint8_t *current) {
             rd_warn("existing shard is damaged, rewriting it: %s", err.msg);
     }
     MPI_Allreduce(MPI_IN_PLACE, current, p->num_shards, MPI_UINT8_T, MPI_MAX, r->comm);
-}
-
-static rd_status write_text_atomically(const char *path, const char *text, rd_error *err) {
-    char tmp[RD_H5_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    if (!fp) return rd_fail(err, RD_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    int ok = fputs(text, fp) >= 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    ok &= fclose(fp) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return rd_fail(err, RD_EIO, "cannot write %s: %s", path, strerror(errno));
-    }
-    return RD_OK;
 }
 
 /* A growing string for index.json. */
@@ -405,9 +386,9 @@ static rd_status write_index(const shard_run *r, rd_error *err) {
     }
     append(&b, "  ]\n}\n");
     rd_status st = b.failed ? rd_fail(err, RD_ENOMEM, "out of memory writing index.json") : RD_OK;
-    char path[RD_H5_PATH_MAX];
+    char path[RD_PATH_MAX];
     snprintf(path, sizeof path, "%s/index.json", p->output_dir);
-    if (!st) st = write_text_atomically(path, b.text, err);
+    if (!st) st = rd_write_file_atomic(path, b.text, strlen(b.text), err);
     free(b.text);
     return st;
 }
@@ -422,9 +403,9 @@ static void remove_stale_files(const char *dir, int nshards) {
         int k = -1, end = 0;
         int is_shard = sscanf(e->d_name, "shard-%d.h5%n", &k, &end) == 1 &&
                        e->d_name[end] == '\0' && k >= nshards;
-        int is_tmp = strncmp(e->d_name, ".shard-", 7) == 0 && strstr(e->d_name, ".h5.tmp") != NULL;
+        int is_tmp = rd_is_temp_name(e->d_name);
         if (!is_shard && !is_tmp) continue;
-        char path[RD_H5_PATH_MAX];
+        char path[RD_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (unlink(path) == 0) rd_info("removed stale %s", path);
     }
@@ -491,9 +472,7 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
     if (!splits || !r.pixels) st = rd_fail(err, RD_ENOMEM, "out of memory for the image buffer");
     if (!st) st = assign_splits(p, images, n, splits, stats, err);
     if (!st && r.rank == 0) st = rd_mkdir_p(p->output_dir, err);
-    int failed = st != RD_OK, any = failed;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm);
-    if (any && !st) st = rd_fail(err, RD_EIO, "setting up %s failed on rank 0", p->output_dir);
+    st = rd_agree(comm, st, err);
 
     uint8_t *current = st ? NULL : malloc((size_t)p->num_shards);
     if (!st && !current) st = rd_fail(err, RD_ENOMEM, "out of memory for %d shards", p->num_shards);
@@ -519,10 +498,7 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
             st = write_index(&r, err);
             if (!st) remove_stale_files(p->output_dir, p->num_shards);
         }
-        failed = st != RD_OK;
-        MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm);
-        if (any && !st)
-            st = rd_fail(err, RD_EIO, "writing %s/index.json failed on rank 0", p->output_dir);
+        st = rd_agree(comm, st, err);
     }
     double local = stats->decode_seconds;
     MPI_Allreduce(&local, &stats->decode_seconds, 1, MPI_DOUBLE, MPI_MAX, comm);

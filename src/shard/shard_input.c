@@ -1,4 +1,6 @@
 /* What rdino-shard reads: the manifest written by rdino-preprocess and its PNGs. */
+#include "rdino/shard.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +10,6 @@
 #include "rdino/csv.h"
 #include "rdino/png.h"
 #include "rdino/sha256.h"
-#include "rdino/shard.h"
 
 enum {
     COL_IMAGE_ID,

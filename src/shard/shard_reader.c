@@ -19,7 +19,7 @@ typedef struct set_header {
 
 /* "num_shards" of index.json (rdino-shard writes it as a plain integer), and its digest. */
 static rd_status read_index(const char *dir, int *count, char sha256[65], rd_error *err) {
-    char path[RD_H5_PATH_MAX + 16], *text;
+    char path[RD_PATH_MAX + 16], *text;
     snprintf(path, sizeof path, "%s/index.json", dir);
     if (rd_read_file(path, &text, NULL, err))
         return rd_wrap(err, "not a shards folder, or rdino-shard has not finished there");
@@ -111,7 +111,7 @@ static rd_status scan(rd_shard_set *s, set_header *h, rd_error *err) {
     s->first_row = calloc((size_t)h->count + 1, sizeof *s->first_row);
     if (!s->first_row) return rd_fail(err, RD_ENOMEM, "out of memory for %d shards", h->count);
     for (int k = 0; k < h->count && !st; k++) {
-        char path[RD_H5_PATH_MAX + 32];
+        char path[RD_PATH_MAX + 32];
         rd_shard_path(path, sizeof path, s->dir, k);
         rd_h5file f;
         st = rd_h5_open(&f, path, MPI_COMM_SELF, err);
@@ -194,7 +194,7 @@ static rd_status use_shard(rd_shard_set *s, int k, rd_error *err) {
     if (s->open_index == k) return RD_OK;
     if (s->open_index >= 0) rd_h5_close(&s->open);
     s->open_index = -1;
-    char path[RD_H5_PATH_MAX + 32];
+    char path[RD_PATH_MAX + 32];
     rd_shard_path(path, sizeof path, s->dir, k);
     rd_status st = rd_h5_open(&s->open, path, MPI_COMM_SELF, err);
     if (!st) s->open_index = k;

@@ -1,10 +1,11 @@
 /* Phantom rendering: a projection image built as the sum of the attenuation of simple solids
  * (elliptic body, lungs as air, heart, aorta, bone tubes, vessel trees), then quantum noise,
  * detector blur and a display curve. Shapes and constants: docs/SYNTH.md, "Rendering". */
+#include "rdino/phantom.h"
+
 #include <math.h>
 #include <string.h>
 
-#include "rdino/phantom.h"
 #include "rdino/rng.h"
 
 static const double PI = 3.14159265358979323846;

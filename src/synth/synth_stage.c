@@ -1,5 +1,4 @@
 /* rdino-synth: phantom images + NIH-layout metadata; see synth_stage.h. */
-#include "rdino/file.h"
 #include "rdino/synth_stage.h"
 
 #include <ctype.h>
@@ -11,14 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rdino/app.h"
+#include "rdino/agree.h"
+#include "rdino/file.h"
 #include "rdino/image.h"
 #include "rdino/journal.h"
 #include "rdino/log.h"
+#include "rdino/paths.h"
 #include "rdino/png.h"
 #include "rdino/workqueue.h"
-
-enum { PATH_CAP = 4096 };
 
 rd_status rd_synth_settings(const rd_config *cfg, rd_phantom_settings *s, rd_error *err) {
     double v[2];
@@ -45,14 +44,6 @@ rd_status rd_synth_settings(const rd_config *cfg, rd_phantom_settings *s, rd_err
         return rd_fail(err, RD_EINVAL, "synth.bit_depth must be 8 or 16, got %lld",
                        (long long)depth);
     return rd_phantom_settings_check(s, err);
-}
-
-void rd_synth_output_dir(const rd_config *cfg, char *buf, int bufsize) {
-    const char *dir = rd_cfg_str(cfg, "synth.output_dir");
-    if (dir[0])
-        snprintf(buf, (size_t)bufsize, "%s", dir);
-    else
-        snprintf(buf, (size_t)bufsize, "%s/synth", rd_cfg_str(cfg, "data.output_dir"));
 }
 
 char *rd_synth_csv(const rd_phantom_plan *plan) {
@@ -96,21 +87,19 @@ static char *settings_text(const rd_config *cfg) {
     return text;
 }
 
-/* "PPPPPPPP_FFF.png" exactly (with_tmp = 0), or that name followed by the PNG writer's
- * ".tmp." suffix (with_tmp = 1). */
-static int is_phantom_name(const char *name, int with_tmp) {
+/* "PPPPPPPP_FFF.png" exactly. */
+static int is_phantom_name(const char *name) {
     for (int i = 0; i < 12; i++) {
         if (i == 8 ? name[i] != '_' : !isdigit((unsigned char)name[i])) return 0;
     }
-    if (strncmp(name + 12, ".png", 4) != 0) return 0;
-    return with_tmp ? strncmp(name + 16, ".tmp.", 5) == 0 : name[16] == '\0';
+    return strcmp(name + 12, ".png") == 0;
 }
 
 /* Rank 0: makes the folders, removes leftover temporaries, and removes the phantom images,
  * CSV and stamp of a run with different settings before recording the current ones. */
 static rd_status prepare_folder(const char *out, const char *images, const char *stamp_text,
                                 rd_error *err) {
-    char path[2 * PATH_CAP];
+    char path[2 * RD_PATH_MAX];
     if (rd_mkdir_p(images, err)) return err->code;
     snprintf(path, sizeof path, "%s/synth.yaml", out);
     char *old; /* no stamp, or an unreadable one: other settings */
@@ -131,7 +120,8 @@ static rd_status prepare_folder(const char *out, const char *images, const char 
     struct dirent *e;
     rd_status st = RD_OK;
     while (!st && (e = readdir(d)) != NULL) {
-        if (!is_phantom_name(e->d_name, 1) && (same || !is_phantom_name(e->d_name, 0))) continue;
+        /* a killed writer's temporary, or an image of other settings */
+        if (!rd_is_temp_name(e->d_name) && (same || !is_phantom_name(e->d_name))) continue;
         snprintf(path, sizeof path, "%s/%s", images, e->d_name);
         if (unlink(path) != 0 && errno != ENOENT)
             st = rd_fail(err, RD_EIO, "cannot remove %s: %s", path, strerror(errno));
@@ -157,7 +147,7 @@ typedef struct renderer {
 } renderer;
 
 static rd_status render_one(renderer *r, const rd_phantom_image *img, rd_error *err) {
-    char name[32], path[2 * PATH_CAP];
+    char name[32], path[2 * RD_PATH_MAX];
     rd_phantom_image_name(img, name, sizeof name);
     snprintf(path, sizeof path, "%s/%s", r->images, name);
     if (access(path, F_OK) == 0) return RD_OK; /* written atomically by an earlier run */
@@ -217,8 +207,8 @@ rd_status rd_synth_stage(const rd_config *cfg, MPI_Comm comm, rd_synth_counts *c
     memset(counts, 0, sizeof *counts);
     rd_phantom_settings s;
     if (rd_synth_settings(cfg, &s, err)) return err->code;
-    char out[PATH_CAP], images[PATH_CAP + 16], path[2 * PATH_CAP];
-    rd_synth_output_dir(cfg, out, sizeof out);
+    char out[RD_PATH_MAX], images[RD_PATH_MAX + 16], path[2 * RD_PATH_MAX];
+    if (rd_pipeline_path(cfg, RD_DIR_SYNTH, out, err)) return err->code;
     snprintf(images, sizeof images, "%s/images", out);
 
     /* Every rank makes the same plan: it is a pure function of the settings. */
@@ -227,25 +217,23 @@ rd_status rd_synth_stage(const rd_config *cfg, MPI_Comm comm, rd_synth_counts *c
     rd_info("rdino-synth: %lld patients, %lld images, strength %g, into %s",
             (long long)s.n_patients, (long long)plan.n_images, s.strength, out);
 
-    int failed = 0;
+    rd_status st = RD_OK;
     if (rank == 0) {
         char *stamp = settings_text(cfg);
-        failed = stamp ? prepare_folder(out, images, stamp, err) != RD_OK
-                       : (rd_fail(err, RD_ENOMEM, "out of memory"), 1);
+        st = stamp ? prepare_folder(out, images, stamp, err)
+                   : rd_fail(err, RD_ENOMEM, "out of memory");
         free(stamp);
     }
-    MPI_Bcast(&failed, 1, MPI_INT, 0, comm);
-    if (failed) {
-        if (rank != 0) rd_fail(err, RD_EIO, "rank 0 could not prepare %s", out);
+    if ((st = rd_agree(comm, st, err))) {
         rd_phantom_plan_free(&plan);
-        return err->code;
+        return st;
     }
 
     renderer r = {.s = &s,
                   .images = images,
                   .depth = (int)rd_cfg_int(cfg, "synth.bit_depth"),
                   .png_level = (int)rd_cfg_int(cfg, "synth.png_level")};
-    rd_status st = render_all(comm, &plan, rd_cfg_int(cfg, "synth.chunk"), &r, err);
+    st = render_all(comm, &plan, rd_cfg_int(cfg, "synth.chunk"), &r, err);
     if (st) {
         rd_phantom_plan_free(&plan);
         return st;
@@ -262,10 +250,12 @@ rd_status rd_synth_stage(const rd_config *cfg, MPI_Comm comm, rd_synth_counts *c
         counts->patients = s.n_patients;
         counts->images = plan.n_images;
         counts->rendered = rendered;
+        if (!st)
+            rd_info("summary: %lld images of %lld patients in %s (%lld rendered now, %lld "
+                    "already there)",
+                    (long long)counts->images, (long long)counts->patients, out,
+                    (long long)counts->rendered, (long long)(counts->images - counts->rendered));
     }
     rd_phantom_plan_free(&plan);
-    failed = st != RD_OK;
-    MPI_Bcast(&failed, 1, MPI_INT, 0, comm);
-    if (failed && rank != 0) return rd_fail(err, RD_EIO, "rank 0 could not write %s", path);
-    return st;
+    return rd_agree(comm, st, err);
 }

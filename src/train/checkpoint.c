@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rdino/h5store.h"
+#include "rdino/step.h"
 
 enum { NAME_MAX_LEN = 256, CHUNK_BYTES = 1 << 20 };
 
@@ -354,29 +355,11 @@ rd_status rd_checkpoint_load_config(const char *path, rd_config *cfg, rd_error *
     st = rd_h5_get_attr_str(&f, "/", "config", &yaml, err);
     rd_h5_close(&f);
     if (!st) {
-        char origin[RD_CHECKPOINT_PATH_MAX + 16];
+        char origin[RD_PATH_MAX + 16];
         snprintf(origin, sizeof origin, "%s (config)", path);
         st = rd_config_load_string(cfg, yaml, origin, err);
     }
     free(yaml);
-    return st;
-}
-
-rd_status rd_checkpoint_load_backbone(const char *path, const char *model, rd_vit *vit,
-                                      rd_param_set *set, rd_error *err) {
-    rd_config cfg;
-    rd_vit_config vc;
-    rd_status st = rd_config_init(&cfg, err);
-    if (st) return st;
-    st = rd_checkpoint_load_config(path, &cfg, err);
-    if (!st) st = rd_vit_config_from(&cfg, &vc, err);
-    rd_config_free(&cfg);
-    if (st) return st;
-    rd_params_init(set);
-    st = rd_vit_declare(vit, &vc, set, err);
-    if (!st) st = rd_params_alloc(set, 0, err);
-    if (!st) st = rd_checkpoint_load_params(path, model, set, 1u << RD_MODULE_BACKBONE, err);
-    if (st) rd_params_free(set);
     return st;
 }
 

@@ -1,6 +1,5 @@
 /* The pretraining data path: sampler, shard reads, augmentation, group-level masks and drop-path
  * subsets, prefetch thread. See include/rdino/loader.h. */
-#include "rdino/file.h"
 #include "rdino/loader.h"
 
 #include <errno.h>
@@ -11,18 +10,10 @@
 #include <string.h>
 
 #include "rdino/arena.h"
+#include "rdino/file.h"
 #include "rdino/h5store.h"
 #include "rdino/log.h"
-
-static pthread_mutex_t hdf5_mutex = PTHREAD_MUTEX_INITIALIZER;
-
-void rd_hdf5_lock(void) {
-    pthread_mutex_lock(&hdf5_mutex);
-}
-
-void rd_hdf5_unlock(void) {
-    pthread_mutex_unlock(&hdf5_mutex);
-}
+#include "rdino/paths.h"
 
 /* ---- parameters ---- */
 
@@ -56,12 +47,8 @@ rd_status rd_loader_params_from_config(const rd_config *config, const rd_vit_con
                                        int channels, int global_batch, int ranks, int rank,
                                        rd_loader_params *p, rd_error *err) {
     memset(p, 0, sizeof *p);
-    const char *dir = rd_cfg_str(config, "pretrain.data.shards_dir");
-    if (!dir[0]) dir = rd_cfg_str(config, "shard.output_dir");
-    int n = dir[0] ? snprintf(p->shards_dir, sizeof p->shards_dir, "%s", dir)
-                   : snprintf(p->shards_dir, sizeof p->shards_dir, "%s/shards",
-                              rd_cfg_str(config, "data.output_dir"));
-    if (n >= (int)sizeof p->shards_dir) return rd_fail(err, RD_EINVAL, "shards folder too long");
+    if (rd_pipeline_input(config, "pretrain.data.shards_dir", RD_DIR_SHARDS, p->shards_dir, err))
+        return err->code;
     p->seed = (uint64_t)rd_cfg_int(config, "train.seed");
     p->global_batch = global_batch > 0
                           ? global_batch
@@ -158,7 +145,7 @@ struct rd_loader {
 
 /* The "file" names of index.json's "shards" list (docs/FORMATS.md); checks "num_shards". */
 static rd_status read_index(rd_loader *l, rd_error *err) {
-    char path[RD_LOADER_PATH_MAX + 16];
+    char path[RD_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/index.json", l->p.shards_dir);
     char *text;
     if (rd_read_file(path, &text, NULL, err))

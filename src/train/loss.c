@@ -1,4 +1,4 @@
-#include "rdino/loss.h"
+#include "loss.h"
 
 #include <math.h>
 #include <string.h>

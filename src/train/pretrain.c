@@ -1,30 +1,34 @@
 /* rdino-pretrain's training loop: see include/rdino/pretrain.h and docs/PRETRAIN.md. */
-#include "rdino/file.h"
 #include "rdino/pretrain.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "rdino/agree.h"
 #include "rdino/allreduce.h"
-#include "rdino/app.h"
 #include "rdino/checkpoint.h"
+#include "rdino/file.h"
+#include "rdino/h5store.h"
 #include "rdino/loader.h"
 #include "rdino/log.h"
+#include "rdino/paths.h"
 #include "rdino/schedule.h"
 #include "rdino/step.h"
 
-enum { PATH_LEN = 4096, MAX_CHECKPOINTS = 4096 };
+enum { MAX_CHECKPOINTS = 4096 };
 
 /* What the configuration says about the loop (pretrain.* keys and DINOv2's epochs). */
 typedef struct settings {
-    char out_dir[PATH_LEN], ckpt_dir[PATH_LEN], metrics_path[PATH_LEN], summary_path[PATH_LEN];
+    char out_dir[RD_PATH_MAX], ckpt_dir[RD_PATH_MAX], metrics_path[RD_PATH_MAX],
+        summary_path[RD_PATH_MAX];
     int64_t epoch_length;   /* train.OFFICIAL_EPOCH_LENGTH */
     int64_t schedule_total; /* optim.epochs x epoch_length: the schedules' length */
     int64_t total_steps;    /* iterations to run: schedule_total + 1 (DINOv2) or max_steps */
@@ -58,34 +62,13 @@ typedef struct run {
     FILE *metrics;
     int64_t last_checkpoint; /* steps of the newest checkpoint written or read; -1: none */
     double last_checkpoint_time;
-    int agreed; /* the current error is every rank's */
 } run;
-
-/* ---- agreement between ranks ---- */
-
-/* Collective: if any rank failed, every rank returns the lowest failing rank's error. */
-static rd_status agree(run *r, rd_status st, rd_error *err) {
-    if (r->nranks == 1) {
-        r->agreed = st != RD_OK;
-        return st;
-    }
-    int mine[2] = {st != RD_OK, -r->rank}, first[2];
-    MPI_Allreduce(mine, first, 1, MPI_2INT, MPI_MAXLOC, r->comm);
-    if (!first[0]) return RD_OK;
-    rd_error shared = {0};
-    if (err && st) shared = *err;
-    shared.code = st;
-    MPI_Bcast(&shared, (int)sizeof shared, MPI_BYTE, -first[1], r->comm);
-    if (err) *err = shared;
-    r->agreed = 1;
-    return shared.code;
-}
 
 /* ---- settings ---- */
 
 /* buf = dir/name; 0 when it does not fit. */
 static int join(char *buf, const char *dir, const char *name) {
-    return snprintf(buf, PATH_LEN, "%s/%s", dir, name) < PATH_LEN;
+    return snprintf(buf, RD_PATH_MAX, "%s/%s", dir, name) < RD_PATH_MAX;
 }
 
 static int64_t env_int(const char *name, int64_t fallback) {
@@ -95,14 +78,11 @@ static int64_t env_int(const char *name, int64_t fallback) {
 
 static rd_status settings_from(const rd_config *cfg, settings *s, rd_error *err) {
     memset(s, 0, sizeof *s);
-    const char *out = rd_cfg_str(cfg, "pretrain.output_dir");
-    if (*out)
-        snprintf(s->out_dir, sizeof s->out_dir, "%s", out);
-    else
-        snprintf(s->out_dir, sizeof s->out_dir, "%s/pretrain", rd_cfg_str(cfg, "data.output_dir"));
-    if (!join(s->ckpt_dir, s->out_dir, "checkpoints") ||
-        !join(s->metrics_path, s->out_dir, "metrics.jsonl") ||
-        !join(s->summary_path, s->out_dir, "summary.json"))
+    if (rd_pipeline_path(cfg, RD_DIR_PRETRAIN, s->out_dir, err) ||
+        rd_pipeline_path(cfg, RD_DIR_CHECKPOINTS, s->ckpt_dir, err) ||
+        rd_pipeline_path(cfg, RD_DIR_METRICS, s->metrics_path, err))
+        return err->code;
+    if (!join(s->summary_path, s->out_dir, "summary.json"))
         return rd_fail(err, RD_EINVAL, "pretrain.output_dir is too long: %s", s->out_dir);
     s->epoch_length = rd_cfg_int(cfg, "train.OFFICIAL_EPOCH_LENGTH");
     s->schedule_total = rd_cfg_int(cfg, "optim.epochs") * s->epoch_length;
@@ -163,15 +143,13 @@ static rd_status setup_trainer(run *r, rd_error *err) {
 
 /* ---- files ---- */
 
-/* Removes ".step-*.h5.tmp" files a killed run left in dir. */
+/* Removes the temporaries a killed run left in dir. */
 static void remove_temporaries(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     for (struct dirent *e; (e = readdir(d));) {
-        size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, ".step-", 6) != 0 || n < 14 || strcmp(e->d_name + n - 7, ".h5.tmp"))
-            continue;
-        char path[2 * PATH_LEN];
+        if (!rd_is_temp_name(e->d_name)) continue;
+        char path[2 * RD_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (unlink(path) == 0) rd_info("removed %s, left by a killed run", path);
     }
@@ -187,7 +165,7 @@ static rd_status prepare_output(const run *r, int fresh, rd_error *err) {
     int n = rd_checkpoint_list(r->s.ckpt_dir, &newest, 1, err);
     if (n < 0) return err->code;
     if (fresh && n > 0) {
-        char aside[PATH_LEN + 64], stamp[32];
+        char aside[RD_PATH_MAX + 64], stamp[32];
         time_t now = time(NULL);
         struct tm tm;
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
@@ -208,12 +186,10 @@ static rd_status open_metrics(run *r, int64_t start, rd_error *err) {
     const char *path = r->s.metrics_path;
     FILE *in = start > 0 ? fopen(path, "r") : NULL;
     if (in) {
-        char tmp[PATH_LEN + 8];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *out = fopen(tmp, "w");
-        if (!out) {
+        rd_atomic_file out;
+        if (rd_atomic_open(&out, path, err)) {
             fclose(in);
-            return rd_fail(err, RD_EIO, "cannot write %s: %s", tmp, strerror(errno));
+            return err->code;
         }
         char *line = NULL;
         size_t cap = 0;
@@ -222,12 +198,11 @@ static rd_status open_metrics(run *r, int64_t start, rd_error *err) {
             long long step;
             if (line[len - 1] == '\n' && sscanf(line, "{\"step\": %lld", &step) == 1 &&
                 step < start)
-                fputs(line, out);
+                fputs(line, out.fp);
         }
         free(line);
         fclose(in);
-        if (fclose(out) != 0 || rename(tmp, path) != 0)
-            return rd_fail(err, RD_EIO, "cannot rewrite %s: %s", path, strerror(errno));
+        if (rd_atomic_commit(&out, err)) return rd_wrap(err, "rewriting the metrics log");
     }
     r->metrics = fopen(path, start > 0 ? "a" : "w");
     if (!r->metrics) return rd_fail(err, RD_EIO, "cannot open %s: %s", path, strerror(errno));
@@ -256,7 +231,7 @@ static rd_status check_replicas(run *r, int64_t steps, rd_error *err) {
                      "after %lld steps the ranks hold different parameters (state checksums "
                      "differ): a non-deterministic reduction or a faulty node",
                      (long long)steps);
-        r->agreed = 1;
+        err->agreed = 1; /* every rank compared the same checksums */
     }
     return st;
 }
@@ -267,7 +242,7 @@ static void prune_checkpoints(const run *r) {
     rd_error e = {0};
     int n = rd_checkpoint_list(r->s.ckpt_dir, steps, MAX_CHECKPOINTS, &e);
     for (int i = r->s.keep; i < n; i++) {
-        char path[PATH_LEN + 32];
+        char path[RD_PATH_MAX + 32];
         rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, steps[i]);
         if (unlink(path) != 0)
             rd_warn("cannot remove old checkpoint %s: %s", path, strerror(errno));
@@ -279,7 +254,7 @@ static rd_status save_checkpoint(run *r, int64_t steps, rd_error *err) {
     rd_status st = check_replicas(r, steps, err);
     if (st) return st;
     if (r->rank == 0) {
-        char path[PATH_LEN + 32];
+        char path[RD_PATH_MAX + 32];
         rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, steps);
         rd_checkpoint_meta meta = {.steps = steps,
                                    .global_batch = r->global_batch,
@@ -295,7 +270,7 @@ static rd_status save_checkpoint(run *r, int64_t steps, rd_error *err) {
             prune_checkpoints(r);
         }
     }
-    st = agree(r, st, err);
+    st = rd_agree(r->comm, st, err);
     if (!st) {
         r->last_checkpoint = steps;
         r->last_checkpoint_time = rd_now();
@@ -303,29 +278,23 @@ static rd_status save_checkpoint(run *r, int64_t steps, rd_error *err) {
     return st;
 }
 
-static void bcast_floats(float *x, size_t n, MPI_Comm comm) {
-    const size_t chunk = (size_t)1 << 28;
-    for (size_t i = 0; i < n; i += chunk)
-        MPI_Bcast(x + i, (int)(n - i < chunk ? n - i : chunk), MPI_FLOAT, 0, comm);
-}
-
 /* Rank 0's whole training state to every rank. */
-static void broadcast_state(run *r) {
-    if (r->nranks == 1) return;
+static rd_status broadcast_state(run *r, rd_error *err) {
+    if (r->nranks == 1) return RD_OK;
     rd_trainer *tr = &r->tr;
     const size_t n = tr->student.numel;
-    bcast_floats(tr->student.data, n, r->comm);
-    bcast_floats(tr->teacher.data, n, r->comm);
-    bcast_floats(tr->opt.exp_avg, n, r->comm);
-    bcast_floats(tr->opt.exp_avg_sq, n, r->comm);
+    float *arrays[4] = {tr->student.data, tr->teacher.data, tr->opt.exp_avg, tr->opt.exp_avg_sq};
+    for (int i = 0; i < 4; i++)
+        if (rd_bcast_floats(arrays[i], n, 0, r->comm, err)) return err->code;
     MPI_Bcast(tr->opt.step, tr->opt.count, MPI_INT64_T, 0, r->comm);
-    if (tr->cfg.targets != RD_TARGETS_CENTERING) return;
+    if (tr->cfg.targets != RD_TARGETS_CENTERING) return RD_OK;
     rd_center *c[2] = {&tr->center_dino, &tr->center_ibot};
     for (int k = 0; k < 2; k++) {
-        bcast_floats(c[k]->value, (size_t)c[k]->K, r->comm);
+        if (rd_bcast_floats(c[k]->value, (size_t)c[k]->K, 0, r->comm, err)) return err->code;
         MPI_Bcast(c[k]->pending, c[k]->K + 1, MPI_DOUBLE, 0, r->comm);
         MPI_Bcast(&c[k]->has_pending, 1, MPI_INT, 0, r->comm);
     }
+    return RD_OK;
 }
 
 /* Rank 0: reads the newest checkpoint that reads completely. A damaged newer one is renamed
@@ -337,7 +306,7 @@ static rd_status read_newest(run *r, int64_t *found, rd_error *err) {
     *found = -1;
     if (n < 0) return err->code;
     for (int i = 0; i < n; i++) {
-        char path[PATH_LEN + 32];
+        char path[RD_PATH_MAX + 32];
         rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, steps[i]);
         rd_checkpoint_meta meta;
         rd_error e = {0};
@@ -350,7 +319,7 @@ static rd_status read_newest(run *r, int64_t *found, rd_error *err) {
             continue;
         }
         for (int j = 0; j < i; j++) {
-            char bad[PATH_LEN + 32], aside[PATH_LEN + 48];
+            char bad[RD_PATH_MAX + 32], aside[RD_PATH_MAX + 48];
             rd_checkpoint_path(bad, sizeof bad, r->s.ckpt_dir, steps[j]);
             snprintf(aside, sizeof aside, "%s.corrupt", bad);
             if (rename(bad, aside) == 0) rd_warn("moved the unreadable %s to %s", bad, aside);
@@ -393,25 +362,44 @@ static rd_status init_state(run *r, int resume, int64_t *start, rd_error *err) {
     int64_t found = -1;
     rd_status st = RD_OK;
     if (resume && r->rank == 0) st = read_newest(r, &found, err);
-    if ((st = agree(r, st, err))) return st;
+    if ((st = rd_agree(r->comm, st, err))) return st;
     MPI_Bcast(&found, 1, MPI_INT64_T, 0, r->comm);
     *start = 0;
     if (found >= 0) {
-        broadcast_state(r);
         *start = r->last_checkpoint = found;
-        return RD_OK;
+        return broadcast_state(r, err);
     }
     /* counter-based init: every rank computes the same numbers */
     rd_trainer_init_params(&r->tr, r->s.seed);
     const char *weights = rd_cfg_str(r->cfg, "student.pretrained_weights");
     if (!*weights) return RD_OK;
     if (r->rank == 0) st = load_pretrained(r, weights, err);
-    if ((st = agree(r, st, err))) return st;
-    broadcast_state(r);
-    return RD_OK;
+    if ((st = rd_agree(r->comm, st, err))) return st;
+    return broadcast_state(r, err);
 }
 
 /* ---- the loop ---- */
+
+static rd_status hook_mean(void *ctx, float *grad, size_t n, rd_error *err) {
+    rd_grad_allreduce *g = ctx;
+    if (grad != g->grad || n != g->n)
+        return rd_fail(err, RD_EINVAL, "gradient all-reduce: set up for another buffer");
+    return rd_grad_allreduce_finish(g, err);
+}
+
+static rd_status hook_ready(void *ctx, size_t begin, size_t end, rd_error *err) {
+    return rd_grad_allreduce_ready(ctx, begin, end, err);
+}
+
+/* rd_trainer_step's hooks of a data-parallel run: reducer, gradient mean (overlapped with the
+ * backward pass when g->bucket > 0), rank count. */
+static rd_step_comm step_hooks(rd_grad_allreduce *g, const rd_reducer *red) {
+    return (rd_step_comm){.reducer = red,
+                          .mean_gradients = hook_mean,
+                          .gradients_ready = g->bucket > 0 ? hook_ready : NULL,
+                          .ctx = g,
+                          .nranks = g->nranks};
+}
 
 typedef struct step_times {
     double step, data, comm;
@@ -480,7 +468,7 @@ static rd_status train(run *r, int64_t start, volatile sig_atomic_t *stop, int64
         const double flag_seconds = rd_now() - tf;
         if (flags[1]) {
             *err = lerr;
-            st = agree(r, lst, err);
+            st = rd_agree(r->comm, lst, err);
             break;
         }
         if (flags[0]) {
@@ -493,7 +481,8 @@ static rd_status train(run *r, int64_t start, volatile sig_atomic_t *stop, int64
         rd_schedules_at(&r->sched, it, &v);
         rd_step_stats stats;
         if ((st = rd_trainer_step(&r->tr, &batch, &v, hooks, &stats, err))) {
-            r->agreed = st == RD_ENUMERIC;
+            /* the finiteness checks look at all-reduced values: every rank stops alike */
+            err->agreed = st == RD_ENUMERIC;
             rd_wrap(err, "step %lld", (long long)it);
             break;
         }
@@ -537,13 +526,15 @@ static rd_status finish(run *r, rd_status st, int64_t done, rd_error *err) {
         return st;
     }
     if (st == RD_ENUMERIC) {
-        char path[PATH_LEN + 32] = "none: no checkpoint was written yet";
+        char path[RD_PATH_MAX + 32] = "none: no checkpoint was written yet";
         if (r->last_checkpoint >= 0)
             rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, r->last_checkpoint);
         char what[RD_ERROR_MSG_MAX];
         snprintf(what, sizeof what, "%s", err->msg);
+        int agreed = err->agreed;
         rd_fail(err, st, "%s. Training stopped without saving; the last good checkpoint is %.*s",
                 what, 300, path);
+        err->agreed = agreed;
     }
     return st;
 }
@@ -570,9 +561,10 @@ static void report(const run *r, int64_t start, int64_t done, const loop_totals 
             (long long)r->s.total_steps, tot->seconds, res->images_per_second,
             (long long)r->global_batch, r->nranks, omp_get_max_threads(), 100 * worst[0] / secs,
             100 * worst[1] / secs, rss_list);
-    FILE *f = fopen(r->s.summary_path, "w");
-    if (f) {
-        fprintf(f,
+    rd_atomic_file f;
+    rd_error e = {0};
+    if (!rd_atomic_open(&f, r->s.summary_path, &e)) {
+        fprintf(f.fp,
                 "{\"format_version\": 1, \"start_step\": %lld, \"steps_completed\": %lld, "
                 "\"total_steps\": %lld, \"seconds\": %.3f, \"images_per_second\": %.4f, "
                 "\"global_batch\": %lld, \"ranks\": %d, \"threads\": %d, "
@@ -581,8 +573,9 @@ static void report(const run *r, int64_t start, int64_t done, const loop_totals 
                 (long long)start, (long long)done, (long long)r->s.total_steps, tot->seconds,
                 res->images_per_second, (long long)r->global_batch, r->nranks,
                 omp_get_max_threads(), worst[0] / secs, worst[1] / secs, rss_list);
-        fclose(f);
+        rd_atomic_commit(&f, &e);
     }
+    if (e.code) rd_warn("%s", e.msg);
     free(all);
 }
 
@@ -601,24 +594,24 @@ rd_status rd_pretrain_run(const rd_config *cfg, MPI_Comm comm, const rd_pretrain
     if (!st) st = setup_trainer(&r, err);
     if (!st && !(r.config_yaml = rd_config_dump(cfg)))
         st = rd_fail(err, RD_ENOMEM, "out of memory for the configuration text");
-    st = agree(&r, st, err);
+    st = rd_agree(comm, st, err);
     if (!st && r.rank == 0) st = prepare_output(&r, !opt->resume, err);
-    st = agree(&r, st, err);
+    st = rd_agree(comm, st, err);
     int64_t start = 0, done = 0;
     if (!st) st = init_state(&r, opt->resume, &start, err);
     res->start_step = start;
     res->total_steps = r.s.total_steps;
     if (!st && r.rank == 0) st = open_metrics(&r, start, err);
-    st = agree(&r, st, err);
-    if (!st) st = agree(&r, rd_loader_open(&r.loader, &r.lp, err), err);
+    st = rd_agree(comm, st, err);
+    if (!st) st = rd_agree(comm, rd_loader_open(&r.loader, &r.lp, err), err);
     if (!st) st = check_replicas(&r, start, err);
     if (!st && r.nranks > 1) {
         r.red = rd_mpi_reducer_make(&r.mred, comm);
-        st = agree(&r,
-                   rd_grad_allreduce_init(&r.grad, comm, r.tr.student.grad, r.tr.student.numel,
-                                          r.s.bucket_bytes, err),
-                   err);
-        r.hooks = rd_grad_allreduce_comm(&r.grad, &r.red);
+        st = rd_agree(comm,
+                      rd_grad_allreduce_init(&r.grad, comm, r.tr.student.grad, r.tr.student.numel,
+                                             r.s.bucket_bytes, err),
+                      err);
+        r.hooks = step_hooks(&r.grad, &r.red);
     }
     if (!st && start >= r.s.total_steps)
         rd_info("pretrain: nothing to do, %lld of %lld steps are done", (long long)start,
@@ -631,11 +624,36 @@ rd_status rd_pretrain_run(const rd_config *cfg, MPI_Comm comm, const rd_pretrain
         if (st == RD_OK || st == RD_EINTR) report(&r, start, done, &tot, res);
     }
     res->steps_completed = done;
-    res->agreed = r.agreed;
     if (r.loader) rd_loader_close(r.loader);
     if (r.nranks > 1) rd_grad_allreduce_free(&r.grad);
     if (r.have_trainer) rd_trainer_free(&r.tr);
     if (r.metrics) fclose(r.metrics);
     free(r.config_yaml);
+    return st;
+}
+
+/* ---- the stage ---- */
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+rd_status rd_pretrain_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
+    struct sigaction sa, old_usr1, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, &old_usr1);
+    sigaction(SIGTERM, &sa, &old_term);
+    rd_pretrain_options opt = {.resume = rd_cfg_bool(cfg, "pretrain.resume"),
+                               .stop = &stop_requested};
+    rd_pretrain_result res;
+    rd_status st = rd_pretrain_run(cfg, comm, &opt, &res, err);
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     return st;
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "rdino/log.h"
-#include "rdino/loss.h"
+#include "loss.h"
 #include "rdino/masks.h"
 
 static rd_head_config head_from(const rd_config *config, const char *section, int in_dim) {

@@ -1,5 +1,6 @@
 /* The parallel HDF5 store on one rank: round trips, atomic publish, error messages, and
- * Fletcher32 catching a flipped byte. Multi-rank writes are covered by tests/shard/test_shard.sh. */
+ * Fletcher32 catching a flipped byte. Multi-rank writes are covered by tests/shard/test_shard.sh.
+ */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -101,7 +102,7 @@ static void discard_leaves_nothing(rd_test *t) {
     CHECK_OK(rd_h5_create(&f, path, MPI_COMM_WORLD, &err), &err);
     int64_t n = 3;
     CHECK_OK(rd_h5_create_dataset(&f, "/x", RD_H5_I64, 1, &n, NULL, 0, &err), &err);
-    char tmp[RD_H5_PATH_MAX];
+    char tmp[RD_PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", f.tmp_path);
     rd_h5_discard(&f);
     rd_h5_discard(&f);

@@ -64,24 +64,9 @@ static void journal_dir_reads_complete_lines_in_file_order(rd_test *t) {
     CHECK(got[0] == '\0');
 }
 
-static void atomic_write_replaces_whole_file(rd_test *t) {
-    const char *dir = rd_test_tmpdir(t);
-    char path[900];
-    snprintf(path, sizeof path, "%s/manifest.csv", dir);
-    rd_error err = {0};
-    CHECK_OK(rd_write_file_atomic(path, "old\n", 4, &err), &err);
-    CHECK_OK(rd_write_file_atomic(path, "new,longer\n", 11, &err), &err);
-    struct stat st;
-    CHECK(stat(path, &st) == 0 && st.st_size == 11);
-    snprintf(path, sizeof path, "%s/no/such/dir/x.csv", dir);
-    CHECK(rd_write_file_atomic(path, "x", 1, &err) == RD_EIO);
-    CHECK(strstr(err.msg, "no/such/dir") != NULL);
-}
-
 static const rd_test_case cases[] = {
     {"journal_survives_a_torn_line", journal_survives_a_torn_line},
     {"journal_dir_reads_complete_lines_in_file_order",
      journal_dir_reads_complete_lines_in_file_order},
-    {"atomic_write_replaces_whole_file", atomic_write_replaces_whole_file},
 };
 RD_TEST_MAIN("io/journal", cases)

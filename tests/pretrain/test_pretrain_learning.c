@@ -17,6 +17,7 @@
 #include "knn_eval.h"
 #include "mpi_once.h"
 #include "rdino/checkpoint.h"
+#include "rdino/embed.h"
 #include "rdino/log.h"
 #include "rdino/pretrain.h"
 
@@ -118,8 +119,10 @@ static void test_learning(rd_test *t) {
     rd_pretrain_options opt = {.resume = 0, .stop = NULL};
     rd_pretrain_result res;
     CHECK_OK(rd_pretrain_run(&cfg, MPI_COMM_WORLD, &opt, &res, &err), &err);
-    rd_config_free(&cfg);
-    if (t->failures) return;
+    if (t->failures) {
+        rd_config_free(&cfg);
+        return;
+    }
     CHECK(res.steps_completed == 200);
 
     double first = mean_loss(metrics, 0, 5), last = mean_loss(metrics, 180, 200);
@@ -128,8 +131,13 @@ static void test_learning(rd_test *t) {
     snprintf(ckpt, sizeof ckpt, "%s/checkpoints/step-0000200.h5", out);
     rd_vit vit;
     rd_param_set set;
+    rd_config enc;
     knn_data trained, random;
-    CHECK_OK(rd_checkpoint_load_backbone(ckpt, "teacher", &vit, &set, &err), &err);
+    CHECK_OK(rd_embed_checkpoint_config(ckpt, &cfg, &enc, &err), &err); /* as rdino-embed does */
+    CHECK_OK(rd_embed_checkpoint_backbone(ckpt, "teacher", &enc, MPI_COMM_WORLD, &vit, &set, &err),
+             &err);
+    rd_config_free(&enc);
+    rd_config_free(&cfg);
     if (t->failures) return;
     CHECK_OK(knn_embed(&trained, &vit, &set, shards, 0.5307, 0.2583, &err), &err);
     rd_vit_init_params(&vit, &set, 0); /* train.seed 0: the step-0 teacher */

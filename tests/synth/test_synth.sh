@@ -59,7 +59,7 @@ cp -r "$T/np1" "$T/ref"
 victims=$(ls "$T/np1/images" | sed -n '2p;5p')
 for v in $victims; do rm "$T/np1/images/$v"; done
 rm "$T/np1/metadata.csv"
-touch "$T/np1/images/00000001_000.png.tmp.12345.0" # a killed writer's leftover
+touch "$T/np1/images/.00000001_000.png.tmp" # a killed writer's leftover
 run 2 "$T/np1" "${SMALL[@]}"
 if diff -r "$T/ref" "$T/np1" >/dev/null && grep -q "(2 rendered now" "$T/np1.log"; then
     rd_pass "$S/restart_renders_only_missing"

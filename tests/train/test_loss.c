@@ -6,7 +6,7 @@
 
 #include "fixture.h"
 #include "harness.h"
-#include "rdino/loss.h"
+#include "train/loss.h"
 #include "rdino/rng.h"
 
 #define FD_EPS  1e-3
