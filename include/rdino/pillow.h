@@ -70,8 +70,8 @@ rd_status rd_pillow_resize(rd_pillow_resampler *r, const rd_geometry *g, int pla
  * plane[0] then stands for R, G and B alike. */
 typedef struct rd_rgb_planes {
     int width, height;
-    int planes;        /* 1 or 3 */
-    uint8_t *plane[3]; /* width * height each; plane[1], plane[2] NULL when planes == 1 */
+    int planes;              /* 1 or 3 */
+    const uint8_t *plane[3]; /* width * height each; plane[1], plane[2] NULL when planes == 1 */
 } rd_rgb_planes;
 
 typedef struct rd_pillow_loss {
@@ -79,11 +79,11 @@ typedef struct rd_pillow_loss {
     int high_byte_only;     /* 1 for 16-bit RGB, RGBA, grey + alpha: the low byte was dropped */
 } rd_pillow_loss;
 
-/* Converts png into planes stored in store (grown as needed; out points into it until the next
- * call). do_convert_rgb = 0 reproduces transformers without the conversion: only an 8-bit RGB
- * PNG (Pillow mode "RGB", which convert_to_rgb leaves alone) is accepted; any other kind is an
- * RD_EINVAL error, as transformers would hand numpy a different array (or fail). name is used in
- * messages. */
+/* Converts png into planes stored in store (grown as needed), or for 8-bit grey into the PNG's
+ * own samples: out points into those until the next call. do_convert_rgb = 0 reproduces
+ * transformers without the conversion: only an 8-bit RGB PNG (Pillow mode "RGB", which
+ * convert_to_rgb leaves alone) is accepted; any other kind is an RD_EINVAL error, as transformers
+ * would hand numpy a different array (or fail). name is used in messages. */
 rd_status rd_pillow_png_to_rgb(const rd_png_image *png, int do_convert_rgb, const char *name,
                                rd_buf *store, rd_rgb_planes *out, rd_pillow_loss *loss,
                                rd_error *err);

@@ -139,8 +139,7 @@ rd_status rd_hf_preprocess_rgb(rd_hf_workspace *ws, const rd_rgb_planes *rgb,
                          .crop_y = y0,
                          .out_w = win_w,
                          .out_h = win_h};
-        st = rd_pillow_resize(&ws->resampler, &g, rgb->planes, (const uint8_t *const *)rgb->plane,
-                              window, err);
+        st = rd_pillow_resize(&ws->resampler, &g, rgb->planes, rgb->plane, window, err);
         if (st != RD_OK) return rd_wrap(err, "hf preprocessing");
     }
 

@@ -106,9 +106,16 @@ static inline v8i clip8_v(v8i sum) {
 }
 
 typedef uint8_t v8b __attribute__((vector_size(8)));
+typedef uint8_t v32b __attribute__((vector_size(32)));
 
+/* Stores the low byte of each lane (values already 0..255): a byte shuffle, where GCC's
+ * __builtin_convertvector to bytes moves the lanes one by one through general registers. */
 static inline void store8(uint8_t *p, v8i v) {
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+    v8b b = __builtin_shufflevector((v32b)v, (v32b)v, 0, 4, 8, 12, 16, 20, 24, 28);
+#else
     v8b b = __builtin_convertvector(v, v8b);
+#endif
     memcpy(p, &b, sizeof b);
 }
 
@@ -129,25 +136,28 @@ static void interleave(const uint8_t *const r[V8], int x0, int n, int32_t *block
         for (int k = 0; k < V8; k++) block[(size_t)x * V8 + k] = r[k][x0 + x];
 }
 
-/* Output column j for the eight interleaved rows: Pillow's ss0 for each row. */
-static inline v8i column_sum(const int32_t *block, int x0, const axis *ax, int j) {
-    const int32_t *p = block + (size_t)(ax->start[j] - x0) * V8;
-    const int32_t *w = ax->w + (size_t)j * ax->taps;
-    v8i even = (v8i){0} + (1 << (PRECISION_BITS - 1)), odd = {0};
-    int k = 0;
-    for (; k + 1 < ax->taps; k += 2) {
-        v8i a, b;
-        memcpy(&a, p + (size_t)k * V8, sizeof a);
-        memcpy(&b, p + (size_t)(k + 1) * V8, sizeof b);
-        even += w[k] * a;
-        odd += w[k + 1] * b;
+/* Output columns j .. j + m - 1 (m <= 8) for the eight interleaved rows: Pillow's ss0 for each
+ * row, clamped, in tile[c] (lanes are rows). The eight columns advance tap by tap: eight
+ * independent sums per step. Columns past m repeat the last one (discarded by the caller). */
+static inline void column_tile(const int32_t *block, int x0, const axis *ax, int j, int m,
+                               v8f tile[V8]) {
+    const int32_t *p[V8], *w[V8];
+    v8i acc[V8];
+    for (int c = 0; c < V8; c++) {
+        int col = j + (c < m ? c : m - 1);
+        p[c] = block + (size_t)(ax->start[col] - x0) * V8;
+        w[c] = ax->w + (size_t)col * ax->taps;
+        acc[c] = (v8i){0} + (1 << (PRECISION_BITS - 1));
     }
-    if (k < ax->taps) {
-        v8i a;
-        memcpy(&a, p + (size_t)k * V8, sizeof a);
-        even += w[k] * a;
+    for (int k = 0; k < ax->taps; k++) {
+#pragma GCC unroll 8
+        for (int c = 0; c < V8; c++) {
+            v8i a;
+            memcpy(&a, p[c] + (size_t)k * V8, sizeof a);
+            acc[c] += w[c][k] * a;
+        }
     }
-    return even + odd;
+    for (int c = 0; c < V8; c++) tile[c] = (v8f)clip8_v(acc[c]);
 }
 
 /* Horizontal pass of rows src[0 .. rows) (stride src_stride) into dst rows (stride dst_stride),
@@ -164,8 +174,7 @@ static void horizontal_pass(const uint8_t *src, size_t src_stride, int rows, con
         for (int j = 0; j < out_w; j += V8) {
             int m = out_w - j < V8 ? out_w - j : V8;
             v8f tile[V8];
-            for (int c = 0; c < V8; c++)
-                tile[c] = (v8f)(c < m ? clip8_v(column_sum(block, x0, ax, j + c)) : (v8i){0});
+            column_tile(block, x0, ax, j, m, tile);
             v8_transpose(tile);
             for (int k = 0; k < n; k++) {
                 if (m == V8) {
