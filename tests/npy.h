@@ -1,5 +1,6 @@
 /* Reading NumPy .npy files (format versions 1-3) in C tests: the Hugging Face fixtures in
- * ../shared/fixtures/hf_dinov2_tiny are .npy. Little-endian float32 ('<f4'), C order only. */
+ * ../shared/fixtures/hf_dinov2_tiny are .npy. Little-endian float32 ('<f4'), C order only, read
+ * as is: the host must be little-endian (every platform rdino targets is). */
 #ifndef RDINO_TEST_NPY_H
 #define RDINO_TEST_NPY_H
 

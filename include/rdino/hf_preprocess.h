@@ -22,11 +22,13 @@
  *
  * preprocessor_config.json -> rd_hf_processor (rd_hf_bit_defaults gives the values a missing
  * key means: BitImageProcessor's constructor defaults):
- *   "do_convert_rgb": bool             do_convert_rgb        (default true)
+ *   "do_convert_rgb": bool             do_convert_rgb        (default true; false accepts only
+ *                                      8-bit RGB PNGs, see rd_pillow_png_to_rgb)
  *   "do_resize": bool                  do_resize             (true)
  *   "size": {"shortest_edge": S}       shortest_edge = S     ({"shortest_edge": 224})
  *   "size": {"height": H, "width": W}  size_height, size_width, shortest_edge = 0
  *   "size": S (a bare number)          shortest_edge = S (get_size_dict, default_to_square=False)
+ *                                      (any other size form is an error in BitImageProcessor)
  *   "resample": int                    resample: PIL filter number; only 3 (BICUBIC) is
  *                                      implemented, others are an error (3)
  *   "do_center_crop": bool             do_center_crop        (true)
@@ -43,6 +45,10 @@
  *                                      other keys do not affect pixels.
  * microsoft/rad-dino: shortest_edge 518, crop 518 x 518, rescale 1/255, mean 0.5307 and std
  * 0.2583 on all three channels, bicubic, every step on.
+ *
+ * Not reproduced: transformers guesses the channel axis from the array shape
+ * (image_utils.infer_channel_dimension_format), so an image 1 or 3 pixels high is taken as
+ * channels-first and processed wrongly there; here it is an image like any other.
  *
  * One channel: rdino's ViT accepts a grey image as one channel that it treats as three equal
  * channels. When the converted image's three channels are identical (rd_rgb_planes.planes == 1)
