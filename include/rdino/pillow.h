@@ -34,9 +34,11 @@
  * passes the box as float; exact below that). */
 
 /* Workspace: coefficients, interleaved rows and the intermediate image, grown as needed and
- * reused (no allocation once sized). Zero-initialise ({0}); rd_pillow_resampler_free. */
+ * reused (no allocation once sized); the coefficients are kept while the geometry stays the same
+ * (a run of same-size images). Zero-initialise ({0}); rd_pillow_resampler_free. */
 typedef struct rd_pillow_resampler {
     rd_buf coeffs, starts, block, mid;
+    rd_geometry coeffs_for; /* the geometry the coefficients belong to (all 0: none) */
 } rd_pillow_resampler;
 
 void rd_pillow_resampler_free(rd_pillow_resampler *r);

@@ -253,6 +253,9 @@ rd_status rd_pillow_resize(rd_pillow_resampler *r, const rd_geometry *g, int pla
     axis ax = {need_h ? axis_taps(g->in_w, g->full_w) : 0, NULL, NULL};
     axis ay = {need_v ? axis_taps(g->in_h, g->full_h) : 0, NULL, NULL};
     size_t nwx = (size_t)g->out_w * ax.taps, nwy = (size_t)g->out_h * ay.taps;
+    /* Same geometry: same sizes, so the buffers below keep their contents. */
+    int cached = memcmp(&r->coeffs_for, g, sizeof *g) == 0;
+    r->coeffs_for = (rd_geometry){0}; /* until they are complete again */
     rd_status st = rd_buf_reserve(&r->coeffs, (nwx + nwy) * sizeof(int32_t), err);
     if (st == RD_OK)
         st = rd_buf_reserve(&r->starts, ((size_t)g->out_w + g->out_h) * sizeof(int), err);
@@ -261,8 +264,9 @@ rd_status rd_pillow_resize(rd_pillow_resampler *r, const rd_geometry *g, int pla
     ay.w = ax.w + nwx;
     ax.start = r->starts.data;
     ay.start = ax.start + g->out_w;
-    if (need_h) axis_coeffs(g->in_w, g->full_w, g->crop_x, g->out_w, &ax);
-    if (need_v) axis_coeffs(g->in_h, g->full_h, g->crop_y, g->out_h, &ay);
+    if (!cached && need_h) axis_coeffs(g->in_w, g->full_w, g->crop_x, g->out_w, &ax);
+    if (!cached && need_v) axis_coeffs(g->in_h, g->full_h, g->crop_y, g->out_h, &ay);
+    r->coeffs_for = *g;
 
     /* Source rows the vertical pass reads (or the window's rows when it is skipped). */
     int y_lo = need_v ? ay.start[0] : g->crop_y;
@@ -292,6 +296,7 @@ rd_status rd_pillow_resize(rd_pillow_resampler *r, const rd_geometry *g, int pla
 }
 
 void rd_pillow_resampler_free(rd_pillow_resampler *r) {
+    r->coeffs_for = (rd_geometry){0};
     rd_buf_free(&r->coeffs);
     rd_buf_free(&r->starts);
     rd_buf_free(&r->block);
