@@ -2,6 +2,7 @@
  * for the steps and the config mapping. */
 #include "rdino/hf_preprocess.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -63,7 +64,9 @@ static void resized_size(const rd_hf_processor *p, int in_w, int in_h, int *w, i
         long long shorter = w_short ? in_w : in_h, longer = w_short ? in_h : in_w;
         /* Python's int(S * long / short): the integer product, a correctly rounded true
          * division, truncation. The product is exact in double below 2^53. */
-        int new_long = (int)((double)(p->shortest_edge * longer) / (double)shorter);
+        double scaled = (double)(p->shortest_edge * longer) / (double)shorter;
+        /* Absurd aspect ratios: saturate, and rd_pillow_resize refuses the size. */
+        int new_long = scaled < (double)INT_MAX ? (int)scaled : INT_MAX;
         *w = w_short ? p->shortest_edge : new_long;
         *h = w_short ? new_long : p->shortest_edge;
     }

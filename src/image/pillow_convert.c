@@ -24,7 +24,7 @@ static const char *kind_name(int color_type) {
     }
 }
 
-/* Grey 1/2/4/8 bits: Unpack.c expands 1 bit to 0/255 (mode "1", then bit2rgb), 2 bits by
+/* Grey 1/2/4 bits: Unpack.c expands 1 bit to 0/255 (mode "1", then bit2rgb), 2 bits by
  * 0x55 and 4 bits by 0x11 (mode "L"), i.e. v * 255 / (2^bits - 1). */
 static void grey_low_depth(const uint8_t *in, size_t n, int bits, uint8_t *out) {
     uint8_t factor = (uint8_t)(255 / ((1 << bits) - 1));
@@ -61,8 +61,8 @@ static size_t grey16_clip(const uint16_t *in, size_t n, uint8_t *out) {
     return clipped;
 }
 
-/* Channel 0 of samples with `stride` channels; 16-bit samples keep their high byte (Unpack.c
- * "LA;16B", "RGB;16B", "RGBA;16B" read only the first, most significant, byte). */
+/* Channel `channel` of samples with `stride` channels; 16-bit samples keep their high byte
+ * (Unpack.c "LA;16B", "RGB;16B", "RGBA;16B" read only the first, most significant, byte). */
 static void take_channel(const void *samples, int depth, size_t n, int stride, int channel,
                          uint8_t *out) {
     if (depth == 16) {
@@ -109,12 +109,8 @@ rd_status rd_pillow_png_to_rgb(const rd_png_image *png, int do_convert_rgb, cons
         return rd_fail(err, RD_EINVAL, "%s: empty image", name);
     size_t n = (size_t)png->width * (size_t)png->height;
     int colour = type == RGB || type == RGBA || type == PALETTE;
-    rd_status st = rd_buf_reserve(store,
-                                  (colour                       ? 3
-                                   : type == GREY && depth == 8 ? 0
-                                                                : 1) *
-                                      n,
-                                  err);
+    size_t bytes = colour ? 3 * n : type == GREY && depth == 8 ? 0 : n; /* 8-bit grey: in place */
+    rd_status st = rd_buf_reserve(store, bytes, err);
     if (st != RD_OK) return rd_wrap(err, "%s: RGB planes", name);
     uint8_t *base = store->data;
     uint8_t *plane[3] = {base, colour ? base + n : NULL, colour ? base + 2 * n : NULL};
@@ -146,7 +142,7 @@ rd_status rd_pillow_png_to_rgb(const rd_png_image *png, int do_convert_rgb, cons
     out->width = png->width;
     out->height = png->height;
     out->planes = planes;
-    out->plane[0] = type == GREY && depth == 8 ? png->samples : plane[0]; /* no copy needed */
+    out->plane[0] = type == GREY && depth == 8 ? png->samples : plane[0];
     out->plane[1] = planes == 3 ? plane[1] : NULL;
     out->plane[2] = planes == 3 ? plane[2] : NULL;
     return RD_OK;

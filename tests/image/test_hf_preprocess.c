@@ -300,6 +300,14 @@ static void rejects_bad_settings(rd_test *t) {
     CHECK_OK(rd_hf_preprocess_rgb(&ws, &grey, &no_resize, 1, out, 48, &res, &err), &err);
     CHECK(rd_hf_preprocess_rgb(&ws, &grey, &base, 1, out, 47, &res, &err) == RD_ERANGE);
     CHECK(strstr(err.msg, "48 needed") != NULL);
+    /* 1 x 40000 to a shorter side of 518 would be 20.7 million pixels high: refused. */
+    uint8_t *tall_data = calloc(40000, 1);
+    rd_rgb_planes tall = {.width = 1, .height = 40000, .planes = 1, .plane = {tall_data}};
+    rd_hf_processor rad = rad_dino();
+    rad.crop_height = rad.crop_width = 4;
+    CHECK(tall_data && rd_hf_preprocess_rgb(&ws, &tall, &rad, 1, out, 48, &res, &err) == RD_EINVAL);
+    CHECK(strstr(err.msg, "1x40000 -> 518x20720000") != NULL);
+    free(tall_data);
     rd_hf_workspace_free(&ws);
 }
 
