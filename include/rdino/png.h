@@ -1,4 +1,5 @@
-/* PNG read (any PNG -> grey samples) and write (8/16-bit grey, atomically), via libpng.
+/* PNG read (any PNG -> grey samples, or the samples as stored) and write (8/16-bit grey,
+ * atomically), via libpng.
  *
  * Decoding gives grey samples of 8 bits (sources of 1-8 bits, palette) or 16 bits (16-bit
  * sources), never floats: a 1024x1024 X-ray stays 1 MiB, libpng writes rows straight into the
@@ -83,6 +84,29 @@ rd_status rd_png_decode(rd_png_reader *r, const void *buf, size_t len, const cha
  * 8 * max_pixels + 64 MiB (more than any legitimate PNG of max_pixels) are refused. */
 rd_status rd_png_read(rd_png_reader *r, const char *path, size_t max_pixels, rd_grey_image *out,
                       rd_png_info *info, rd_reject *reason, rd_error *err);
+
+/* A PNG's samples as stored, before any colour rule: for callers that apply their own (Pillow's
+ * Image.open(f).convert("RGB"), src/image/pillow_convert.c). The same checks and rejects as
+ * rd_png_decode; Adam7 is de-interlaced. */
+typedef struct rd_png_image {
+    int width, height;
+    int color_type;      /* 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA */
+    int bit_depth;       /* as stored: 1, 2, 4, 8 or 16 */
+    int channels;        /* samples per pixel: 1, 3, 1, 2, 4 for the colour types above */
+    const void *samples; /* width * channels samples per row, rows contiguous, in the reader's
+                            memory (valid until its next call). bit_depth <= 8: uint8_t, one
+                            sample per byte, unscaled (0 .. 2^bit_depth - 1; palette indices
+                            for type 3); bit_depth 16: uint16_t in host byte order */
+    int palette_size;    /* PLTE entries (type 3); 0 for other types (a suggested PLTE in an RGB
+                            file is not reported) */
+    uint8_t palette[256 * 3]; /* PLTE entries as stored: r, g, b */
+} rd_png_image;
+
+rd_status rd_png_decode_stored(rd_png_reader *r, const void *buf, size_t len, const char *name,
+                               size_t max_pixels, rd_png_image *out, rd_reject *reason,
+                               rd_error *err);
+rd_status rd_png_read_stored(rd_png_reader *r, const char *path, size_t max_pixels,
+                             rd_png_image *out, rd_reject *reason, rd_error *err);
 
 /* Levels for rd_png_write_grey. FAST (1) uses the Up filter with zlib's run-length strategy:
  * for a 518x518 X-ray about 3 ms and 120 KB, against 7 ms / 138 KB for zlib level 1 with

@@ -61,6 +61,17 @@ static inline v8f v8_load_f32(const float *p) {
     return v8_load(p);
 }
 
+/* Eight consecutive uint8 samples as int32 lanes (vpmovzxbd with AVX2). */
+static inline v8i v8i_load_u8(const uint8_t *p) {
+#if defined(__AVX2__)
+    return (v8i)_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+#else
+    v8u8 v;
+    memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, v8i);
+#endif
+}
+
 /* Transposes the 8x8 block m[row][lane] in place. */
 static inline void v8_transpose(v8f m[8]) {
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)

@@ -192,11 +192,13 @@ static int host_is_little_endian(void) {
     return *(const unsigned char *)&one == 1;
 }
 
-/* Decodes into rows (one pointer per image row, each row_bytes long) with the transformations
- * that leave grey or RGB samples of 8 or 16 bits in host order. Returns 0, or -1 with
+/* Decodes into rows (one pointer per image row, each row_bytes long). Grey mode: with the
+ * transformations that leave grey or RGB samples of 8 or 16 bits in host order. Stored mode
+ * (palette not NULL): samples as stored, one per byte below 8 bits, 16 bits in host order, and
+ * the PLTE entries copied to palette (count in *palette_size). Returns 0, or -1 with
  * ctx->message set. */
 static int decode_rows(png_ctx *ctx, int color_type, int depth, unsigned char **rows,
-                       size_t row_bytes) {
+                       size_t row_bytes, uint8_t *palette, int *palette_size) {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, ctx, on_error, on_warning);
     if (!png) {
         snprintf(ctx->message, sizeof ctx->message, "out of memory creating the decoder");
@@ -221,9 +223,25 @@ static int decode_rows(png_ctx *ctx, int color_type, int depth, unsigned char **
     /* Our max_pixels check replaces libpng's default 1e6-per-side limit. */
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
     png_read_info(png, info);
-    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (color_type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    png_set_strip_alpha(png); /* also the alpha that palette tRNS expansion would add */
+    if (palette) {
+        png_colorp entries = NULL;
+        int count = 0;
+        *palette_size = 0;
+        if (color_type == PNG_COLOR_TYPE_PALETTE &&
+            png_get_PLTE(png, info, &entries, &count) == PNG_INFO_PLTE) {
+            for (int i = 0; i < count && i < 256; i++) {
+                palette[3 * i] = entries[i].red;
+                palette[3 * i + 1] = entries[i].green;
+                palette[3 * i + 2] = entries[i].blue;
+            }
+            *palette_size = count < 256 ? count : 256;
+        }
+        if (depth < 8) png_set_packing(png);
+    } else {
+        if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+        if (color_type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+        png_set_strip_alpha(png); /* also the alpha that palette tRNS expansion would add */
+    }
     if (depth == 16 && host_is_little_endian()) png_set_swap(png);
     (void)png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -269,7 +287,7 @@ rd_status rd_png_decode(rd_png_reader *r, const void *buf, size_t len, const cha
     unsigned char **rows = r->rows.data;
     for (size_t y = 0; y < h; y++) rows[y] = dst + y * row_bytes;
     png_ctx ctx = {.data = buf, .len = len};
-    if (decode_rows(&ctx, header.color_type, header.bit_depth, rows, row_bytes) != 0) {
+    if (decode_rows(&ctx, header.color_type, header.bit_depth, rows, row_bytes, NULL, NULL) != 0) {
         rd_reject why = strstr(ctx.message, "memory") ? RD_REJECT_NO_MEMORY : RD_REJECT_CORRUPT;
         return reject(reason, why, err, name, "%s", ctx.message);
     }
@@ -282,10 +300,54 @@ rd_status rd_png_decode(rd_png_reader *r, const void *buf, size_t len, const cha
     return RD_OK;
 }
 
-rd_status rd_png_read(rd_png_reader *r, const char *path, size_t max_pixels, rd_grey_image *out,
-                      rd_png_info *info, rd_reject *reason, rd_error *err) {
+static int png_channels(int color_type) {
+    switch (color_type) {
+    case PNG_COLOR_TYPE_RGB:
+        return 3;
+    case PNG_COLOR_TYPE_GRAY_ALPHA:
+        return 2;
+    case PNG_COLOR_TYPE_RGB_ALPHA:
+        return 4;
+    default:
+        return 1; /* grey, palette */
+    }
+}
+
+rd_status rd_png_decode_stored(rd_png_reader *r, const void *buf, size_t len, const char *name,
+                               size_t max_pixels, rd_png_image *out, rd_reject *reason,
+                               rd_error *err) {
+    rd_png_info header = {0};
     *reason = RD_REJECT_NONE;
-    if (info) memset(info, 0, sizeof *info);
+    rd_status st = check_file(buf, len, name, max_pixels, &header, reason, err);
+    if (st != RD_OK) return st;
+
+    int channels = png_channels(header.color_type);
+    size_t w = (size_t)header.width, h = (size_t)header.height;
+    size_t row_bytes = w * (size_t)channels * (header.bit_depth == 16 ? 2 : 1);
+    rd_error alloc_err;
+    if (rd_buf_reserve(&r->pixels, row_bytes * h, &alloc_err) != RD_OK ||
+        rd_buf_reserve(&r->rows, h * sizeof(unsigned char *), &alloc_err) != RD_OK)
+        return reject(reason, RD_REJECT_NO_MEMORY, err, name, "%s", alloc_err.msg);
+    unsigned char **rows = r->rows.data;
+    for (size_t y = 0; y < h; y++) rows[y] = (unsigned char *)r->pixels.data + y * row_bytes;
+    png_ctx ctx = {.data = buf, .len = len};
+    if (decode_rows(&ctx, header.color_type, header.bit_depth, rows, row_bytes, out->palette,
+                    &out->palette_size) != 0) {
+        rd_reject why = strstr(ctx.message, "memory") ? RD_REJECT_NO_MEMORY : RD_REJECT_CORRUPT;
+        return reject(reason, why, err, name, "%s", ctx.message);
+    }
+    out->width = header.width;
+    out->height = header.height;
+    out->color_type = header.color_type;
+    out->bit_depth = header.bit_depth;
+    out->channels = channels;
+    out->samples = r->pixels.data;
+    return RD_OK;
+}
+
+/* Reads path in one go into r->file; *size is the byte count read. */
+static rd_status load_file(rd_png_reader *r, const char *path, size_t max_pixels, size_t *size_read,
+                           rd_reject *reason, rd_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -325,7 +387,27 @@ rd_status rd_png_read(rd_png_reader *r, const char *path, size_t max_pixels, rd_
         got += (size_t)n;
     }
     close(fd);
-    return rd_png_decode(r, r->file.data, got, path, max_pixels, out, info, reason, err);
+    *size_read = got;
+    return RD_OK;
+}
+
+rd_status rd_png_read(rd_png_reader *r, const char *path, size_t max_pixels, rd_grey_image *out,
+                      rd_png_info *info, rd_reject *reason, rd_error *err) {
+    *reason = RD_REJECT_NONE;
+    if (info) memset(info, 0, sizeof *info);
+    size_t size;
+    rd_status st = load_file(r, path, max_pixels, &size, reason, err);
+    if (st != RD_OK) return st;
+    return rd_png_decode(r, r->file.data, size, path, max_pixels, out, info, reason, err);
+}
+
+rd_status rd_png_read_stored(rd_png_reader *r, const char *path, size_t max_pixels,
+                             rd_png_image *out, rd_reject *reason, rd_error *err) {
+    *reason = RD_REJECT_NONE;
+    size_t size;
+    rd_status st = load_file(r, path, max_pixels, &size, reason, err);
+    if (st != RD_OK) return st;
+    return rd_png_decode_stored(r, r->file.data, size, path, max_pixels, out, reason, err);
 }
 
 /* Writes img to f; returns 0, or -1 with ctx->message set. */
