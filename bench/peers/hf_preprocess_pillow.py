@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """transformers' BitImageProcessor (slow processor) written out with Pillow and numpy: the peer
 of rd_hf_preprocess_png (include/rdino/hf_preprocess.h) and the oracle its committed fixtures
-come from (tests/image/make_pillow_fixtures.py imports bit_preprocess).
+come from (tests/reference/make_pillow_fixtures.py imports bit_preprocess).
 
 transformers is not installed here, so this follows its source step by step (v4.47.1, the
 version ../shared/fixtures/hf_dinov2_tiny was made with; the steps are unchanged in later

@@ -4,7 +4,7 @@
  *   BitImageProcessor(**config)(Image.open(png))["pixel_values"]
  * computes it with Pillow 9.4 and numpy, so that rdino's embeddings of a PNG equal transformers'
  * outputs. Verified against ../shared/fixtures/hf_dinov2_tiny (README.md there) and committed
- * Pillow fixtures (tests/image/make_pillow_fixtures.py).
+ * Pillow fixtures (tests/reference/make_pillow_fixtures.py).
  *
  * Steps, in transformers' order:
  *  1. do_convert_rgb: Image.convert("RGB") (rd_pillow_png_to_rgb; a 16-bit grey PNG saturates
@@ -61,7 +61,8 @@
 #include <stddef.h>
 
 #include "rdino/error.h"
-#include "rdino/pillow.h"
+#include "rdino/pillow_convert.h"
+#include "rdino/pillow_resample.h"
 #include "rdino/png.h"
 
 typedef struct rd_hf_processor {

@@ -1,6 +1,6 @@
 /* Pillow's bicubic resize of uint8 planes, bit for bit (libImaging/Resample.c of Pillow 9.4:
  * precompute_coeffs, normalize_coeffs_8bpc, ImagingResampleHorizontal_8bpc / Vertical_8bpc,
- * ImagingResampleInner). See include/rdino/pillow.h for the arithmetic.
+ * ImagingResampleInner). See include/rdino/pillow_resample.h for the arithmetic.
  *
  * Layout for speed (the integer arithmetic is Pillow's, only the order of independent work
  * changes): the horizontal pass takes eight source rows at once, widened to int32 and interleaved
@@ -14,10 +14,11 @@
  * This file must not be compiled with floating-point contraction (fused multiply-add changes the
  * last bit of a weight now and then, and a weight one unit off in 2^22 changes pixels): GCC's
  * -std=c11 (the Makefile's) implies -ffp-contract=off; the pragma covers Clang. */
+#include "rdino/pillow_resample.h"
+
 #include <math.h>
 #include <string.h>
 
-#include "rdino/pillow.h"
 #include "simd.h"
 
 #ifdef __clang__

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rdino/log.h"
 #include "loss.h"
+#include "rdino/log.h"
 #include "rdino/masks.h"
 
 static rd_head_config head_from(const rd_config *config, const char *section, int in_dim) {

@@ -1,6 +1,6 @@
 /* rd_pillow_resize against Pillow 9.4's Image.resize(..., BICUBIC), bit for bit: the committed
- * cases of tests/image/fixtures/pillow_hf.h5 (make_pillow_fixtures.py), every window of them, and
- * 300 random geometries resized by Pillow at test time (pillow_resize_random.py). */
+ * cases of tests/reference/fixtures/pillow_hf.h5 (make_pillow_fixtures.py), every window of them,
+ * and 300 random geometries resized by Pillow at test time (pillow_resize_random.py). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 #include "harness.h"
 #include "pillow_fixture.h"
 #include "pyref.h"
-#include "rdino/pillow.h"
+#include "rdino/pillow_resample.h"
 
 /* Index of the first differing byte, or -1. */
 static long first_difference(const uint8_t *a, const uint8_t *b, size_t n) {
@@ -47,7 +47,7 @@ static int window_matches(rd_test *t, rd_pillow_resampler *r, const char *name,
 
 static void committed_cases(rd_test *t) {
     hid_t file = pillow_fixture_open();
-    CHECK_MSG(file >= 0, "%s is missing (tests/image/make_pillow_fixtures.py writes it)",
+    CHECK_MSG(file >= 0, "%s is missing (tests/reference/make_pillow_fixtures.py writes it)",
               PILLOW_FIXTURE);
     if (file < 0) return;
     char names[64][64];

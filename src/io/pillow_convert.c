@@ -1,8 +1,8 @@
 /* Image.open(png).convert("RGB") of Pillow 9.4 on decoded PNG samples, as planes. The rules and
- * their sources are listed in include/rdino/pillow.h. */
-#include <string.h>
+ * their sources are listed in include/rdino/pillow_convert.h. */
+#include "rdino/pillow_convert.h"
 
-#include "rdino/pillow.h"
+#include <string.h>
 
 /* PNG colour types. */
 enum { GREY = 0, RGB = 2, PALETTE = 3, GREY_ALPHA = 4, RGBA = 6 };

@@ -1,7 +1,7 @@
 /* rd_hf_preprocess_png against transformers' BitImageProcessor, bit for bit:
  *  - the three PNGs of ../shared/fixtures/hf_dinov2_tiny and their png_*_pixel_values.npy,
  *    computed by transformers v4.47.1 with Pillow 9.4 (microsoft/rad-dino's settings);
- *  - tests/image/fixtures/pillow_hf.h5 /pipeline and /convert cases (other settings, every PNG
+ *  - tests/reference/fixtures/pillow_hf.h5 /pipeline and /convert cases (other settings, every PNG
  *    kind), computed by bench/peers/hf_preprocess_pillow.py, whose agreement with transformers
  *    is checked here too (peer_matches_transformers). */
 #include <stdio.h>
@@ -202,7 +202,7 @@ static void run_case(rd_test *t, hid_t file, const char *image, const rd_hf_proc
 
 static void committed_cases(rd_test *t) {
     hid_t file = pillow_fixture_open();
-    CHECK_MSG(file >= 0, "%s is missing (tests/image/make_pillow_fixtures.py writes it)",
+    CHECK_MSG(file >= 0, "%s is missing (tests/reference/make_pillow_fixtures.py writes it)",
               PILLOW_FIXTURE);
     if (file < 0) return;
     rd_hf_workspace ws = {0};

@@ -1,13 +1,13 @@
 /* rd_png_decode_stored + rd_pillow_png_to_rgb against Pillow 9.4's
  * np.asarray(Image.open(png).convert("RGB")) for every PNG kind (colour type x bit depth, tRNS,
- * short palettes, Adam7): /convert in tests/image/fixtures/pillow_hf.h5. */
+ * short palettes, Adam7): /convert in tests/reference/fixtures/pillow_hf.h5. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 #include "pillow_fixture.h"
-#include "rdino/pillow.h"
+#include "rdino/pillow_convert.h"
 #include "rdino/png.h"
 
 /* Decodes /convert/<name>/png; returns the malloc'd PNG bytes (kept alive for png->samples'
@@ -39,7 +39,7 @@ static int expect_one_plane(const char *name) {
 
 static void every_png_kind(rd_test *t) {
     hid_t file = pillow_fixture_open();
-    CHECK_MSG(file >= 0, "%s is missing (tests/image/make_pillow_fixtures.py writes it)",
+    CHECK_MSG(file >= 0, "%s is missing (tests/reference/make_pillow_fixtures.py writes it)",
               PILLOW_FIXTURE);
     if (file < 0) return;
     char names[64][64];

@@ -1,5 +1,5 @@
-/* Access to tests/image/fixtures/pillow_hf.h5 (written by tests/image/make_pillow_fixtures.py)
- * for the tests in tests/image. */
+/* Access to tests/reference/fixtures/pillow_hf.h5 (written by
+ * tests/reference/make_pillow_fixtures.py) for the tests in tests/image. */
 #ifndef RDINO_TEST_PILLOW_FIXTURE_H
 #define RDINO_TEST_PILLOW_FIXTURE_H
 
@@ -9,7 +9,7 @@
 
 #include "rdino/hf_preprocess.h"
 
-#define PILLOW_FIXTURE "tests/image/fixtures/pillow_hf.h5"
+#define PILLOW_FIXTURE "tests/reference/fixtures/pillow_hf.h5"
 
 /* Opens the fixture read-only (tests run from the repository root); negative when absent. */
 hid_t pillow_fixture_open(void);

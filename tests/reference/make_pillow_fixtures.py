@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""Writes tests/image/fixtures/pillow_hf.h5: Pillow 9.4 (Debian 12's python3-pil) and numpy
+"""Writes tests/reference/fixtures/pillow_hf.h5: Pillow 9.4 (Debian 12's python3-pil) and numpy
 reference outputs for rdino's Pillow-exact resize, PNG -> RGB conversion and Hugging Face
 BitImageProcessor pipeline (tests/image/test_pillow_resample.c, test_pillow_convert.c,
 test_hf_preprocess.c). Covers what the three PNGs of ../shared/fixtures/hf_dinov2_tiny do not.
 
-  /usr/bin/python3 tests/image/make_pillow_fixtures.py [OUT.h5]
+  /usr/bin/python3 tests/reference/make_pillow_fixtures.py [OUT.h5]
 
 Layout (all uint8 unless noted; every value computed here by Pillow / numpy):
   /resize/NAME/input [h, w], /resize/NAME/output [H, W]
@@ -233,4 +233,4 @@ if __name__ == "__main__":
 
     with tempfile.TemporaryDirectory() as TMP:
         main(sys.argv[1] if len(sys.argv) > 1 else
-             os.path.join(ROOT, "tests/image/fixtures/pillow_hf.h5"))
+             os.path.join(ROOT, "tests/reference/fixtures/pillow_hf.h5"))
