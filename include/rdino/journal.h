@@ -7,7 +7,8 @@
  * line so the next record starts on its own line (the torn remnant then fails to parse and
  * is ignored by the caller).
  *
- * rd_write_file_atomic is the other half: a file that appears whole or not at all. */
+ * rd_write_file_atomic (and its streamed form rd_atomic_*) is the other half: a file that
+ * appears whole or not at all. */
 #ifndef RDINO_JOURNAL_H
 #define RDINO_JOURNAL_H
 
@@ -40,5 +41,18 @@ rd_status rd_journal_read_dir(const char *dir, const char *suffix, rd_journal_li
 /* Writes data to path atomically: a temporary ".name.tmp-PID" in the same folder, fsync,
  * rename, fsync of the folder. On failure path is untouched and the temporary removed. */
 rd_status rd_write_file_atomic(const char *path, const void *data, size_t len, rd_error *err);
+
+/* The same, streamed, for files too large to hold twice in memory (exported weights):
+ *     rd_atomic_open(&f, path, err); rd_atomic_write(&f, part, n, err) ...; rd_atomic_commit(&f,
+ * err); A failed write or commit removes the temporary itself; a caller that gives up between calls
+ * calls rd_atomic_abort (harmless after a failure or a commit). */
+typedef struct rd_atomic_file {
+    int fd; /* -1 once committed or aborted */
+    char path[4096], dir[4096], tmp[4096];
+} rd_atomic_file;
+rd_status rd_atomic_open(rd_atomic_file *f, const char *path, rd_error *err);
+rd_status rd_atomic_write(rd_atomic_file *f, const void *data, size_t len, rd_error *err);
+rd_status rd_atomic_commit(rd_atomic_file *f, rd_error *err);
+void rd_atomic_abort(rd_atomic_file *f);
 
 #endif

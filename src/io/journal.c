@@ -135,30 +135,61 @@ rd_status rd_journal_read_dir(const char *dir, const char *suffix, rd_journal_li
     return st;
 }
 
-rd_status rd_write_file_atomic(const char *path, const void *data, size_t len, rd_error *err) {
-    char tmp[4096], dir[4096], base[4096];
+rd_status rd_atomic_open(rd_atomic_file *f, const char *path, rd_error *err) {
+    char dir[4096], base[4096];
+    f->fd = -1;
     snprintf(dir, sizeof dir, "%s", path);
     snprintf(base, sizeof base, "%s", path);
     const char *d = dirname(dir), *b = basename(base);
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp-%ld", d, b, (long)getpid()) >= (int)sizeof tmp)
+    if (snprintf(f->path, sizeof f->path, "%s", path) >= (int)sizeof f->path ||
+        snprintf(f->dir, sizeof f->dir, "%s", d) >= (int)sizeof f->dir ||
+        snprintf(f->tmp, sizeof f->tmp, "%s/.%s.tmp-%ld", d, b, (long)getpid()) >=
+            (int)sizeof f->tmp)
         return rd_fail(err, RD_EINVAL, "path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) return rd_fail(err, RD_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    rd_status st = write_all(fd, data, len, tmp, err);
-    if (!st && fsync(fd) != 0)
-        st = rd_fail(err, RD_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && !st)
-        st = rd_fail(err, RD_EIO, "cannot close %s: %s", tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = rd_fail(err, RD_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (f->fd < 0) return rd_fail(err, RD_EIO, "cannot create %s: %s", f->tmp, strerror(errno));
+    return RD_OK;
+}
+
+void rd_atomic_abort(rd_atomic_file *f) {
+    if (f->fd < 0) return;
+    close(f->fd);
+    unlink(f->tmp);
+    f->fd = -1;
+}
+
+rd_status rd_atomic_write(rd_atomic_file *f, const void *data, size_t len, rd_error *err) {
+    if (f->fd < 0) return rd_fail(err, RD_EINVAL, "%s: write after the file was closed", f->path);
+    rd_status st = write_all(f->fd, data, len, f->tmp, err);
+    if (st) rd_atomic_abort(f);
+    return st;
+}
+
+rd_status rd_atomic_commit(rd_atomic_file *f, rd_error *err) {
+    if (f->fd < 0) return rd_fail(err, RD_EINVAL, "%s: commit after the file was closed", f->path);
+    rd_status st = RD_OK;
+    if (fsync(f->fd) != 0)
+        st = rd_fail(err, RD_EIO, "cannot fsync %s: %s", f->tmp, strerror(errno));
+    if (close(f->fd) != 0 && !st)
+        st = rd_fail(err, RD_EIO, "cannot close %s: %s", f->tmp, strerror(errno));
+    f->fd = -1;
+    if (!st && rename(f->tmp, f->path) != 0)
+        st = rd_fail(err, RD_EIO, "cannot rename %s to %s: %s", f->tmp, f->path, strerror(errno));
     if (st) {
-        unlink(tmp);
+        unlink(f->tmp);
         return st;
     }
-    int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) { /* make the rename itself durable */
         fsync(dfd);
         close(dfd);
     }
     return RD_OK;
+}
+
+rd_status rd_write_file_atomic(const char *path, const void *data, size_t len, rd_error *err) {
+    rd_atomic_file f;
+    rd_status st = rd_atomic_open(&f, path, err);
+    if (!st) st = rd_atomic_write(&f, data, len, err);
+    return st ? st : rd_atomic_commit(&f, err);
 }

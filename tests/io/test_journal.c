@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -78,10 +79,37 @@ static void atomic_write_replaces_whole_file(rd_test *t) {
     CHECK(strstr(err.msg, "no/such/dir") != NULL);
 }
 
+/* The streamed form: nothing is visible under the final name until commit; abort leaves no
+ * file and no temporary behind. */
+static void streamed_atomic_file_appears_only_at_commit(rd_test *t) {
+    const char *dir = rd_test_tmpdir(t);
+    char path[900], cmd[1000];
+    snprintf(path, sizeof path, "%s/w.bin", dir);
+    rd_error err = {0};
+    rd_atomic_file f;
+    CHECK_OK(rd_atomic_open(&f, path, &err), &err);
+    CHECK_OK(rd_atomic_write(&f, "abc", 3, &err), &err);
+    struct stat st;
+    CHECK(stat(path, &st) != 0);
+    CHECK_OK(rd_atomic_write(&f, "defg", 4, &err), &err);
+    CHECK_OK(rd_atomic_commit(&f, &err), &err);
+    CHECK(stat(path, &st) == 0 && st.st_size == 7);
+    rd_atomic_abort(&f); /* harmless after a commit */
+    CHECK(stat(path, &st) == 0 && st.st_size == 7);
+    CHECK_OK(rd_atomic_open(&f, path, &err), &err);
+    CHECK_OK(rd_atomic_write(&f, "x", 1, &err), &err);
+    rd_atomic_abort(&f);
+    CHECK(stat(path, &st) == 0 && st.st_size == 7); /* the old file stays */
+    snprintf(cmd, sizeof cmd, "test \"$(ls -A '%s')\" = w.bin", dir);
+    CHECK_MSG(system(cmd) == 0, "a temporary was left in %s", dir);
+    CHECK(rd_atomic_write(&f, "x", 1, &err) == RD_EINVAL);
+}
+
 static const rd_test_case cases[] = {
     {"journal_survives_a_torn_line", journal_survives_a_torn_line},
     {"journal_dir_reads_complete_lines_in_file_order",
      journal_dir_reads_complete_lines_in_file_order},
     {"atomic_write_replaces_whole_file", atomic_write_replaces_whole_file},
+    {"streamed_atomic_file_appears_only_at_commit", streamed_atomic_file_appears_only_at_commit},
 };
 RD_TEST_MAIN("io/journal", cases)
