@@ -4,81 +4,80 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The header is a Python dict literal, e.g.
- * {'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 518, 518), } */
-static int parse_header(const char *h, rd_npy *out, char *why, size_t why_len) {
-    if (!strstr(h, "'descr': '<f4'")) {
-        snprintf(why, why_len, "dtype is not '<f4': %.120s", h);
-        return -1;
-    }
-    if (!strstr(h, "'fortran_order': False")) {
-        snprintf(why, why_len, "not in C order");
-        return -1;
-    }
-    const char *p = strstr(h, "'shape': (");
-    if (!p) {
-        snprintf(why, why_len, "no shape in header");
-        return -1;
-    }
-    p += strlen("'shape': (");
-    out->ndim = 0;
-    out->count = 1;
-    while (*p != ')') {
-        char *end;
-        long long d = strtoll(p, &end, 10);
-        if (end == p || d < 0 || out->ndim == RD_NPY_MAX_DIMS) {
-            snprintf(why, why_len, "cannot read the shape");
-            return -1;
-        }
-        out->dims[out->ndim++] = d;
-        out->count *= (size_t)d;
-        p = end;
-        while (*p == ',' || *p == ' ') p++;
-    }
-    return 0;
-}
-
-int rd_npy_read_f32(const char *path, rd_npy *out, char *why, size_t why_len) {
-    memset(out, 0, sizeof *out);
+/* Reads path if its descr is one of want (NULL-terminated); elem bytes per element. */
+static void *npy_read(const char *path, const char *const *want, size_t elem, size_t *n,
+                      int64_t *shape, int *ndim) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(why, why_len, "%s: cannot open", path);
-        return -1;
+        fprintf(stderr, "npy: cannot open %s\n", path);
+        return NULL;
     }
-    unsigned char pre[12];
-    int rc = -1;
-    char *header = NULL;
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        snprintf(why, why_len, "%s: not a .npy file", path);
-        goto done;
+    unsigned char magic[10];
+    char header[4096];
+    void *data = NULL;
+    size_t hlen = 0, count = 1;
+    int dims = 0;
+    int64_t sh[RD_NPY_MAX_DIMS];
+    const char *why = NULL;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "\x93NUMPY", 6) != 0) {
+        why = "not a .npy file";
+    } else if (magic[6] == 1) {
+        unsigned char b[2];
+        if (fread(b, 1, 2, f) == 2) hlen = b[0] | (size_t)b[1] << 8;
+    } else {
+        unsigned char b[4];
+        if (fread(b, 1, 4, f) == 4)
+            hlen = b[0] | (size_t)b[1] << 8 | (size_t)b[2] << 16 | (size_t)b[3] << 24;
     }
-    size_t header_len = pre[8] | (size_t)pre[9] << 8;
-    if (pre[6] >= 2) { /* versions 2 and 3: a 4-byte length */
-        if (fread(pre + 10, 1, 2, f) != 2) goto truncated;
-        header_len |= (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+    if (!why && (hlen == 0 || hlen >= sizeof header || fread(header, 1, hlen, f) != hlen))
+        why = "bad header length";
+    if (!why) {
+        header[hlen] = '\0';
+        int ok = 0;
+        for (int i = 0; want[i]; i++) {
+            char d[32];
+            snprintf(d, sizeof d, "'descr': '%s'", want[i]);
+            ok |= strstr(header, d) != NULL;
+        }
+        const char *s = strstr(header, "'shape': (");
+        if (!ok || strstr(header, "'fortran_order': True") || !s) {
+            why = "unexpected dtype or order";
+        } else {
+            s += strlen("'shape': (");
+            while (*s && *s != ')') {
+                char *end;
+                long long v = strtoll(s, &end, 10);
+                if (end == s || dims == RD_NPY_MAX_DIMS) break;
+                sh[dims++] = v;
+                count *= (size_t)v;
+                s = end;
+                while (*s == ',' || *s == ' ') s++;
+            }
+            if (*s != ')') why = "cannot parse the shape";
+        }
     }
-    header = malloc(header_len + 1);
-    if (!header || fread(header, 1, header_len, f) != header_len) goto truncated;
-    header[header_len] = '\0';
-    if (parse_header(header, out, why, why_len) != 0) goto done;
-    out->data = malloc(out->count ? out->count * sizeof(float) : 1);
-    if (!out->data || fread(out->data, sizeof(float), out->count, f) != out->count) goto truncated;
-    if (fgetc(f) != EOF) {
-        snprintf(why, why_len, "%s: more data than the shape holds", path);
-        goto done;
+    if (!why) {
+        data = malloc(count * elem + 1);
+        if (!data || fread(data, elem, count, f) != count) why = "short data";
     }
-    rc = 0;
-    goto done;
-truncated:
-    snprintf(why, why_len, "%s: truncated", path);
-done:
-    free(header);
     fclose(f);
-    if (rc != 0) rd_npy_free(out);
-    return rc;
+    if (why) {
+        fprintf(stderr, "npy: %s: %s\n", path, why);
+        free(data);
+        return NULL;
+    }
+    if (n) *n = count;
+    if (shape) memcpy(shape, sh, (size_t)dims * sizeof *sh);
+    if (ndim) *ndim = dims;
+    return data;
 }
 
-void rd_npy_free(rd_npy *a) {
-    free(a->data);
-    a->data = NULL;
+float *rd_npy_floats(const char *path, size_t *n, int64_t *shape, int *ndim) {
+    static const char *const want[] = {"<f4", NULL};
+    return npy_read(path, want, sizeof(float), n, shape, ndim);
+}
+
+uint8_t *rd_npy_bytes(const char *path, size_t *n, int64_t *shape, int *ndim) {
+    static const char *const want[] = {"|u1", "|b1", NULL};
+    return npy_read(path, want, 1, n, shape, ndim);
 }

@@ -1,6 +1,5 @@
-/* Reading NumPy .npy files (format versions 1-3) in C tests: the Hugging Face fixtures in
- * ../shared/fixtures/hf_dinov2_tiny are .npy. Little-endian float32 ('<f4'), C order only, read
- * as is: the host must be little-endian (every platform rdino targets is). */
+/* Reading NumPy .npy arrays (format 1.0/2.0, C order, little-endian) in C tests: the shared
+ * transformers fixtures store their inputs and outputs this way. */
 #ifndef RDINO_TEST_NPY_H
 #define RDINO_TEST_NPY_H
 
@@ -9,16 +8,10 @@
 
 enum { RD_NPY_MAX_DIMS = 8 };
 
-typedef struct rd_npy {
-    float *data; /* malloc'd, count elements */
-    size_t count;
-    int ndim;
-    int64_t dims[RD_NPY_MAX_DIMS];
-} rd_npy;
-
-/* Reads path into *out. Returns 0, or -1 with why (why_len bytes) saying what is wrong: missing
- * file, not .npy, another dtype, Fortran order, a size that does not match the shape. */
-int rd_npy_read_f32(const char *path, rd_npy *out, char *why, size_t why_len);
-void rd_npy_free(rd_npy *a);
+/* descr "<f4" (float32) read as floats, or "|u1" / "|b1" read as bytes. Returns malloc'd
+ * data and fills n (elements), shape and ndim (any may be NULL); NULL on any problem, with the
+ * reason printed to stderr. */
+float *rd_npy_floats(const char *path, size_t *n, int64_t *shape, int *ndim);
+uint8_t *rd_npy_bytes(const char *path, size_t *n, int64_t *shape, int *ndim);
 
 #endif

@@ -35,7 +35,7 @@ rd_status rd_publish_file(const char *tmp, const char *path, rd_error *err);
 /* A file written as a stream and published whole:
  *     rd_atomic_file f;
  *     if (rd_atomic_open(&f, path, err)) return err->code;
- *     fprintf(f.fp, ...);
+ *     fprintf(f.fp, ...);                  // or rd_atomic_write(&f, data, len, err)
  *     return rd_atomic_commit(&f, err);   // or rd_atomic_abandon(&f) on an error of the caller
  * commit checks every write (ferror), flushes and publishes; it abandons on failure. */
 typedef struct rd_atomic_file {
@@ -43,7 +43,10 @@ typedef struct rd_atomic_file {
     char path[RD_PATH_MAX], tmp[RD_PATH_MAX];
 } rd_atomic_file;
 rd_status rd_atomic_open(rd_atomic_file *f, const char *path, rd_error *err);
+/* len bytes of data to the stream; on failure the file is abandoned (RD_EINVAL once it is). */
+rd_status rd_atomic_write(rd_atomic_file *f, const void *data, size_t len, rd_error *err);
 rd_status rd_atomic_commit(rd_atomic_file *f, rd_error *err);
+/* Removes the temporary; harmless after a commit or a failure. */
 void rd_atomic_abandon(rd_atomic_file *f);
 
 /* The whole of data as path, published atomically. */

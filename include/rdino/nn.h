@@ -96,6 +96,12 @@ void rd_patch_embed_backward(float *dweight, float *dbias, float *fold, const fl
  * A = -0.75, clamped taps): output o reads source (o + 0.5) / scale - 0.5 when scale > 0
  * (scale-factor form), (o + 0.5) * M / g - 0.5 when scale == 0 (size form). */
 void rd_bicubic_weights(float *w, int M, int g, double scale);
+/* The same with antialiasing: torch.nn.functional.interpolate(mode="bicubic", antialias=True,
+ * align_corners=False) as DINOv2's *_reg backbones and transformers' Dinov2WithRegistersModel use
+ * it. Keys cubic a = -0.5 (Pillow's), widened by M / g when shrinking, taps beyond the border
+ * dropped and the row renormalised. Computed in float as aten does for float tensors: agrees
+ * with torch 1.13 to 2.4e-7 (its AVX2 and default kernels differ from each other by as much). */
+void rd_bicubic_aa_weights(float *w, int M, int g, double scale);
 /* out [g0 * g1, C] = sum_ab wrow[i, a] wcol[j, b] grid[a * M + b, :]  (grid [M * M, C]);
  * tmp [g0, M, C]. */
 void rd_resample_forward(float *out, float *tmp, const float *grid, const float *wrow,

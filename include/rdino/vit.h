@@ -51,6 +51,7 @@ typedef struct rd_vit_config {
     int drop_path_uniform;   /* 1: q in every block; 0: linspace(0, q, depth) */
     int qkv_bias, proj_bias, ffn_bias;
     double interpolate_offset; /* pos-embed resampling offset (0.1); 0 = size form */
+    int interpolate_antialias; /* 1: antialiased bicubic (DINOv2 *_reg backbones) */
     rd_vit_ffn ffn;
 } rd_vit_config;
 
@@ -64,7 +65,7 @@ rd_status rd_vit_config_default(rd_vit_config *cfg, const char *arch, int patch_
                                 rd_error *err);
 /* From the run configuration: student.{arch, patch_size, drop_path_rate, drop_path_uniform,
  * layerscale, ffn_layer, qkv_bias, proj_bias, ffn_bias, num_register_tokens, interpolate_offset,
- * interpolate_antialias (must be false), in_chans, and for vit_custom embed_dim, depth,
+ * interpolate_antialias, in_chans, and for vit_custom embed_dim, depth,
  * num_heads, mlp_ratio} and crops.global_crops_size. Validates the combination. */
 rd_status rd_vit_config_from(const rd_config *config, rd_vit_config *cfg, rd_error *err);
 /* Checks divisibility and ranges; the message names the offending field. */
@@ -212,7 +213,8 @@ rd_status rd_vit_backward(rd_vit_context *ctx, rd_param_set *params, const float
 
 /* The positional embedding [1 + gh*gw, D] added to an image of height x width pixels
  * (gh = height / p, gw = width / p; spec §2.3): pos_embed itself at the native square size, else
- * its patch part resampled (bicubic). scratch holds (gh + gw) * M + gh * M * D floats. Exposed
+ * its patch part resampled (bicubic, antialiased when cfg.interpolate_antialias: a mode of
+ * rdino/weights.h). scratch holds (gh + gw) * M + gh * M * D floats. Exposed
  * for tests and weight export. */
 void rd_vit_pos_embed(const rd_vit *vit, const rd_param_set *params, int height, int width,
                       float *out, float *scratch);

@@ -115,7 +115,19 @@ rd_status rd_atomic_open(rd_atomic_file *f, const char *path, rd_error *err) {
     return RD_OK;
 }
 
+rd_status rd_atomic_write(rd_atomic_file *f, const void *data, size_t len, rd_error *err) {
+    if (!f->fp)
+        return rd_fail(err, RD_EINVAL, "%s: written after it was committed or abandoned", f->path);
+    if (len && fwrite(data, 1, len, f->fp) != len) {
+        int saved = errno;
+        rd_atomic_abandon(f);
+        return rd_fail(err, RD_EIO, "cannot write %s: %s", f->tmp, strerror(saved));
+    }
+    return RD_OK;
+}
+
 rd_status rd_atomic_commit(rd_atomic_file *f, rd_error *err) {
+    if (!f->fp) return rd_fail(err, RD_EINVAL, "%s: committed twice or after a failure", f->path);
     int failed = ferror(f->fp) || fflush(f->fp) != 0;
     int saved = errno;
     if (fclose(f->fp) != 0 && !failed) failed = 1, saved = errno;
@@ -136,11 +148,6 @@ void rd_atomic_abandon(rd_atomic_file *f) {
 rd_status rd_write_file_atomic(const char *path, const void *data, size_t len, rd_error *err) {
     rd_atomic_file f;
     rd_status st = rd_atomic_open(&f, path, err);
-    if (st) return st;
-    if (len && fwrite(data, 1, len, f.fp) != len) {
-        int saved = errno;
-        rd_atomic_abandon(&f);
-        return rd_fail(err, RD_EIO, "cannot write %s: %s", f.tmp, strerror(saved));
-    }
-    return rd_atomic_commit(&f, err);
+    if (!st) st = rd_atomic_write(&f, data, len, err);
+    return st ? st : rd_atomic_commit(&f, err);
 }

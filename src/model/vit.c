@@ -44,7 +44,7 @@ rd_status rd_vit_config_default(rd_vit_config *cfg, const char *arch, int patch_
     cfg->layerscale = 1e-5f;
     cfg->drop_path_uniform = 1;
     cfg->qkv_bias = cfg->proj_bias = cfg->ffn_bias = 1;
-    cfg->interpolate_offset = 0.1f;
+    cfg->interpolate_offset = 0.1;
     cfg->ffn = RD_VIT_FFN_MLP;
     rd_status st = rd_vit_config_arch(cfg, arch, err);
     return st ? st : rd_vit_config_check(cfg, err);
@@ -73,12 +73,9 @@ rd_status rd_vit_config_from(const rd_config *config, rd_vit_config *cfg, rd_err
     cfg->proj_bias = rd_cfg_bool(config, "student.proj_bias");
     cfg->ffn_bias = rd_cfg_bool(config, "student.ffn_bias");
     cfg->interpolate_offset = rd_cfg_float(config, "student.interpolate_offset");
+    cfg->interpolate_antialias = rd_cfg_bool(config, "student.interpolate_antialias");
     const char *ffn = rd_cfg_str(config, "student.ffn_layer");
     cfg->ffn = strcmp(ffn, "mlp") == 0 ? RD_VIT_FFN_MLP : RD_VIT_FFN_SWIGLU;
-    if (rd_cfg_bool(config, "student.interpolate_antialias"))
-        return rd_fail(err, RD_EINVAL,
-                       "student.interpolate_antialias: true is not supported (DINOv2 trains "
-                       "with false; only its *_reg4 evaluation configs set it)");
     return rd_vit_config_check(cfg, err);
 }
 
@@ -490,8 +487,10 @@ static const float *pos_for(const rd_vit *vit, const float *pos_embed, int heigh
     if (pos_is_native(vit, height, width)) return pos_embed;
     float *wrow = scratch, *wcol = scratch + (size_t)g0 * M, *tmp = wcol + (size_t)g1 * M;
     double off = vit->cfg.interpolate_offset;
-    rd_bicubic_weights(wrow, M, g0, off > 0 ? (g0 + off) / M : 0.0);
-    rd_bicubic_weights(wcol, M, g1, off > 0 ? (g1 + off) / M : 0.0);
+    void (*weights)(float *, int, int, double) =
+        vit->cfg.interpolate_antialias ? rd_bicubic_aa_weights : rd_bicubic_weights;
+    weights(wrow, M, g0, off > 0 ? (g0 + off) / M : 0.0);
+    weights(wcol, M, g1, off > 0 ? (g1 + off) / M : 0.0);
     memcpy(out, pos_embed, (size_t)D * sizeof(float)); /* CLS entry is never resampled */
     rd_resample_forward(out + D, tmp, pos_embed + D, wrow, wcol, M, g0, g1, D);
     return out;

@@ -27,6 +27,41 @@ void rd_bicubic_weights(float *w, int M, int g, double scale) {
     }
 }
 
+/* Keys' cubic with a = -0.5 in float, as aten's HelperInterpCubic::aa_filter (UpSampleKernel.cpp)
+ * evaluates it for float tensors (cubic_convolution1 / cubic_convolution2 of UpSample.h). */
+static float aa_cubic(float x) {
+    const float a = -0.5f;
+    x = fabsf(x);
+    if (x < 1.0f) return ((a + 2.0f) * x - (a + 3.0f)) * x * x + 1.0f;
+    if (x < 2.0f) return ((a * x - 5.0f * a) * x + 8.0f * a) * x - 4.0f * a;
+    return 0.0f;
+}
+
+void rd_bicubic_aa_weights(float *w, int M, int g, double scale) {
+    memset(w, 0, (size_t)g * M * sizeof(float));
+    /* aten _compute_indices_weights_aa (UpSampleKernel.cpp) with scalar_t = float, term by term:
+     * the source step is 1 / scale_factor, else M / g; when shrinking, the kernel is widened by
+     * that step (support 2 * step taps each side, arguments divided by it); taps beyond the
+     * border are dropped and the rest renormalised (no clamping onto the edge). */
+    float step = scale > 0 ? (float)(1.0 / scale) : (float)M / (float)g;
+    float support = step >= 1.0f ? (float)(2.0 * step) : 2.0f;
+    float invstep = step >= 1.0f ? (float)(1.0 / step) : 1.0f;
+    for (int o = 0; o < g; o++) {
+        float center = (float)(step * (o + 0.5));
+        int lo = (int)((double)(center - support) + 0.5),
+            hi = (int)((double)(center + support) + 0.5);
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > M ? M : hi;
+        float *row = w + (size_t)o * M, total = 0.0f;
+        for (int j = lo; j < hi; j++) {
+            row[j] = aa_cubic((float)(((double)((float)j - center) + 0.5) * invstep));
+            total += row[j];
+        }
+        if (total != 0.0f)
+            for (int j = lo; j < hi; j++) row[j] /= total;
+    }
+}
+
 void rd_resample_forward(float *out, float *tmp, const float *grid, const float *wrow,
                          const float *wcol, int M, int g0, int g1, int C) {
     /* tmp[g0, M*C] = wrow[g0, M] @ grid[M, M*C]: resample along rows */

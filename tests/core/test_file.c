@@ -80,6 +80,25 @@ static void streamed_file_appears_only_on_commit(rd_test *t) {
     CHECK(count_entries(dir) == 1);
 }
 
+static void streamed_writes_and_double_commit(rd_test *t) {
+    const char *dir = rd_test_tmpdir(t);
+    char path[900];
+    snprintf(path, sizeof path, "%s/w.bin", dir);
+    rd_error err = {0};
+    rd_atomic_file f;
+    CHECK_OK(rd_atomic_open(&f, path, &err), &err);
+    CHECK_OK(rd_atomic_write(&f, "abc", 3, &err), &err);
+    CHECK_OK(rd_atomic_write(&f, "defg", 4, &err), &err);
+    CHECK_OK(rd_atomic_commit(&f, &err), &err);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size == 7);
+    rd_atomic_abandon(&f); /* harmless after a commit */
+    CHECK(stat(path, &st) == 0 && st.st_size == 7);
+    CHECK(rd_atomic_commit(&f, &err) == RD_EINVAL);
+    CHECK(rd_atomic_write(&f, "x", 1, &err) == RD_EINVAL);
+    CHECK(count_entries(dir) == 1);
+}
+
 static void read_file_names_a_missing_file(rd_test *t) {
     char *text = NULL;
     rd_error err = {0};
@@ -97,6 +116,7 @@ static const rd_test_case cases[] = {
     {"temp_names_sit_next_to_the_file", temp_names_sit_next_to_the_file},
     {"atomic_write_replaces_whole_file", atomic_write_replaces_whole_file},
     {"streamed_file_appears_only_on_commit", streamed_file_appears_only_on_commit},
+    {"streamed_writes_and_double_commit", streamed_writes_and_double_commit},
     {"read_file_names_a_missing_file", read_file_names_a_missing_file},
 };
 RD_TEST_MAIN("core/file", cases)

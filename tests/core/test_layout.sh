@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 # ---- folder dependencies ----
 declare -A allowed=( # folder -> the folders it may use (besides itself)
     [core]="" [parallel]="core" [io]="core parallel image" [image]="core" [nn]="core"
-    [model]="core nn" [probe]="core parallel"
+    [model]="core nn io" [probe]="core parallel"
     [synth]="core parallel io image" [preprocess]="core parallel io image"
     [shard]="core parallel io image"
     [train]="core parallel io image nn model shard"

@@ -80,12 +80,14 @@ static void shared_pngs_bit_exact(rd_test *t) {
     rd_png_reader reader = {0};
     float *out = malloc(3 * RAD * RAD * sizeof(float));
     for (int i = 0; i < N_SHARED; i++) {
-        char path[1200], why[256];
+        char path[1200];
         snprintf(path, sizeof path, "%s/%s_pixel_values.npy", dir, shared_pngs[i]);
-        rd_npy want;
-        CHECK_MSG(rd_npy_read_f32(path, &want, why, sizeof why) == 0, "%s", why);
-        if (!want.data) continue;
-        CHECK(want.ndim == 4 && want.dims[1] == 1 && want.dims[2] == RAD && want.dims[3] == RAD);
+        int64_t dims[RD_NPY_MAX_DIMS];
+        int ndim = 0;
+        float *want = rd_npy_floats(path, NULL, dims, &ndim);
+        CHECK_MSG(want, "%s: not a float32 .npy (see stderr)", path);
+        if (!want) continue;
+        CHECK(ndim == 4 && dims[1] == 1 && dims[2] == RAD && dims[3] == RAD);
         snprintf(path, sizeof path, "%s/%s.png", dir, shared_pngs[i]);
         rd_png_image png;
         rd_reject reason;
@@ -107,16 +109,16 @@ static void shared_pngs_bit_exact(rd_test *t) {
             for (int c = 0; c < res.channels; c++) {
                 /* Bit for bit: memcmp, not a tolerance. */
                 int same =
-                    memcmp(out + (size_t)c * RAD * RAD, want.data, RAD * RAD * sizeof(float)) == 0;
+                    memcmp(out + (size_t)c * RAD * RAD, want, RAD * RAD * sizeof(float)) == 0;
                 if (!same)
-                    CHECK_CLOSE(shared_pngs[i], out + (size_t)c * RAD * RAD, want.data, RAD * RAD,
-                                0.0, 0.0);
+                    CHECK_CLOSE(shared_pngs[i], out + (size_t)c * RAD * RAD, want, RAD * RAD, 0.0,
+                                0.0);
             }
             CHECK_MSG(res.loss.clipped_samples == above, "%s: %zu clipped, %zu above 255",
                       shared_pngs[i], res.loss.clipped_samples, above);
         }
         if (png.bit_depth == 16) CHECK(above > (size_t)png.width * png.height / 2);
-        rd_npy_free(&want);
+        free(want);
     }
     free(out);
     rd_png_reader_free(&reader);
@@ -131,14 +133,15 @@ static void peer_matches_transformers(rd_test *t) {
     char cmd[4096] = "/usr/bin/python3 bench/peers/hf_preprocess_pillow.py";
     unsigned long want_crc = crc32(0, NULL, 0);
     for (int i = 0; i < N_SHARED; i++) {
-        char path[1200], why[256];
+        char path[1200];
         snprintf(path, sizeof path, "%s/%s_pixel_values.npy", dir, shared_pngs[i]);
-        rd_npy a;
-        CHECK_MSG(rd_npy_read_f32(path, &a, why, sizeof why) == 0, "%s", why);
-        if (!a.data) return;
+        size_t count = 0;
+        float *a = rd_npy_floats(path, &count, NULL, NULL);
+        CHECK_MSG(a, "%s: not a float32 .npy (see stderr)", path);
+        if (!a) return;
         for (int c = 0; c < 3; c++)
-            want_crc = crc32(want_crc, (const Bytef *)a.data, (uInt)(a.count * sizeof(float)));
-        rd_npy_free(&a);
+            want_crc = crc32(want_crc, (const Bytef *)a, (uInt)(count * sizeof(float)));
+        free(a);
         size_t len = strlen(cmd);
         snprintf(cmd + len, sizeof cmd - len, " '%s/%s.png'", dir, shared_pngs[i]);
     }

@@ -1,12 +1,15 @@
 /* Positional-embedding resampling (DINOv2 §2.3): bicubic rows sum to 1, the size form at the
  * native grid is the identity, a hand-computed scale-factor row, the separable resampling
  * against a direct double sum (rtol 1e-5, atol 1e-6), and backward as the exact adjoint:
- * <R x, y> = <x, R^T y> (relative 1e-5). The PyTorch comparison is in
- * tests/model/test_vit_fixtures.c. */
+ * <R x, y> = <x, R^T y> (relative 1e-5). The PyTorch comparison of the plain bicubic is in
+ * tests/model/test_vit_fixtures.c; the antialiased one is compared here with torch 1.13's
+ * interpolate(antialias=True) (tests/reference/pos_embed_aa.py -> fixtures/pos_embed_aa.h5). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "harness.h"
 #include "rdino/nn.h"
 #include "rdino/rng.h"
@@ -82,9 +85,115 @@ static void resample_matches_direct_sum_and_adjoint(rd_test *t) {
     CHECK_NEAR(lhs, rhs, 1e-5 * fabs(lhs));
 }
 
+/* The fixture holds torch's portable kernel (ATEN_CPU_CAPABILITY=default): rdino's float
+ * weights agree with it to 1.2e-7 (1 ulp at 1). torch's own AVX2 kernel differs from it by up
+ * to 6e-7 (FMA contraction). */
+#define AA_WEIGHT_ATOL 1.5e-7
+
+static void aa_weights_match_torch(rd_test *t) {
+    hid_t f = rd_fixture_open("pos_embed_aa.h5");
+    if (f < 0)
+        SKIP("tests/reference/fixtures/pos_embed_aa.h5 missing (run "
+             "tests/reference/pos_embed_aa.py)");
+    const char *names[] = {"37_to_16", "37_to_7",  "37_to_23",    "37_to_40",
+                           "5_to_9",   "16_to_37", "37_to_16_sf", "37_to_7_sf"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "w/%s", names[k]);
+        int64_t dims[2];
+        size_t n;
+        float *want = rd_fixture_floats(f, path, &n);
+        CHECK_MSG(want && rd_fixture_shape(f, path, dims, 2) == 2, "%s missing", path);
+        if (!want) continue;
+        int g = (int)dims[0], Msrc = (int)dims[1];
+        hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
+        double sf = 0;
+        hid_t a = H5Aopen(ds, "scale_factor", H5P_DEFAULT);
+        H5Aread(a, H5T_NATIVE_DOUBLE, &sf);
+        H5Aclose(a);
+        H5Dclose(ds);
+        float *got = malloc(n * sizeof *got);
+        rd_bicubic_aa_weights(got, Msrc, g, sf);
+        CHECK_CLOSE(path, got, want, n, 0, AA_WEIGHT_ATOL);
+        /* negative control: the plain (a = -0.75, clamped) kernel is far from it */
+        rd_bicubic_weights(got, Msrc, g, sf);
+        double far = 0;
+        for (size_t i = 0; i < n; i++) far = fmax(far, fabs(got[i] - want[i]));
+        CHECK_MSG(far > 1e-2, "%s: the plain bicubic is within %g of the antialiased one", path,
+                  far);
+        free(got);
+        free(want);
+    }
+    rd_fixture_close(f);
+}
+
+static void aa_resampled_grid_matches_torch(rd_test *t) {
+    hid_t f = rd_fixture_open("pos_embed_aa.h5");
+    if (f < 0)
+        SKIP("tests/reference/fixtures/pos_embed_aa.h5 missing (run "
+             "tests/reference/pos_embed_aa.py)");
+    int64_t gdims[2];
+    float *grid = rd_fixture_floats(f, "grid", NULL);
+    CHECK(grid && rd_fixture_shape(f, "grid", gdims, 2) == 2);
+    int Mg = 37, Cg = (int)gdims[1];
+    const struct {
+        const char *name;
+        int g0, g1;
+        double sf;
+    } outs[] = {{"out/16x16", 16, 16, 0},
+                {"out/7x7", 7, 7, 0},
+                {"out/16x23", 16, 23, 0},
+                {"out/40x40", 40, 40, 0},
+                {"out/16x16_sf", 16, 16, 16.1 / 37}};
+    for (size_t k = 0; grid && k < sizeof outs / sizeof outs[0]; k++) {
+        int g0 = outs[k].g0, g1 = outs[k].g1;
+        size_t n;
+        float *want = rd_fixture_floats(f, outs[k].name, &n);
+        CHECK_MSG(want && n == (size_t)g0 * g1 * Cg, "%s missing", outs[k].name);
+        if (!want) continue;
+        float *wrow = malloc((size_t)g0 * Mg * sizeof(float)),
+              *wcol = malloc((size_t)g1 * Mg * sizeof(float));
+        float *tmp = malloc((size_t)g0 * Mg * Cg * sizeof(float)), *got = malloc(n * sizeof(float));
+        rd_bicubic_aa_weights(wrow, Mg, g0, outs[k].sf);
+        rd_bicubic_aa_weights(wcol, Mg, g1, outs[k].sf);
+        rd_resample_forward(got, tmp, grid, wrow, wcol, Mg, g0, g1, Cg);
+        /* values ~N(0, 1), measured worst 9.5e-7: weight differences summed over up to 21 taps per
+         * axis, plus fp32 rounding in a different order (rows first here, columns first in
+         * torch) */
+        CHECK_CLOSE(outs[k].name, got, want, n, 0, 2e-6);
+        free(wrow);
+        free(wcol);
+        free(tmp);
+        free(got);
+        free(want);
+    }
+    free(grid);
+    rd_fixture_close(f);
+}
+
+static void aa_weights_sum_to_one_and_native_is_identity(rd_test *t) {
+    float w[40 * 37];
+    const int sizes[] = {1, 3, 7, 16, 23, 37, 40};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int g = sizes[k];
+        rd_bicubic_aa_weights(w, 37, g, 0.0);
+        for (int o = 0; o < g; o++) {
+            double s = 0;
+            for (int a = 0; a < 37; a++) s += w[o * 37 + a];
+            CHECK_NEAR(s, 1.0, 1e-6);
+        }
+    }
+    rd_bicubic_aa_weights(w, 37, 37, 0.0);
+    for (int o = 0; o < 37; o++)
+        for (int a = 0; a < 37; a++) CHECK(w[o * 37 + a] == (o == a ? 1.0f : 0.0f));
+}
+
 static const rd_test_case cases[] = {
     {"weights_sum_to_one_and_native_is_identity", weights_sum_to_one_and_native_is_identity},
     {"scale_factor_row_by_hand", scale_factor_row_by_hand},
     {"resample_matches_direct_sum_and_adjoint", resample_matches_direct_sum_and_adjoint},
+    {"aa_weights_sum_to_one_and_native_is_identity", aa_weights_sum_to_one_and_native_is_identity},
+    {"aa_weights_match_torch", aa_weights_match_torch},
+    {"aa_resampled_grid_matches_torch", aa_resampled_grid_matches_torch},
 };
 RD_TEST_MAIN("nn/pos_embed", cases)
