@@ -83,7 +83,8 @@ typedef struct rd_vit_block_params {
 } rd_vit_block_params;
 
 /* A backbone: its configuration and where its tensors live in a parameter set. The indices
- * are the same in every set declared the same way (student and teacher). */
+ * are the same in every set declared the same way (student and teacher). Forward and backward
+ * bind them to named pointers into the set they are given (vit.c's vit_view), at every call. */
 typedef struct rd_vit {
     rd_vit_config cfg;
     int hidden;          /* FFN hidden width (SwiGLU: h, the width after the gate) */
