@@ -1,4 +1,4 @@
-/* The DINOv2 ViT backbone: parameters, activation arena, forward and backward (spec §2). */
+/* The DINOv2 ViT backbone: parameters, activation arena, forward and backward (vit.h). */
 #include "rdino/vit.h"
 
 #include <math.h>
@@ -524,8 +524,8 @@ static void bind_view(vit_view *v, const rd_vit *vit, const rd_param_set *set, f
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
-/* Positional embedding for an image of height x width (spec §2.3): pos_embed itself at the
- * native square size, else its patch grid resampled into out [1 + g0 g1, D] with the weights
+/* Positional embedding for an image of height x width (interpolate_pos_encoding): pos_embed itself
+ * at the native square size, else its patch grid resampled into out [1 + g0 g1, D] with the weights
  * kept in scratch (wrow [g0, M], wcol [g1, M], then a [g0, M, D] temporary). */
 static int pos_is_native(const rd_vit *vit, int height, int width) {
     int p = vit->cfg.patch_size;
@@ -578,7 +578,7 @@ static void assemble_tokens(const rd_vit *vit, const vit_view *w, vit_layout *L,
         }
 }
 
-/* Which samples take branch br of block blk and their rescale (spec §2.4). */
+/* Which samples take branch br of block blk and their rescale (vit.h, rd_vit_drop_path). */
 static const int *branch_subset(const rd_vit_context *ctx, int blk, int br, int b, int *keep,
                                 float *scale) {
     const vit_layout *L = ctx->layout;
@@ -853,8 +853,8 @@ static void block_backward(rd_vit_context *ctx, const block_view *w, const block
 }
 
 /* Gradients of the token assembly: cls, registers, positional embedding, mask token and the
- * patch embedding (spec §2.2: pos is added to every patch, masked ones too). Sums over samples
- * run in sample order. */
+ * patch embedding (prepare_tokens_with_masks adds pos to every patch, masked ones too). Sums over
+ * samples run in sample order. */
 static void embedding_backward(rd_vit_context *ctx, const vit_view *grads) {
     const rd_vit *vit = ctx->vit;
     vit_layout *L = ctx->layout;

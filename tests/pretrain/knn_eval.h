@@ -1,4 +1,4 @@
-/* DINOv2's k-NN evaluation (spec §8), in small: teacher CLS embeddings (final LayerNorm,
+/* DINOv2's k-NN evaluation (dinov2/eval/knn.py), in small: teacher CLS embeddings (final LayerNorm,
  * L2-normalised) of every image of a shard folder, and the leave-one-patient-out k-NN accuracy
  * of a binary attribute (sex) with weights exp(cos / 0.07). Header-only, for pretraining tests. */
 #ifndef RDINO_TEST_KNN_EVAL_H
