@@ -1,5 +1,6 @@
 /* The parallel HDF5 store on one rank: round trips, atomic publish, error messages, and
- * Fletcher32 catching a flipped byte. Multi-rank writes are covered by tests/shard/test_shard.sh. */
+ * Fletcher32 catching a flipped byte. Multi-rank writes are covered by tests/shard/test_shard.sh.
+ */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>

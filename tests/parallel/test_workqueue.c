@@ -99,8 +99,8 @@ static const rd_test_case cases[] = {
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
-    int status =
-        rd_test_main(argc, argv, "parallel/workqueue", cases, (int)(sizeof cases / sizeof cases[0]));
+    int status = rd_test_main(argc, argv, "parallel/workqueue", cases,
+                              (int)(sizeof cases / sizeof cases[0]));
     MPI_Finalize();
     return status;
 }
