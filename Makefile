@@ -1,8 +1,9 @@
 # rdino: plain GNU make. Sources are discovered, so adding a module means adding files:
 #   src/<module>/*.c   -> build/librdino.a        (src/apps excluded)
 #   src/apps/<name>.c  -> build/bin/<name>         (one program per stage)
-#   tests/<module>/test_*.c -> build/tests/<module>/test_*   (linked with tests/*.c, the harness,
-#                               and the module's own helpers tests/<module>/*.c not named test_*)
+#   tests/<module>/test_*.c -> build/tests/<module>/test_*   (linked with the module's own helpers
+#                               tests/<module>/*.c not named test_*, and with the archive of
+#                               tests/*.c, the harness, from which a test takes what it uses)
 #   bench/*.c          -> build/bench/*
 # Variables: BUILD (output dir), WERROR=1 (warnings are errors, as in CI), SANITIZE=1 (ASan+UBSan),
 # ARCH (target flags; default -march=native: build on the kind of node you run on).
@@ -35,6 +36,7 @@ ALL_LDFLAGS = $(RD_LDFLAGS) $(LDFLAGS)
 LIB_SRC   := $(sort $(filter-out src/apps/%,$(wildcard src/*/*.c)))
 APP_SRC   := $(sort $(wildcard src/apps/*.c))
 TEST_SRC  := $(sort $(wildcard tests/*/test_*.c))
+TEST_HELPER_SRC := $(sort $(filter-out $(TEST_SRC),$(wildcard tests/*/*.c)))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
 LIB    := $(BUILD)/librdino.a
@@ -42,6 +44,7 @@ APPS   := $(patsubst src/apps/%.c,$(BUILD)/bin/%,$(APP_SRC))
 TESTS  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
 BENCHES:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 HARNESS:= $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out tests/%/test_%.c,$(wildcard tests/*.c)))
+HARNESS_LIB := $(BUILD)/tests/libharness.a
 
 .PHONY: all lib apps tests benches test asan bench demo lint format clean deps
 .DEFAULT_GOAL := all
@@ -69,13 +72,18 @@ $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -Isrc -c $< -o $@
 
+# The harness as an archive: a test links only the members it uses (tiny.o pulls in the trainer).
+$(HARNESS_LIB): $(HARNESS)
+	rm -f $@
+	ar rcs $@ $^
+
 # A test's folder helpers: tests/<module>/*.c other than test_*.c.
 folder_helpers = $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out $(dir $(1))test_%.c,$(wildcard $(dir $(1))*.c)))
 
 .SECONDEXPANSION:
-$(BUILD)/tests/%: tests/%.c $(HARNESS) $$(call folder_helpers,tests/$$*) $(LIB)
+$(BUILD)/tests/%: tests/%.c $$(call folder_helpers,tests/$$*) $(HARNESS_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -Isrc $< $(filter %.o,$^) $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests -Isrc $< $(filter %.o,$^) $(HARNESS_LIB) $(LIB) -o $@ $(ALL_LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -104,12 +112,12 @@ demo: deps
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem --std=c11 -Iinclude -Isrc src tests bench
-	clang-format --dry-run -Werror $(LIB_SRC) $(APP_SRC) $(TEST_SRC) $(BENCH_SRC) \
-	  $(wildcard include/rdino/*.h src/*/*.h tests/*.h tests/*.c)
+	clang-format --dry-run -Werror $(LIB_SRC) $(APP_SRC) $(TEST_SRC) $(TEST_HELPER_SRC) $(BENCH_SRC) \
+	  $(wildcard include/rdino/*.h tests/*.h tests/*.c tests/*/*.h src/*/*.h)
 
 format:
-	clang-format -i $(LIB_SRC) $(APP_SRC) $(TEST_SRC) $(BENCH_SRC) \
-	  $(wildcard include/rdino/*.h src/*/*.h tests/*.h tests/*.c)
+	clang-format -i $(LIB_SRC) $(APP_SRC) $(TEST_SRC) $(TEST_HELPER_SRC) $(BENCH_SRC) \
+	  $(wildcard include/rdino/*.h tests/*.h tests/*.c tests/*/*.h src/*/*.h)
 
 clean:
 	rm -rf build build-asan

@@ -34,7 +34,8 @@ def main():
     N = cfg.n_global_patches
     gc = torch.randn(2 * B, 3, 224, 224)
     lc = torch.randn(n_local * B, 3, 96, 96)
-    # B of the 2B global crops masked with stratified ratios in [0.1, 0.5] (counts as §1.3).
+    # B of the 2B global crops masked with stratified ratios in [0.1, 0.5] (counts as DINOv2's
+    # collate_data_and_cast).
     masks = torch.zeros(2 * B, N, dtype=torch.bool)
     for i, img in enumerate(torch.randperm(2 * B)[:B].tolist()):
         count = int(N * (0.1 + 0.4 * (i + torch.rand(1).item()) / B))

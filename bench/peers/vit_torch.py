@@ -7,8 +7,9 @@ tests/model/vit_torch_fixture.py (the backbone's backward against PyTorch).
 The module mirrors dinov2/models/vision_transformer.py with DINOv2's parameter names: pre-norm
 blocks, LayerScale, qkv bias, exact GELU MLP or SwiGLU (w12/w3), LayerNorm eps 1e-6, register
 tokens, mask_token, bicubic pos-embed interpolation with offset (scale-factor form) and the
-exact-count drop-path subsets of §2.4 given as inputs. The benchmark times forward + backward
-from given gradients of the CLS and patch outputs, like rd_vit_backward, and prints
+exact-count drop-path subsets of drop_add_residual_stochastic_depth given as inputs. The
+benchmark times forward + backward from given gradients of the CLS and patch outputs, like
+rd_vit_backward, and prints
 "PEER torch <label> <img> fwd+bwd img/s (<t> threads): <x> img/s" (best iteration).
 """
 import argparse
@@ -92,7 +93,7 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, 1e-5)
 
     def forward(self, x, subsets=None):
-        """subsets: None or {'attn': S, 'ffn': S}: x[S] += (b/|S|) * branch(x[S]) (§2.4)."""
+        """subsets: None or {'attn': S, 'ffn': S}: x[S] += (b/|S|) * branch(x[S])."""
         branches = ((self.ls1, lambda t: self.attn(self.norm1(t))),
                     (self.ls2, lambda t: self.mlp(self.norm2(t))))
         for (ls, branch), key in zip(branches, ("attn", "ffn")):

@@ -1,4 +1,5 @@
-/* DINOv2's multi-crop augmentation (spec §1.1) for grey chest X-rays, in float on [0, 1].
+/* DINOv2's multi-crop augmentation (DataAugmentationDINO, dinov2/data/augmentations.py) for grey
+ * chest X-rays, in float on [0, 1].
  *
  * Per crop, in this order (torchvision semantics, the draws of one crop come from one Philox
  * stream keyed by (seed, RD_RNG_AUGMENT, epoch, global sample index, crop number)):
@@ -14,7 +15,8 @@
  *                       fair coin). Saturation, hue and RandomGrayscale do nothing to a grey image
  *                       (PIL's L of a grey RGB image is the grey value; hue needs colour): they
  *                       are left out and draw nothing.
- *   GaussianBlur        p = blur_p[kind] (DINOv2's effective values 0.0 / 0.9 / 0.5, spec ⚠),
+ *   GaussianBlur        p = blur_p[kind] (DINOv2's effective values 0.0 / 0.9 / 0.5: its
+ *                       GaussianBlur, dinov2/data/transforms.py, applies 1 - p),
  *                       sigma ~ U(blur_sigma), kernel of blur_kernel taps k_i ∝ exp(-x_i² / 2σ²)
  *                       normalised to sum 1, reflect padding (torch 'reflect': the edge sample is
  *                       not repeated)

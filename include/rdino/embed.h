@@ -16,7 +16,7 @@
  * on [0, 1], resampled to r x r with the image module's antialiased kernel when r != S, then
  * (x - mean) / std; the grey image goes into a 3-channel patch embedding as the replicated
  * grey image (vit.h: channel-summed weight). At r != the model's native size the ViT
- * interpolates its positional embedding (DINOv2 §2.3). */
+ * interpolates its positional embedding (vit.h, rd_vit_pos_embed). */
 #ifndef RDINO_EMBED_H
 #define RDINO_EMBED_H
 

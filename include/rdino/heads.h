@@ -1,10 +1,12 @@
-/* DINO / iBOT projection head (DINOv2 DINOHead, spec §3), forward and backward on a batch of
- * rows:   x [rows, in] -> MLP (Linear+GELU x (nlayers-1), Linear to bottleneck)
+/* DINO / iBOT projection head (DINOHead, dinov2/layers/dino_head.py), forward and backward on
+ * a batch of rows:
+ *         x [rows, in] -> MLP (Linear+GELU x (nlayers-1), Linear to bottleneck)
  *         z = y / max(||y||, 1e-12)                      (L2 normalisation per row)
  *         logits [rows, K] = z W^T,  W_k = g_k v_k / ||v_k||   (weight-normalised last layer)
  * Parameters live in an rd_param_set under DINOv2's names (mlp.0.weight, mlp.0.bias, ...,
  * last_layer.weight_g [K,1], last_layer.weight_v [K,bottleneck]); a head describes where
- * they are, so one rd_head serves the student and the teacher set (same layout). */
+ * they are, so one rd_head serves the student and the teacher set (same layout); forward and
+ * backward bind named pointers into the set they are given at every call. */
 #ifndef RDINO_HEADS_H
 #define RDINO_HEADS_H
 

@@ -1,7 +1,7 @@
-/* iBOT block masks (spec §1.3): DINOv2's collate_data_and_cast masking over the 2B global
- * crops of a group of B images, with BEiT's MaskingGenerator. Random draws come from the
- * counter-based RNG keyed by (seed, epoch, global index of the group's first image), so the
- * masks of an image group never depend on the rank that holds it. */
+/* iBOT block masks: DINOv2's collate_data_and_cast (dinov2/data/collate.py) over the 2B global
+ * crops of a group of B images, with BEiT's MaskingGenerator (dinov2/data/masking.py). Random draws
+ * come from the counter-based RNG keyed by (seed, epoch, global index of the group's first image),
+ * so the masks of an image group never depend on the rank that holds it. */
 #ifndef RDINO_MASKS_H
 #define RDINO_MASKS_H
 

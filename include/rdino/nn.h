@@ -90,7 +90,7 @@ void rd_patch_embed_forward(float *out, float *fold, const float *patches, const
 void rd_patch_embed_backward(float *dweight, float *dbias, float *fold, const float *dout,
                              const float *patches, int N, int c, int C, int p, int D);
 
-/* ---- Positional-embedding interpolation (DINOv2 §2.3) ------------------------------------ */
+/* ---- Positional-embedding interpolation (DINOv2's interpolate_pos_encoding) -------------- */
 
 /* 1-D bicubic resampling matrix w [g, M] (PyTorch upsample_bicubic2d, align_corners=False,
  * A = -0.75, clamped taps): output o reads source (o + 0.5) / scale - 0.5 when scale > 0
@@ -110,7 +110,7 @@ void rd_resample_forward(float *out, float *tmp, const float *grid, const float 
 void rd_resample_backward(float *dgrid, float *dtmp, const float *dout, const float *wrow,
                           const float *wcol, int M, int g0, int g1, int C);
 
-/* ---- LayerScale residual with stochastic depth (DINOv2 §2.4) ----------------------------- */
+/* ---- LayerScale residual with stochastic depth (dinov2/layers/block.py) ------------------ */
 
 /* Samples are blocks of `size` floats. rows[j] = x[S[j]] for j < keep (S NULL = 0..keep-1). */
 void rd_gather_samples(float *rows, const float *x, const int *S, int keep, size_t size);

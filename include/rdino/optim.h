@@ -1,7 +1,9 @@
-/* Optimisation of the student (spec §6.3-6.6): DINOv2's parameter groups computed from the
- * parameter names, AdamW exactly as torch.optim.AdamW (one group per parameter), global-norm
- * gradient clipping per sub-module, and the teacher EMA. All act on rd_param_set flat buffers;
- * the optimiser's moments live in one arena sized at init, so a step allocates nothing. */
+/* Optimisation of the student: DINOv2's parameter groups computed from the parameter names
+ * (get_params_groups_with_decay, dinov2/utils/param_groups.py), AdamW exactly as torch.optim.AdamW
+ * (one group per parameter), global-norm gradient clipping per sub-module (do_train,
+ * dinov2/train/train.py), and the teacher EMA (SSLMetaArch.update_teacher). All act on rd_param_set
+ * flat buffers; the optimiser's moments live in one arena sized at init, so a step allocates
+ * nothing. */
 #ifndef RDINO_OPTIM_H
 #define RDINO_OPTIM_H
 

@@ -29,7 +29,7 @@ typedef struct rd_param {
     int64_t shape[RD_PARAM_MAX_DIMS];
     size_t numel;
     size_t offset; /* first element in data/grad */
-    float lr_mult; /* optimiser multipliers (DINOv2 §6.3); 1 until assigned */
+    float lr_mult; /* optimiser multipliers (optim.h, rd_param_groups_assign); 1 until assigned */
     float wd_mult;
     int last_layer; /* a head's last_layer.* (frozen at the start of training) */
 } rd_param;
@@ -57,6 +57,11 @@ static inline float *rd_param_data(const rd_param_set *set, int idx) {
 }
 static inline float *rd_param_grad(const rd_param_set *set, int idx) {
     return set->grad + set->params[idx].offset;
+}
+/* Tensor idx inside buf, a buffer laid out like set (its data, its gradients, a moment); NULL
+ * when the tensor is absent (idx -1) or the buffer is (NULL). Named views bind with it. */
+static inline float *rd_param_in(const rd_param_set *set, float *buf, int idx) {
+    return buf && idx >= 0 ? buf + set->params[idx].offset : NULL;
 }
 /* Index of a tensor by module and name, or -1. */
 int rd_params_find(const rd_param_set *set, rd_module module, const char *name);

@@ -1,6 +1,6 @@
 /* Training schedules, exactly DINOv2's CosineScheduler (dinov2/utils/utils.py) and the
- * schedules train.py builds from the config (spec §6.1-6.2). Values are doubles indexed by
- * the global iteration. */
+ * schedules build_schedulers (dinov2/train/train.py) makes from the config. Values are doubles
+ * indexed by the global iteration. */
 #ifndef RDINO_SCHEDULE_H
 #define RDINO_SCHEDULE_H
 

@@ -1,4 +1,5 @@
-/* One DINOv2 training iteration on one process (spec §6.7):
+/* One DINOv2 training iteration on one process (do_train in dinov2/train/train.py around
+ * SSLMetaArch.forward_backward in dinov2/train/ssl_meta_arch.py):
  *   teacher ViT on the global crops -> DINO / iBOT heads -> targets (centring or Sinkhorn);
  *   student ViT on the masked global crops and on the local crops -> heads -> DINO, iBOT and
  *   KoLeo losses -> backward through heads and backbone -> [gradient mean over ranks] ->

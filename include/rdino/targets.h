@@ -1,4 +1,6 @@
-/* Teacher targets (spec §4): softmax centring with an EMA centre, and Sinkhorn-Knopp.
+/* Teacher targets: softmax centring with an EMA centre, and Sinkhorn-Knopp (DINOLoss and
+ * iBOTPatchLoss: softmax_center_teacher, update_center / apply_center_update,
+ * sinkhorn_knopp_teacher in dinov2/loss/dino_clstoken_loss.py and ibot_patch_loss.py).
  * Every batch-level sum goes through an rd_reducer (NULL = one process), so W ranks holding
  * disjoint rows get the targets one process would get on all the rows. */
 #ifndef RDINO_TARGETS_H

@@ -1,4 +1,5 @@
-/* The DINOv2 Vision Transformer backbone (spec §2), forward and backward on the CPU.
+/* The DINOv2 Vision Transformer backbone, forward and backward on the CPU (DinoVisionTransformer
+ * in dinov2/models/vision_transformer.py, with the Block of dinov2/layers/block.py).
  *
  * Typical use (one training step does three forwards: teacher on the global crops, student on
  * the masked global crops, student on the local crops; each has its own context):
@@ -84,7 +85,8 @@ typedef struct rd_vit_block_params {
 } rd_vit_block_params;
 
 /* A backbone: its configuration and where its tensors live in a parameter set. The indices
- * are the same in every set declared the same way (student and teacher). */
+ * are the same in every set declared the same way (student and teacher). Forward and backward
+ * bind them to named pointers into the set they are given (vit.c's vit_view), at every call. */
 typedef struct rd_vit {
     rd_vit_config cfg;
     int hidden;          /* FFN hidden width (SwiGLU: h, the width after the gate) */
@@ -103,18 +105,20 @@ typedef struct rd_vit {
  * named_parameters order: cls_token, pos_embed, register_tokens, mask_token,
  * patch_embed.proj.{weight,bias}, blocks.i.*, norm.{weight,bias}. */
 rd_status rd_vit_declare(rd_vit *vit, const rd_vit_config *cfg, rd_param_set *set, rd_error *err);
-/* DINOv2 initialisation (spec §2.1) from the counter-based RNG: stream (seed, RD_RNG_INIT,
- * index = parameter number). Linear weights trunc-normal(0.02), biases 0, pos_embed
- * trunc-normal(0.02), cls/register tokens N(0, 1e-6^2), mask_token 0, LayerNorm (1, 0),
- * gamma = layerscale, patch embedding PyTorch's Conv2d default U(+-1/sqrt(C p^2)). */
+/* DINOv2 initialisation (DinoVisionTransformer.init_weights, init_weights_vit_timm) from the
+ * counter-based RNG: stream (seed, RD_RNG_INIT, index = parameter number). Linear weights
+ * trunc-normal(0.02), biases 0, pos_embed trunc-normal(0.02), cls/register tokens N(0, 1e-6^2),
+ * mask_token 0, LayerNorm (1, 0), gamma = layerscale, patch embedding PyTorch's Conv2d default
+ * U(+-1/sqrt(C p^2)). */
 void rd_vit_init_params(const rd_vit *vit, rd_param_set *set, uint64_t seed);
 /* Number of backbone parameters (elements). */
 size_t rd_vit_param_count(const rd_vit *vit, const rd_param_set *set);
 
-/* Stochastic depth (spec §2.4): for block i and branch br (0 attention, 1 FFN) the samples
- * index[(2 i + br) * batch + 0 .. count[2 i + br] - 1] (distinct, any order) take the branch,
- * rescaled by batch / count; the others skip it entirely. Subsets are inputs so that the
- * trainer draws them from the counter-based RNG and tests inject PyTorch's. */
+/* Stochastic depth as DINOv2 trains it (drop_add_residual_stochastic_depth,
+ * dinov2/layers/block.py; the paper's "Efficient stochastic depth"): for block i and branch br (0
+ * attention, 1 FFN) the samples index[(2 i + br) * batch + 0 .. count[2 i + br] - 1] (distinct, any
+ * order) take the branch, rescaled by batch / count; the others skip it entirely. Subsets are
+ * inputs so that the trainer draws them from the counter-based RNG and tests inject PyTorch's. */
 typedef struct rd_vit_drop_path {
     const int *count; /* [depth * 2] */
     const int *index; /* [depth * 2 * batch] */
@@ -212,10 +216,10 @@ rd_status rd_vit_backward(rd_vit_context *ctx, rd_param_set *params, const float
                           const float *d_patch, rd_error *err);
 
 /* The positional embedding [1 + gh*gw, D] added to an image of height x width pixels
- * (gh = height / p, gw = width / p; spec §2.3): pos_embed itself at the native square size, else
- * its patch part resampled (bicubic, antialiased when cfg.interpolate_antialias: a mode of
- * rdino/weights.h). scratch holds (gh + gw) * M + gh * M * D floats. Exposed
- * for tests and weight export. */
+ * (gh = height / p, gw = width / p; DinoVisionTransformer.interpolate_pos_encoding): pos_embed
+ * itself at the native square size, else its patch part resampled (bicubic, antialiased when
+ * cfg.interpolate_antialias: a mode of rdino/weights.h). scratch holds (gh + gw) * M + gh * M * D
+ * floats. Exposed for tests and weight export. */
 void rd_vit_pos_embed(const rd_vit *vit, const rd_param_set *params, int height, int width,
                       float *out, float *scratch);
 

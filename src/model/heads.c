@@ -100,10 +100,30 @@ rd_status rd_head_acts_alloc(rd_head_acts *acts, const rd_head *head, int capaci
     return RD_OK;
 }
 
+/* The head's tensors inside one buffer laid out like its parameter set, by name: the parameters
+ * or the gradients (see vit.c's vit_view). Bound at each forward and backward call from the set
+ * that call receives. */
+typedef struct head_view {
+    float *weight[RD_HEAD_MAX_LAYERS]; /* mlp layer i [out_i, in_i] */
+    float *bias[RD_HEAD_MAX_LAYERS];   /* [out_i] */
+    float *weight_g;                   /* [K, 1] */
+    float *weight_v;                   /* [K, bottleneck] */
+} head_view;
+
+/* Points v into buf (set->data or set->grad). */
+static void bind_view(head_view *v, const rd_head *head, const rd_param_set *set, float *buf) {
+    for (int i = 0; i < head->cfg.nlayers; i++) {
+        v->weight[i] = rd_param_in(set, buf, head->weight[i]);
+        v->bias[i] = rd_param_in(set, buf, head->bias[i]);
+    }
+    v->weight_g = rd_param_in(set, buf, head->weight_g);
+    v->weight_v = rd_param_in(set, buf, head->weight_v);
+}
+
 /* weight[k] = g_k v_k / ||v_k|| (torch _weight_norm: v * (g / ||v||)). */
-static void effective_weight(const rd_head *head, const rd_param_set *set, rd_head_acts *a) {
+static void effective_weight(const rd_head *head, const head_view *w, rd_head_acts *a) {
     const int K = head->cfg.prototypes, bn = head->cfg.bottleneck;
-    const float *v = rd_param_data(set, head->weight_v), *g = rd_param_data(set, head->weight_g);
+    const float *v = w->weight_v, *g = w->weight_g;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < K; k++) {
         const float *vk = v + (size_t)k * bn;
@@ -124,13 +144,14 @@ rd_status rd_head_forward(const rd_head *head, const rd_param_set *set, rd_head_
                        rd_module_name(head->module), rows, a->capacity);
     a->rows = rows;
     a->x = x;
-    effective_weight(head, set, a);
+    head_view w;
+    bind_view(&w, head, set, set->data);
+    effective_weight(head, &w, a);
     if (rows == 0) return RD_OK;
     const float *in = x;
     for (int i = 0; i < c->nlayers; i++) {
         float *out = i == c->nlayers - 1 ? a->y : a->pre[i];
-        rd_linear_forward(out, in, rd_param_data(set, head->weight[i]),
-                          rd_param_data(set, head->bias[i]), rows, layer_in(c, i), layer_out(c, i));
+        rd_linear_forward(out, in, w.weight[i], w.bias[i], rows, layer_in(c, i), layer_out(c, i));
         if (i < c->nlayers - 1) {
             rd_gelu_forward(a->act[i], a->pre[i], (size_t)rows * c->hidden_dim);
             in = a->act[i];
@@ -167,11 +188,13 @@ static void normalize_backward(rd_head_acts *a, int bn) {
     }
 }
 
-/* torch weight_norm backward from dW = dL/d(effective weight). */
-static void weight_norm_backward(const rd_head *head, rd_param_set *set, const rd_head_acts *a) {
+/* torch weight_norm backward from dW = dL/d(effective weight): w the parameters, grads their
+ * gradients. */
+static void weight_norm_backward(const rd_head *head, const head_view *w, const head_view *grads,
+                                 const rd_head_acts *a) {
     const int K = head->cfg.prototypes, bn = head->cfg.bottleneck;
-    const float *v = rd_param_data(set, head->weight_v), *g = rd_param_data(set, head->weight_g);
-    float *dv = rd_param_grad(set, head->weight_v), *dg = rd_param_grad(set, head->weight_g);
+    const float *v = w->weight_v, *g = w->weight_g;
+    float *dv = grads->weight_v, *dg = grads->weight_g;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < K; k++) {
         const float *vk = v + (size_t)k * bn, *dwk = a->dweight + (size_t)k * bn;
@@ -193,23 +216,26 @@ void rd_head_backward(const rd_head *head, rd_param_set *set, rd_head_acts *a, c
     /* dW[K, bn] = dlogits^T z (overwritten), dz[rows, bn] = dlogits W. */
     rd_sgemm(1, 0, K, bn, rows, 1.0f, dlogits, K, a->z, bn, 0.0f, a->dweight, bn, NULL);
     rd_sgemm(0, 0, rows, bn, K, 1.0f, dlogits, K, a->weight, bn, 0.0f, a->dz, bn, NULL);
-    weight_norm_backward(head, set, a);
+    head_view w, grads;
+    bind_view(&w, head, set, set->data);
+    bind_view(&grads, head, set, set->grad);
+    weight_norm_backward(head, &w, &grads, a);
     normalize_backward(a, bn);
     /* MLP backward, last layer first. dout holds dL/d(layer output); of the two scratch
      * buffers, the one dout is not in takes dL/d(layer input), the other the pre-GELU gradient
      * (dout is consumed by then). */
     const float *dout = a->dz;
     for (int i = c->nlayers - 1; i >= 0; i--) {
-        float *dw = rd_param_grad(set, head->weight[i]), *db = rd_param_grad(set, head->bias[i]);
-        const float *w = rd_param_data(set, head->weight[i]);
+        float *dw = grads.weight[i], *db = grads.bias[i];
         if (i == 0) {
-            rd_linear_backward(dx, dw, db, dout, a->x, w, rows, layer_in(c, 0), layer_out(c, 0));
+            rd_linear_backward(dx, dw, db, dout, a->x, w.weight[0], rows, layer_in(c, 0),
+                               layer_out(c, 0));
             break;
         }
         float *dact = dout == a->dhidden[0] ? a->dhidden[1] : a->dhidden[0];
         float *dpre = dact == a->dhidden[0] ? a->dhidden[1] : a->dhidden[0];
         memset(dact, 0, hid_n * sizeof(float));
-        rd_linear_backward(dact, dw, db, dout, a->act[i - 1], w, rows, layer_in(c, i),
+        rd_linear_backward(dact, dw, db, dout, a->act[i - 1], w.weight[i], rows, layer_in(c, i),
                            layer_out(c, i));
         memset(dpre, 0, hid_n * sizeof(float));
         rd_gelu_backward(dpre, a->pre[i - 1], dact, hid_n);

@@ -1,4 +1,4 @@
-/* The DINOv2 ViT backbone: parameters, activation arena, forward and backward (spec §2). */
+/* The DINOv2 ViT backbone: parameters, activation arena, forward and backward (vit.h). */
 #include "rdino/vit.h"
 
 #include <math.h>
@@ -463,17 +463,66 @@ const char *rd_vit_time_name(rd_vit_time category) {
         if ((ctx)->profile) (ctx)->seconds[(ctx)->phase][category] += rd_now() - t0_;              \
     } while (0)
 
+/* ---- named views ------------------------------------------------------------------------- */
+
+/* The backbone's tensors inside one buffer laid out like its parameter set, by name: the
+ * parameters (forward and backward read them) or the gradients (backward adds into them), as
+ * llm.c's ParameterTensors. NULL where a tensor is absent (bias off, no LayerScale, no
+ * registers) or the buffer is (a set without gradients). Bound at each forward and backward
+ * call from the set that call receives, so a view never outlives its buffer, and one rd_vit
+ * serves the student and the teacher set. */
+typedef struct block_view {
+    float *norm1_w, *norm1_b; /* [D] */
+    float *qkv_w, *qkv_b;     /* [3D, D], [3D] */
+    float *proj_w, *proj_b;   /* [D, D], [D] */
+    float *ls1;               /* [D] LayerScale gamma of the attention branch */
+    float *norm2_w, *norm2_b; /* [D] */
+    float *fc1_w, *fc1_b;     /* mlp.fc1 [hidden, D] or mlp.w12 [2h, D] */
+    float *fc2_w, *fc2_b;     /* mlp.fc2 [D, hidden] or mlp.w3 [D, h] */
+    float *ls2;               /* [D] LayerScale gamma of the FFN branch */
+} block_view;
+
+typedef struct vit_view {
+    float *cls_token, *pos_embed, *register_tokens, *mask_token;
+    float *patch_w, *patch_b; /* [D, in_chans, p, p], [D] */
+    block_view blocks[RD_VIT_MAX_DEPTH];
+    float *norm_w, *norm_b; /* [D] final LayerNorm */
+} vit_view;
+
+/* Points v into buf (set->data or set->grad; any buffer laid out like set). */
+static void bind_view(vit_view *v, const rd_vit *vit, const rd_param_set *set, float *buf) {
+    v->cls_token = rd_param_in(set, buf, vit->cls_token);
+    v->pos_embed = rd_param_in(set, buf, vit->pos_embed);
+    v->register_tokens = rd_param_in(set, buf, vit->register_tokens);
+    v->mask_token = rd_param_in(set, buf, vit->mask_token);
+    v->patch_w = rd_param_in(set, buf, vit->patch_weight);
+    v->patch_b = rd_param_in(set, buf, vit->patch_bias);
+    for (int i = 0; i < vit->cfg.depth; i++) {
+        const rd_vit_block_params *ix = &vit->blocks[i];
+        block_view *b = &v->blocks[i];
+        b->norm1_w = rd_param_in(set, buf, ix->norm1_weight);
+        b->norm1_b = rd_param_in(set, buf, ix->norm1_bias);
+        b->qkv_w = rd_param_in(set, buf, ix->qkv_weight);
+        b->qkv_b = rd_param_in(set, buf, ix->qkv_bias);
+        b->proj_w = rd_param_in(set, buf, ix->proj_weight);
+        b->proj_b = rd_param_in(set, buf, ix->proj_bias);
+        b->ls1 = rd_param_in(set, buf, ix->ls1_gamma);
+        b->norm2_w = rd_param_in(set, buf, ix->norm2_weight);
+        b->norm2_b = rd_param_in(set, buf, ix->norm2_bias);
+        b->fc1_w = rd_param_in(set, buf, ix->fc1_weight);
+        b->fc1_b = rd_param_in(set, buf, ix->fc1_bias);
+        b->fc2_w = rd_param_in(set, buf, ix->fc2_weight);
+        b->fc2_b = rd_param_in(set, buf, ix->fc2_bias);
+        b->ls2 = rd_param_in(set, buf, ix->ls2_gamma);
+    }
+    v->norm_w = rd_param_in(set, buf, vit->norm_weight);
+    v->norm_b = rd_param_in(set, buf, vit->norm_bias);
+}
+
 /* ---- forward ----------------------------------------------------------------------------- */
 
-static const float *P(const rd_param_set *set, int idx) {
-    return idx < 0 ? NULL : rd_param_data(set, idx);
-}
-static float *G(const rd_param_set *set, int idx) {
-    return idx < 0 ? NULL : rd_param_grad(set, idx);
-}
-
-/* Positional embedding for an image of height x width (spec §2.3): pos_embed itself at the
- * native square size, else its patch grid resampled into out [1 + g0 g1, D] with the weights
+/* Positional embedding for an image of height x width (interpolate_pos_encoding): pos_embed itself
+ * at the native square size, else its patch grid resampled into out [1 + g0 g1, D] with the weights
  * kept in scratch (wrow [g0, M], wcol [g1, M], then a [g0, M, D] temporary). */
 static int pos_is_native(const rd_vit *vit, int height, int width) {
     int p = vit->cfg.patch_size;
@@ -499,16 +548,16 @@ static const float *pos_for(const rd_vit *vit, const float *pos_embed, int heigh
 void rd_vit_pos_embed(const rd_vit *vit, const rd_param_set *params, int height, int width,
                       float *out, float *scratch) {
     int p = vit->cfg.patch_size, n = (height / p) * (width / p);
-    const float *pos = pos_for(vit, P(params, vit->pos_embed), height, width, out, scratch);
+    const float *pos_embed = rd_param_in(params, params->data, vit->pos_embed);
+    const float *pos = pos_for(vit, pos_embed, height, width, out, scratch);
     if (pos != out) memcpy(out, pos, (size_t)(1 + n) * vit->cfg.embed_dim * sizeof(float));
 }
 
 /* x [b, T, D] = [cls + pos0, registers, (mask ? mask_token : embed) + pos] */
-static void assemble_tokens(const rd_vit *vit, const rd_param_set *params, vit_layout *L,
-                            const float *pos, int b, int n, int has_mask) {
+static void assemble_tokens(const rd_vit *vit, const vit_view *w, vit_layout *L, const float *pos,
+                            int b, int n, int has_mask) {
     int D = vit->cfg.embed_dim, R = vit->cfg.num_register_tokens, T = 1 + R + n;
-    const float *cls = P(params, vit->cls_token), *reg = P(params, vit->register_tokens);
-    const float *mask_token = P(params, vit->mask_token);
+    const float *cls = w->cls_token, *reg = w->register_tokens, *mask_token = w->mask_token;
 #pragma omp parallel for collapse(2) schedule(static) if ((long)b * T * D > RD_PARALLEL_MIN)
     for (int i = 0; i < b; i++)
         for (int t = 0; t < T; t++) {
@@ -528,7 +577,7 @@ static void assemble_tokens(const rd_vit *vit, const rd_param_set *params, vit_l
         }
 }
 
-/* Which samples take branch br of block blk and their rescale (spec §2.4). */
+/* Which samples take branch br of block blk and their rescale (vit.h, rd_vit_drop_path). */
 static const int *branch_subset(const rd_vit_context *ctx, int blk, int br, int b, int *keep,
                                 float *scale) {
     const vit_layout *L = ctx->layout;
@@ -540,9 +589,8 @@ static const int *branch_subset(const rd_vit_context *ctx, int blk, int br, int 
     return L->dp_index + (size_t)(2 * blk + br) * b;
 }
 
-static void block_forward(rd_vit_context *ctx, const rd_param_set *params, int blk) {
+static void block_forward(rd_vit_context *ctx, const block_view *w, int blk) {
     const rd_vit *vit = ctx->vit;
-    const rd_vit_block_params *bp = &vit->blocks[blk];
     vit_layout *L = ctx->layout;
     int D = vit->cfg.embed_dim, H = vit->cfg.num_heads, T = ctx->tokens, b = ctx->batch;
     int hid = vit->hidden, F = ffn_width(vit), train = ctx->mode == RD_VIT_TRAIN;
@@ -559,56 +607,50 @@ static void block_forward(rd_vit_context *ctx, const rd_param_set *params, int b
             in = A->xin;
         }
         if (br == 0) {
-            TIMED(ctx, RD_VIT_TIME_LAYERNORM,
-                  rd_layernorm_forward(L->ln, A->mean, A->rstd, in, P(params, bp->norm1_weight),
-                                       P(params, bp->norm1_bias), rows, D));
+            TIMED(
+                ctx, RD_VIT_TIME_LAYERNORM,
+                rd_layernorm_forward(L->ln, A->mean, A->rstd, in, w->norm1_w, w->norm1_b, rows, D));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->h, L->ln, P(params, bp->qkv_weight), P(params, bp->qkv_bias),
-                                    rows, D, 3 * D));
+                  rd_linear_forward(A->h, L->ln, w->qkv_w, w->qkv_b, rows, D, 3 * D));
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
                   rd_attention_forward(A->heads, A->att, L->att_scratch, A->h, keep, T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->y, A->heads, P(params, bp->proj_weight),
-                                    P(params, bp->proj_bias), rows, D, D));
+                  rd_linear_forward(A->y, A->heads, w->proj_w, w->proj_b, rows, D, D));
         } else {
-            TIMED(ctx, RD_VIT_TIME_LAYERNORM,
-                  rd_layernorm_forward(L->ln, A->mean, A->rstd, in, P(params, bp->norm2_weight),
-                                       P(params, bp->norm2_bias), rows, D));
+            TIMED(
+                ctx, RD_VIT_TIME_LAYERNORM,
+                rd_layernorm_forward(L->ln, A->mean, A->rstd, in, w->norm2_w, w->norm2_b, rows, D));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->h, L->ln, P(params, bp->fc1_weight), P(params, bp->fc1_bias),
-                                    rows, D, F));
+                  rd_linear_forward(A->h, L->ln, w->fc1_w, w->fc1_b, rows, D, F));
             if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION, rd_swiglu_forward(L->act, A->h, rows, hid));
             else
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
                       rd_gelu_forward(L->act, A->h, (size_t)rows * hid));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->y, L->act, P(params, bp->fc2_weight),
-                                    P(params, bp->fc2_bias), rows, hid, D));
+                  rd_linear_forward(A->y, L->act, w->fc2_w, w->fc2_b, rows, hid, D));
         }
         TIMED(ctx, RD_VIT_TIME_RESIDUAL,
-              rd_residual_forward(L->x, A->y, P(params, br == 0 ? bp->ls1_gamma : bp->ls2_gamma), S,
-                                  keep, T, D, scale));
+              rd_residual_forward(L->x, A->y, br == 0 ? w->ls1 : w->ls2, S, keep, T, D, scale));
     }
 }
 
 /* Final LayerNorm straight into the three contiguous outputs. */
-static void final_norm(rd_vit_context *ctx, const rd_param_set *params) {
+static void final_norm(rd_vit_context *ctx, const vit_view *w) {
     const rd_vit *vit = ctx->vit;
     vit_layout *L = ctx->layout;
     int D = vit->cfg.embed_dim, R = vit->cfg.num_register_tokens, T = ctx->tokens;
     int n = ctx->n_patches;
-    const float *w = P(params, vit->norm_weight), *bias = P(params, vit->norm_bias);
 #pragma omp parallel for schedule(static) if ((long)ctx->batch * T * D > RD_PARALLEL_MIN)
     for (int i = 0; i < ctx->batch; i++) {
         const float *x = L->x + (size_t)i * T * D;
         float *mean = L->norm_mean + (size_t)i * T, *rstd = L->norm_rstd + (size_t)i * T;
-        rd_layernorm_forward(L->cls + (size_t)i * D, mean, rstd, x, w, bias, 1, D);
+        rd_layernorm_forward(L->cls + (size_t)i * D, mean, rstd, x, w->norm_w, w->norm_b, 1, D);
         if (R > 0)
-            rd_layernorm_forward(L->reg + (size_t)i * R * D, mean + 1, rstd + 1, x + D, w, bias, R,
-                                 D);
+            rd_layernorm_forward(L->reg + (size_t)i * R * D, mean + 1, rstd + 1, x + D, w->norm_w,
+                                 w->norm_b, R, D);
         rd_layernorm_forward(L->patch + (size_t)i * n * D, mean + 1 + R, rstd + 1 + R,
-                             x + (size_t)(1 + R) * D, w, bias, n, D);
+                             x + (size_t)(1 + R) * D, w->norm_w, w->norm_b, n, D);
     }
 }
 
@@ -691,20 +733,21 @@ rd_status rd_vit_forward(rd_vit_context *ctx, const rd_param_set *params, const 
     ctx->has_mask = mask != NULL;
     if (mask) memcpy(L->mask, mask, (size_t)b * n);
 
+    vit_view w;
+    bind_view(&w, vit, params, params->data);
     ctx->phase = 0;
     double t0 = ctx->profile ? rd_now() : 0.0;
     rd_patchify(L->patches, images, b, c, height, width, p);
-    rd_patch_embed_forward(L->embed, L->fold, L->patches, P(params, vit->patch_weight),
-                           P(params, vit->patch_bias), b * n, c, C, p, D);
-    const float *pos = pos_for(vit, P(params, vit->pos_embed), height, width, L->pos, L->interp);
-    assemble_tokens(vit, params, L, pos, b, n, ctx->has_mask);
+    rd_patch_embed_forward(L->embed, L->fold, L->patches, w.patch_w, w.patch_b, b * n, c, C, p, D);
+    const float *pos = pos_for(vit, w.pos_embed, height, width, L->pos, L->interp);
+    assemble_tokens(vit, &w, L, pos, b, n, ctx->has_mask);
     if (ctx->profile) ctx->seconds[0][RD_VIT_TIME_EMBED] += rd_now() - t0;
     trace(ctx, 0);
     for (int blk = 0; blk < cfg->depth; blk++) {
-        block_forward(ctx, params, blk);
+        block_forward(ctx, &w.blocks[blk], blk);
         trace(ctx, blk + 1);
     }
-    TIMED(ctx, RD_VIT_TIME_LAYERNORM, final_norm(ctx, params));
+    TIMED(ctx, RD_VIT_TIME_LAYERNORM, final_norm(ctx, &w));
     ctx->forward_done = 1;
     if (out) {
         out->batch = b;
@@ -745,9 +788,9 @@ static void ffn_activation(rd_vit_context *ctx, const branch_acts *A, int rows) 
         rd_gelu_forward(L->act, A->h, (size_t)rows * vit->hidden);
 }
 
-static void block_backward(rd_vit_context *ctx, rd_param_set *params, int blk) {
+/* w: the block's parameters, g: its gradients. */
+static void block_backward(rd_vit_context *ctx, const block_view *w, const block_view *g, int blk) {
     const rd_vit *vit = ctx->vit;
-    const rd_vit_block_params *bp = &vit->blocks[blk];
     vit_layout *L = ctx->layout;
     int D = vit->cfg.embed_dim, H = vit->cfg.num_heads, T = ctx->tokens, b = ctx->batch;
     int hid = vit->hidden, F = ffn_width(vit);
@@ -757,23 +800,24 @@ static void block_backward(rd_vit_context *ctx, rd_param_set *params, int blk) {
         const int *S = branch_subset(ctx, blk, br, b, &keep, &scale);
         const branch_acts *A = &L->branch[2 * blk + br];
         int rows = keep * T;
-        int gamma = br == 0 ? bp->ls1_gamma : bp->ls2_gamma;
-        int nw = br == 0 ? bp->norm1_weight : bp->norm2_weight;
-        int nb = br == 0 ? bp->norm1_bias : bp->norm2_bias;
+        const float *gamma = br == 0 ? w->ls1 : w->ls2;
+        const float *norm_w = br == 0 ? w->norm1_w : w->norm2_w;
+        const float *norm_b = br == 0 ? w->norm1_b : w->norm2_b;
+        float *dgamma = br == 0 ? g->ls1 : g->ls2;
+        float *dnorm_w = br == 0 ? g->norm1_w : g->norm2_w;
+        float *dnorm_b = br == 0 ? g->norm1_b : g->norm2_b;
         /* the LayerNorm output again (same arithmetic as forward, so the same values) */
-        TIMED(
-            ctx, RD_VIT_TIME_LAYERNORM,
-            rd_layernorm_forward(L->ln, NULL, NULL, A->xin, P(params, nw), P(params, nb), rows, D));
+        TIMED(ctx, RD_VIT_TIME_LAYERNORM,
+              rd_layernorm_forward(L->ln, NULL, NULL, A->xin, norm_w, norm_b, rows, D));
         /* dy = d(branch output) from the residual stream's gradient */
         zero(L->dy, (size_t)rows * D);
         TIMED(ctx, RD_VIT_TIME_RESIDUAL,
-              rd_residual_backward(L->dy, G(params, gamma), L->dx, A->y, P(params, gamma), S, keep,
-                                   T, D, scale));
+              rd_residual_backward(L->dy, dgamma, L->dx, A->y, gamma, S, keep, T, D, scale));
         if (br == 1) {
             TIMED(ctx, RD_VIT_TIME_ACTIVATION, ffn_activation(ctx, A, rows));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->da, G(params, bp->fc2_weight), G(params, bp->fc2_bias),
-                                       L->dy, L->act, P(params, bp->fc2_weight), rows, hid, D));
+                  linear_backward_into(L->da, g->fc2_w, g->fc2_b, L->dy, L->act, w->fc2_w, rows,
+                                       hid, D));
             zero(L->dh, (size_t)rows * F);
             if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
@@ -782,25 +826,25 @@ static void block_backward(rd_vit_context *ctx, rd_param_set *params, int blk) {
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
                       rd_gelu_backward(L->dh, A->h, L->da, (size_t)rows * hid));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->dln, G(params, bp->fc1_weight), G(params, bp->fc1_bias),
-                                       L->dh, L->ln, P(params, bp->fc1_weight), rows, D, F));
+                  linear_backward_into(L->dln, g->fc1_w, g->fc1_b, L->dh, L->ln, w->fc1_w, rows, D,
+                                       F));
         } else {
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->da, G(params, bp->proj_weight), G(params, bp->proj_bias),
-                                       L->dy, A->heads, P(params, bp->proj_weight), rows, D, D));
+                  linear_backward_into(L->da, g->proj_w, g->proj_b, L->dy, A->heads, w->proj_w,
+                                       rows, D, D));
             zero(L->dh, (size_t)rows * 3 * D);
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
                   rd_attention_backward(L->dh, L->att_scratch, L->da, A->h, A->att, keep, T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->dln, G(params, bp->qkv_weight), G(params, bp->qkv_bias),
-                                       L->dh, L->ln, P(params, bp->qkv_weight), rows, D, 3 * D));
+                  linear_backward_into(L->dln, g->qkv_w, g->qkv_b, L->dh, L->ln, w->qkv_w, rows, D,
+                                       3 * D));
         }
         /* without subsets the branch input is the whole stream: accumulate in place */
         float *dxin = S ? L->dxin : L->dx;
         if (S) zero(L->dxin, (size_t)rows * D);
         TIMED(ctx, RD_VIT_TIME_LAYERNORM,
-              rd_layernorm_backward(dxin, G(params, nw), G(params, nb), L->dln, A->xin, A->mean,
-                                    A->rstd, P(params, nw), rows, D));
+              rd_layernorm_backward(dxin, dnorm_w, dnorm_b, L->dln, A->xin, A->mean, A->rstd,
+                                    norm_w, rows, D));
         if (S)
             TIMED(ctx, RD_VIT_TIME_RESIDUAL,
                   rd_scatter_add_samples(L->dx, L->dxin, S, keep, (size_t)T * D));
@@ -808,18 +852,18 @@ static void block_backward(rd_vit_context *ctx, rd_param_set *params, int blk) {
 }
 
 /* Gradients of the token assembly: cls, registers, positional embedding, mask token and the
- * patch embedding (spec §2.2: pos is added to every patch, masked ones too). Sums over samples
- * run in sample order. */
-static void embedding_backward(rd_vit_context *ctx, rd_param_set *params) {
+ * patch embedding (prepare_tokens_with_masks adds pos to every patch, masked ones too). Sums over
+ * samples run in sample order. */
+static void embedding_backward(rd_vit_context *ctx, const vit_view *grads) {
     const rd_vit *vit = ctx->vit;
     vit_layout *L = ctx->layout;
     int D = vit->cfg.embed_dim, R = vit->cfg.num_register_tokens, T = ctx->tokens;
     int b = ctx->batch, n = ctx->n_patches, M = vit->grid;
     int native = pos_is_native(vit, ctx->height, ctx->width);
-    float *dpos_embed = G(params, vit->pos_embed);
+    float *dpos_embed = grads->pos_embed;
     float *dpos = native ? dpos_embed : L->dpos; /* [1 + n, D] */
     if (!native) zero(L->dpos, (size_t)(1 + n) * D);
-    float *dcls = G(params, vit->cls_token), *dreg = G(params, vit->register_tokens);
+    float *dcls = grads->cls_token, *dreg = grads->register_tokens;
 #pragma omp parallel for schedule(static) if ((long)b * T * D > RD_PARALLEL_MIN)
     for (int t = 0; t < T; t++) {
         float *dst = t == 0   ? dpos
@@ -835,7 +879,7 @@ static void embedding_backward(rd_vit_context *ctx, rd_param_set *params) {
         }
     }
     /* patch tokens: masked ones feed mask_token, the others the patch embedding */
-    float *dmask = G(params, vit->mask_token);
+    float *dmask = grads->mask_token;
     for (int i = 0; i < b; i++)
         for (int j = 0; j < n; j++) {
             const float *g = L->dx + ((size_t)i * T + 1 + R + j) * D;
@@ -847,9 +891,8 @@ static void embedding_backward(rd_vit_context *ctx, rd_param_set *params) {
                 memcpy(de, g, (size_t)D * sizeof(float));
             }
         }
-    rd_patch_embed_backward(G(params, vit->patch_weight), G(params, vit->patch_bias), L->fold,
-                            L->dembed, L->patches, b * n, ctx->channels, vit->cfg.in_chans,
-                            vit->cfg.patch_size, D);
+    rd_patch_embed_backward(grads->patch_w, grads->patch_b, L->fold, L->dembed, L->patches, b * n,
+                            ctx->channels, vit->cfg.in_chans, vit->cfg.patch_size, D);
     if (native) return;
     const float *wrow = L->interp, *wcol = wrow + (size_t)ctx->grid_h * M;
     for (int c = 0; c < D; c++) dpos_embed[c] += dpos[c];
@@ -882,17 +925,19 @@ rd_status rd_vit_backward(rd_vit_context *ctx, rd_param_set *params, const float
                    (size_t)n * D * sizeof(float));
     }
     zero(L->dx, (size_t)b * T * D);
+    vit_view w, g;
+    bind_view(&w, vit, params, params->data);
+    bind_view(&g, vit, params, params->grad);
     ctx->phase = 1;
     TIMED(ctx, RD_VIT_TIME_LAYERNORM,
-          rd_layernorm_backward(L->dx, G(params, vit->norm_weight), G(params, vit->norm_bias), dz,
-                                L->x, L->norm_mean, L->norm_rstd, P(params, vit->norm_weight),
-                                b * T, D));
+          rd_layernorm_backward(L->dx, g.norm_w, g.norm_b, dz, L->x, L->norm_mean, L->norm_rstd,
+                                w.norm_w, b * T, D));
     if (ctx->grad_hook) ctx->grad_hook(ctx->grad_hook_arg, vit->cfg.depth);
     for (int blk = vit->cfg.depth - 1; blk >= 0; blk--) {
-        block_backward(ctx, params, blk);
+        block_backward(ctx, &w.blocks[blk], &g.blocks[blk], blk);
         if (ctx->grad_hook) ctx->grad_hook(ctx->grad_hook_arg, blk);
     }
-    TIMED(ctx, RD_VIT_TIME_EMBED, embedding_backward(ctx, params));
+    TIMED(ctx, RD_VIT_TIME_EMBED, embedding_backward(ctx, &g));
     if (ctx->grad_hook) ctx->grad_hook(ctx->grad_hook_arg, -1);
     return RD_OK;
 }

@@ -1,4 +1,6 @@
-/* DINOv2 losses (spec §5) with their gradients. Cross-entropies are
+/* DINOv2 losses with their gradients: DINOLoss (dinov2/loss/dino_clstoken_loss.py),
+ * iBOTPatchLoss.forward_masked (ibot_patch_loss.py) and KoLeoLoss (koleo_loss.py), weighted as
+ * SSLMetaArch.forward_backward (dinov2/train/ssl_meta_arch.py) does. Cross-entropies are
  * CE(q, s) = -sum_k q_k log_softmax(s / student_temp)_k per row. Each function returns the
  * unweighted loss term and writes weight x dTerm/dInput; gradients w.r.t. logits may be written
  * over the logits themselves (ds may alias s), which halves the memory for large K. */

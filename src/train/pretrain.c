@@ -476,7 +476,7 @@ static rd_status train(run *r, int64_t start, volatile sig_atomic_t *stop, int64
             break;
         }
         if (it == s->nan_step && r->rank == 0)
-            r->tr.student.data[r->tr.student.params[r->tr.vit.cls_token].offset] = NAN;
+            rd_param_data(&r->tr.student, r->tr.vit.cls_token)[0] = NAN;
         rd_schedule_values v;
         rd_schedules_at(&r->sched, it, &v);
         rd_step_stats stats;

@@ -1,7 +1,8 @@
 /* DINO head: finite-difference check of the backward (every parameter and the input, for 1, 2
- * and 3 MLP layers), DINOv2 parameter names, init, and the invariants of spec §9.6. The
- * forward runs in fp32 and the probe loss sum(logits x probe) is accumulated in double;
- * central differences with eps 1e-2 are compared at rtol 5e-3, atol 5e-4. */
+ * and 3 MLP layers), DINOv2 parameter names, init, and the head's invariants (unit-norm
+ * bottleneck output, |logit| <= max g_k). The forward runs in fp32 and the probe loss
+ * sum(logits x probe) is accumulated in double; central differences with eps 1e-2 are compared
+ * at rtol 5e-3, atol 5e-4. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,7 @@
 /* The ViT backbone: configuration, parameter declaration and initialisation, the backward pass
  * against finite differences (every tensor, with masks, registers, drop path, a resampled
- * positional embedding, grey input, SwiGLU), and the numerical invariants of spec §9.
+ * positional embedding, grey input, SwiGLU), and numerical invariants of the DINOv2 backbone
+ * (native pos-embed unchanged, LayerScale-initialised blocks near the identity, drop-path counts).
  * Finite differences: central, step 1e-2 on a tiny model whose loss sum(out * probe) is
  * accumulated in double; |fd - analytic| <= 1e-3 + 1e-2 |fd| (the fp32 forward's rounding noise
  * divided by the step is ~1e-4). */
@@ -183,7 +184,8 @@ static void config_from_run_config(rd_test *t) {
     CHECK(cfg.drop_path_rate == 0.3 && cfg.interpolate_offset == 0.1);
     CHECK(cfg.layerscale == 1e-5f && cfg.ffn == RD_VIT_FFN_MLP && cfg.qkv_bias);
 
-    /* SwiGLU hidden widths from spec §2.1: 2736 for D = 1024, 4096 for D = 1536 */
+    /* SwiGLU hidden widths (SwiGLUFFN in dinov2/layers/swiglu_ffn.py): 2736 for D = 1024, 4096
+     * for D = 1536 */
     static const char *archs[] = {"vit_large", "vit_giant2"};
     static const int hidden[] = {2736, 4096};
     for (int k = 0; k < 2; k++) {
@@ -322,7 +324,7 @@ static void init_follows_dinov2(rd_test *t) {
     rd_params_free(&again);
 }
 
-/* ---- invariants (spec §9) ----------------------------------------------------------------- */
+/* ---- invariants -------------------------------------------------------------------------- */
 
 static void pos_embed_identity_at_native_size(rd_test *t) {
     rd_vit_config cfg;

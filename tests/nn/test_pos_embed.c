@@ -1,6 +1,6 @@
-/* Positional-embedding resampling (DINOv2 §2.3): bicubic rows sum to 1, the size form at the
- * native grid is the identity, a hand-computed scale-factor row, the separable resampling
- * against a direct double sum (rtol 1e-5, atol 1e-6), and backward as the exact adjoint:
+/* Positional-embedding resampling (DINOv2's interpolate_pos_encoding): bicubic rows sum to 1, the
+ * size form at the native grid is the identity, a hand-computed scale-factor row, the separable
+ * resampling against a direct double sum (rtol 1e-5, atol 1e-6), and backward as the exact adjoint:
  * <R x, y> = <x, R^T y> (relative 1e-5). The PyTorch comparison of the plain bicubic is in
  * tests/model/test_vit_fixtures.c; the antialiased one is compared here with torch 1.13's
  * interpolate(antialias=True) (tests/reference/pos_embed_aa.py -> fixtures/pos_embed_aa.h5). */

@@ -1,7 +1,8 @@
-/* LayerScale residual with exact-count drop-path subsets (DINOv2 §2.4): only the kept samples
- * change, by (b/keep) gamma * y; averaged over all subsets of a size the update equals the
- * undropped one (rtol 1e-6); gather/scatter; backward of y and gamma against central finite
- * differences (step 1e-2, |fd - g| <= 1e-5 + 1e-4 |fd|: the map is linear in each). */
+/* LayerScale residual with exact-count drop-path subsets (drop_add_residual_stochastic_depth,
+ * dinov2/layers/block.py): only the kept samples change, by (b/keep) gamma * y; averaged over all
+ * subsets of a size the update equals the undropped one (rtol 1e-6); gather/scatter; backward of
+ * y and gamma against central finite differences (step 1e-2, |fd - g| <= 1e-5 + 1e-4 |fd|: the
+ * map is linear in each). */
 #include <stdlib.h>
 #include <string.h>
 

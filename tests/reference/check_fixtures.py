@@ -1,8 +1,9 @@
 """Self-check of the DINOv2 oracle and of the HDF5 fixtures.
 
-    cd /work/main && /usr/bin/python3 tests/reference/check_fixtures.py
+    /usr/bin/python3 tests/reference/check_fixtures.py      # from the repository root
 
-Part A validates the oracle against the spec §9 invariants and autograd gradchecks.
+Part A validates the oracle against closed-form invariants of DINOv2's step and autograd
+gradchecks.
 Part B loads every fixture, checks the exact dataset list and shapes (the C contract),
 internal consistency, that a fresh float64 run reproduces the stored bytes, and
 reports the float32-oracle vs float64-fixture error (a guide for C tolerances).
@@ -44,7 +45,7 @@ def close(a, b, tol, msg):
 
 
 # ==================================================================================
-# Part A: invariants of the oracle (spec §9) and gradchecks
+# Part A: invariants of the oracle and gradchecks
 # ==================================================================================
 
 def tiny_cfg(**kw):
@@ -162,7 +163,7 @@ def test_ema_adamw_clip():
         for n, v in d.items():
             check(torch.equal(v, O.state_dict_of(s)[sub][n]), "ema: m=0 gives the student")
 
-    # AdamW: torch param groups vs explicit §6.4 formula; lr=0 leaves params
+    # AdamW: torch param groups vs the explicit AdamW formula; lr=0 leaves params
     g = torch.Generator().manual_seed(8)
     for lr, last_lr in ((3e-3, 2e-3), (0.0, 0.0)):
         c = O.StepConfig(**{**O.config_attrs(cfg), "lr": lr, "last_layer_lr": last_lr,
@@ -212,7 +213,7 @@ def test_ema_adamw_clip():
 
 
 def test_param_groups():
-    """§6.3 ✔ numbers for ViT-S/12 with d=0.9."""
+    """get_params_groups_with_decay's numbers for ViT-S/12 with d=0.9."""
     def mult(name, sub="backbone"):
         return O.lr_wd_multipliers(sub, name, 12, 0.9, 0.2)
     close(mult("pos_embed")[0], 0.254187, 5e-7, "groups: embeddings")

@@ -1,9 +1,10 @@
 """PyTorch oracle for one DINOv2 (RAD-DINO) training step.
 
-A compact, independent re-implementation of the semantics described in
-/work/shared/spec/dinov2.md (the facebookresearch/dinov2 training code):
-ViT backbone (§2), DINO heads (§3), teacher targets (§4), losses (§5),
-per-sub-module gradient clipping, AdamW parameter groups and teacher EMA (§6).
+A compact, independent re-implementation of the semantics of the DINOv2 training code
+(facebookresearch/dinov2): ViT backbone (dinov2/models/vision_transformer.py,
+dinov2/layers/), DINO heads (dinov2/layers/dino_head.py), teacher targets and losses
+(dinov2/loss/), per-sub-module gradient clipping, AdamW parameter groups and teacher EMA
+(dinov2/train/train.py, dinov2/utils/param_groups.py, dinov2/train/ssl_meta_arch.py).
 
 Every random choice (crops, masks, drop-path subsets) is injected, so a C port can
 reproduce the step exactly.  Parameter names equal DINOv2 state-dict names.
@@ -95,7 +96,8 @@ class StepConfig:
 
 
 # ----------------------------------------------------------------------------------
-# Positional-embedding interpolation (§2.3), explicit bicubic
+# Positional-embedding interpolation (DinoVisionTransformer.interpolate_pos_encoding),
+# explicit bicubic
 # ----------------------------------------------------------------------------------
 
 def cubic_weights(t: float, A: float = BICUBIC_A) -> List[float]:
@@ -148,7 +150,7 @@ def interpolate_pos_embed(pos_embed: torch.Tensor, H: int, W: int, patch_size: i
 
 
 # ----------------------------------------------------------------------------------
-# Backbone (§2)
+# Backbone (DinoVisionTransformer, dinov2/layers/block.py)
 # ----------------------------------------------------------------------------------
 
 class PatchEmbed(nn.Module):
@@ -213,7 +215,8 @@ class Block(nn.Module):
         return self.mlp(self.norm2(x))
 
     def forward(self, x, subsets: Optional[Dict[str, torch.Tensor]] = None):
-        """subsets: None (no drop path) or {'attn': S, 'ffn': S} exact-count index subsets (§2.4)."""
+        """subsets: None (no drop path) or {'attn': S, 'ffn': S} exact-count index subsets
+        (drop_add_residual_stochastic_depth)."""
         if subsets is None:
             x = x + self.ls1(self.attn_branch(x))
             return x + self.ls2(self.ffn_branch(x))
@@ -275,7 +278,7 @@ class ViT(nn.Module):
 
 
 # ----------------------------------------------------------------------------------
-# Head (§3)
+# Head (DINOHead)
 # ----------------------------------------------------------------------------------
 
 class WeightNormLinear(nn.Module):
@@ -322,7 +325,7 @@ def ibot_head_of(model: nn.ModuleDict) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------------
-# Teacher targets (§4)
+# Teacher targets (softmax_center_teacher, sinkhorn_knopp_teacher)
 # ----------------------------------------------------------------------------------
 
 def softmax_center(logits, center, temp):
@@ -352,7 +355,7 @@ def sinkhorn_knopp(logits, temp, B_tot, n_iter: int = 3, subtract_max: bool = Tr
 
 
 # ----------------------------------------------------------------------------------
-# Losses (§5)
+# Losses (DINOLoss, iBOTPatchLoss, KoLeoLoss)
 # ----------------------------------------------------------------------------------
 
 def cross_entropy_rows(targets, student_logits, student_temp):
@@ -407,7 +410,7 @@ def koleo_loss(x, return_index: bool = False):
 
 
 # ----------------------------------------------------------------------------------
-# Optimisation (§6)
+# Optimisation (param_groups.py, train.py, SSLMetaArch.update_teacher)
 # ----------------------------------------------------------------------------------
 
 EMBED_NAMES = ("pos_embed", "patch_embed", "mask_token", "cls_token", "register_tokens")
@@ -415,7 +418,8 @@ EMBED_NAMES = ("pos_embed", "patch_embed", "mask_token", "cls_token", "register_
 
 def lr_wd_multipliers(sub: str, name: str, depth: int, layerwise_decay: float,
                       patch_embed_lr_mult: float):
-    """(lr_mult, wd_mult, is_last_layer) for parameter `name` of student sub-module `sub` (§6.3)."""
+    """(lr_mult, wd_mult, is_last_layer) for parameter `name` of student sub-module `sub`
+    (get_params_groups_with_decay)."""
     if sub == "backbone":
         if any(k in name for k in EMBED_NAMES):
             layer_id = 0
@@ -490,7 +494,7 @@ class StepInputs:
 
 
 # ----------------------------------------------------------------------------------
-# One training step (§6.7, single rank)
+# One training step (do_train around SSLMetaArch.forward_backward, single rank)
 # ----------------------------------------------------------------------------------
 
 def teacher_targets(cfg: StepConfig, teacher: nn.ModuleDict, inp: StepInputs, out: dict):
@@ -534,7 +538,7 @@ def teacher_targets(cfg: StepConfig, teacher: nn.ModuleDict, inp: StepInputs, ou
 
 def student_losses(cfg: StepConfig, student: nn.ModuleDict, inp: StepInputs,
                    t_dino, t_ibot, out: dict, koleo_group: int = 0):
-    """Student forward and the backpropagated loss L of §5 (returns L).
+    """Student forward and the backpropagated loss L of SSLMetaArch.forward_backward (returns L).
 
     koleo_group > 0: KoLeo neighbourhoods are groups of that many images per crop (rdino's
     pretrain.group_size); each group's term counts n/B of the crop's mean.  0 = the whole batch
@@ -669,7 +673,7 @@ def config_attrs(cfg: StepConfig) -> dict:
 
 
 # ----------------------------------------------------------------------------------
-# Many steps (§6.2-6.7): the state carried from one iteration to the next
+# Many steps (do_train's loop): the state carried from one iteration to the next
 # ----------------------------------------------------------------------------------
 
 class CosineScheduler:
@@ -719,8 +723,8 @@ def schedules(base_lr, min_lr, epochs, warmup_epochs, freeze_last_layer_epochs, 
 def train(cfg: StepConfig, student_sd: dict, teacher_sd: dict, batches, schedule,
           koleo_group: int = 0, dtype=torch.float64, snapshot_every: int = 0):
     """Runs len(schedule) iterations from the given state with fresh AdamW moments (step 0) and
-    centres 0, carrying student, teacher, AdamW state and the centres (deferred update, §4.1)
-    from step to step.
+    centres 0, carrying student, teacher, AdamW state and the centres (deferred update,
+    apply_center_update) from step to step.
 
     batches: iterable of StepInputs (centres ignored); schedule: [S, 5] rows (lr, last_layer_lr,
     wd, momentum, teacher_temp) as rdino's schedules give them for each iteration.

@@ -1,6 +1,6 @@
 """Generate the HDF5 fixtures for the rdino C tests from the PyTorch oracle.
 
-    cd /work/main && /usr/bin/python3 tests/reference/make_fixtures.py
+    /usr/bin/python3 tests/reference/make_fixtures.py      # from the repository root
     (options: --dtype float32 to run the oracle in fp32, --out DIR)
 
 Deterministic: fixed seeds, one thread, no HDF5 timestamps → byte-identical reruns.
@@ -113,8 +113,8 @@ def random_moments(sd: dict, g):
 
 
 def random_masks(n_images: int, N: int, g) -> torch.Tensor:
-    """floor(n_images/2) masked images (stratified ratios in [0.1, 0.5] as §1.3, ≥1 patch,
-    random positions), randomly assigned to images."""
+    """floor(n_images/2) masked images (stratified ratios in [0.1, 0.5] as collate_data_and_cast
+    draws them, ≥1 patch, random positions), randomly assigned to images."""
     n_masked = n_images // 2
     probs = np.linspace(0.1, 0.5, n_masked + 1)
     masks = torch.zeros(n_images, N, dtype=torch.bool)

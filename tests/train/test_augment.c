@@ -1,8 +1,8 @@
-/* Multi-crop augmentation (spec §1.1 on grey images): RandomResizedCrop parameters against
- * torchvision's get_params driven by the same draws, crop + resize against Pillow, the blur
- * against torchvision's gaussian_blur, the photometric ops against values worked out by hand,
- * their composition order, the probability of each op, and the keyed streams. References come
- * from tests/train/augment_reference.py at test time. */
+/* Multi-crop augmentation (DINOv2's DataAugmentationDINO on grey images): RandomResizedCrop
+ * parameters against torchvision's get_params driven by the same draws, crop + resize against
+ * Pillow, the blur against torchvision's gaussian_blur, the photometric ops against values worked
+ * out by hand, their composition order, the probability of each op, and the keyed streams.
+ * References come from tests/train/augment_reference.py at test time. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,11 +2,11 @@
  * the sampler visits every training image once per pass; global batch s is the same on 1, 2 and
  * 4 ranks (ranks simulated by loaders with rank/size parameters: crops, masks, mask weights and
  * drop-path subsets, concatenated rank by rank); the crops are the keyed augmentations of the
- * images the sampler names; masks and subsets follow the group rules (spec §9.13, §9.14 per
- * group); prefetching gives the synchronous batches, in and out of order; 16-bit shards give the
- * 8-bit batches; errors name the shard. With "--dump DIR FILE" it runs on MPI_COMM_WORLD with
- * prefetch and rank 0 writes the assembled global batches, which test_loader.sh compares across
- * 1, 2 and 4 real ranks. */
+ * images the sampler names; masks and subsets follow the group rules (docs/PRETRAIN.md,
+ * "Groups": drop-path keep counts and iBOT mask counts per group); prefetching gives the
+ * synchronous batches, in and out of order; 16-bit shards give the 8-bit batches; errors name the
+ * shard. With "--dump DIR FILE" it runs on MPI_COMM_WORLD with prefetch and rank 0 writes the
+ * assembled global batches, which test_loader.sh compares across 1, 2 and 4 real ranks. */
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -215,7 +215,7 @@ static void check_groups(rd_test *t, const view *v) {
                           "group %d tensor %d branch %d keeps %d", k, tns, b, kept);
             }
     }
-    CHECK_NEAR(v->weight_sum, masked_images, 1e-4); /* §9.14 */
+    CHECK_NEAR(v->weight_sum, masked_images, 1e-4); /* masks_weight sums to 1 per masked image */
 }
 
 /* Global batch `step` through W loaders (rank order), assembled into v. */

@@ -1,5 +1,5 @@
 /* DINO, iBOT and KoLeo losses: finite-difference checks of the gradients (losses accumulated in
- * double, eps 1e-3 on logits of scale 1, rtol 2e-3, atol 2e-5), the invariants of spec §9.3-9.5,
+ * double, eps 1e-3 on logits of scale 1, rtol 2e-3, atol 2e-5), closed-form values of each loss,
  * and KoLeo against the PyTorch oracle (sinkhorn_koleo.h5; fp64 oracle, rtol 1e-5). */
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +73,7 @@ static void dino_gradients(rd_test *t) {
     CHECK_NEAR(g2, g, 1e-12);
 }
 
-/* Explicit formula of §5 (pairs of views), in double. */
+/* DINOLoss.forward's sum over (teacher view, student view) pairs written out, in double. */
 static void dino_matches_formula(rd_test *t) {
     dino_case c;
     dino_fill(&c, 4, 1.0);
@@ -112,7 +112,7 @@ static void dino_matches_formula(rd_test *t) {
     CHECK_NEAR(g0, want_g * Z / 3.0, 1e-6 * g0);
 }
 
-/* §9.3: uniform teacher and constant student => every pair is ln K; loss >= target entropy. */
+/* Uniform teacher and constant student => every pair is ln K; loss >= target entropy. */
 static void dino_uniform_is_log_k(rd_test *t) {
     dino_case c = {.n_local = NL};
     for (int i = 0; i < 2 * B * K; i++) c.t[i] = 1.0f / K;
@@ -149,7 +149,7 @@ static void ibot_gradients_and_uniform(rd_test *t) {
     float ds[M * K];
     rd_ibot_loss(c.q, c.s, c.w, M, IMAGES, K, TEMP, 1.0, ds);
     CHECK_GRAD("ds_masked", c.s, ds, M * K, ibot_total, &c, FD_EPS, FD_RTOL, FD_ATOL);
-    /* §9.4: uniform targets, constant student => ln K x masked images / n_images. */
+    /* Uniform targets, constant student => ln K x masked images / n_images. */
     for (int i = 0; i < M * K; i++) {
         c.q[i] = 1.0f / K;
         c.s[i] = 0.7f;
@@ -186,7 +186,7 @@ static void koleo_gradients(rd_test *t) {
     CHECK_CLOSE("accumulated", c.dx, twice, 6 * D, 1e-6, 1e-9);
 }
 
-/* §9.5: orthonormal rows => -ln(sqrt 2); two unit vectors at distance delta => -ln(delta);
+/* Orthonormal rows => -ln(sqrt 2); two unit vectors at distance delta => -ln(delta);
  * invariant to positive rescaling of the rows. */
 static void koleo_invariants(rd_test *t) {
     koleo_case c = {.n = 4};

@@ -1,6 +1,6 @@
-/* iBOT masks (spec §1.3, §9.14): block-generator bounds, the collate invariants over many
- * groups, the float32 upperbound as torch computes it, and determinism of the counter-based
- * keys (seed, epoch, first image of the group). */
+/* iBOT masks (collate_data_and_cast, MaskingGenerator): block-generator bounds, the collate
+ * invariants over many groups, the float32 upperbound as torch computes it, and determinism of the
+ * counter-based keys (seed, epoch, first image of the group). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
-/* Parameter groups (spec §6.3, the full ViT-S/12 table of §9.15), AdamW against a double
+/* Parameter groups (get_params_groups_with_decay: the full ViT-S/12 table), AdamW against a double
  * precision transcription of torch.optim.AdamW (rtol 1e-6), the lr = 0 / freeze semantics,
- * per-module clipping and the teacher EMA (§9.7, 9.9, 9.10). */
+ * per-module clipping and the teacher EMA. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +46,7 @@ static void vit_small_group_table(rd_test *t) {
     rd_param_groups_assign(&s, 12, 0.9, 0.2);
     for (int i = 0; i < s.count; i++) {
         const rd_param *p = &s.params[i];
-        double lr; /* spec §6.3 ✔ values, the rest from its formula */
+        double lr; /* values from get_vit_lr_decay_rate run on ViT-S/12, the rest its formula */
         if (strncmp(p->name, "patch_embed", 11) == 0 && p->module == RD_MODULE_BACKBONE)
             lr = 0.050837;
         else if (p->module != RD_MODULE_BACKBONE || strncmp(p->name, "norm.", 5) == 0)
@@ -138,7 +138,7 @@ static void adamw_matches_torch_formula(rd_test *t) {
     rd_params_free(&s);
 }
 
-/* §9.9 / §6.4: lr = 0 leaves parameters bit-identical (no decay) but moments and step advance;
+/* lr = 0 leaves parameters bit-identical (no decay) but moments and step advance;
  * the frozen last layer (last-layer lr 0) likewise while the rest moves. */
 static void adamw_zero_lr_and_freeze(rd_test *t) {
     rd_param_set s;
@@ -166,7 +166,7 @@ static void adamw_zero_lr_and_freeze(rd_test *t) {
     rd_params_free(&s);
 }
 
-/* §9.10: per sub-module, norm <= max after clipping; below the threshold untouched. */
+/* Per sub-module, norm <= max after clipping; below the threshold untouched. */
 static void clipping_per_module(rd_test *t) {
     rd_param_set s;
     small_set(t, &s);
@@ -195,7 +195,7 @@ static void clipping_per_module(rd_test *t) {
     rd_params_free(&s);
 }
 
-/* §9.7: m = 1 keeps the teacher bit-identical, m = 0 copies the student; otherwise the mix. */
+/* m = 1 keeps the teacher bit-identical, m = 0 copies the student; otherwise the mix. */
 static void ema_momentum_extremes(rd_test *t) {
     rd_param_set student, teacher;
     small_set(t, &student);

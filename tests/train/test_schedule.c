@@ -1,5 +1,5 @@
-/* Schedules (spec §6.1-6.2, §9.8) built from the default config: boundary values, the cosine
- * and linear shapes (rtol 1e-12 against the closed forms), and the lr scaling rules. */
+/* Schedules (CosineScheduler, build_schedulers) built from the default config: boundary values, the
+ * cosine and linear shapes (rtol 1e-12 against the closed forms), and the lr scaling rules. */
 #include "harness.h"
 #include "rdino/config.h"
 #include "rdino/schedule.h"

@@ -1,10 +1,10 @@
-/* Rank equivalence of the whole step (spec §7, §9.16): W = 2 ranks simulated by threads, each
- * holding half of the images and reducing through the rd_step_comm hooks, must give what one
- * process gives on all the images: same losses (mean over ranks), same averaged and clipped
- * gradients, same parameters after AdamW and EMA, and both ranks bit-identical. KoLeo is
- * computed in groups of 2 images on both sides (koleo_group), which is what makes it
- * rank-independent; masks are injected identically. Tolerances (fp32 sums in another order):
- * gradients rtol 1e-4 + 1e-5 x the tensor's max, parameters rtol 1e-5 + 1e-6. */
+/* Rank equivalence of the whole step (docs/PRETRAIN.md, "Rank-count invariance"): W = 2 ranks
+ * simulated by threads, each holding half of the images and reducing through the rd_step_comm
+ * hooks, must give what one process gives on all the images: same losses (mean over ranks), same
+ * averaged and clipped gradients, same parameters after AdamW and EMA, and both ranks
+ * bit-identical. KoLeo is computed in groups of 2 images on both sides (koleo_group), which is what
+ * makes it rank-independent; masks are injected identically. Tolerances (fp32 sums in another
+ * order): gradients rtol 1e-4 + 1e-5 x the tensor's max, parameters rtol 1e-5 + 1e-6. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* Teacher targets: Sinkhorn-Knopp and softmax centring (spec §4, §9.1-9.2), against the PyTorch
+/* Teacher targets: Sinkhorn-Knopp and softmax centring (sinkhorn_knopp_teacher,
+ * softmax_center_teacher in dinov2/loss/dino_clstoken_loss.py), against the PyTorch
  * oracle (sinkhorn_koleo.h5, fp64 oracle, rtol 1e-5) and with W ranks simulated by threads that
  * hold disjoint rows and reduce through the rd_reducer hook (in rank order), which must give
  * the one-process result (rtol 1e-6: the sums are doubles). */
@@ -50,7 +51,7 @@ static void sinkhorn_matches_oracle(rd_test *t) {
     rd_fixture_close(f);
 }
 
-/* §9.1: non-negative, rows sum to 1, uniform logits give 1/K, prototype mass ~ B_tot/K. */
+/* Non-negative, rows sum to 1, uniform logits give 1/K, prototype mass ~ B_tot/K. */
 static void sinkhorn_invariants(rd_test *t) {
     enum { ROWS = 24, K = 40 };
     rd_error err = {0};
@@ -69,7 +70,7 @@ static void sinkhorn_invariants(rd_test *t) {
     for (int k = 0; k < K; k++) {
         double mass = 0;
         for (int r = 0; r < ROWS; r++) mass += q[r * K + k];
-        /* not exact after 3 iterations (spec: 0.81-1.14 x in a random test) */
+        /* only near B_tot/K after 3 iterations, not exact */
         CHECK(mass > 0.7 * ROWS / K && mass < 1.3 * ROWS / K);
     }
     for (int i = 0; i < ROWS * K; i++) logits[i] = 0.25f;
@@ -116,7 +117,7 @@ static void run_ranks(int W, const int *split, rank_job *jobs, void *(*fn)(void 
     sim_run(W, ranks, args, fn);
 }
 
-/* §9.1: W-rank result = 1-rank result on the concatenated rows (uneven splits, one rank
+/* W-rank result = 1-rank result on the concatenated rows (uneven splits, one rank
  * empty). */
 static void sinkhorn_ranks_equal_one_process(rd_test *t) {
     enum { ROWS = 30, K = 50 };
@@ -139,7 +140,7 @@ static void sinkhorn_ranks_equal_one_process(rd_test *t) {
     }
 }
 
-/* §9.2: rows sum to 1; the first step uses c = 0; after one update from 0, c = 0.1 mean(t);
+/* Rows sum to 1; the first step uses c = 0; after one update from 0, c = 0.1 mean(t);
  * the update is deferred to the next apply. */
 static void centering_update(rd_test *t) {
     enum { ROWS = 6, K = 16 };
