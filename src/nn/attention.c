@@ -38,9 +38,10 @@ static void blas_gemm(float *c, long ldc, const float *a, long sam, long sak, co
 #include <immintrin.h>
 
 /* The tile products in registers, the vector being the target's widest (AVX-512: blocks of
- * MR = 6 rows by NV = 4 zmm, 24 accumulators of 32 registers; AVX: 6 x 2 ymm, 12 of 16). Twice
- * OpenBLAS 0.3.21's speed on these shapes with AVX-512 (which it runs with its Haswell kernels on
- * AMD Zen 4/5), 10 % faster with AVX2. */
+ * MR = 6 rows by NV = 4 zmm, 24 accumulators of 32 registers; AVX: 6 x 2 ymm, 12 of 16).
+ * Measured against blas_gemm on the same tiles (bench/bench_attention, an AMD Zen 5 that
+ * OpenBLAS 0.3.21 drives with its Haswell kernels): 1.9x faster with AVX-512, 1.0-1.1x with
+ * AVX2. */
 #if defined(__AVX512F__)
 enum { VL = 16, NV = 4 };
 typedef __m512 vf;
@@ -155,8 +156,8 @@ static void gemm(float *c, long ldc, const float *a, long sam, long sak, const f
 }
 #else
 /* Built without AVX (a portable x86-64-v2 build): OpenBLAS, which picks its kernels at run
- * time, beats 4-wide vectors without FMA (5x at T = 1370 on an AVX-512 machine). Tile columns
- * are still padded to 8 floats. */
+ * time, beats 4-wide register blocks without FMA (2.5x at T = 1370 on the machine above). Tile
+ * columns are still padded to 8 floats. */
 enum { VL = 8 };
 #define gemm blas_gemm
 #endif
@@ -270,7 +271,7 @@ void rd_attention_forward(float *out, float *lse, float *scratch, const float *q
 
 /* One head, query tile by query tile, key tile by key tile (a fixed order, so the sums into dq,
  * dk and dv do not depend on the thread count). lse [2, T]: row max and log-sum as the forward
- * left them. Per tile pair, with P = exp(s - lse):
+ * left them. Per tile pair, with P = exp(s - m - log l):
  * dv += P^T dO,  dP = dO v^T,  dS = P (dP - delta),  dq += scale dS k,  dk += scale dS^T q,
  * where delta[row] = dO . out (= sum over the row of P dP). */
 static void backward_head(float *dq, float *dk, float *dv, float *work, const float *dout,
