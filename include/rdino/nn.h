@@ -64,16 +64,20 @@ void rd_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
 
 /* qkv [b, T, 3D] holds q | k | v blocks of D channels, heads contiguous inside each block
  * (head h = channels h*hd .. h*hd+hd-1, hd = D / H).
- * out [b, T, D] = concat_h softmax(q_h k_h^T / sqrt(hd)) v_h.
- * att [b, H, T, T]: the softmax probabilities, kept for backward; NULL for inference, then
- * scratch must hold rd_attention_scratch_floats(T) floats per thread (omp_get_max_threads()).
- * Parallel over (b, H). */
-void rd_attention_forward(float *out, float *att, float *scratch, const float *qkv, int b, int T,
+ * out [b, T, D] = concat_h softmax(q_h k_h^T / sqrt(hd)) v_h, computed in tiles of queries and
+ * keys with an online softmax (FlashAttention-2): no [T, T] matrix is ever stored.
+ * lse [b, H, 2, T]: each row's log-sum-exp of the scaled scores s, in two parts kept for
+ * backward: the row max m [T], then log sum_j exp(s_j - m) [T]. NULL for inference. scratch:
+ * rd_attention_scratch_floats(T, hd) floats per thread (omp_get_max_threads()). Parallel over (b,
+ * H, query tiles). */
+void rd_attention_forward(float *out, float *lse, float *scratch, const float *qkv, int b, int T,
                           int D, int H);
-/* dqkv [b, T, 3D] += gradient from dout [b, T, D]; scratch as above (per thread). */
-void rd_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                           const float *att, int b, int T, int D, int H);
-size_t rd_attention_scratch_floats(int T);
+/* dqkv [b, T, 3D] += gradient from dout [b, T, D]; out and lse from the forward on the same qkv
+ * (the probabilities are recomputed tile by tile). scratch as above. Parallel over (b, H), each
+ * head's sums in a fixed order: results do not depend on the thread count. */
+void rd_attention_backward(float *dqkv, float *scratch, const float *dout, const float *out,
+                           const float *qkv, const float *lse, int b, int T, int D, int H);
+size_t rd_attention_scratch_floats(int T, int hd);
 
 /* ---- Patch embedding (Conv2d with kernel = stride = p, as a GEMM) ------------------------ */
 

@@ -288,7 +288,7 @@ typedef struct branch_acts {
     float *xin;         /* [rows, D] branch input: the kept samples of the residual stream */
     float *mean, *rstd; /* [rows] */
     float *h;           /* attention: qkv [rows, 3D]; FFN: first linear [rows, F] */
-    float *att;         /* attention: softmax probabilities [keep, H, T, T] */
+    float *lse;         /* attention: log-sum-exp of each score row [keep, H, 2, T] */
     float *heads;       /* attention: heads output [rows, D] */
     float *y;           /* [rows, D] branch output before LayerScale */
 } branch_acts;
@@ -302,7 +302,7 @@ typedef struct vit_layout {
     float *x;                     /* [b, T, D] residual stream */
     float *norm_mean, *norm_rstd; /* [b * T] final LayerNorm */
     float *cls, *reg, *patch;     /* outputs */
-    float *att_scratch;           /* per thread [T, T] */
+    float *att_scratch;           /* per thread, rd_attention_scratch_floats(T, hd) */
     float *ln;                    /* [rows, D] LayerNorm output of the current branch */
     float *act;                   /* [rows, hidden] GELU / gate output of the current FFN */
     branch_acts branch[2 * RD_VIT_MAX_DEPTH]; /* train: one per branch; infer: 2, reused */
@@ -346,7 +346,8 @@ static void layout(vit_layout *L, rd_arena *a, const rd_vit *vit, const shape *s
     L->cls = floats(a, (size_t)s->b * D);
     L->reg = floats(a, (size_t)s->b * R * D);
     L->patch = floats(a, bn * D);
-    L->att_scratch = floats(a, (size_t)s->threads * rd_attention_scratch_floats(s->T));
+    L->att_scratch =
+        floats(a, (size_t)s->threads * rd_attention_scratch_floats(s->T, (int)(D / H)));
     L->ln = floats(a, rows * D);
     L->act = floats(a, rows * hid);
     int nbranch = train ? 2 * c->depth : 2;
@@ -358,7 +359,7 @@ static void layout(vit_layout *L, rd_arena *a, const rd_vit *vit, const shape *s
         A->mean = floats(a, rows);
         A->rstd = floats(a, rows);
         A->h = floats(a, rows * (attn ? 3 * D : F));
-        A->att = train && attn ? floats(a, (size_t)s->b * H * s->T * s->T) : NULL;
+        A->lse = train && attn ? floats(a, (size_t)s->b * H * 2 * s->T) : NULL;
         A->heads = attn ? floats(a, rows * D) : NULL;
         A->y = floats(a, rows * D);
     }
@@ -613,7 +614,7 @@ static void block_forward(rd_vit_context *ctx, const block_view *w, int blk) {
             TIMED(ctx, RD_VIT_TIME_GEMM,
                   rd_linear_forward(A->h, L->ln, w->qkv_w, w->qkv_b, rows, D, 3 * D));
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
-                  rd_attention_forward(A->heads, A->att, L->att_scratch, A->h, keep, T, D, H));
+                  rd_attention_forward(A->heads, A->lse, L->att_scratch, A->h, keep, T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
                   rd_linear_forward(A->y, A->heads, w->proj_w, w->proj_b, rows, D, D));
         } else {
@@ -834,7 +835,8 @@ static void block_backward(rd_vit_context *ctx, const block_view *w, const block
                                        rows, D, D));
             zero(L->dh, (size_t)rows * 3 * D);
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
-                  rd_attention_backward(L->dh, L->att_scratch, L->da, A->h, A->att, keep, T, D, H));
+                  rd_attention_backward(L->dh, L->att_scratch, L->da, A->heads, A->h, A->lse, keep,
+                                        T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
                   linear_backward_into(L->dln, g->qkv_w, g->qkv_b, L->dh, L->ln, w->qkv_w, rows, D,
                                        3 * D));
