@@ -1,5 +1,5 @@
 /* The per-image preprocessing pipeline; see preprocess_image.h. */
-#include "preprocess_image.h"
+#include "rdino/preprocess_image.h"
 
 #include <math.h>
 #include <stdlib.h>

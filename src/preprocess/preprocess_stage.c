@@ -12,14 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "preprocess_image.h"
-#include "preprocess_plan.h"
 #include "rdino/agree.h"
 #include "rdino/csv.h"
 #include "rdino/file.h"
 #include "rdino/journal.h"
 #include "rdino/log.h"
 #include "rdino/paths.h"
+#include "rdino/preprocess_image.h"
+#include "rdino/preprocess_plan.h"
 #include "rdino/workqueue.h"
 
 enum { FORMAT_VERSION = 1 };
