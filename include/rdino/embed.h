@@ -36,8 +36,9 @@ typedef struct rd_embed_params {
     const char *output;     /* the .h5 file to publish (its folder is created) */
     /* attributes: provenance for the reader */
     const char *encoder;      /* name of the encoder ("trained", "random-init", ...) */
-    const char *init;         /* "checkpoint" or "random" */
-    const char *checkpoint;   /* path of the checkpoint, "none" for random init */
+    const char *init;         /* "checkpoint", "random" or "weights" */
+    const char *checkpoint;   /* path of the checkpoint, "none" otherwise */
+    const char *weights;      /* released weights read (init "weights"), else NULL */
     int64_t seed;             /* random init: the seed (stored when init is "random") */
     const char *model_config; /* the model's configuration keys as YAML */
     const char *config;       /* the full resolved configuration as YAML */

@@ -156,7 +156,7 @@ rd_status rd_weights_load_head(const rd_safetensors *st, const char *prefix, con
  *
  * path is a snapshot folder (config.json if present, else the shapes; model.safetensors, else
  * backbone_compatible.safetensors; dino_head.safetensors if present) or one .safetensors file
- * (shapes only, no head). */
+ * (no head; the config.json beside it if there is one, as in a snapshot, else the shapes). */
 typedef struct rd_pretrained {
     char weights_path[RD_PATH_MAX]; /* the backbone file opened */
     char head_path[RD_PATH_MAX];    /* "" when there is no head file */

@@ -735,8 +735,12 @@ rd_status rd_pretrained_open(rd_pretrained *p, const char *path, rd_error *err) 
                            RD_WEIGHTS_HF_FILE, RD_WEIGHTS_ORIGINAL_FILE);
         snprintf(p->head_path, sizeof p->head_path, "%s/%s", path, RD_WEIGHTS_HEAD_FILE);
         if (!is_file(p->head_path)) p->head_path[0] = '\0';
-    } else {
+    } else { /* a snapshot's file (backbone_compatible.safetensors): its folder's config.json */
         snprintf(p->weights_path, sizeof p->weights_path, "%s", path);
+        const char *slash = strrchr(path, '/');
+        snprintf(config, sizeof config, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path,
+                 RD_WEIGHTS_CONFIG);
+        if (!is_file(config)) config[0] = '\0';
     }
     rd_status s = rd_safetensors_open(&p->file, p->weights_path, err);
     if (s) return s;
