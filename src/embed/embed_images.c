@@ -72,7 +72,7 @@ static void builder_free(list_builder *b) {
 static rd_status list_folder(const char *dir, list_builder *b, rd_error *err) {
     rd_image_tree tree;
     rd_status st = rd_image_tree_list(dir, NULL, &tree, err);
-    if (st) return rd_wrap(err, "embed.images: ");
+    if (st) return rd_wrap(err, "embed.images");
     char path[2 * RD_PATH_MAX];
     for (size_t i = 0; i < tree.nfiles && !st; i++) {
         const char *rel = tree.files[i].path;
@@ -125,7 +125,7 @@ static rd_status list_csv(const rd_config *cfg, const char *csv, list_builder *b
     if (!st) st = rd_preprocess_plan_build(&copy, NULL, &plan, err);
     if (st) {
         rd_config_free(&copy);
-        return rd_wrap(err, "embed.images: ");
+        return rd_wrap(err, "embed.images");
     }
     const char *image_root = rd_cfg_str(&copy, "data.image_root");
     char path[2 * RD_PATH_MAX];

@@ -80,7 +80,7 @@ static rd_status plan_encoder(const rd_config *cfg, stage_plan *s, rd_error *err
     s->interpolation = -1;
     if (strcmp(mode, "auto") != 0) {
         rd_pos_interp m;
-        if (rd_pos_interp_parse(mode, &m, err)) return rd_wrap(err, "embed.interpolation: ");
+        if (rd_pos_interp_parse(mode, &m, err)) return rd_wrap(err, "embed.interpolation");
         s->interpolation = (int)m;
     }
     return RD_OK;
@@ -223,7 +223,7 @@ static rd_status load_weights(const char *path, int interpolation, MPI_Comm comm
     if (opened) rd_pretrained_close(&pre);
     if (!st) st = rd_bcast_floats(set->data, set->numel, 0, comm, err);
     if (st) rd_params_free(set);
-    return st ? rd_wrap(err, "embed.weights: ") : RD_OK;
+    return st ? rd_wrap(err, "embed.weights") : RD_OK;
 }
 
 /* The encoder and the configuration describing it (enc, initialised here). */

@@ -195,7 +195,7 @@ rd_status rd_hf_processor_load(const char *path, rd_hf_processor *p, rd_error *e
     if (!s) s = read_triple(root, "image_mean", path, p->image_mean, err);
     if (!s) s = read_triple(root, "image_std", path, p->image_std, err);
     json_decref(root);
-    if (!s && rd_hf_check(p, err)) s = rd_wrap(err, "%s: ", path);
+    if (!s && rd_hf_check(p, err)) s = rd_wrap(err, "%s", path);
     return s;
 }
 

@@ -512,7 +512,7 @@ rd_status rd_weights_read_hf_config(const char *path, rd_vit_config *cfg, rd_err
     cfg->ffn = swiglu ? RD_VIT_FFN_SWIGLU : RD_VIT_FFN_MLP;
     rd_pos_interp_apply(cfg, with_registers ? RD_POS_INTERP_DINOV2_REG : RD_POS_INTERP_HF);
     s = rd_vit_config_check(cfg, err);
-    return s ? rd_wrap(err, "%s: ", path) : RD_OK;
+    return s ? rd_wrap(err, "%s", path) : RD_OK;
 }
 
 static const rd_st_tensor *model_tensor(const file_view *v, const char *fmt, int i) {
@@ -580,7 +580,7 @@ static rd_status infer_from_view(const file_view *v, const rd_weight_names *name
     cfg->drop_path_uniform = 1;
     rd_status s = rd_weights_default_interpolation(v->st, names, cfg, err);
     if (!s) s = rd_vit_config_check(cfg, err);
-    return s ? rd_wrap(err, "%s (inferred from the shapes): ", path) : RD_OK;
+    return s ? rd_wrap(err, "%s (inferred from the shapes)", path) : RD_OK;
 }
 
 static const name_map *backbone_map(const rd_weight_names *names) {
@@ -630,7 +630,7 @@ rd_status rd_weights_student_config(const rd_config *config, rd_vit_config *cfg,
     if (!s && native > 0) {
         cfg->img_size = (int)native;
         s = rd_vit_config_check(cfg, err);
-        if (s) rd_wrap(err, "student.img_size %lld: ", (long long)native);
+        if (s) rd_wrap(err, "student.img_size %lld", (long long)native);
     }
     return s;
 }

@@ -30,7 +30,7 @@ typedef struct weights_record {
 static rd_status read_record(const char *path, weights_record *rec, rd_error *err) {
     rd_pretrained pre;
     rd_status st = rd_pretrained_open(&pre, path, err);
-    if (st) return rd_wrap(err, "student.pretrained_weights: ");
+    if (st) return rd_wrap(err, "student.pretrained_weights");
     *rec = (weights_record){pre.cfg.img_size, pre.cfg.interpolate_antialias,
                             pre.cfg.interpolate_offset};
     rd_pretrained_close(&pre);
@@ -104,7 +104,7 @@ static rd_status load_backbone(rd_trainer *tr, const char *path, const char *hea
     }
     rd_pretrained pre;
     rd_status st = rd_pretrained_open(&pre, path, err);
-    if (st) return rd_wrap(err, "student.pretrained_weights: ");
+    if (st) return rd_wrap(err, "student.pretrained_weights");
     if (pre.cfg_from_json && pre.cfg.num_heads != tr->vit.cfg.num_heads)
         st = rd_fail(err, RD_EINVAL,
                      "student.pretrained_weights: %s/%s has %d attention heads, the student %d "
@@ -112,7 +112,7 @@ static rd_status load_backbone(rd_trainer *tr, const char *path, const char *hea
                      "another network",
                      path, RD_WEIGHTS_CONFIG, pre.cfg.num_heads, tr->vit.cfg.num_heads);
     if (!st) st = rd_pretrained_load_backbone(&pre, &tr->vit, &tr->student, err);
-    if (st) rd_wrap(err, "student.pretrained_weights: ");
+    if (st) rd_wrap(err, "student.pretrained_weights");
     if (!st && pre.head_path[0] && !*head_weights)
         rd_info("%s is there too: dino.head_weights=%s would start the DINO head from it",
                 pre.head_path, pre.head_path);
@@ -127,7 +127,7 @@ static rd_status load_head(rd_trainer *tr, const char *path, rd_error *err) {
         st = rd_weights_load_head(&file, NULL, &tr->dino_head, &tr->student, err);
         rd_safetensors_close(&file);
     }
-    if (st) return rd_wrap(err, "dino.head_weights: ");
+    if (st) return rd_wrap(err, "dino.head_weights");
     if (tr->separate_ibot)
         rd_info("dino.head_weights: the separate iBOT head (ibot.separate_head) starts from "
                 "DINOv2's random initialisation");
@@ -214,7 +214,7 @@ rd_status rd_pretrain_export(const rd_trainer *tr, const rd_config *cfg, const c
     rd_status st = rd_weights_export(dir, &tr->vit, &tr->teacher, head ? &tr->dino_head : NULL,
                                      original ? RD_EXPORT_ORIGINAL_NAMES : 0, err);
     if (!st) st = write_processor(cfg, dir, err);
-    if (st) return rd_wrap(err, "pretrain.export_dir: ");
+    if (st) return rd_wrap(err, "pretrain.export_dir");
     rd_info("exported the teacher to %s: %s, %s, %s%s%s", dir, RD_WEIGHTS_CONFIG,
             RD_WEIGHTS_HF_FILE, RD_HF_PROCESSOR_FILE, original ? ", " RD_WEIGHTS_ORIGINAL_FILE : "",
             head ? ", " RD_WEIGHTS_HEAD_FILE : "");
