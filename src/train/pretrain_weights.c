@@ -107,7 +107,7 @@ static rd_status load_backbone(rd_trainer *tr, const char *path, const char *hea
     if (st) return rd_wrap(err, "student.pretrained_weights");
     if (pre.cfg_from_json && pre.cfg.num_heads != tr->vit.cfg.num_heads)
         st = rd_fail(err, RD_EINVAL,
-                     "student.pretrained_weights: %s/%s has %d attention heads, the student %d "
+                     "%s/%s has %d attention heads, the student %d "
                      "(student.arch / student.num_heads): the same tensors would compute "
                      "another network",
                      path, RD_WEIGHTS_CONFIG, pre.cfg.num_heads, tr->vit.cfg.num_heads);
