@@ -23,7 +23,7 @@ typedef enum { ENCODER_CHECKPOINT, ENCODER_RANDOM, ENCODER_WEIGHTS } encoder_kin
 typedef struct stage_plan {
     encoder_kind kind;
     const char *weights, *images;
-    char name[256];
+    char name[RD_PATH_MAX];
     char output[RD_PATH_MAX], shards[RD_PATH_MAX], checkpoint[RD_PATH_MAX];
     char processor[RD_PATH_MAX + 32]; /* the weights' preprocessor_config.json, "" if none */
     unsigned splits;

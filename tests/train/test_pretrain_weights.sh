@@ -117,3 +117,12 @@ if [ ! -s "$T/errors.txt" ]; then
 else
     rd_fail "$suite/misfits_named_exit_1" "$(cat "$T/errors.txt")"
 fi
+
+# The shipped recipe loads (its paths are the user's to set).
+if "$RDINO_BIN/rdino-pretrain" --config configs/raddino_continue.yaml --print-config >"$T/recipe.txt" 2>&1 &&
+    grep -q "pretrained_weights: /models/dinov2-base" "$T/recipe.txt" &&
+    grep -q "global_crops_size: 518" "$T/recipe.txt"; then
+    rd_pass "$suite/raddino_continue_config_loads"
+else
+    rd_fail "$suite/raddino_continue_config_loads" "$(tail -n 3 "$T/recipe.txt")"
+fi
