@@ -48,16 +48,26 @@ static rd_status checkpoint_path(const rd_config *cfg, char *path, rd_error *err
               : RD_OK;
 }
 
-/* The encoder's default name for released weights: the folder's or file's name. */
+/* The encoder's default name for released weights: the folder's name ("rad-dino"), or the
+ * file's without .safetensors unless it is one of a snapshot's own files (then the folder's). */
 static void weights_name(const char *path, char *name, size_t n) {
     char copy[RD_PATH_MAX];
     snprintf(copy, sizeof copy, "%s", path);
-    size_t len = strlen(copy);
-    while (len > 1 && copy[len - 1] == '/') copy[--len] = '\0';
-    const char *base = strrchr(copy, '/') ? strrchr(copy, '/') + 1 : copy;
-    snprintf(name, n, "%s", base);
-    char *ext = strstr(name, ".safetensors");
-    if (ext && ext[strlen(".safetensors")] == '\0' && ext != name) *ext = '\0';
+    for (int part = 0; part < 2; part++) {
+        size_t len = strlen(copy);
+        while (len > 1 && copy[len - 1] == '/') copy[--len] = '\0';
+        char *slash = strrchr(copy, '/');
+        const char *base = slash ? slash + 1 : copy;
+        int snapshot_file =
+            strcmp(base, RD_WEIGHTS_HF_FILE) == 0 || strcmp(base, RD_WEIGHTS_ORIGINAL_FILE) == 0;
+        if (part == 1 || !snapshot_file || !slash) {
+            snprintf(name, n, "%s", base);
+            break;
+        }
+        *slash = '\0'; /* the snapshot's folder */
+    }
+    size_t len = strlen(name), ext = strlen(".safetensors");
+    if (len > ext && strcmp(name + len - ext, ".safetensors") == 0) name[len - ext] = '\0';
 }
 
 static rd_status plan_encoder(const rd_config *cfg, stage_plan *s, rd_error *err) {
@@ -118,6 +128,11 @@ static rd_status plan_preprocessing(const rd_config *cfg, stage_plan *s, rd_erro
         strcmp(mode, "hf") == 0 || (strcmp(mode, "auto") == 0 && *s->images && s->processor[0])
             ? RD_EMBED_PREP_HF
             : RD_EMBED_PREP_RDINO;
+    if (s->prep == RD_EMBED_PREP_HF && rd_cfg_int(cfg, "embed.resolution") != 0)
+        return rd_fail(err, RD_EINVAL,
+                       "embed.resolution %lld: with hf preprocessing %s decides the input size "
+                       "(crop_size); set embed.preprocess: rdino to choose it",
+                       (long long)rd_cfg_int(cfg, "embed.resolution"), s->processor);
     return RD_OK;
 }
 
