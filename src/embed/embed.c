@@ -381,34 +381,15 @@ static rd_status embed_batch(embed_run *e, int64_t first, int b, rd_vit_output *
     return st;
 }
 
+static rd_status embed_grid_batch(void *run, int64_t first, int b, rd_vit_output *out,
+                                  rd_error *err) {
+    return embed_batch(run, first, b, out, err);
+}
+
 /* Round j: every rank embeds its j-th batch (if it has one), then all write collectively. */
 static rd_status embed_all(embed_run *e, rd_error *err) {
-    int64_t rounds = (e->nbatches + e->nranks - 1) / e->nranks;
-    rd_progress progress;
-    rd_progress_start(&progress, "embed", e->nsel, 0);
-    rd_status st = RD_OK;
-    for (int64_t j = 0; j < rounds && !st; j++) {
-        int64_t batch = e->batch0 + j, first = batch * e->p->batch, b = 0;
-        rd_vit_output out = {0};
-        if (first > e->nsel) first = e->nsel;
-        if (batch < e->batch1) {
-            b = e->nsel - first < e->p->batch ? e->nsel - first : e->p->batch;
-            st = embed_batch(e, first, (int)b, &out, err);
-        }
-        st = rd_agree(e->comm, st, err);
-        double t0 = rd_now();
-        /* a rank without a batch this round writes no rows (any valid pointer will do) */
-        const float *cls = b > 0 ? out.cls : e->pmean;
-        if (!st) st = rd_h5_write_rows(&e->out, "/cls", RD_H5_F32, first, b, cls, err);
-        if (!st) st = rd_h5_write_rows(&e->out, "/patch_mean", RD_H5_F32, first, b, e->pmean, err);
-        e->write_s += rd_now() - t0;
-        if (!st)
-            rd_progress_update(
-                &progress, rd_embed_rows_done(e->nbatches, e->nranks, e->p->batch, e->nsel, j + 1),
-                NULL);
-    }
-    if (!st) rd_progress_finish(&progress, NULL);
-    return st;
+    rd_embed_grid g = {e->nsel, e->nbatches, e->batch0, e->batch1, e->p->batch, e->rank, e->nranks};
+    return rd_embed_rounds(&g, &e->out, e->comm, e->pmean, embed_grid_batch, e, &e->write_s, err);
 }
 
 static void release(embed_run *e) {

@@ -232,16 +232,15 @@ typedef struct images_run {
     const rd_param_set *params;
     MPI_Comm comm;
     int rank, nranks;
-    int64_t *rows;          /* [n] list indices of the output rows (all, or those that read) */
-    int64_t n;              /* output rows */
-    int64_t skipped;        /* images left out (skip_corrupt) */
-    int64_t nbatches;       /* on the global grid of p->batch images */
-    int64_t batch0, batch1; /* this rank's batches */
-    int H, W, D;            /* model input height and width, embedding width */
-    size_t slot;            /* floats per image in input: 3 H W (hf) or H W (rdino) */
-    float *input;           /* [batch, slot] */
-    float *pmean;           /* [batch, D] */
-    int *channels;          /* [batch] of each prepared image: 1 or 3 */
+    int64_t *rows;      /* [n] list indices of the output rows (all, or those that read) */
+    int64_t n;          /* output rows */
+    int64_t skipped;    /* images left out (skip_corrupt) */
+    rd_embed_grid grid; /* of the n rows */
+    int H, W, D;        /* model input height and width, embedding width */
+    size_t slot;        /* floats per image in input: 3 H W (hf) or H W (rdino) */
+    float *input;       /* [batch, slot] */
+    float *pmean;       /* [batch, D] */
+    int *channels;      /* [batch] of each prepared image: 1 or 3 */
     rd_png_reader png;
     rd_hf_workspace hf;
     rd_hf_tally tally;
@@ -434,16 +433,9 @@ static rd_status create_layout(images_run *e, rd_error *err) {
     return st;
 }
 
-/* This rank's output rows [first, end). */
-static void rank_rows(const images_run *e, int64_t *first, int64_t *end) {
-    int64_t B = e->p->batch;
-    *first = e->batch0 * B < e->n ? e->batch0 * B : e->n;
-    *end = e->batch1 * B < e->n ? e->batch1 * B : e->n;
-}
-
 static rd_status write_metadata(images_run *e, rd_error *err) {
     int64_t first, end;
-    rank_rows(e, &first, &end);
+    rd_embed_grid_rows(&e->grid, &first, &end);
     int64_t n = end - first;
     const rd_embed_image_list *l = e->list;
     size_t m = (size_t)(n > 0 ? n : 1);
@@ -478,8 +470,8 @@ static rd_status write_metadata(images_run *e, rd_error *err) {
 /* ---- the batches --------------------------------------------------------------------------- */
 
 /* Output rows [first, first + b): preprocessed into input, then the backbone. */
-static rd_status embed_batch(images_run *e, int64_t first, int b, rd_vit_output *out,
-                             rd_error *err) {
+static rd_status embed_batch(void *run, int64_t first, int b, rd_vit_output *out, rd_error *err) {
+    images_run *e = run;
     double t0 = rd_now();
     rd_status st = RD_OK;
     int c = 1;
@@ -507,34 +499,6 @@ static rd_status embed_batch(images_run *e, int64_t first, int b, rd_vit_output 
         st = rd_vit_forward(&e->ctx, e->params, e->input, b, c, e->H, e->W, NULL, NULL, out, err);
     if (!st) rd_embed_patch_mean(out->patch, b, out->n_patches, e->D, e->pmean);
     e->forward_s += rd_now() - t1;
-    return st;
-}
-
-/* Round j: every rank embeds its j-th batch (if it has one), then all write collectively. */
-static rd_status embed_all(images_run *e, rd_error *err) {
-    int64_t B = e->p->batch, rounds = (e->nbatches + e->nranks - 1) / e->nranks;
-    rd_progress progress;
-    rd_progress_start(&progress, "embed", e->n, 0);
-    rd_status st = RD_OK;
-    for (int64_t j = 0; j < rounds && !st; j++) {
-        int64_t batch = e->batch0 + j, first = batch * B < e->n ? batch * B : e->n, b = 0;
-        rd_vit_output out = {0};
-        if (batch < e->batch1) {
-            b = e->n - first < B ? e->n - first : B;
-            st = embed_batch(e, first, (int)b, &out, err);
-        }
-        st = rd_agree(e->comm, st, err);
-        double t0 = rd_now();
-        /* a rank without a batch this round writes no rows (any valid pointer will do) */
-        const float *cls = b > 0 ? out.cls : e->pmean;
-        if (!st) st = rd_h5_write_rows(&e->out, "/cls", RD_H5_F32, first, b, cls, err);
-        if (!st) st = rd_h5_write_rows(&e->out, "/patch_mean", RD_H5_F32, first, b, e->pmean, err);
-        e->write_s += rd_now() - t0;
-        if (!st)
-            rd_progress_update(
-                &progress, rd_embed_rows_done(e->nbatches, e->nranks, (int)B, e->n, j + 1), NULL);
-    }
-    if (!st) rd_progress_finish(&progress, NULL);
     return st;
 }
 
@@ -584,12 +548,11 @@ rd_status rd_embed_images_run(const rd_embed_params *p, const rd_embed_images_pa
         e.n = list->n;
     }
     if (!st) {
-        e.nbatches = (e.n + p->batch - 1) / p->batch;
-        rd_embed_rank_batches(e.nbatches, e.nranks, e.rank, &e.batch0, &e.batch1);
+        rd_embed_grid_make(&e.grid, e.n, p->batch, e.rank, e.nranks);
         rd_info("embed: %lld images of %s (%s preprocessing, input %dx%d), %lld batches of %d "
                 "over %d rank%s",
                 (long long)e.n, ip->source, ip->prep == RD_EMBED_PREP_HF ? "hf" : "rdino", e.W, e.H,
-                (long long)e.nbatches, p->batch, e.nranks, e.nranks > 1 ? "s" : "");
+                (long long)e.grid.nbatches, p->batch, e.nranks, e.nranks > 1 ? "s" : "");
         st = rd_agree(comm, rd_embed_make_parent(p->output, e.rank, &local), &local);
     }
     double t0 = rd_now();
@@ -597,7 +560,8 @@ rd_status rd_embed_images_run(const rd_embed_params *p, const rd_embed_images_pa
     if (!st) st = create_layout(&e, &local);
     if (!st) st = write_metadata(&e, &local);
     e.write_s += rd_now() - t0;
-    if (!st) st = embed_all(&e, &local);
+    if (!st)
+        st = rd_embed_rounds(&e.grid, &e.out, comm, e.pmean, embed_batch, &e, &e.write_s, &local);
     t0 = rd_now();
     if (!st) st = rd_h5_publish(&e.out, &local);
     e.write_s += rd_now() - t0;

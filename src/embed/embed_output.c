@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rdino/agree.h"
 #include "rdino/file.h"
+#include "rdino/log.h"
 #include "rdino/weights.h"
 
 static const struct {
@@ -80,14 +82,53 @@ rd_status rd_embed_make_parent(const char *output, int rank, rd_error *err) {
     return rd_mkdir_p(dir, err);
 }
 
-int64_t rd_embed_rows_done(int64_t nbatches, int nranks, int batch, int64_t rows, int64_t rounds) {
+void rd_embed_grid_make(rd_embed_grid *g, int64_t rows, int batch, int rank, int nranks) {
+    *g = (rd_embed_grid){.rows = rows, .batch = batch, .rank = rank, .nranks = nranks};
+    g->nbatches = (rows + batch - 1) / batch;
+    rd_embed_rank_batches(g->nbatches, nranks, rank, &g->batch0, &g->batch1);
+}
+
+void rd_embed_grid_rows(const rd_embed_grid *g, int64_t *first, int64_t *end) {
+    *first = g->batch0 * g->batch < g->rows ? g->batch0 * g->batch : g->rows;
+    *end = g->batch1 * g->batch < g->rows ? g->batch1 * g->batch : g->rows;
+}
+
+/* Rows finished by all ranks after `rounds` rounds: the progress count. */
+static int64_t rows_done(const rd_embed_grid *g, int64_t rounds) {
     int64_t done = 0;
-    for (int k = 0; k < nranks; k++) {
+    for (int k = 0; k < g->nranks; k++) {
         int64_t b0, b1;
-        rd_embed_rank_batches(nbatches, nranks, k, &b0, &b1);
+        rd_embed_rank_batches(g->nbatches, g->nranks, k, &b0, &b1);
         int64_t last = b0 + rounds < b1 ? b0 + rounds : b1;
-        int64_t hi = last * batch < rows ? last * batch : rows;
-        done += hi - b0 * batch > 0 ? hi - b0 * batch : 0;
+        int64_t hi = last * g->batch < g->rows ? last * g->batch : g->rows;
+        done += hi - b0 * g->batch > 0 ? hi - b0 * g->batch : 0;
     }
     return done;
+}
+
+rd_status rd_embed_rounds(const rd_embed_grid *g, rd_h5file *out, MPI_Comm comm, const float *pmean,
+                          rd_embed_batch_fn fn, void *ctx, double *write_seconds, rd_error *err) {
+    int64_t rounds = (g->nbatches + g->nranks - 1) / g->nranks;
+    rd_progress progress;
+    rd_progress_start(&progress, "embed", g->rows, 0);
+    rd_status st = RD_OK;
+    for (int64_t j = 0; j < rounds && !st; j++) {
+        int64_t batch = g->batch0 + j, first = batch * g->batch, b = 0;
+        rd_vit_output vo = {0};
+        if (first > g->rows) first = g->rows;
+        if (batch < g->batch1) {
+            b = g->rows - first < g->batch ? g->rows - first : g->batch;
+            st = fn(ctx, first, (int)b, &vo, err);
+        }
+        st = rd_agree(comm, st, err);
+        double t0 = rd_now();
+        /* a rank without a batch this round writes no rows (any valid pointer will do) */
+        const float *cls = b > 0 ? vo.cls : pmean;
+        if (!st) st = rd_h5_write_rows(out, "/cls", RD_H5_F32, first, b, cls, err);
+        if (!st) st = rd_h5_write_rows(out, "/patch_mean", RD_H5_F32, first, b, pmean, err);
+        *write_seconds += rd_now() - t0;
+        if (!st) rd_progress_update(&progress, rows_done(g, j + 1), NULL);
+    }
+    if (!st) rd_progress_finish(&progress, NULL);
+    return st;
 }

@@ -4,6 +4,7 @@
 #ifndef RDINO_EMBED_OUTPUT_H
 #define RDINO_EMBED_OUTPUT_H
 
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,8 +35,26 @@ rd_status rd_embed_write_encoder_attrs(rd_h5file *f, const rd_embed_params *p, c
 /* Rank 0 creates the folder of output (others return RD_OK). */
 rd_status rd_embed_make_parent(const char *output, int rank, rd_error *err);
 
-/* Rows finished by all ranks after `rounds` rounds of the grid (rank k computes its j-th batch
- * in round j; rd_embed_rank_batches): the progress count. */
-int64_t rd_embed_rows_done(int64_t nbatches, int nranks, int batch, int64_t rows, int64_t rounds);
+/* The global batch grid of a run (embed.h): rows cut into batches of `batch` images, rank k
+ * holding batches [batch0, batch1) (rd_embed_rank_batches). */
+typedef struct rd_embed_grid {
+    int64_t rows, nbatches, batch0, batch1;
+    int batch, rank, nranks;
+} rd_embed_grid;
+
+void rd_embed_grid_make(rd_embed_grid *g, int64_t rows, int batch, int rank, int nranks);
+/* This rank's rows [*first, *end). */
+void rd_embed_grid_rows(const rd_embed_grid *g, int64_t *first, int64_t *end);
+
+/* Computes the batch of rows [first, first + b): out (the ViT's outputs; /cls = out->cls) and
+ * the mean patch tokens into the pmean buffer given to rd_embed_rounds. */
+typedef rd_status (*rd_embed_batch_fn)(void *ctx, int64_t first, int b, rd_vit_output *out,
+                                       rd_error *err);
+
+/* Collective: in round j every rank computes its j-th batch (if it has one) with fn, the ranks
+ * agree on errors, then all write that round's /cls and /patch_mean rows collectively; rank 0
+ * shows the progress. *write_seconds accumulates the HDF5 time. */
+rd_status rd_embed_rounds(const rd_embed_grid *g, rd_h5file *out, MPI_Comm comm, const float *pmean,
+                          rd_embed_batch_fn fn, void *ctx, double *write_seconds, rd_error *err);
 
 #endif
