@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "rdino/log.h"
-#include "preprocess/preprocess_image.h"
+#include "rdino/preprocess_image.h"
 
 /* CPU seconds of this process: the per-core rate stays meaningful on a busy shared node. */
 static double cpu_seconds(void) {

@@ -55,6 +55,9 @@ const rd_cfg_key *rd_config_schema(int *nkeys);
 /* Fills every key with its default. */
 rd_status rd_config_init(rd_config *cfg, rd_error *err);
 void rd_config_free(rd_config *cfg);
+/* dst = src, values and origins (dst is initialised here; rd_config_free it, also on failure):
+ * a stage that derives values (e.g. from released weights) overrides them in its own copy. */
+rd_status rd_config_copy(rd_config *dst, const rd_config *src, rd_error *err);
 
 /* Merges a YAML file over the current values. */
 rd_status rd_config_load_file(rd_config *cfg, const char *path, rd_error *err);

@@ -36,8 +36,9 @@ typedef struct rd_embed_params {
     const char *output;     /* the .h5 file to publish (its folder is created) */
     /* attributes: provenance for the reader */
     const char *encoder;      /* name of the encoder ("trained", "random-init", ...) */
-    const char *init;         /* "checkpoint" or "random" */
-    const char *checkpoint;   /* path of the checkpoint, "none" for random init */
+    const char *init;         /* "checkpoint", "random" or "weights" */
+    const char *checkpoint;   /* path of the checkpoint, "none" otherwise */
+    const char *weights;      /* released weights read (init "weights"), else NULL */
     int64_t seed;             /* random init: the seed (stored when init is "random") */
     const char *model_config; /* the model's configuration keys as YAML */
     const char *config;       /* the full resolved configuration as YAML */
@@ -59,10 +60,16 @@ typedef struct rd_embed_stats {
     double write_seconds;   /* HDF5 creation, writes, publishing, slowest rank */
 } rd_embed_stats;
 
-/* The stage rdino-embed runs: the shards (embed.shards_dir, else the pipeline's shards folder)
- * embedded by the encoder embed.init names (a checkpoint's embed.model backbone, the newest
- * checkpoint when embed.checkpoint is empty, or the seeded random initialisation) into
- * embed.output (default <embeddings>/<embed.name>.h5). Collective; errors agreed. */
+/* The stage rdino-embed runs: the shards (embed.shards_dir, else the pipeline's shards folder),
+ * or the PNG files embed.images names (src/embed/embed_images.h), embedded by the encoder:
+ * released weights (embed.weights: a snapshot folder or a .safetensors file, weights.h), else
+ * the one embed.init names (a checkpoint's embed.model backbone, the newest checkpoint when
+ * embed.checkpoint is empty, or the seeded random initialisation), with embed.interpolation
+ * over its own, into embed.output (default <embeddings>/<embed.name>.h5). PNG files are
+ * preprocessed as embed.preprocess says (hf: the weights' preprocessor_config.json, the default
+ * when there is one; rdino: preprocess.*); shards always as rdino, hf is refused for them.
+ * Conflicting settings (two encoders, hf without a processor) are errors naming the keys.
+ * Collective; errors agreed. */
 rd_status rd_embed_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err);
 
 /* Collective on comm: embeds the selected images of p->shards_dir with the backbone vit and

@@ -20,31 +20,8 @@
  *  5. do_normalize: (x - float32(mean[c])) / float32(std[c]) in float32.
  * The output is channels-first float32 [C, H, W] (pixel_values without the batch axis).
  *
- * preprocessor_config.json -> rd_hf_processor (rd_hf_bit_defaults gives the values a missing
- * key means: BitImageProcessor's constructor defaults):
- *   "do_convert_rgb": bool             do_convert_rgb        (default true; false accepts only
- *                                      8-bit RGB PNGs, see rd_pillow_png_to_rgb)
- *   "do_resize": bool                  do_resize             (true)
- *   "size": {"shortest_edge": S}       shortest_edge = S     ({"shortest_edge": 224})
- *   "size": {"height": H, "width": W}  size_height, size_width, shortest_edge = 0
- *   "size": S (a bare number)          shortest_edge = S (get_size_dict, default_to_square=False)
- *                                      (any other size form is an error in BitImageProcessor)
- *   "resample": int                    resample: PIL filter number; only 3 (BICUBIC) is
- *                                      implemented, others are an error (3)
- *   "do_center_crop": bool             do_center_crop        (true)
- *   "crop_size": {"height": H, "width": W}  crop_height, crop_width  (224 x 224)
- *   "crop_size": N (a bare number)     crop_height = crop_width = N
- *   "do_rescale": bool                 do_rescale            (true)
- *   "rescale_factor": number           rescale_factor        (1/255)
- *   "do_normalize": bool               do_normalize          (true)
- *   "image_mean": [m0, m1, m2] or m    image_mean[3] (a single number fills all three)
- *                                      (OPENAI_CLIP_MEAN 0.48145466, 0.4578275, 0.40821073)
- *   "image_std": [s0, s1, s2] or s     image_std[3]
- *                                      (OPENAI_CLIP_STD 0.26862954, 0.26130258, 0.27577711)
- *   "image_processor_type"             must be "BitImageProcessor" (checked by the caller);
- *                                      other keys do not affect pixels.
- * microsoft/rad-dino: shortest_edge 518, crop 518 x 518, rescale 1/255, mean 0.5307 and std
- * 0.2583 on all three channels, bicubic, every step on.
+ * The settings (rd_hf_processor) and the preprocessor_config.json keys that give them:
+ * hf_processor.h.
  *
  * Not reproduced: transformers guesses the channel axis from the array shape
  * (image_utils.infer_channel_dimension_format), so an image 1 or 3 pixels high is taken as
@@ -61,30 +38,10 @@
 #include <stddef.h>
 
 #include "rdino/error.h"
+#include "rdino/hf_processor.h"
 #include "rdino/pillow_convert.h"
 #include "rdino/pillow_resample.h"
 #include "rdino/png.h"
-
-typedef struct rd_hf_processor {
-    int do_convert_rgb;
-    int do_resize;
-    int shortest_edge;           /* > 0: resize the shorter side to this */
-    int size_height, size_width; /* used when shortest_edge is 0 */
-    int resample;                /* PIL filter number: 3 (BICUBIC) only */
-    int do_center_crop;
-    int crop_height, crop_width;
-    int do_rescale;
-    double rescale_factor;
-    int do_normalize;
-    double image_mean[3], image_std[3];
-} rd_hf_processor;
-
-/* BitImageProcessor's defaults (the values of keys a config leaves out). */
-rd_hf_processor rd_hf_bit_defaults(void);
-
-/* RD_EINVAL with a message naming the setting when p cannot be run (resample other than 3, a
- * size or crop that is not positive, a std of 0, non-finite numbers). */
-rd_status rd_hf_check(const rd_hf_processor *p, rd_error *err);
 
 /* Output height and width for an in_w x in_h image (after resize and crop). */
 void rd_hf_output_size(const rd_hf_processor *p, int in_w, int in_h, int *out_w, int *out_h);

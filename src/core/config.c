@@ -284,6 +284,19 @@ void rd_config_free(rd_config *cfg) {
     cfg->values = NULL;
 }
 
+rd_status rd_config_copy(rd_config *dst, const rd_config *src, rd_error *err) {
+    dst->keys = src->keys;
+    dst->nkeys = src->nkeys;
+    dst->values = calloc((size_t)src->nkeys, sizeof *dst->values);
+    if (!dst->values) return rd_fail(err, RD_ENOMEM, "out of memory");
+    for (int i = 0; i < src->nkeys; i++) {
+        dst->values[i] = src->values[i];
+        if (!(dst->values[i].text = dup_string(src->values[i].text)))
+            return rd_fail(err, RD_ENOMEM, "out of memory"); /* later texts are NULL (calloc) */
+    }
+    return RD_OK;
+}
+
 static rd_status unknown_key(const rd_config *cfg, const char *where, const char *name,
                              rd_error *err) {
     char suggestion[KEY_MAX];

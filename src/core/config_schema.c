@@ -46,6 +46,7 @@ static const rd_cfg_key schema[] = {
     INT("dino.head_nlayers", "3", 1, 16, "MLP layers of the DINO head"),
     INT("dino.head_hidden_dim", "2048", 1, 1 << 20, "hidden width of the DINO head"),
     FLT("dino.koleo_loss_weight", "0.1", 0, INFINITY, "weight of the KoLeo regulariser"),
+    STR("dino.head_weights", "", NULL, "DINO head to start from: a safetensors file of DINOv2's DINOHead (RAD-DINO's dino_head.safetensors); its shape must match dino.head_*"),
 
     FLT("ibot.loss_weight", "1.0", 0, INFINITY, "weight of the iBOT masked-patch loss"),
     FLT("ibot.mask_sample_probability", "0.5", 0, 1, "fraction of global crops that get a mask"),
@@ -73,7 +74,7 @@ static const rd_cfg_key schema[] = {
     FLT("student.drop_path_rate", "0.3", 0, 0.99, "stochastic depth rate"),
     FLT("student.layerscale", "1.0e-05", 0, INFINITY, "LayerScale init (0 disables LayerScale)"),
     BOOL("student.drop_path_uniform", "true", "same drop-path rate in every block"),
-    STR("student.pretrained_weights", "", NULL, "checkpoint to initialise the student from"),
+    STR("student.pretrained_weights", "", NULL, "backbone to start from (teacher = student): an rdino checkpoint (.h5), a .safetensors file, or a Hugging Face snapshot folder (microsoft/rad-dino, facebook/dinov2-base)"),
     STR("student.ffn_layer", "mlp", "mlp|swiglu|swiglufused", "feed-forward layer"),
     INT("student.block_chunks", "0", 0, 1024, "ignored (FSDP wrapping only)"),
     BOOL("student.qkv_bias", "true", "bias on the qkv projection"),
@@ -87,6 +88,7 @@ static const rd_cfg_key schema[] = {
     INT("student.depth", "12", 1, 64, "vit_custom only: number of blocks"),
     INT("student.num_heads", "6", 1, 1024, "vit_custom only: attention heads (D divisible by it)"),
     FLT("student.mlp_ratio", "4", 0.01, 64, "vit_custom only: FFN hidden width / D"),
+    INT("student.img_size", "0", 0, 16384, "native size of the position embedding, interpolated to every crop (0: crops.global_crops_size, DINOv2's rule; with released weights: theirs)"),
 
     FLT("teacher.momentum_teacher", "0.992", 0, 1, "EMA momentum at the start"),
     FLT("teacher.final_momentum_teacher", "1", 0, 1, "EMA momentum at the end"),
@@ -225,6 +227,9 @@ static const rd_cfg_key schema[] = {
     FLT("pretrain.bucket_mb", "16", 0, 1e6, "gradient all-reduce bucket size in MiB, started during backward (0 = one all-reduce after backward)"),
     INT("pretrain.threads", "0", 0, 4096, "OpenMP threads per rank (0 = OMP_NUM_THREADS or all cores)"),
     STR("pretrain.ibot_center", "global_mean", "global_mean|mean_of_rank_means", "iBOT centre over ranks: the global mean (rank-count invariant) or DINOv2's mean of per-rank means"),
+    STR("pretrain.export_dir", "", NULL, "when every step is done, write the teacher as a Hugging Face snapshot folder here: config.json, model.safetensors, preprocessor_config.json (also --export DIR)"),
+    BOOL("pretrain.export_original_names", "false", "the export also holds backbone_compatible.safetensors (DINOv2's names)"),
+    BOOL("pretrain.export_head", "false", "the export also holds dino_head.safetensors (the teacher's DINO head)"),
 
     /* ---- rdino-embed (input normalisation: pretrain.augment.mean/std, as in training) ---- */
     STR("embed.init", "checkpoint", "checkpoint|random", "encoder weights: a checkpoint's backbone, or DINOv2's random initialisation (the study's baseline; also --init)"),
@@ -238,6 +243,11 @@ static const rd_cfg_key schema[] = {
     INT("embed.batch", "16", 1, 1 << 16, "images per forward (memory grows with batch x resolution^2)"),
     STR("embed.name", "", NULL, "encoder name stored in the file (default: trained, or random-init)"),
     STR("embed.output", "", NULL, "output file (default <data.output_dir>/embeddings/<name>.h5)"),
+    STR("embed.weights", "", NULL, "released weights to embed with instead of a checkpoint: a Hugging Face snapshot folder (config.json, model.safetensors, preprocessor_config.json) or a .safetensors file (also --weights)"),
+    STR("embed.images", "", NULL, "embed PNG files instead of shards: a folder (every *.png below it, in path order) or a metadata CSV read as data.metadata_csv is (images under data.image_root, else the CSV's folder) (also --images)"),
+    STR("embed.preprocess", "auto", "auto|hf|rdino", "PNG input: transformers' BitImageProcessor from the weights' preprocessor_config.json (hf; 16-bit images clipped at 255 as transformers does), or rdino's preprocess.* pipeline and pretrain.augment.mean/std (rdino; keeps 16 bits); auto: hf when the weights folder has preprocessor_config.json. Shards are always rdino"),
+    STR("embed.interpolation", "auto", "auto|hf|legacy|dinov2_reg", "position-embedding interpolation at grids other than the native one (auto: what the weights record, or the checkpoint's student.interpolate_*)"),
+    STR("embed.on_corrupt", "error", "error|skip", "an image that cannot be read: stop with an error naming it, or skip it (counted in the log and the file's attribute skipped_images)"),
 };
 /* clang-format on */
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embed_output.h"
 #include "rdino/agree.h"
 #include "rdino/checkpoint.h"
 #include "rdino/file.h"
@@ -14,6 +15,7 @@
 #include "rdino/log.h"
 #include "rdino/shard.h"
 #include "rdino/shard_reader.h"
+#include "rdino/weights.h"
 
 static const char *const SPLIT_NAMES[3] = {"train", "val", "test"};
 
@@ -152,7 +154,7 @@ static rd_status declare_backbone(const rd_config *cfg, rd_vit *vit, rd_param_se
                                   rd_error *err) {
     rd_vit_config vc;
     rd_params_init(set);
-    rd_status st = rd_vit_config_from(cfg, &vc, err);
+    rd_status st = rd_weights_student_config(cfg, &vc, err);
     if (!st) st = rd_vit_declare(vit, &vc, set, err);
     if (!st) st = rd_params_alloc(set, 0, err);
     if (st) rd_params_free(set);
@@ -279,74 +281,32 @@ static rd_status write_attributes(embed_run *e, rd_error *err) {
     rd_h5file *f = &e->out;
     char splits[32];
     splits_text(p->splits, splits, sizeof splits);
-    const char *str_names[] = {
-        "encoder", "checkpoint", "init",    "model_config",        "config",
-        "shards",  "splits",     "creator", "shards_index_sha256", "resample"};
-    const char *str_values[] = {p->encoder,
-                                p->checkpoint,
-                                p->init,
-                                p->model_config,
-                                p->config,
-                                e->set.dir,
-                                splits,
-                                p->creator,
-                                e->set.index_sha256,
+    const char *str_names[] = {"shards", "splits", "shards_index_sha256", "resample"};
+    const char *str_values[] = {e->set.dir, splits, e->set.index_sha256,
                                 e->r == e->S ? "none" : rd_kernel_name(p->kernel)};
-    const char *int_names[] = {"format_version", "resolution", "image_size", "num_images",
-                               "embed_dim",      "patch_size", "batch"};
-    const int64_t int_values[] = {RD_EMBED_FORMAT_VERSION, e->r,    e->S, e->nsel, e->D,
-                                  e->vit->cfg.patch_size,  p->batch};
-    rd_status st = RD_OK;
+    rd_status st = rd_embed_write_encoder_attrs(f, p, e->vit, e->nsel, err);
     for (size_t i = 0; i < sizeof str_names / sizeof *str_names && !st; i++)
-        st = rd_h5_set_attr_str(f, "/", str_names[i], str_values[i] ? str_values[i] : "", err);
-    for (size_t i = 0; i < sizeof int_names / sizeof *int_names && !st; i++)
-        st = rd_h5_set_attr_int(f, "/", int_names[i], int_values[i], err);
+        st = rd_h5_set_attr_str(f, "/", str_names[i], str_values[i], err);
+    if (!st) st = rd_h5_set_attr_int(f, "/", "resolution", e->r, err);
+    if (!st) st = rd_h5_set_attr_int(f, "/", "image_size", e->S, err);
     if (!st) st = rd_h5_set_attr_float(f, "/", "mean", p->mean, err);
     if (!st) st = rd_h5_set_attr_float(f, "/", "std", p->std, err);
-    if (!st && strcmp(p->init, "random") == 0)
-        st = rd_h5_set_attr_int(f, "/", "seed", p->seed, err);
     return st;
 }
 
-static const struct {
-    const char *name, *meaning;
-} MEANINGS[] = {
-    {"/meta/age", "age in years at the study; NaN = unknown"},
-    {"/meta/sex", "0 = female, 1 = male, -1 = unknown"},
-    {"/meta/split", "0 = train, 1 = val, 2 = test (patient-level, from the shards)"},
-    {"/meta/source_row", "line of the original metadata CSV (the header is line 1)"},
-    {"/meta/shard_row", "row of the image in the shards (= manifest row, 0-based)"},
-};
-
 static rd_status create_layout(embed_run *e, rd_error *err) {
-    rd_h5file *f = &e->out;
-    int64_t B = e->p->batch, n = e->nsel;
-    /* chunks of whole batches, at least 64 rows: a round writes whole chunks */
-    int64_t chunk_rows = B * ((64 + B - 1) / B);
-    int64_t dims[2] = {n, e->D}, chunk[2] = {chunk_rows, e->D};
-    rd_status st = rd_h5_create_dataset(f, "/cls", RD_H5_F32, 2, dims, chunk, 0, err);
-    if (!st) st = rd_h5_create_dataset(f, "/patch_mean", RD_H5_F32, 2, dims, chunk, 0, err);
     const rd_shard_set *s = &e->set;
-    if (!st) st = rd_h5_create_strings(f, "/meta/image_id", n, s->width_image_id, 0, 0, err);
-    if (!st) st = rd_h5_create_strings(f, "/meta/patient_id", n, s->width_patient_id, 0, 0, err);
-    if (!st) st = rd_h5_create_strings(f, "/meta/view", n, s->width_view, 0, 0, err);
-    int64_t meta_chunk = 4096;
-    if (!st) st = rd_h5_create_dataset(f, "/meta/age", RD_H5_F32, 1, &n, &meta_chunk, 0, err);
-    if (!st) st = rd_h5_create_dataset(f, "/meta/sex", RD_H5_I8, 1, &n, &meta_chunk, 0, err);
-    if (!st) st = rd_h5_create_dataset(f, "/meta/split", RD_H5_U8, 1, &n, &meta_chunk, 0, err);
-    if (!st && s->has_source_row)
-        st = rd_h5_create_dataset(f, "/meta/source_row", RD_H5_I64, 1, &n, &meta_chunk, 0, err);
-    if (!st) st = rd_h5_create_dataset(f, "/meta/shard_row", RD_H5_I64, 1, &n, &meta_chunk, 0, err);
-    for (size_t i = 0; i < sizeof MEANINGS / sizeof *MEANINGS && !st; i++)
-        if (rd_h5_exists(f, MEANINGS[i].name))
-            st = rd_h5_set_attr_str(f, MEANINGS[i].name, "meaning", MEANINGS[i].meaning, err);
-    if (!st)
-        st = rd_h5_set_attr_str(f, "/cls", "meaning", "CLS token after the final LayerNorm", err);
-    if (!st)
-        st = rd_h5_set_attr_str(f, "/patch_mean", "meaning",
-                                "mean of the patch tokens after the final LayerNorm (registers "
-                                "excluded)",
-                                err);
+    rd_embed_layout layout = {.rows = e->nsel,
+                              .dim = e->D,
+                              .batch = e->p->batch,
+                              .width_image_id = s->width_image_id,
+                              .width_patient_id = s->width_patient_id,
+                              .width_view = s->width_view,
+                              .has_source_row = s->has_source_row,
+                              .has_shard_row = 1,
+                              .split_meaning =
+                                  "0 = train, 1 = val, 2 = test (patient-level, from the shards)"};
+    rd_status st = rd_embed_create_datasets(&e->out, &layout, err);
     return st ? st : write_attributes(e, err);
 }
 
@@ -421,54 +381,15 @@ static rd_status embed_batch(embed_run *e, int64_t first, int b, rd_vit_output *
     return st;
 }
 
-/* Images done by all ranks after `rounds` rounds (each rank knows everyone's batches). */
-static int64_t done_after(const embed_run *e, int64_t rounds) {
-    int64_t done = 0;
-    for (int k = 0; k < e->nranks; k++) {
-        int64_t b0, b1;
-        rd_embed_rank_batches(e->nbatches, e->nranks, k, &b0, &b1);
-        int64_t last = b0 + rounds < b1 ? b0 + rounds : b1;
-        int64_t hi = last * e->p->batch < e->nsel ? last * e->p->batch : e->nsel;
-        done += hi - b0 * e->p->batch > 0 ? hi - b0 * e->p->batch : 0;
-    }
-    return done;
+static rd_status embed_grid_batch(void *run, int64_t first, int b, rd_vit_output *out,
+                                  rd_error *err) {
+    return embed_batch(run, first, b, out, err);
 }
 
 /* Round j: every rank embeds its j-th batch (if it has one), then all write collectively. */
 static rd_status embed_all(embed_run *e, rd_error *err) {
-    int64_t rounds = (e->nbatches + e->nranks - 1) / e->nranks;
-    rd_progress progress;
-    rd_progress_start(&progress, "embed", e->nsel, 0);
-    rd_status st = RD_OK;
-    for (int64_t j = 0; j < rounds && !st; j++) {
-        int64_t batch = e->batch0 + j, first = batch * e->p->batch, b = 0;
-        rd_vit_output out = {0};
-        if (first > e->nsel) first = e->nsel;
-        if (batch < e->batch1) {
-            b = e->nsel - first < e->p->batch ? e->nsel - first : e->p->batch;
-            st = embed_batch(e, first, (int)b, &out, err);
-        }
-        st = rd_agree(e->comm, st, err);
-        double t0 = rd_now();
-        /* a rank without a batch this round writes no rows (any valid pointer will do) */
-        const float *cls = b > 0 ? out.cls : e->pmean;
-        if (!st) st = rd_h5_write_rows(&e->out, "/cls", RD_H5_F32, first, b, cls, err);
-        if (!st) st = rd_h5_write_rows(&e->out, "/patch_mean", RD_H5_F32, first, b, e->pmean, err);
-        e->write_s += rd_now() - t0;
-        if (!st) rd_progress_update(&progress, done_after(e, j + 1), NULL);
-    }
-    if (!st) rd_progress_finish(&progress, NULL);
-    return st;
-}
-
-/* Creates the output's folder on rank 0. */
-static rd_status make_parent(const embed_run *e, rd_error *err) {
-    char dir[RD_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", e->p->output);
-    char *slash = strrchr(dir, '/');
-    if (e->rank != 0 || !slash || slash == dir) return RD_OK;
-    *slash = '\0';
-    return rd_mkdir_p(dir, err);
+    rd_embed_grid g = {e->nsel, e->nbatches, e->batch0, e->batch1, e->p->batch, e->rank, e->nranks};
+    return rd_embed_rounds(&g, &e->out, e->comm, e->pmean, embed_grid_batch, e, &e->write_s, err);
 }
 
 static void release(embed_run *e) {
@@ -502,7 +423,7 @@ rd_status rd_embed_run(const rd_embed_params *p, const rd_vit *vit, const rd_par
         rd_info("embed: %lld images (%s) of %s, %dx%d -> %dx%d, %lld batches of %d over %d rank%s",
                 (long long)e.nsel, names, e.set.dir, e.S, e.S, e.r, e.r, (long long)e.nbatches,
                 p->batch, e.nranks, e.nranks > 1 ? "s" : "");
-        st = rd_agree(comm, make_parent(&e, &local), &local);
+        st = rd_agree(comm, rd_embed_make_parent(p->output, e.rank, &local), &local);
     }
     double t0 = rd_now();
     if (!st) st = rd_h5_create(&e.out, p->output, comm, &local);

@@ -1,5 +1,5 @@
 /* transformers' BitImageProcessor on Pillow 9.4, bit for bit. See include/rdino/hf_preprocess.h
- * for the steps and the config mapping. */
+ * for the steps and include/rdino/hf_processor.h for the settings. */
 #include "rdino/hf_preprocess.h"
 
 #include <limits.h>
@@ -7,49 +7,6 @@
 #include <string.h>
 
 #include "rdino/log.h"
-
-enum { PIL_BICUBIC = 3 };
-
-rd_hf_processor rd_hf_bit_defaults(void) {
-    /* image_processing_bit.py __init__; OPENAI_CLIP_MEAN / _STD from image_utils.py. */
-    return (rd_hf_processor){.do_convert_rgb = 1,
-                             .do_resize = 1,
-                             .shortest_edge = 224,
-                             .resample = PIL_BICUBIC,
-                             .do_center_crop = 1,
-                             .crop_height = 224,
-                             .crop_width = 224,
-                             .do_rescale = 1,
-                             .rescale_factor = 1.0 / 255.0,
-                             .do_normalize = 1,
-                             .image_mean = {0.48145466, 0.4578275, 0.40821073},
-                             .image_std = {0.26862954, 0.26130258, 0.27577711}};
-}
-
-rd_status rd_hf_check(const rd_hf_processor *p, rd_error *err) {
-    if (p->do_resize && p->resample != PIL_BICUBIC)
-        return rd_fail(err, RD_EINVAL,
-                       "hf preprocessing: resample %d is not supported (only 3, PIL BICUBIC)",
-                       p->resample);
-    if (p->do_resize && p->shortest_edge <= 0 && (p->size_height <= 0 || p->size_width <= 0))
-        return rd_fail(err, RD_EINVAL,
-                       "hf preprocessing: size needs shortest_edge > 0 or height and width > 0 "
-                       "(got shortest_edge %d, height %d, width %d)",
-                       p->shortest_edge, p->size_height, p->size_width);
-    if (p->do_center_crop && (p->crop_height <= 0 || p->crop_width <= 0))
-        return rd_fail(err, RD_EINVAL, "hf preprocessing: crop_size %dx%d is not positive",
-                       p->crop_height, p->crop_width);
-    if (p->do_rescale && !isfinite(p->rescale_factor))
-        return rd_fail(err, RD_EINVAL, "hf preprocessing: rescale_factor is not finite");
-    for (int c = 0; c < 3 && p->do_normalize; c++)
-        if (!isfinite(p->image_mean[c]) || !isfinite(p->image_std[c]) ||
-            (float)p->image_std[c] == 0.0f)
-            return rd_fail(err, RD_EINVAL,
-                           "hf preprocessing: image_mean[%d] = %g, image_std[%d] = %g: the mean "
-                           "must be finite and the std finite and non-zero",
-                           c, p->image_mean[c], c, p->image_std[c]);
-    return RD_OK;
-}
 
 /* Size after step 2 (image_transforms.get_resize_output_image_size, default_to_square False). */
 static void resized_size(const rd_hf_processor *p, int in_w, int in_h, int *w, int *h) {

@@ -512,7 +512,7 @@ rd_status rd_weights_read_hf_config(const char *path, rd_vit_config *cfg, rd_err
     cfg->ffn = swiglu ? RD_VIT_FFN_SWIGLU : RD_VIT_FFN_MLP;
     rd_pos_interp_apply(cfg, with_registers ? RD_POS_INTERP_DINOV2_REG : RD_POS_INTERP_HF);
     s = rd_vit_config_check(cfg, err);
-    return s ? rd_wrap(err, "%s: ", path) : RD_OK;
+    return s ? rd_wrap(err, "%s", path) : RD_OK;
 }
 
 static const rd_st_tensor *model_tensor(const file_view *v, const char *fmt, int i) {
@@ -580,7 +580,7 @@ static rd_status infer_from_view(const file_view *v, const rd_weight_names *name
     cfg->drop_path_uniform = 1;
     rd_status s = rd_weights_default_interpolation(v->st, names, cfg, err);
     if (!s) s = rd_vit_config_check(cfg, err);
-    return s ? rd_wrap(err, "%s (inferred from the shapes): ", path) : RD_OK;
+    return s ? rd_wrap(err, "%s (inferred from the shapes)", path) : RD_OK;
 }
 
 static const name_map *backbone_map(const rd_weight_names *names) {
@@ -622,6 +622,17 @@ rd_status rd_weights_default_interpolation(const rd_safetensors *st, const rd_we
     cfg->interpolate_offset = offset;
     cfg->interpolate_antialias = strcmp(aa, "true") == 0;
     return RD_OK;
+}
+
+rd_status rd_weights_student_config(const rd_config *config, rd_vit_config *cfg, rd_error *err) {
+    rd_status s = rd_vit_config_from(config, cfg, err);
+    int64_t native = rd_cfg_int(config, "student.img_size");
+    if (!s && native > 0) {
+        cfg->img_size = (int)native;
+        s = rd_vit_config_check(cfg, err);
+        if (s) rd_wrap(err, "student.img_size %lld", (long long)native);
+    }
+    return s;
 }
 
 /* ---- loading ----------------------------------------------------------------------------- */
@@ -724,8 +735,12 @@ rd_status rd_pretrained_open(rd_pretrained *p, const char *path, rd_error *err) 
                            RD_WEIGHTS_HF_FILE, RD_WEIGHTS_ORIGINAL_FILE);
         snprintf(p->head_path, sizeof p->head_path, "%s/%s", path, RD_WEIGHTS_HEAD_FILE);
         if (!is_file(p->head_path)) p->head_path[0] = '\0';
-    } else {
+    } else { /* a snapshot's file (backbone_compatible.safetensors): its folder's config.json */
         snprintf(p->weights_path, sizeof p->weights_path, "%s", path);
+        const char *slash = strrchr(path, '/');
+        snprintf(config, sizeof config, "%.*s%s", slash ? (int)(slash - path + 1) : 0, path,
+                 RD_WEIGHTS_CONFIG);
+        if (!is_file(config)) config[0] = '\0';
     }
     rd_status s = rd_safetensors_open(&p->file, p->weights_path, err);
     if (s) return s;

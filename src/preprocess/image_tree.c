@@ -1,5 +1,5 @@
 /* Recursive listing of the image folder and path containment; see image_tree.h. */
-#include "image_tree.h"
+#include "rdino/image_tree.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * All formats go through one table reader (header -> column positions, rows checked against
  * the field count the header implies) and one row converter with the few format-specific
  * rules (CheXpert views and patient ids, PadChest ages, the MIMIC join) spelled out in it. */
-#include "metadata.h"
+#include "rdino/metadata.h"
 
 #include <ctype.h>
 #include <math.h>

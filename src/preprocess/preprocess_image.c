@@ -1,5 +1,5 @@
 /* The per-image preprocessing pipeline; see preprocess_image.h. */
-#include "preprocess_image.h"
+#include "rdino/preprocess_image.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,6 +24,22 @@ rd_prep_options rd_prep_defaults(void) {
                              .bit_depth = 8,
                              .max_pixels = 400000000,
                              .max_aspect = 4.0};
+}
+
+rd_status rd_prep_options_from_config(const rd_config *cfg, rd_prep_options *o, rd_error *err) {
+    *o = rd_prep_defaults();
+    o->size = (int)rd_cfg_int(cfg, "preprocess.size");
+    o->center_crop = strcmp(rd_cfg_str(cfg, "preprocess.crop"), "center") == 0;
+    o->kernel = (rd_kernel)rd_kernel_parse(rd_cfg_str(cfg, "preprocess.resample"));
+    o->norm = (rd_norm)rd_norm_parse(rd_cfg_str(cfg, "preprocess.normalize"));
+    double pct[2];
+    rd_cfg_list(cfg, "preprocess.percentiles", pct, 2);
+    o->lo_pct = pct[0];
+    o->hi_pct = pct[1];
+    o->bit_depth = (int)rd_cfg_int(cfg, "preprocess.bit_depth");
+    o->max_pixels = (size_t)rd_cfg_int(cfg, "preprocess.max_pixels");
+    o->max_aspect = rd_cfg_float(cfg, "preprocess.max_aspect");
+    return rd_prep_check_options(o, err) ? rd_wrap(err, "preprocess configuration") : RD_OK;
 }
 
 rd_status rd_prep_check_options(const rd_prep_options *opt, rd_error *err) {

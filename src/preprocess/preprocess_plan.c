@@ -1,5 +1,5 @@
 /* Reconciliation of metadata rows with the image folder; see preprocess_plan.h. */
-#include "preprocess_plan.h"
+#include "rdino/preprocess_plan.h"
 
 #include <ctype.h>
 #include <limits.h>

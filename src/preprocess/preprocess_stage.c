@@ -12,14 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "preprocess_image.h"
-#include "preprocess_plan.h"
 #include "rdino/agree.h"
 #include "rdino/csv.h"
 #include "rdino/file.h"
 #include "rdino/journal.h"
 #include "rdino/log.h"
 #include "rdino/paths.h"
+#include "rdino/preprocess_image.h"
+#include "rdino/preprocess_plan.h"
 #include "rdino/workqueue.h"
 
 enum { FORMAT_VERSION = 1 };
@@ -52,20 +52,8 @@ static uint64_t fnv1a(const char *s) {
 
 static rd_status params_from_config(const rd_config *cfg, stage_params *p, rd_error *err) {
     rd_prep_options *o = &p->opt;
-    *o = rd_prep_defaults();
-    o->size = (int)rd_cfg_int(cfg, "preprocess.size");
-    o->center_crop = strcmp(rd_cfg_str(cfg, "preprocess.crop"), "center") == 0;
-    o->kernel = (rd_kernel)rd_kernel_parse(rd_cfg_str(cfg, "preprocess.resample"));
-    o->norm = (rd_norm)rd_norm_parse(rd_cfg_str(cfg, "preprocess.normalize"));
-    double pct[2];
-    rd_cfg_list(cfg, "preprocess.percentiles", pct, 2);
-    o->lo_pct = pct[0];
-    o->hi_pct = pct[1];
-    o->bit_depth = (int)rd_cfg_int(cfg, "preprocess.bit_depth");
-    o->max_pixels = (size_t)rd_cfg_int(cfg, "preprocess.max_pixels");
-    o->max_aspect = rd_cfg_float(cfg, "preprocess.max_aspect");
+    if (rd_prep_options_from_config(cfg, o, err)) return err->code;
     p->png_level = (int)rd_cfg_int(cfg, "preprocess.png_level");
-    if (rd_prep_check_options(o, err)) return rd_wrap(err, "preprocess configuration");
     snprintf(p->canonical, sizeof p->canonical,
              "size=%d crop=%s resample=%s normalize=%s percentiles=%.17g,%.17g bit_depth=%d "
              "max_pixels=%zu max_aspect=%.17g png_level=%d",

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pretrain_weights.h"
 #include "rdino/agree.h"
 #include "rdino/allreduce.h"
 #include "rdino/checkpoint.h"
@@ -22,6 +23,7 @@
 #include "rdino/paths.h"
 #include "rdino/schedule.h"
 #include "rdino/step.h"
+#include "rdino/weights.h"
 
 enum { MAX_CHECKPOINTS = 4096 };
 
@@ -114,7 +116,7 @@ static rd_status setup_trainer(run *r, rd_error *err) {
     rd_step_config sc;
     rd_head_config dino, ibot;
     int separate, batch, group;
-    rd_status st = rd_vit_config_from(r->cfg, &vc, err);
+    rd_status st = rd_weights_student_config(r->cfg, &vc, err);
     if (!st) st = rd_step_setup_from_config(r->cfg, &vc, &sc, &dino, &ibot, &separate, err);
     /* grey crops: a 3-channel patch embedding sees the grey image replicated (exactly, via its
      * channel-summed weight) */
@@ -343,20 +345,6 @@ static rd_status read_newest(run *r, int64_t *found, rd_error *err) {
     return RD_OK;
 }
 
-/* Rank 0: the student backbone (teacher = student) from released or converted weights: the
- * file's teacher backbone if it has one, else its student backbone. */
-static rd_status load_pretrained(run *r, const char *path, rd_error *err) {
-    const unsigned backbone = 1u << RD_MODULE_BACKBONE;
-    rd_error first = {0};
-    rd_status st = rd_checkpoint_load_params(path, "teacher", &r->tr.student, backbone, &first);
-    if (st && (st = rd_checkpoint_load_params(path, "student", &r->tr.student, backbone, err)))
-        return rd_wrap(err, "student.pretrained_weights (teacher/backbone: %s; student/backbone)",
-                       first.msg);
-    memcpy(r->tr.teacher.data, r->tr.student.data, r->tr.student.numel * sizeof(float));
-    rd_info("student and teacher backbones initialised from %s", path);
-    return RD_OK;
-}
-
 /* Collective: the state to start from, and the first iteration to run. */
 static rd_status init_state(run *r, int resume, int64_t *start, rd_error *err) {
     int64_t found = -1;
@@ -371,9 +359,10 @@ static rd_status init_state(run *r, int resume, int64_t *start, rd_error *err) {
     }
     /* counter-based init: every rank computes the same numbers */
     rd_trainer_init_params(&r->tr, r->s.seed);
-    const char *weights = rd_cfg_str(r->cfg, "student.pretrained_weights");
-    if (!*weights) return RD_OK;
-    if (r->rank == 0) st = load_pretrained(r, weights, err);
+    if (!*rd_cfg_str(r->cfg, "student.pretrained_weights") &&
+        !*rd_cfg_str(r->cfg, "dino.head_weights"))
+        return RD_OK;
+    if (r->rank == 0) st = rd_pretrain_load_weights(&r->tr, r->cfg, err);
     if ((st = rd_agree(r->comm, st, err))) return st;
     return broadcast_state(r, err);
 }
@@ -584,15 +573,18 @@ rd_status rd_pretrain_run(const rd_config *cfg, MPI_Comm comm, const rd_pretrain
     run r;
     memset(&r, 0, sizeof r);
     memset(res, 0, sizeof *res);
-    r.cfg = cfg;
     r.comm = comm;
     r.last_checkpoint = -1;
     MPI_Comm_rank(comm, &r.rank);
     MPI_Comm_size(comm, &r.nranks);
-    rd_status st = settings_from(cfg, &r.s, err);
+    /* the run's configuration, completed by released weights (stored in every checkpoint) */
+    rd_config resolved = {0};
+    rd_status st = rd_pretrain_resolve_config(cfg, comm, &resolved, err);
+    r.cfg = &resolved;
+    if (!st) st = settings_from(r.cfg, &r.s, err);
     if (!st && r.s.threads > 0) omp_set_num_threads(r.s.threads);
     if (!st) st = setup_trainer(&r, err);
-    if (!st && !(r.config_yaml = rd_config_dump(cfg)))
+    if (!st && !(r.config_yaml = rd_config_dump(r.cfg)))
         st = rd_fail(err, RD_ENOMEM, "out of memory for the configuration text");
     st = rd_agree(comm, st, err);
     if (!st && r.rank == 0) st = prepare_output(&r, !opt->resume, err);
@@ -623,12 +615,18 @@ rd_status rd_pretrain_run(const rd_config *cfg, MPI_Comm comm, const rd_pretrain
         st = finish(&r, st, done, err);
         if (st == RD_OK || st == RD_EINTR) report(&r, start, done, &tot, res);
     }
+    const char *export_dir = rd_cfg_str(r.cfg, "pretrain.export_dir");
+    if (!st && *export_dir) {
+        if (r.rank == 0) st = rd_pretrain_export(&r.tr, r.cfg, export_dir, err);
+        st = rd_agree(comm, st, err);
+    }
     res->steps_completed = done;
     if (r.loader) rd_loader_close(r.loader);
     if (r.nranks > 1) rd_grad_allreduce_free(&r.grad);
     if (r.have_trainer) rd_trainer_free(&r.tr);
     if (r.metrics) fclose(r.metrics);
     free(r.config_yaml);
+    rd_config_free(&resolved);
     return st;
 }
 

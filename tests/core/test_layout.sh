@@ -14,7 +14,7 @@ declare -A allowed=( # folder -> the folders it may use (besides itself)
     [shard]="core parallel io image"
     [train]="core parallel io image nn model shard"
     [analyze]="core parallel io probe shard"
-    [embed]="core parallel io image nn model shard train"
+    [embed]="core parallel io image nn model preprocess shard train"
     [apps]="core synth preprocess shard train embed analyze")
 # the folder owning a public header: the folder of the .c file of the same name, else listed
 declare -A owner=([threads.h]=core [error.h]=core [app.h]=core [reduce.h]=parallel [image.h]=image

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "npy.h"
@@ -420,9 +421,17 @@ static void export_import_is_bit_identical(rd_test *t) {
         CHECK(sets_identical(t, &a.set, &b.set, RD_MODULE_DINO_HEAD));
         rd_pretrained_close(&pre);
 
-        /* the original-name file alone: shapes describe the model, the metadata its mode */
-        char path[1200];
+        /* one file of the snapshot: the config.json beside it describes the model */
+        char path[1200], config[1200];
         snprintf(path, sizeof path, "%s/%s", dir, RD_WEIGHTS_ORIGINAL_FILE);
+        CHECK_OK(rd_pretrained_open(&pre, path, &err), &err);
+        if (err.code) return;
+        CHECK(pre.cfg_from_json && pre.names.layout == RD_LAYOUT_ORIGINAL);
+        check_same_config(t, &pre.cfg, &cfg);
+        rd_pretrained_close(&pre);
+        /* the original-name file alone: shapes describe the model, the metadata its mode */
+        snprintf(config, sizeof config, "%s/%s", dir, RD_WEIGHTS_CONFIG);
+        CHECK(unlink(config) == 0);
         CHECK_OK(rd_pretrained_open(&pre, path, &err), &err);
         if (err.code) return;
         CHECK(!pre.cfg_from_json && pre.names.layout == RD_LAYOUT_ORIGINAL);

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "preprocess/image_tree.h"
+#include "rdino/image_tree.h"
 
 static void touch(const char *dir, const char *rel, const char *text) {
     char path[1024];

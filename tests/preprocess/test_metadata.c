@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "preprocess/metadata.h"
+#include "rdino/metadata.h"
 
 static const char *write_file(rd_test *t, const char *name, const char *text) {
     static char path[2][800];

@@ -8,7 +8,7 @@
 
 #include "harness.h"
 #include "pyref.h"
-#include "preprocess/preprocess_image.h"
+#include "rdino/preprocess_image.h"
 
 static void nih_8_and_16_bit_give_identical_outputs(rd_test *t) {
     const char *shared = rd_test_shared_dir();

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "preprocess/metadata.h"
+#include "rdino/metadata.h"
 #include "rdino/synth_stage.h"
 
 static int count_fields(const char *line, size_t len) {

@@ -10,8 +10,8 @@
 
 #include "rdino/config.h"
 #include "rdino/error.h"
-#include "image_tree.h"
-#include "metadata.h"
+#include "rdino/image_tree.h"
+#include "rdino/metadata.h"
 
 /* Reason codes added by reconciliation (the pipeline's own come from rd_reject_name). */
 #define RD_REASON_MISSING       "missing"           /* no file for the row (same as png.h) */

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rdino/config.h"
 #include "rdino/error.h"
 #include "rdino/image.h"
 #include "rdino/png.h"
@@ -43,6 +44,10 @@ typedef struct rd_prep_options {
 /* size 518, centre crop, B-spline, min-max, percentiles 0.5 / 99.5, 8 bits, 400 M pixels,
  * max_aspect 4: the config schema's defaults. */
 rd_prep_options rd_prep_defaults(void);
+
+/* The options of a run configuration (preprocess.{size, crop, resample, normalize,
+ * percentiles, bit_depth, max_pixels, max_aspect}), checked. */
+rd_status rd_prep_options_from_config(const rd_config *cfg, rd_prep_options *opt, rd_error *err);
 
 /* Checks the options; RD_EINVAL with a message naming the bad field. */
 rd_status rd_prep_check_options(const rd_prep_options *opt, rd_error *err);
