@@ -66,8 +66,11 @@ rd_status rd_vit_config_default(rd_vit_config *cfg, const char *arch, int patch_
                                 rd_error *err);
 /* From the run configuration: student.{arch, patch_size, drop_path_rate, drop_path_uniform,
  * layerscale, ffn_layer, qkv_bias, proj_bias, ffn_bias, num_register_tokens, interpolate_offset,
- * interpolate_antialias, in_chans, and for vit_custom embed_dim, depth,
- * num_heads, mlp_ratio} and crops.global_crops_size. Validates the combination. */
+ * interpolate_antialias, in_chans, img_size, and for vit_custom embed_dim, depth,
+ * num_heads, mlp_ratio}. The position embedding's native size is student.img_size when set, else
+ * crops.global_crops_size (DINOv2's rule): released weights keep their native grid (dinov2-base:
+ * 37 x 37 for 518 px) this way while training on other crop sizes, and checkpoints of such runs
+ * read back. Validates the combination. */
 rd_status rd_vit_config_from(const rd_config *config, rd_vit_config *cfg, rd_error *err);
 /* Checks divisibility and ranges; the message names the offending field. */
 rd_status rd_vit_config_check(const rd_vit_config *cfg, rd_error *err);

@@ -110,13 +110,6 @@ rd_status rd_weights_infer_config(const rd_safetensors *st, const rd_weight_name
 rd_status rd_weights_default_interpolation(const rd_safetensors *st, const rd_weight_names *names,
                                            rd_vit_config *cfg, rd_error *err);
 
-/* The student backbone a run configuration describes: rd_vit_config_from, with the position
- * embedding's native size student.img_size when that is set (0 keeps crops.global_crops_size,
- * DINOv2's rule). Released weights keep their native grid (dinov2-base: 37 x 37 for 518 px)
- * this way while training on other crop sizes. Stages declare backbones from a configuration
- * with this, so checkpoints of such runs read back. */
-rd_status rd_weights_student_config(const rd_config *config, rd_vit_config *cfg, rd_error *err);
-
 /* ---- loading ----------------------------------------------------------------------------- */
 
 /* Copies the backbone tensors of st (named as names says) into set, declared by vit, following

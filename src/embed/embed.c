@@ -15,7 +15,6 @@
 #include "rdino/log.h"
 #include "rdino/shard.h"
 #include "rdino/shard_reader.h"
-#include "rdino/weights.h"
 
 static const char *const SPLIT_NAMES[3] = {"train", "val", "test"};
 
@@ -154,7 +153,7 @@ static rd_status declare_backbone(const rd_config *cfg, rd_vit *vit, rd_param_se
                                   rd_error *err) {
     rd_vit_config vc;
     rd_params_init(set);
-    rd_status st = rd_weights_student_config(cfg, &vc, err);
+    rd_status st = rd_vit_config_from(cfg, &vc, err);
     if (!st) st = rd_vit_declare(vit, &vc, set, err);
     if (!st) st = rd_params_alloc(set, 0, err);
     if (st) rd_params_free(set);

@@ -60,12 +60,13 @@ rd_status rd_vit_config_from(const rd_config *config, rd_vit_config *cfg, rd_err
         cfg->mlp_ratio = (float)rd_cfg_float(config, "student.mlp_ratio");
     } else {
         rd_status st = rd_vit_config_arch(cfg, arch, err);
-        if (st) return rd_wrap(err, "student.arch: ");
+        if (st) return rd_wrap(err, "student.arch");
     }
     cfg->patch_size = (int)rd_cfg_int(config, "student.patch_size");
     cfg->in_chans = (int)rd_cfg_int(config, "student.in_chans");
     cfg->num_register_tokens = (int)rd_cfg_int(config, "student.num_register_tokens");
-    cfg->img_size = (int)rd_cfg_int(config, "crops.global_crops_size");
+    int64_t native = rd_cfg_int(config, "student.img_size");
+    cfg->img_size = (int)(native > 0 ? native : rd_cfg_int(config, "crops.global_crops_size"));
     cfg->layerscale = (float)rd_cfg_float(config, "student.layerscale");
     cfg->drop_path_rate = rd_cfg_float(config, "student.drop_path_rate");
     cfg->drop_path_uniform = rd_cfg_bool(config, "student.drop_path_uniform");
@@ -173,7 +174,7 @@ rd_status rd_vit_declare(rd_vit *vit, const rd_vit_config *cfg, rd_param_set *se
     }
     vit->norm_weight = declare(&d, 1, "norm.weight", 1, D, 0, 0, 0);
     vit->norm_bias = declare(&d, 1, "norm.bias", 1, D, 0, 0, 0);
-    return d.failed ? rd_wrap(err, "declaring the ViT backbone: ") : RD_OK;
+    return d.failed ? rd_wrap(err, "declaring the ViT backbone") : RD_OK;
 }
 
 size_t rd_vit_param_count(const rd_vit *vit, const rd_param_set *set) {

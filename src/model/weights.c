@@ -624,17 +624,6 @@ rd_status rd_weights_default_interpolation(const rd_safetensors *st, const rd_we
     return RD_OK;
 }
 
-rd_status rd_weights_student_config(const rd_config *config, rd_vit_config *cfg, rd_error *err) {
-    rd_status s = rd_vit_config_from(config, cfg, err);
-    int64_t native = rd_cfg_int(config, "student.img_size");
-    if (!s && native > 0) {
-        cfg->img_size = (int)native;
-        s = rd_vit_config_check(cfg, err);
-        if (s) rd_wrap(err, "student.img_size %lld", (long long)native);
-    }
-    return s;
-}
-
 /* ---- loading ----------------------------------------------------------------------------- */
 
 static void describe(const rd_vit_config *c, char *out, size_t n) {

@@ -23,7 +23,6 @@
 #include "rdino/paths.h"
 #include "rdino/schedule.h"
 #include "rdino/step.h"
-#include "rdino/weights.h"
 
 enum { MAX_CHECKPOINTS = 4096 };
 
@@ -116,7 +115,7 @@ static rd_status setup_trainer(run *r, rd_error *err) {
     rd_step_config sc;
     rd_head_config dino, ibot;
     int separate, batch, group;
-    rd_status st = rd_weights_student_config(r->cfg, &vc, err);
+    rd_status st = rd_vit_config_from(r->cfg, &vc, err);
     if (!st) st = rd_step_setup_from_config(r->cfg, &vc, &sc, &dino, &ibot, &separate, err);
     /* grey crops: a 3-channel patch embedding sees the grey image replicated (exactly, via its
      * channel-summed weight) */
