@@ -55,6 +55,7 @@ typedef struct rd_loader_params {
     rd_vit_config vit; /* drop path: depth, drop_path_rate, drop_path_uniform */
     int prefetch;
     int max_open_shards; /* shard files kept open (at least B are) */
+    int skip_corrupt;    /* pretrain.on_corrupt: skip (else a corrupt image is an error) */
 } rd_loader_params;
 
 /* From the run configuration: train.seed, crops.*, ibot.mask_*, pretrain.augment.*,
@@ -83,8 +84,11 @@ rd_status rd_loader_open(rd_loader **loader, const rd_loader_params *p, rd_error
 void rd_loader_close(rd_loader *loader);
 
 /* This rank's part of global batch `step` (any step >= 0; consecutive steps are prefetched). The
- * pointers in *batch stay valid until the next call. Errors of reading (a damaged chunk fails
- * its Fletcher32 check) name the shard file. */
+ * pointers in *batch stay valid until the next call. Every image read is checked against its
+ * CRC32C (shard_reader.h). A corrupt image is an RD_ECORRUPT error naming the shard file, row and
+ * image id; with skip_corrupt the sample takes instead the image of the next position of its
+ * pass whose image is intact (same crops, masks and keys: only the pixels change), so the batch
+ * is the same on any number of ranks; it is counted in the stats (docs/PRETRAIN.md). */
 rd_status rd_loader_next(rd_loader *loader, int64_t step, rd_step_batch *batch, rd_error *err);
 
 int64_t rd_loader_train_images(const rd_loader *loader); /* T */
@@ -105,6 +109,8 @@ typedef struct rd_loader_stats {
     double read_seconds;      /* shard reads (including HDF5 lock waits), all batches */
     double augment_seconds;   /* crops, masks and drop-path subsets, all batches */
     int64_t shard_opens;      /* files opened (index.json scan included) */
+    int64_t corrupt_skipped;  /* samples of returned batches whose corrupt image was replaced */
+    int64_t corrupt_images;   /* distinct corrupt images this rank found */
 } rd_loader_stats;
 
 void rd_loader_get_stats(const rd_loader *loader, rd_loader_stats *stats);

@@ -57,6 +57,10 @@ static void print_summary(const rd_embed_stats *s, const char *output, MPI_Comm 
             "(%.2f img/s per rank); peak RSS %.1f MiB (largest rank)",
             (long long)s->images, output, s->embed_dim, s->resolution, s->seconds, rate, nranks,
             nranks > 1 ? "s" : "", rate / nranks, max_rss);
+    if (s->corrupt_skipped > 0)
+        rd_info("summary: %lld corrupt images left out (embed.on_corrupt: skip; each named in a "
+                "warning above)",
+                (long long)s->corrupt_skipped);
     rd_info("summary: slowest rank: reading + preparing images %.1f s, ViT forwards %.1f s, "
             "HDF5 %.1f s",
             s->read_seconds, s->forward_seconds, s->write_seconds);
@@ -100,22 +104,23 @@ rd_status rd_embed_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
                 random ? "" : " of ", random ? "" : checkpoint, vit.cfg.embed_dim, vit.cfg.depth,
                 vit.cfg.num_heads, vit.cfg.patch_size, vit.cfg.num_register_tokens,
                 vit.cfg.img_size, rd_vit_param_count(&vit, &set));
-        rd_embed_params p = {.shards_dir = shards,
-                             .output = output,
-                             .encoder = name,
-                             .init = random ? "random" : "checkpoint",
-                             .checkpoint = checkpoint,
-                             .seed = rd_cfg_int(cfg, "embed.seed"),
-                             .model_config = model_yaml,
-                             .config = config_yaml,
-                             .creator = "rdino-embed 0.1",
-                             .resolution = (int)rd_cfg_int(cfg, "embed.resolution"),
-                             .kernel =
-                                 (rd_kernel)rd_kernel_parse(rd_cfg_str(cfg, "embed.resample")),
-                             .mean = rd_cfg_float(enc, "pretrain.augment.mean"),
-                             .std = rd_cfg_float(enc, "pretrain.augment.std"),
-                             .splits = splits,
-                             .batch = (int)rd_cfg_int(cfg, "embed.batch")};
+        rd_embed_params p = {
+            .shards_dir = shards,
+            .output = output,
+            .encoder = name,
+            .init = random ? "random" : "checkpoint",
+            .checkpoint = checkpoint,
+            .seed = rd_cfg_int(cfg, "embed.seed"),
+            .model_config = model_yaml,
+            .config = config_yaml,
+            .creator = "rdino-embed 0.1",
+            .resolution = (int)rd_cfg_int(cfg, "embed.resolution"),
+            .kernel = (rd_kernel)rd_kernel_parse(rd_cfg_str(cfg, "embed.resample")),
+            .mean = rd_cfg_float(enc, "pretrain.augment.mean"),
+            .std = rd_cfg_float(enc, "pretrain.augment.std"),
+            .splits = splits,
+            .batch = (int)rd_cfg_int(cfg, "embed.batch"),
+            .skip_corrupt = strcmp(rd_cfg_str(cfg, "embed.on_corrupt"), "skip") == 0};
         rd_embed_stats stats;
         st = rd_embed_run(&p, &vit, &set, comm, &stats, err);
         if (!st) print_summary(&stats, output, comm);

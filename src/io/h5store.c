@@ -71,6 +71,7 @@ size_t rd_h5_type_size(rd_h5_type type) {
         return 1;
     case RD_H5_U16:
         return 2;
+    case RD_H5_U32:
     case RD_H5_I32:
     case RD_H5_F32:
         return 4;
@@ -90,6 +91,8 @@ static hid_t native_type(rd_h5_type type) {
         return H5T_NATIVE_UINT8;
     case RD_H5_U16:
         return H5T_NATIVE_UINT16;
+    case RD_H5_U32:
+        return H5T_NATIVE_UINT32;
     case RD_H5_I8:
         return H5T_NATIVE_INT8;
     case RD_H5_I32:
@@ -171,7 +174,12 @@ rd_status rd_h5_create(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *
     }
     if (fapl >= 0) H5Pclose(fapl);
     f->writing = f->id >= 0;
+    f->fletcher32 = 1;
     return rd_agree(f->comm, st, err);
+}
+
+void rd_h5_set_fletcher32(rd_h5file *f, int on) {
+    f->fletcher32 = on != 0;
 }
 
 rd_status rd_h5_publish(rd_h5file *f, rd_error *err) {
@@ -235,7 +243,8 @@ int rd_h5_exists(const rd_h5file *f, const char *name) {
 
 /* ---- datasets ---- */
 
-static hid_t create_dcpl(int ndim, const hsize_t *dims, const hsize_t *chunk, int deflate) {
+static hid_t create_dcpl(int ndim, const hsize_t *dims, const hsize_t *chunk, int deflate,
+                         int fletcher32) {
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (dcpl < 0) return dcpl;
     int empty = 0;
@@ -246,7 +255,7 @@ static hid_t create_dcpl(int ndim, const hsize_t *dims, const hsize_t *chunk, in
     if (st >= 0) st = H5Pset_obj_track_times(dcpl, 0);
     /* An empty dataset has nothing to chunk or checksum: it stays contiguous. */
     if (!empty && st >= 0) st = H5Pset_chunk(dcpl, ndim, chunk);
-    if (!empty && st >= 0) st = H5Pset_fletcher32(dcpl);
+    if (!empty && fletcher32 && st >= 0) st = H5Pset_fletcher32(dcpl);
     if (!empty && deflate > 0 && st >= 0) st = H5Pset_shuffle(dcpl);
     if (!empty && deflate > 0 && st >= 0) st = H5Pset_deflate(dcpl, (unsigned)deflate);
     if (st < 0) {
@@ -272,7 +281,7 @@ static rd_status create_any(rd_h5file *f, const char *name, hid_t file_type, int
     }
     rd_status st = RD_OK;
     hid_t space = H5Screate_simple(ndim, d, NULL);
-    hid_t dcpl = create_dcpl(ndim, d, c, deflate);
+    hid_t dcpl = create_dcpl(ndim, d, c, deflate, f->fletcher32);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     if (space < 0 || dcpl < 0 || lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0)
         st = h5_fail(err, f, name, "cannot set up dataset creation");
@@ -450,8 +459,8 @@ rd_status rd_h5_dataset_type(const rd_h5file *f, const char *name, rd_h5_type *t
         *type = is_signed ? RD_H5_I8 : RD_H5_U8;
     else if (cls == H5T_INTEGER && size == 2 && !is_signed)
         *type = RD_H5_U16;
-    else if (cls == H5T_INTEGER && size == 4 && is_signed)
-        *type = RD_H5_I32;
+    else if (cls == H5T_INTEGER && size == 4)
+        *type = is_signed ? RD_H5_I32 : RD_H5_U32;
     else if (cls == H5T_INTEGER && size == 8 && is_signed)
         *type = RD_H5_I64;
     else
