@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rdino/agree.h"
@@ -182,12 +183,37 @@ void rd_h5_set_fletcher32(rd_h5file *f, int on) {
     f->fletcher32 = on != 0;
 }
 
+rd_status rd_h5_reserve(rd_h5file *f, int64_t bytes, rd_error *err) {
+    rd_status st = RD_OK;
+    if (f->rank == 0) {
+        int fd = open(f->tmp_path, O_WRONLY);
+        int rc = fd < 0 ? errno : fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes) ? errno : 0;
+        if (fd >= 0) close(fd);
+        /* file systems without fallocate (some parallel ones) write without a reservation */
+        if (rc && rc != EOPNOTSUPP)
+            st = rd_fail(err, RD_EIO, "%s: cannot reserve the %.2f MB it needs (in %s): %s",
+                         f->path, (double)bytes / 1e6, f->tmp_path, strerror(rc));
+        f->reserved = !rc;
+    }
+    return rd_agree(f->comm, st, err);
+}
+
+/* Blocks reserved beyond the end of a closed file go back (truncating to its own size). */
+static rd_status release_reservation(const rd_h5file *f, rd_error *err) {
+    struct stat sb;
+    if (!f->reserved) return RD_OK;
+    if (stat(f->tmp_path, &sb) != 0 || truncate(f->tmp_path, sb.st_size) != 0)
+        return rd_fail(err, RD_EIO, "%s: %s", f->tmp_path, strerror(errno));
+    return RD_OK;
+}
+
 rd_status rd_h5_publish(rd_h5file *f, rd_error *err) {
     if (!f->writing) return rd_fail(err, RD_EINVAL, "%s: not open for writing", f->path);
     rd_status st = RD_OK;
     if (H5Fclose(f->id) < 0) st = h5_fail(err, f, NULL, "closing %s failed", f->tmp_path);
     f->id = H5I_INVALID_HID;
     f->writing = 0;
+    if (!st && f->rank == 0) st = release_reservation(f, err);
     st = rd_agree(f->comm, st, err);
     if (!st && f->rank == 0) st = rd_publish_file(f->tmp_path, f->path, err);
     return rd_agree(f->comm, st, err);
