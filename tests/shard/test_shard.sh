@@ -205,7 +205,7 @@ else
         for f in "$T"/full_reference/shard-*.h5; do cmp -s "$f" "$mnt/shards/$(basename "$f")" || identical=no; done
         echo "note: shards after ENOSPC + rerun byte-identical to an undisturbed run: $identical" >&2
     fi
-    echo "  ENOSPC message: $(grep -m1 'error' "$T/full.log" | cut -c1-300)" >&2
+    echo "  ENOSPC message: $(grep -m1 'error \[' "$T/full.log" | cut -c1-300)" >&2
     umount "$mnt"
 fi
 
