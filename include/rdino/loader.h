@@ -2,11 +2,11 @@
  * rd_step_batch for rd_trainer_step (docs/PRETRAIN.md, "Data and augmentation").
  *
  * Sampling. The training images are the rows with /meta/split == 0 of every shard listed in
- * <shards_dir>/index.json, in shard order (train index 0 .. T-1). Pass e visits them in the
- * permutation drawn from the Philox stream (seed, RD_RNG_SAMPLER, epoch e); the passes are
- * concatenated, global batch s is positions [s GB, (s + 1) GB) and rank r holds the contiguous
- * block [s GB + r B, s GB + (r + 1) B), B = GB / W. The sample at position q has epoch
- * e = q / T and is keyed by (e, q) everywhere.
+ * the shards folder (read through rd_shard_set, shard_reader.h), in shard order (train index 0 ..
+ * T-1). Pass e visits them in the permutation drawn from the Philox stream (seed, RD_RNG_SAMPLER,
+ * epoch e); the passes are concatenated, global batch s is positions [s GB, (s + 1) GB) and rank r
+ * holds the contiguous block [s GB + r B, s GB + (r + 1) B), B = GB / W. The sample at position q
+ * has epoch e = q / T and is keyed by (e, q) everywhere.
  *
  * Per sample: 2 global + n_local local crops (augment.h), keyed by (seed, epoch, q, crop).
  * Per group of g consecutive positions (g = group_size divides B, so groups never straddle
@@ -45,7 +45,7 @@
 #include "rdino/vit.h"
 
 typedef struct rd_loader_params {
-    char shards_dir[RD_PATH_MAX]; /* holds index.json */
+    char shards_dir[RD_PATH_MAX]; /* the shards folder (rdino-shard's output) */
     uint64_t seed;
     int global_batch; /* GB, divisible by ranks */
     int ranks, rank;  /* W, r */
@@ -78,7 +78,8 @@ int rd_loader_max_masked(const rd_loader_params *p);
 
 typedef struct rd_loader rd_loader;
 
-/* Reads index.json and every shard's header and /meta/split (image size, bit depth and shapes
+/* Opens the shards folder (rd_shard_set_open on MPI_COMM_SELF: every shard's header, /meta/split
+ * and /meta/crc32c; image size, bit depth and shapes
  * must agree; errors name the shard file), sizes all buffers, starts the prefetch thread. */
 rd_status rd_loader_open(rd_loader **loader, const rd_loader_params *p, rd_error *err);
 void rd_loader_close(rd_loader *loader);
@@ -108,7 +109,7 @@ typedef struct rd_loader_stats {
     double last_wait_seconds; /* of the last call */
     double read_seconds;      /* shard reads (including HDF5 lock waits), all batches */
     double augment_seconds;   /* crops, masks and drop-path subsets, all batches */
-    int64_t shard_opens;      /* files opened (index.json scan included) */
+    int64_t shard_opens;      /* files opened (the checks at open included) */
     int64_t corrupt_skipped;  /* samples of returned batches whose corrupt image was replaced */
     int64_t corrupt_images;   /* distinct corrupt images this rank found */
 } rd_loader_stats;

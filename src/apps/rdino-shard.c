@@ -1,4 +1,4 @@
-/* rdino-shard: preprocessed PNGs + manifest.csv -> shards/shard-NNNNN.h5 + shards/index.json
+/* rdino-shard: preprocessed PNGs + manifest.csv -> shards/shard-NNNNN.h5 and the shards' index
  * (parallel HDF5; layout in docs/FORMATS.md, "Shards"). */
 #include "rdino/app.h"
 #include "rdino/shard.h"
