@@ -126,7 +126,9 @@ done
 count() { "$PT_PY" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["corrupt_skipped"])' "$1"; }
 if [ $ok = 1 ]; then
     c1=$(count "$T/skip1/metrics.jsonl") c2=$(count "$T/skip2/metrics.jsonl")
-    if ! verdict=$(pt_compare "$(ck skip1 4)" "$(ck skip2 4)" exact); then
+    # 1e-5: the rank-count tolerance of test_pretrain_ranks.sh (all-reduce rounding); another
+    # substitute image would move the weights far more
+    if ! verdict=$(pt_compare "$(ck skip1 4)" "$(ck skip2 4)" 1e-5); then
         ok=0 why="1 and 2 ranks differ: $verdict"
     elif [ "$c1" -lt 1 ] || [ "$c1" != "$c2" ]; then
         ok=0 why="corrupt_skipped $c1 on 1 rank, $c2 on 2"
