@@ -1,7 +1,6 @@
 /* The one reader of a shards folder: see include/rdino/shard_reader.h. */
 #include "rdino/shard_reader.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
