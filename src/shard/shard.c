@@ -264,11 +264,11 @@ static rd_status write_images(rd_h5file *f, shard_run *r, int64_t first, int64_t
 static int64_t shard_bytes(const shard_run *r, int64_t count) {
     const rd_shard_params *p = r->p;
     int64_t image = (int64_t)p->size * p->size * (p->bit_depth > 8 ? 2 : 1);
-    int64_t row = (int64_t)(r->width_image_id + r->width_patient_id + r->width_view) + 4 + 1 + 1 +
-                  8 + 4;
-    int64_t text = (int64_t)(strlen(p->config_yaml) + strlen(p->preprocess_yaml) +
-                             strlen(p->manifest_path)) +
-                   4096;
+    int64_t row =
+        (int64_t)(r->width_image_id + r->width_patient_id + r->width_view) + 4 + 1 + 1 + 8 + 4;
+    int64_t text =
+        (int64_t)(strlen(p->config_yaml) + strlen(p->preprocess_yaml) + strlen(p->manifest_path)) +
+        4096;
     return count * (image + row + 64) + text + (256 << 10);
 }
 
@@ -284,8 +284,8 @@ static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err
     rd_status st = rd_agree(r->comm, fill_meta(r, first, count, &m, err), err);
     if (st) return st;
     st = rd_h5_create(&f, path, r->comm, err);
-    /* room for all of it, or a clean error before HDF5 writes (see rd_h5_reserve) */
-    if (!st) st = rd_h5_reserve(&f, shard_bytes(r, count), err);
+    /* room for all of it, or a clean error before HDF5 writes (see rd_h5_check_room) */
+    if (!st) st = rd_h5_check_room(&f, shard_bytes(r, count), err);
     if (!st) st = create_layout(&f, r, count, err);
     if (!st) st = write_attributes(&f, r, k, first, count, key, err);
     if (!st) st = write_metadata(&f, r, &m, err);

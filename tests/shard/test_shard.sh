@@ -176,7 +176,7 @@ rm -rf "$T/dmg"
 # naming the shard, nothing published or left behind; after the file system grows (remount), a
 # rerun completes with the shards of an undisturbed run into the same folder (dataset by dataset
 # and attribute by attribute; byte identity reported as a note). Needs mount (root); RLIMIT_FSIZE
-# does not work here: see rd_h5_reserve in include/rdino/h5store.h.
+# does not work here: see rd_h5_check_room in include/rdino/h5store.h.
 enospc="$suite/out_of_space_then_rerun"
 mnt=$T/small
 mkdir -p "$mnt"
