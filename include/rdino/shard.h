@@ -4,8 +4,11 @@
  * Images keep the manifest's order: shard k holds rows [k*N/K, (k+1)*N/K) of the manifest.
  * All ranks write every shard together: in each round a rank decodes up to `batch` images into
  * its buffer and the ranks write their hyperslabs with one collective call, so the content does
- * not depend on the number of ranks. Shards are published atomically (temporary name, fsync,
- * rename); a rerun skips shards whose content key matches and rewrites the others. */
+ * not depend on the number of ranks. Each image's CRC32C is computed as it lands in the write
+ * buffer and stored in /meta/crc32c; index.json records each shard's /meta digest (docs/FORMATS.md,
+ * "Checksums"). Shards are published atomically (temporary name, fsync, rename) after a check
+ * that the disk has room for them; a rerun skips shards whose content key, metadata and image
+ * checksums match and rewrites the others. Reading: shard_reader.h. */
 #ifndef RDINO_SHARD_H
 #define RDINO_SHARD_H
 

@@ -174,7 +174,11 @@ static rd_status plan(rd_loader *l, slot *s, int64_t step, rd_error *err) {
     const int64_t first = step * l->p.global_batch + (int64_t)l->p.rank * l->B;
     for (int b = 0; b < l->B; b++) {
         rd_status st = sample_row(l, first + b, &s->row[b], err);
-        if (!st) st = rd_shard_set_hold(&l->set, s->row[b], err);
+        if (!st) {
+            rd_hdf5_lock(); /* may open and close files: other threads may be in HDF5 */
+            st = rd_shard_set_hold(&l->set, s->row[b], err);
+            rd_hdf5_unlock();
+        }
         if (st) return st;
         s->substituted += s->row[b] != image_at(l, first + b);
         s->position[b] = first + b;
@@ -351,8 +355,10 @@ rd_status rd_loader_open(rd_loader **out, const rd_loader_params *p, rd_error *e
     st = rd_augment_config_check(ac, err);
     if (!st) {
         /* each rank checks the shards itself (the loader has no communicator) */
+        rd_hdf5_lock();
         st = rd_shard_set_open(&l->set, p->shards_dir,
                                p->max_open_shards > B ? p->max_open_shards : B, MPI_COMM_SELF, err);
+        rd_hdf5_unlock();
         l->set_open = st == RD_OK;
     }
     if (!st) {
@@ -402,7 +408,11 @@ void rd_loader_close(rd_loader *l) {
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
     }
-    if (l->set_open) rd_shard_set_close(&l->set);
+    if (l->set_open) {
+        rd_hdf5_lock();
+        rd_shard_set_close(&l->set);
+        rd_hdf5_unlock();
+    }
     free(l->train);
     free(l->corrupt);
     rd_augmenter_free(&l->aug);
