@@ -156,9 +156,8 @@ static rd_status scan_shard(rd_shard_set *s, set_header *h, const index_entry *e
                        "%lld, %dx%d at %d bits): shards of different runs mixed?",
                        f->path, (long long)index, (long long)count, (long long)first,
                        (long long)num, (long long)total, (long long)size, (long long)size,
-                       (long long)depth, k,
-                       h->count, (long long)s->first_row[k], (long long)h->n, h->image_size,
-                       h->image_size, h->bit_depth);
+                       (long long)depth, k, h->count, (long long)s->first_row[k], (long long)h->n,
+                       h->image_size, h->image_size, h->bit_depth);
     if (e->first_row != first || e->num_images != num)
         return rd_fail(err, RD_EFORMAT,
                        "%s: holds rows %lld..%lld (%lld images), but %s/index.json says rows "

@@ -61,10 +61,10 @@ static rd_status verify_folder(const rd_config *cfg, const char *dir, MPI_Comm c
                 dir, (long long)set.n, set.count);
         return RD_OK;
     }
-    if (err) *err = first;
-    rd_wrap(err, "%s: %lld corrupt images, %lld damaged shards; the first problem", dir,
+    rd_wrap(&first, "%s: %lld corrupt images, %lld damaged shards; the first problem", dir,
             (long long)counts[0], (long long)counts[1]);
-    err->agreed = 1;
+    first.agreed = 1; /* every rank holds it (rd_agree_first) */
+    if (err) *err = first;
     return st;
 }
 
