@@ -11,7 +11,7 @@
 BUILD   ?= build
 ARCH    ?= -march=native
 CC      := mpicc
-PKGS    := hdf5-openmpi libpng zlib yaml-0.1 openblas jansson
+PKGS    := hdf5-openmpi libpng zlib yaml-0.1 openblas jansson libisal
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Shard writing against dd on the same disk, in the same run, for 1 and 2 ranks; then the same
 # in memory (/dev/shm, tmpfs), where no disk noise hides the CPU cost.
-#  1. HDF5 only: N images of S x S uint8 from memory (build/bench/bench_shard_write), vs
-#     dd if=/dev/zero bs=1M conv=fsync of the same number of bytes; ratio = ours / dd (goal >= 0.8).
+#  1. HDF5 only: N images of S x S uint8 from memory (build/bench/bench_shard_write, per-image
+#     CRC32C on, HDF5's Fletcher32 off as by default), vs dd if=/dev/zero bs=1M conv=fsync of the
+#     same number of bytes; ratio = ours / dd (goal >= 0.8). The same with shard.hdf5_checksum
+#     (Fletcher32) for comparison; then the readers: every image read one per call through
+#     rd_shard_set with and without its CRC32C check (build/bench/bench_shard_read; goal >= 0.95).
 #  2. Whole program: rdino-shard on preprocessed-like PNGs, PNG decoding and HDF5 writing timed
 #     separately (its summary line).
 # Knobs: RDINO_BENCH_DIR (default BUILD/bench-shard; the disk measured), RDINO_BENCH_SHARD_IMAGES
@@ -37,22 +40,30 @@ against_dd() { # DIR LABEL ("" for the disk, "_tmpfs" for memory)
     local where=$1 label=$2
     echo "shard write: $n images ${size}x${size} uint8 ($mib MiB) in $where, $(nproc) cores, 3 alternating runs; load:$(uptime | sed "s/.*load average://")"
     for np in 1 2; do
-        local dd_runs=() our_runs=() rss=0 out dd_mbs ours
+        local dd_runs=() our_runs=() f32_runs=() rss=0 out dd_mbs ours
         for _ in 1 2 3; do
             dd_runs+=("$(dd_rate "$where")")
-            out=$(rd_mpirun "$np" "$BUILD/bench/bench_shard_write" "$where/mem" "$n" "$size" 500)
+            out=$(rd_mpirun "$np" "$BUILD/bench/bench_shard_write" "$where/mem" "$n" "$size" 500 64 0)
             our_runs+=("$(echo "$out" | awk '/MB\/s/ { print $3; exit }')")
             rss=$(echo "$out" | awk '/peak RSS/ { print $5 }')
+            rm -rf "$where/mem"
+            out=$(rd_mpirun "$np" "$BUILD/bench/bench_shard_write" "$where/mem" "$n" "$size" 500 64 1)
+            f32_runs+=("$(echo "$out" | awk '/MB\/s/ { print $3; exit }')")
             rm -rf "$where/mem"
         done
         dd_mbs=$(printf '%s\n' "${dd_runs[@]}" | best)
         ours=$(printf '%s\n' "${our_runs[@]}" | best)
         echo "RESULT dd_write${label}_np$np: $dd_mbs MB/s (best of ${dd_runs[*]}; median $(printf '%s\n' "${dd_runs[@]}" | median); dd bs=1M count=$mib conv=fsync)"
-        echo "RESULT shard_write${label}_np$np: $ours MB/s (best of ${our_runs[*]}; median $(printf '%s\n' "${our_runs[@]}" | median); HDF5 only, Fletcher32, 4 shards)"
+        echo "RESULT shard_write${label}_np$np: $ours MB/s (best of ${our_runs[*]}; median $(printf '%s\n' "${our_runs[@]}" | median); HDF5 only, CRC32C per image, 4 shards)"
+        echo "RESULT shard_write_fletcher32${label}_np$np: $(printf '%s\n' "${f32_runs[@]}" | best) MB/s (best of ${f32_runs[*]}; shard.hdf5_checksum: true, for comparison)"
         awk -v o="$ours" -v d="$dd_mbs" -v np="$np" -v l="$label" \
             'BEGIN { printf "RESULT shard_write%s_np%d ratio: %.2f (ours/dd, best runs; goal >= 0.80)\n", l, np, o / d }'
         echo "RESULT shard_write${label}_np$np peak RSS: $rss MiB (largest rank)"
     done
+    # readers, verified against plain, on shards written here
+    rd_mpirun 1 "$BUILD/bench/bench_shard_write" "$where/mem" "$n" "$size" 500 64 0 >/dev/null
+    "$BUILD/bench/bench_shard_read" "$where/mem" 3 | sed "s/RESULT shard_read/RESULT shard_read${label}/"
+    rm -rf "$where/mem"
 }
 against_dd "$dir" ""
 # The same in memory (tmpfs): no disk noise, so this ratio shows the CPU cost of writing.

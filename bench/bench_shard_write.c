@@ -1,6 +1,7 @@
 /* Shard write throughput from memory: N synthetic S x S uint8 images through rd_shard_write_all
- * (collective parallel HDF5, Fletcher32, no deflate), so the time is HDF5 writing only.
- *   mpirun -np R build/bench/bench_shard_write DIR [N] [S] [IMAGES_PER_SHARD] [BATCH]
+ * (collective parallel HDF5, per-image CRC32C, no deflate; HDF5's Fletcher32 too when
+ * FLETCHER32 is 1), so the time is HDF5 writing and checksumming only.
+ *   mpirun -np R build/bench/bench_shard_write DIR [N] [S] [IMAGES_PER_SHARD] [BATCH] [FLETCHER32]
  * Prints "RESULT shard_write_memory_npR: <MB/s> MB/s" and the peak RSS of the largest rank. */
 #include <mpi.h>
 #include <stdio.h>
@@ -55,6 +56,7 @@ int main(int argc, char **argv) {
                          .bit_depth = 8,
                          .batch = argc > 5 ? atoi(argv[5]) : 64,
                          .force = 1,
+                         .hdf5_checksum = argc > 6 && atoi(argv[6]) != 0,
                          .config_yaml = "",
                          .manifest_sha256 = "",
                          .manifest_path = "",

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-            libopenblas-dev liblapacke-dev libpng-dev libyaml-dev libjansson-dev gnuplot-nox)
+            libopenblas-dev liblapacke-dev libpng-dev libyaml-dev libjansson-dev libisal-dev gnuplot-nox)
 # slurm-wlm + munge: the tests that start a throwaway Slurm cluster (tests/slurm/cluster.sh runs
 # its own private daemons; Debian also enables the system services, which rdino does not need)
 TEST_PKGS=(python3 python3-numpy python3-h5py python3-pil python3-sklearn cppcheck clang-format

@@ -49,10 +49,12 @@ typedef struct rd_embed_params {
     double mean, std; /* normalisation of [0, 1] intensities (applied in float) */
     unsigned splits;  /* bit (1 << rd_split) set for each split to embed */
     int batch;        /* images per forward */
+    int skip_corrupt; /* an image failing its CRC32C is left out (else it is an error) */
 } rd_embed_params;
 
 typedef struct rd_embed_stats {
-    int64_t images; /* rows written */
+    int64_t images;          /* rows written */
+    int64_t corrupt_skipped; /* selected images left out: they failed their CRC32C */
     int resolution, embed_dim;
     double seconds;         /* wall time of rd_embed_run */
     double read_seconds;    /* reading and preparing images, slowest rank */

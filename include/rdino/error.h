@@ -16,7 +16,8 @@ typedef enum {
     RD_EMPI,      /* MPI call failed */
     RD_EHDF5,     /* HDF5 call failed */
     RD_ENUMERIC,  /* non-finite value where a finite one is required */
-    RD_EINTR      /* interrupted by a signal; state was saved */
+    RD_EINTR,     /* interrupted by a signal; state was saved */
+    RD_ECORRUPT   /* stored data fails its checksum (a damaged image of a shard) */
 } rd_status;
 
 enum { RD_ERROR_MSG_MAX = 1024 };

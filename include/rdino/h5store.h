@@ -2,11 +2,11 @@
  * checkpoints, embeddings).
  *
  * Writing: rd_h5_create opens the temporary "<dir>/.<name>.tmp" (rd_temp_path) collectively on
- * a communicator (MPI-IO driver); datasets are chunked, always Fletcher32-checksummed, optionally
- * deflated; rows are written collectively, each rank passing its own hyperslab (possibly empty).
- * rd_h5_publish closes the file and publishes it (rd_publish_file: fsync, rename, fsync of the
- * folder), so a killed job leaves only a temporary file that no reader trusts. rd_h5_discard closes
- * and removes the temporary file.
+ * a communicator (MPI-IO driver); datasets are chunked, Fletcher32-checksummed (unless the file
+ * says otherwise: rd_h5_set_fletcher32), optionally deflated; rows are written collectively, each
+ * rank passing its own hyperslab (possibly empty). rd_h5_publish closes the file and publishes it
+ * (rd_publish_file: fsync, rename, fsync of the folder), so a killed job leaves only a temporary
+ * file that no reader trusts. rd_h5_discard closes and removes the temporary file.
  *
  * HDF5 1.10.8 writes filtered datasets (Fletcher32, deflate) in parallel only with collective
  * transfers: an independent H5Dwrite fails with "Can't perform independent write with filters
@@ -37,6 +37,7 @@
 typedef enum {
     RD_H5_U8,
     RD_H5_U16,
+    RD_H5_U32,
     RD_H5_I8,
     RD_H5_I32,
     RD_H5_I64,
@@ -52,6 +53,7 @@ typedef struct rd_h5file {
     MPI_Comm comm;
     int rank, nranks;
     int writing;                /* created by rd_h5_create, not yet published */
+    int fletcher32;             /* datasets created from now on get Fletcher32 (default 1) */
     char path[RD_PATH_MAX];     /* final name */
     char tmp_path[RD_PATH_MAX]; /* name while writing ("" when opened for reading) */
 } rd_h5file;
@@ -66,6 +68,22 @@ size_t rd_h5_type_size(rd_h5_type type);
 
 /* Collective on comm. Creates (truncating) the temporary file "<dir>/.<basename>.tmp". */
 rd_status rd_h5_create(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *err);
+/* Whether datasets created afterwards carry Fletcher32 (rd_h5_create turns it on). The shards
+ * turn it off: their images carry rdino's own CRC32C (docs/FORMATS.md, "Shards"). Same value on
+ * every rank. */
+void rd_h5_set_fletcher32(rd_h5file *f, int on);
+
+/* Collective, right after rd_h5_create: checks that the file system has room for bytes more
+ * (what the caller expects the file to grow to, with a margin for HDF5's own metadata) by
+ * allocating them (fallocate KEEP_SIZE, quotas included) and giving them back at once. A full
+ * disk is then a clean error naming the file before HDF5 writes anything: HDF5 1.10.8 with Open
+ * MPI 4.1 does not survive a write that fails for lack of space (OMPIO retries ENOSPC forever;
+ * after a failed H5Fclose, e.g. EFBIG under RLIMIT_FSIZE, the library crashes when MPI shuts
+ * down). A check, not a reservation: keeping the blocks reserved while writing costs ext4 about
+ * 40% of the write speed, and a disk filled by someone else during the write still ends badly.
+ * File systems without fallocate are not checked. */
+rd_status rd_h5_check_room(rd_h5file *f, int64_t bytes, rd_error *err);
+
 /* Collective. Closes the file, fsyncs it, renames it to f->path (rank 0) and fsyncs the
  * directory; every rank returns the same status. The handle is closed afterwards either way. */
 rd_status rd_h5_publish(rd_h5file *f, rd_error *err);
@@ -83,8 +101,9 @@ void rd_h5_close(rd_h5file *f);
 int rd_h5_exists(const rd_h5file *f, const char *name);
 
 /* Collective. Creates a dataset of shape dims[0..ndim) (missing parent groups included),
- * chunked as chunk[0..ndim) (NULL: one row per chunk), with Fletcher32 and, when deflate is
- * 1..9, deflate at that level after shuffling. Zero-size dims are allowed (no chunks). */
+ * chunked as chunk[0..ndim) (NULL: one row per chunk), with Fletcher32 (rd_h5_set_fletcher32) and,
+ * when deflate is 1..9, deflate at that level after shuffling. Zero-size dims are allowed (no
+ * chunks). */
 rd_status rd_h5_create_dataset(rd_h5file *f, const char *name, rd_h5_type type, int ndim,
                                const int64_t *dims, const int64_t *chunk, int deflate,
                                rd_error *err);

@@ -2,11 +2,11 @@
  * rd_step_batch for rd_trainer_step (docs/PRETRAIN.md, "Data and augmentation").
  *
  * Sampling. The training images are the rows with /meta/split == 0 of every shard listed in
- * <shards_dir>/index.json, in shard order (train index 0 .. T-1). Pass e visits them in the
- * permutation drawn from the Philox stream (seed, RD_RNG_SAMPLER, epoch e); the passes are
- * concatenated, global batch s is positions [s GB, (s + 1) GB) and rank r holds the contiguous
- * block [s GB + r B, s GB + (r + 1) B), B = GB / W. The sample at position q has epoch
- * e = q / T and is keyed by (e, q) everywhere.
+ * the shards folder (read through rd_shard_set, shard_reader.h), in shard order (train index 0 ..
+ * T-1). Pass e visits them in the permutation drawn from the Philox stream (seed, RD_RNG_SAMPLER,
+ * epoch e); the passes are concatenated, global batch s is positions [s GB, (s + 1) GB) and rank r
+ * holds the contiguous block [s GB + r B, s GB + (r + 1) B), B = GB / W. The sample at position q
+ * has epoch e = q / T and is keyed by (e, q) everywhere.
  *
  * Per sample: 2 global + n_local local crops (augment.h), keyed by (seed, epoch, q, crop).
  * Per group of g consecutive positions (g = group_size divides B, so groups never straddle
@@ -45,7 +45,7 @@
 #include "rdino/vit.h"
 
 typedef struct rd_loader_params {
-    char shards_dir[RD_PATH_MAX]; /* holds index.json */
+    char shards_dir[RD_PATH_MAX]; /* the shards folder (rdino-shard's output) */
     uint64_t seed;
     int global_batch; /* GB, divisible by ranks */
     int ranks, rank;  /* W, r */
@@ -55,6 +55,7 @@ typedef struct rd_loader_params {
     rd_vit_config vit; /* drop path: depth, drop_path_rate, drop_path_uniform */
     int prefetch;
     int max_open_shards; /* shard files kept open (at least B are) */
+    int skip_corrupt;    /* pretrain.on_corrupt: skip (else a corrupt image is an error) */
 } rd_loader_params;
 
 /* From the run configuration: train.seed, crops.*, ibot.mask_*, pretrain.augment.*,
@@ -77,14 +78,18 @@ int rd_loader_max_masked(const rd_loader_params *p);
 
 typedef struct rd_loader rd_loader;
 
-/* Reads index.json and every shard's header and /meta/split (image size, bit depth and shapes
+/* Opens the shards folder (rd_shard_set_open on MPI_COMM_SELF: every shard's header, /meta/split
+ * and /meta/crc32c; image size, bit depth and shapes
  * must agree; errors name the shard file), sizes all buffers, starts the prefetch thread. */
 rd_status rd_loader_open(rd_loader **loader, const rd_loader_params *p, rd_error *err);
 void rd_loader_close(rd_loader *loader);
 
 /* This rank's part of global batch `step` (any step >= 0; consecutive steps are prefetched). The
- * pointers in *batch stay valid until the next call. Errors of reading (a damaged chunk fails
- * its Fletcher32 check) name the shard file. */
+ * pointers in *batch stay valid until the next call. Every image read is checked against its
+ * CRC32C (shard_reader.h). A corrupt image is an RD_ECORRUPT error naming the shard file, row and
+ * image id; with skip_corrupt the sample takes instead the image of the next position of its
+ * pass whose image is intact (same crops, masks and keys: only the pixels change), so the batch
+ * is the same on any number of ranks; it is counted in the stats (docs/PRETRAIN.md). */
 rd_status rd_loader_next(rd_loader *loader, int64_t step, rd_step_batch *batch, rd_error *err);
 
 int64_t rd_loader_train_images(const rd_loader *loader); /* T */
@@ -104,7 +109,9 @@ typedef struct rd_loader_stats {
     double last_wait_seconds; /* of the last call */
     double read_seconds;      /* shard reads (including HDF5 lock waits), all batches */
     double augment_seconds;   /* crops, masks and drop-path subsets, all batches */
-    int64_t shard_opens;      /* files opened (index.json scan included) */
+    int64_t shard_opens;      /* files opened (the checks at open included) */
+    int64_t corrupt_skipped;  /* samples of returned batches whose corrupt image was replaced */
+    int64_t corrupt_images;   /* distinct corrupt images this rank found */
 } rd_loader_stats;
 
 void rd_loader_get_stats(const rd_loader *loader, rd_loader_stats *stats);

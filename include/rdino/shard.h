@@ -4,8 +4,11 @@
  * Images keep the manifest's order: shard k holds rows [k*N/K, (k+1)*N/K) of the manifest.
  * All ranks write every shard together: in each round a rank decodes up to `batch` images into
  * its buffer and the ranks write their hyperslabs with one collective call, so the content does
- * not depend on the number of ranks. Shards are published atomically (temporary name, fsync,
- * rename); a rerun skips shards whose content key matches and rewrites the others. */
+ * not depend on the number of ranks. Each image's CRC32C is computed as it lands in the write
+ * buffer and stored in /meta/crc32c; index.json records each shard's /meta digest (docs/FORMATS.md,
+ * "Checksums"). Shards are published atomically (temporary name, fsync, rename) after a check
+ * that the disk has room for them; a rerun skips shards whose content key, metadata and image
+ * checksums match and rewrites the others. Reading: shard_reader.h. */
 #ifndef RDINO_SHARD_H
 #define RDINO_SHARD_H
 
@@ -16,7 +19,7 @@
 #include "rdino/error.h"
 #include "rdino/file.h"
 
-enum { RD_SHARD_FORMAT_VERSION = 1 };
+enum { RD_SHARD_FORMAT_VERSION = 2 };
 
 typedef enum { RD_SPLIT_TRAIN = 0, RD_SPLIT_VAL = 1, RD_SPLIT_TEST = 2 } rd_split;
 
@@ -40,11 +43,12 @@ typedef struct rd_shard_params {
     int num_shards;         /* K >= 1; see rd_shard_count */
     double val_fraction, test_fraction;
     uint64_t split_seed;
-    int deflate;   /* 0 = none, 1..9 */
-    int size;      /* S: images are S x S */
-    int bit_depth; /* 8 or 16 */
-    int batch;     /* images a rank decodes per collective write */
-    int force;     /* rewrite shards even when a matching one exists */
+    int deflate;       /* 0 = none, 1..9 */
+    int size;          /* S: images are S x S */
+    int bit_depth;     /* 8 or 16 */
+    int batch;         /* images a rank decodes per collective write */
+    int force;         /* rewrite shards even when a matching one exists */
+    int hdf5_checksum; /* also HDF5's Fletcher32 on every chunk (the images carry CRC32C anyway) */
     /* Provenance stored as attributes (strings; may be ""). */
     const char *config_yaml;     /* the resolved configuration */
     const char *manifest_sha256; /* digest of the manifest.csv the images come from */
@@ -107,7 +111,11 @@ void rd_shard_path(char *buf, size_t n, const char *dir, int k);
 
 /* The stage rdino-shard runs: the manifest of shard.input_dir (default: the preprocessed
  * folder) -> K shards + index.json in shard.output_dir (default: the shards folder), with
- * progress and a summary. Collective on comm; errors are agreed (every rank returns the same). */
+ * progress and a summary. With shard.verify = DIR it writes nothing and verifies DIR instead:
+ * every image against its CRC32C, every shard's /meta against index.json (each rank every
+ * nranks-th shard); each corrupt image is named in a warning, and any problem is an error
+ * (RD_ECORRUPT for damaged data). Collective on comm; errors are agreed (every rank returns the
+ * same). */
 rd_status rd_shard_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err);
 
 /* Collective on comm: writes all K shards and index.json. Every rank passes the same images

@@ -175,6 +175,8 @@ static const rd_cfg_key schema[] = {
     INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
     INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
     BOOL("shard.force", "false", "rewrite every shard, even those a previous run finished (also --force)"),
+    BOOL("shard.hdf5_checksum", "false", "also HDF5's Fletcher32 on every chunk (2-3x slower writes; every image carries a CRC32C anyway)"),
+    STR("shard.verify", "", NULL, "verify this shards folder instead of writing shards: every image's CRC32C and every shard's metadata digest (also --verify DIR)"),
 
     /* ---- rdino-analyze: the metadata-correlation study (docs/ANALYSIS.md) ---- */
     STR("analyze.embeddings", "", NULL, "embedding files (or folders of *.h5 files), comma-separated (empty = <data.output_dir>/embeddings)"),
@@ -201,6 +203,7 @@ static const rd_cfg_key schema[] = {
     STR("pretrain.data.shards_dir", "", NULL, "shards to train on (empty: shard.output_dir, else <data.output_dir>/shards)"),
     BOOL("pretrain.data.prefetch", "true", "read and augment the next batch in a background thread while the step computes"),
     INT("pretrain.data.max_open_shards", "64", 1, 1 << 20, "shard files a rank keeps open (at least the per-rank batch is used)"),
+    STR("pretrain.on_corrupt", "error", "error|skip", "an image failing its CRC32C: stop naming it, or skip it (its place in the batch taken by the next intact image of the pass; counted in metrics.jsonl)"),
     INT("pretrain.group_size", "8", 0, 1 << 20, "images per iBOT-mask / drop-path group; must divide the per-rank batch (0 = the per-rank batch: DINOv2's per-GPU draws, rank-count dependent)"),
     FLT("pretrain.augment.flip_p", "0.5", 0, 1, "horizontal flip probability"),
     FLT("pretrain.augment.jitter_p", "0.8", 0, 1, "probability of brightness/contrast jitter"),
@@ -247,7 +250,7 @@ static const rd_cfg_key schema[] = {
     STR("embed.images", "", NULL, "embed PNG files instead of shards: a folder (every *.png below it, in path order) or a metadata CSV read as data.metadata_csv is (images under data.image_root, else the CSV's folder) (also --images)"),
     STR("embed.preprocess", "auto", "auto|hf|rdino", "PNG input: transformers' BitImageProcessor from the weights' preprocessor_config.json (hf; 16-bit images clipped at 255 as transformers does), or rdino's preprocess.* pipeline and pretrain.augment.mean/std (rdino; keeps 16 bits); auto: hf when the weights folder has preprocessor_config.json. Shards are always rdino"),
     STR("embed.interpolation", "auto", "auto|hf|legacy|dinov2_reg", "position-embedding interpolation at grids other than the native one (auto: what the weights record, or the checkpoint's student.interpolate_*)"),
-    STR("embed.on_corrupt", "error", "error|skip", "an image that cannot be read: stop with an error naming it, or skip it (counted in the log and the file's attribute skipped_images)"),
+    STR("embed.on_corrupt", "error", "error|skip", "an image that cannot be read (a PNG of embed.images) or fails its CRC32C (a shard): stop with an error naming it, or leave it out of the embeddings (counted in the log and the summary)"),
 };
 /* clang-format on */
 

@@ -70,6 +70,8 @@ const char *rd_status_name(rd_status code) {
         return "non-finite value";
     case RD_EINTR:
         return "interrupted";
+    case RD_ECORRUPT:
+        return "corrupt data";
     }
     return "unknown error";
 }

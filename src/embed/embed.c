@@ -215,9 +215,12 @@ static rd_status gather(embed_run *e, const char *dataset, rd_h5_type type, size
         int64_t j = i + 1;
         while (j < n && rows[j] == rows[j - 1] + 1) j++;
         char *dst = (char *)buf + (size_t)i * row_bytes;
-        st = type == RD_H5_STRING
-                 ? rd_shard_set_read_strings(&e->set, dataset, rows[i], j - i, dst, row_bytes, err)
-                 : rd_shard_set_read(&e->set, dataset, type, rows[i], j - i, dst, err);
+        if (type == RD_H5_STRING)
+            st = rd_shard_set_read_strings(&e->set, dataset, rows[i], j - i, dst, row_bytes, err);
+        else if (strcmp(dataset, "/images") == 0) /* verified against their CRC32C */
+            st = rd_shard_set_read_images(&e->set, rows[i], j - i, dst, err);
+        else
+            st = rd_shard_set_read(&e->set, dataset, type, rows[i], j - i, dst, err);
         i = j;
     }
     return st;
@@ -230,12 +233,52 @@ static void rank_rows(const embed_run *e, int64_t *first, int64_t *end) {
     *end = e->batch1 * B < e->nsel ? e->batch1 * B : e->nsel;
 }
 
+/* embed.on_corrupt: skip. Before the work is split, every rank checks the CRC32C of a contiguous
+ * share of the selected images; the corrupt ones (named in warnings) leave the selection on every
+ * rank alike, so the batches stay the same for any number of ranks. Collective. */
+static rd_status drop_corrupt(embed_run *e, int64_t *dropped, rd_error *err) {
+    const int64_t lo = e->nsel * e->rank / e->nranks, hi = e->nsel * (e->rank + 1) / e->nranks;
+    size_t bytes = (size_t)e->set.image_size * e->set.image_size * (e->set.bit_depth > 8 ? 2 : 1);
+    void *pixels = malloc(bytes);
+    uint8_t *bad = calloc((size_t)e->nsel, 1);
+    rd_status st = pixels && bad ? RD_OK : rd_fail(err, RD_ENOMEM, "out of memory");
+    for (int64_t i = lo; i < hi && !st; i++) {
+        rd_error e1 = {0};
+        rd_status one = rd_shard_set_read_images(&e->set, e->rows[i], 1, pixels, &e1);
+        if (one == RD_ECORRUPT) {
+            rd_warn("leaving out a corrupt image (embed.on_corrupt: skip): %s", e1.msg);
+            bad[i] = 1;
+        } else if (one) {
+            *err = e1;
+            st = one;
+        }
+    }
+    st = rd_agree(e->comm, st, err);
+    if (!st) MPI_Allreduce(MPI_IN_PLACE, bad, (int)e->nsel, MPI_UINT8_T, MPI_MAX, e->comm);
+    int64_t kept = 0;
+    for (int64_t i = 0; !st && i < e->nsel; i++)
+        if (!bad[i]) e->rows[kept++] = e->rows[i];
+    if (!st) {
+        *dropped = e->nsel - kept;
+        e->nsel = kept;
+    }
+    free(pixels);
+    free(bad);
+    return st;
+}
+
 static rd_status select_images(embed_run *e, rd_error *err) {
     const rd_shard_set *s = &e->set;
     e->rows = malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof *e->rows);
     if (!e->rows) return rd_fail(err, RD_ENOMEM, "out of memory for %lld rows", (long long)s->n);
     for (int64_t i = 0; i < s->n; i++)
         if (e->p->splits & (1u << s->split[i])) e->rows[e->nsel++] = i;
+    return RD_OK;
+}
+
+/* The global grid of batches over the selection, and this rank's range of it. */
+static rd_status split_batches(embed_run *e, rd_error *err) {
+    const rd_shard_set *s = &e->set;
     if (e->nsel == 0) {
         char names[32];
         splits_text(e->p->splits, names, sizeof names);
@@ -413,8 +456,10 @@ rd_status rd_embed_run(const rd_embed_params *p, const rd_vit *vit, const rd_par
     if (p->batch < 1 || !(p->std > 0) || !(p->splits & 7u))
         st = rd_fail(&local, RD_EINVAL, "embed: batch %d, std %g and splits 0x%x must be positive",
                      p->batch, p->std, p->splits);
-    if (!st) st = rd_shard_set_open(&e.set, p->shards_dir, comm, &local); /* agreed inside */
-    if (!st) st = select_images(&e, &local);                              /* same on all ranks */
+    if (!st) st = rd_shard_set_open(&e.set, p->shards_dir, 1, comm, &local); /* agreed inside */
+    if (!st) st = rd_agree(comm, select_images(&e, &local), &local);         /* same on all ranks */
+    if (!st && p->skip_corrupt) st = drop_corrupt(&e, &stats->corrupt_skipped, &local);
+    if (!st) st = split_batches(&e, &local); /* same on all ranks */
     if (!st) st = rd_agree(comm, allocate(&e, &local), &local);
     if (!st) {
         char names[32];

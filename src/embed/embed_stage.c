@@ -279,6 +279,10 @@ static void print_summary(const rd_embed_stats *s, const char *output, MPI_Comm 
             "(%.2f img/s per rank); peak RSS %.1f MiB (largest rank)",
             (long long)s->images, output, s->embed_dim, s->resolution, s->seconds, rate, nranks,
             nranks > 1 ? "s" : "", rate / nranks, max_rss);
+    if (s->corrupt_skipped > 0)
+        rd_info("summary: %lld corrupt images left out (embed.on_corrupt: skip; each named in a "
+                "warning above)",
+                (long long)s->corrupt_skipped);
     rd_info("summary: slowest rank: reading + preparing images %.1f s, ViT forwards %.1f s, "
             "HDF5 %.1f s",
             s->read_seconds, s->forward_seconds, s->write_seconds);
@@ -291,8 +295,7 @@ static rd_status run_images(const rd_config *cfg, const stage_plan *s, const rd_
     rd_embed_images_params ip = {.source = s->images,
                                  .prep = s->prep,
                                  .hf_path = s->processor,
-                                 .skip_corrupt =
-                                     strcmp(rd_cfg_str(cfg, "embed.on_corrupt"), "skip") == 0};
+                                 .skip_corrupt = p->skip_corrupt};
     rd_status st = rd_prep_options_from_config(cfg, &ip.rdino, err);
     if (!st && s->prep == RD_EMBED_PREP_HF) st = rd_hf_processor_load(s->processor, &ip.hf, err);
     if ((st = rd_agree(comm, st, err))) return st;
@@ -328,23 +331,24 @@ rd_status rd_embed_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
                 vit.cfg.num_heads, vit.cfg.patch_size, vit.cfg.num_register_tokens,
                 vit.cfg.img_size, rd_pos_interp_name((rd_pos_interp)rd_pos_interp_of(&vit.cfg)),
                 rd_vit_param_count(&vit, &set));
-        rd_embed_params p = {.shards_dir = s.shards,
-                             .output = s.output,
-                             .encoder = s.name,
-                             .init = INIT[s.kind],
-                             .checkpoint = s.checkpoint,
-                             .weights = s.kind == ENCODER_WEIGHTS ? s.weights : NULL,
-                             .seed = rd_cfg_int(cfg, "embed.seed"),
-                             .model_config = model_yaml,
-                             .config = config_yaml,
-                             .creator = "rdino-embed 0.1",
-                             .resolution = (int)rd_cfg_int(cfg, "embed.resolution"),
-                             .kernel =
-                                 (rd_kernel)rd_kernel_parse(rd_cfg_str(cfg, "embed.resample")),
-                             .mean = rd_cfg_float(&enc, "pretrain.augment.mean"),
-                             .std = rd_cfg_float(&enc, "pretrain.augment.std"),
-                             .splits = s.splits,
-                             .batch = (int)rd_cfg_int(cfg, "embed.batch")};
+        rd_embed_params p = {
+            .shards_dir = s.shards,
+            .output = s.output,
+            .encoder = s.name,
+            .init = INIT[s.kind],
+            .checkpoint = s.checkpoint,
+            .weights = s.kind == ENCODER_WEIGHTS ? s.weights : NULL,
+            .seed = rd_cfg_int(cfg, "embed.seed"),
+            .model_config = model_yaml,
+            .config = config_yaml,
+            .creator = "rdino-embed 0.1",
+            .resolution = (int)rd_cfg_int(cfg, "embed.resolution"),
+            .kernel = (rd_kernel)rd_kernel_parse(rd_cfg_str(cfg, "embed.resample")),
+            .mean = rd_cfg_float(&enc, "pretrain.augment.mean"),
+            .std = rd_cfg_float(&enc, "pretrain.augment.std"),
+            .splits = s.splits,
+            .batch = (int)rd_cfg_int(cfg, "embed.batch"),
+            .skip_corrupt = strcmp(rd_cfg_str(cfg, "embed.on_corrupt"), "skip") == 0};
         rd_embed_stats stats;
         st = *s.images ? run_images(cfg, &s, &p, &vit, &set, comm, &stats, err)
                        : rd_embed_run(&p, &vit, &set, comm, &stats, err);

@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include "rdino/agree.h"
+#include "rdino/crc32c.h"
 #include "rdino/file.h"
 #include "rdino/h5store.h"
 #include "rdino/log.h"
 #include "rdino/rng.h"
 #include "rdino/sha256.h"
+#include "shard_check.h"
 
 static uint64_t fnv1a64(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -60,10 +62,10 @@ static void content_key(const rd_shard_params *p, int64_t n, int k, char hex[65]
     int len = snprintf(text, sizeof text,
                        "rdino-shard format %d; manifest %s; images %lld; shards %d; index %d; "
                        "size %d; bits %d; split seed %llu val %.17g test %.17g; deflate %d; "
-                       "preprocess ",
+                       "fletcher32 %d; preprocess ",
                        RD_SHARD_FORMAT_VERSION, p->manifest_sha256, (long long)n, p->num_shards, k,
                        p->size, p->bit_depth, (unsigned long long)p->split_seed, p->val_fraction,
-                       p->test_fraction, p->deflate);
+                       p->test_fraction, p->deflate, p->hdf5_checksum);
     rd_sha256 h;
     rd_sha256_init(&h);
     rd_sha256_update(&h, text, (size_t)len);
@@ -93,7 +95,9 @@ typedef struct {
     void *ctx;
     MPI_Comm comm;
     int rank, nranks;
-    unsigned char *pixels; /* batch images */
+    unsigned char *pixels;   /* batch images */
+    uint32_t *crc32c;        /* [n]: CRC32C of the images this rank loaded (0 elsewhere) */
+    char (*meta_sha256)[65]; /* [K]: digest of each shard's /meta datasets (rank 0) */
     rd_progress progress;
     int64_t done; /* images finished (written or skipped) over all shards */
     rd_shard_stats *stats;
@@ -103,6 +107,7 @@ static rd_status create_layout(rd_h5file *f, const shard_run *r, int64_t count, 
     const rd_shard_params *p = r->p;
     int64_t dims[3] = {count, p->size, p->size}, chunk[3] = {1, p->size, p->size};
     rd_h5_type pixel = p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8;
+    rd_h5_set_fletcher32(f, p->hdf5_checksum);
     rd_status st = rd_h5_create_dataset(f, "/images", pixel, 3, dims, chunk, p->deflate, err);
     if (!st)
         st =
@@ -119,7 +124,10 @@ static rd_status create_layout(rd_h5file *f, const shard_run *r, int64_t count, 
     } numeric[] = {{"/meta/age", RD_H5_F32, "age in years; NaN = unknown"},
                    {"/meta/sex", RD_H5_I8, "0 = F, 1 = M, -1 = unknown"},
                    {"/meta/split", RD_H5_U8, "0 = train, 1 = val, 2 = test (by patient)"},
-                   {"/meta/source_row", RD_H5_I64, "row of the source metadata CSV"}};
+                   {"/meta/source_row", RD_H5_I64, "row of the source metadata CSV"},
+                   {"/meta/crc32c", RD_H5_U32,
+                    "CRC32C (Castagnoli) of the image's bytes as stored in /images, little-endian "
+                    "for 16 bits"}};
     for (size_t i = 0; !st && i < sizeof numeric / sizeof numeric[0]; i++) {
         st = rd_h5_create_dataset(f, numeric[i].name, numeric[i].type, 1, &count, &chunk_rows,
                                   p->deflate, err);
@@ -161,39 +169,62 @@ static rd_status write_attributes(rd_h5file *f, const shard_run *r, int k, int64
     return st;
 }
 
-/* Rank 0 writes all metadata rows (they are small); the others join each collective write
- * with an empty selection. */
-static rd_status write_metadata(rd_h5file *f, const shard_run *r, int64_t first, int64_t count,
-                                rd_error *err) {
-    int64_t mine = r->rank == 0 ? count : 0;
-    size_t n = (size_t)(count > 0 ? count : 1);
-    const char **ids = malloc(n * sizeof *ids), **patients = malloc(n * sizeof *patients),
-               **views = malloc(n * sizeof *views);
-    float *age = malloc(n * sizeof *age);
-    int8_t *sex = malloc(n);
-    int64_t *source_row = malloc(n * sizeof *source_row);
-    rd_status st = RD_OK;
-    if (!ids || !patients || !views || !age || !sex || !source_row)
-        st = rd_fail(err, RD_ENOMEM, "%s: out of memory for metadata", f->path);
+/* The /meta rows of shard rows [first, first + count) as rdino-shard writes them; crc32c is left
+ * for the caller. */
+static rd_status fill_meta(const shard_run *r, int64_t first, int64_t count, shard_meta *m,
+                           rd_error *err) {
+    const size_t widths[3] = {r->width_image_id, r->width_patient_id, r->width_view};
+    rd_status st = shard_meta_alloc(m, count, widths, err);
     for (int64_t i = 0; !st && i < count; i++) {
         const rd_shard_image *img = &r->images[first + i];
-        ids[i] = img->image_id;
-        patients[i] = img->patient_id;
-        views[i] = img->view;
-        age[i] = img->age;
-        sex[i] = img->sex;
-        source_row[i] = img->source_row;
+        const char *text[3] = {img->image_id, img->patient_id, img->view};
+        for (int c = 0; c < 3; c++) /* the buffers are zeroed: NUL-padded as stored */
+            memcpy(m->strings[c] + (size_t)i * m->stride[c], text[c], strlen(text[c]));
+        m->age[i] = img->age;
+        m->sex[i] = img->sex;
+        m->split[i] = r->splits[first + i];
+        m->source_row[i] = img->source_row;
     }
+    return st;
+}
+
+/* Rank 0 writes all metadata rows (they are small); the others join each collective write
+ * with an empty selection. The CRC32C column comes after the images. */
+static rd_status write_metadata(rd_h5file *f, const shard_run *r, const shard_meta *m,
+                                rd_error *err) {
+    static const char *const names[3] = {"/meta/image_id", "/meta/patient_id", "/meta/view"};
+    int64_t mine = r->rank == 0 ? m->n : 0;
+    const char **ptrs = malloc((size_t)(m->n > 0 ? m->n : 1) * sizeof *ptrs);
+    rd_status st =
+        ptrs ? RD_OK : rd_fail(err, RD_ENOMEM, "%s: out of memory for metadata", f->path);
     /* Every rank reaches the same verdict on allocation before the collective writes. */
     st = rd_agree(r->comm, st, err);
-    if (!st) st = rd_h5_write_strings(f, "/meta/image_id", 0, mine, ids, err);
-    if (!st) st = rd_h5_write_strings(f, "/meta/patient_id", 0, mine, patients, err);
-    if (!st) st = rd_h5_write_strings(f, "/meta/view", 0, mine, views, err);
-    if (!st) st = rd_h5_write_rows(f, "/meta/age", RD_H5_F32, 0, mine, age, err);
-    if (!st) st = rd_h5_write_rows(f, "/meta/sex", RD_H5_I8, 0, mine, sex, err);
-    if (!st) st = rd_h5_write_rows(f, "/meta/split", RD_H5_U8, 0, mine, r->splits + first, err);
-    if (!st) st = rd_h5_write_rows(f, "/meta/source_row", RD_H5_I64, 0, mine, source_row, err);
-    free(ids), free(patients), free(views), free(age), free(sex), free(source_row);
+    for (int c = 0; c < 3 && !st; c++) {
+        for (int64_t i = 0; i < mine; i++) ptrs[i] = m->strings[c] + (size_t)i * m->stride[c];
+        st = rd_h5_write_strings(f, names[c], 0, mine, ptrs, err);
+    }
+    if (!st) st = rd_h5_write_rows(f, "/meta/age", RD_H5_F32, 0, mine, m->age, err);
+    if (!st) st = rd_h5_write_rows(f, "/meta/sex", RD_H5_I8, 0, mine, m->sex, err);
+    if (!st) st = rd_h5_write_rows(f, "/meta/split", RD_H5_U8, 0, mine, m->split, err);
+    if (!st) st = rd_h5_write_rows(f, "/meta/source_row", RD_H5_I64, 0, mine, m->source_row, err);
+    free(ptrs);
+    return st;
+}
+
+/* The CRC32C of every image of the shard (each computed by the rank that loaded it) to rank 0,
+ * which writes the column and the shard's metadata digest. */
+static rd_status write_crc32c(rd_h5file *f, shard_run *r, int k, int64_t first, shard_meta *m,
+                              rd_error *err) {
+    uint32_t *crc = r->crc32c + first;
+    if (r->nranks > 1)
+        MPI_Reduce(r->rank == 0 ? MPI_IN_PLACE : crc, crc, (int)m->n, MPI_UINT32_T, MPI_BOR, 0,
+                   r->comm);
+    int64_t mine = r->rank == 0 ? m->n : 0;
+    rd_status st = rd_h5_write_rows(f, "/meta/crc32c", RD_H5_U32, 0, mine, crc, err);
+    if (!st && r->rank == 0) {
+        memcpy(m->crc32c, crc, (size_t)m->n * sizeof *crc);
+        shard_meta_sha256(m, r->meta_sha256[k]);
+    }
     return st;
 }
 
@@ -210,9 +241,12 @@ static rd_status write_images(rd_h5file *f, shard_run *r, int64_t first, int64_t
         if (lo > count) lo = count;
         int64_t hi = lo + p->batch < count ? lo + p->batch : count;
         double t0 = rd_now();
-        for (int64_t i = lo; !st && i < hi; i++)
-            st = r->load(r->ctx, &r->images[first + i], first + i,
-                         r->pixels + (size_t)(i - lo) * image_bytes, err);
+        /* each image's CRC32C right after it lands in the write buffer, while it is in cache */
+        for (int64_t i = lo; !st && i < hi; i++) {
+            unsigned char *dst = r->pixels + (size_t)(i - lo) * image_bytes;
+            st = r->load(r->ctx, &r->images[first + i], first + i, dst, err);
+            if (!st) r->crc32c[first + i] = rd_crc32c(dst, image_bytes);
+        }
         r->stats->decode_seconds += rd_now() - t0;
         st = rd_agree(r->comm, st, err);
         if (!st)
@@ -224,6 +258,20 @@ static rd_status write_images(rd_h5file *f, shard_run *r, int64_t first, int64_t
     return st;
 }
 
+/* What a shard of count images takes on disk, generously: pixels, metadata rows, the chunk index
+ * (about 50 bytes per chunk), the attributes (config and provenance text) and 256 KiB for the
+ * rest of HDF5's metadata. */
+static int64_t shard_bytes(const shard_run *r, int64_t count) {
+    const rd_shard_params *p = r->p;
+    int64_t image = (int64_t)p->size * p->size * (p->bit_depth > 8 ? 2 : 1);
+    int64_t row =
+        (int64_t)(r->width_image_id + r->width_patient_id + r->width_view) + 4 + 1 + 1 + 8 + 4;
+    int64_t text =
+        (int64_t)(strlen(p->config_yaml) + strlen(p->preprocess_yaml) + strlen(p->manifest_path)) +
+        4096;
+    return count * (image + row + 64) + text + (256 << 10);
+}
+
 static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err) {
     const rd_shard_params *p = r->p;
     int64_t first = shard_first_row(r->n, k, p->num_shards);
@@ -232,12 +280,19 @@ static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err
     rd_shard_path(path, sizeof path, p->output_dir, k);
     rd_h5file f;
     double t0 = rd_now(), decode0 = r->stats->decode_seconds;
-    rd_status st = rd_h5_create(&f, path, r->comm, err);
+    shard_meta m;
+    rd_status st = rd_agree(r->comm, fill_meta(r, first, count, &m, err), err);
+    if (st) return st;
+    st = rd_h5_create(&f, path, r->comm, err);
+    /* room for all of it, or a clean error before HDF5 writes (see rd_h5_check_room) */
+    if (!st) st = rd_h5_check_room(&f, shard_bytes(r, count), err);
     if (!st) st = create_layout(&f, r, count, err);
     if (!st) st = write_attributes(&f, r, k, first, count, key, err);
-    if (!st) st = write_metadata(&f, r, first, count, err);
+    if (!st) st = write_metadata(&f, r, &m, err);
     if (!st) st = write_images(&f, r, first, count, err);
+    if (!st) st = write_crc32c(&f, r, k, first, &m, err);
     if (!st) st = rd_h5_publish(&f, err);
+    shard_meta_free(&m);
     if (st) {
         rd_h5_discard(&f);
         return st;
@@ -249,54 +304,38 @@ static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err
     return RD_OK;
 }
 
-/* Reads every chunk of every dataset of a shard, so Fletcher32 checks them all. */
-static rd_status read_everything(const rd_h5file *f, const shard_run *r, rd_error *err) {
-    static const char *const meta[] = {"/meta/image_id",  "/meta/patient_id", "/meta/view",
-                                       "/meta/age",       "/meta/sex",        "/meta/split",
-                                       "/meta/source_row"};
-    const rd_shard_params *p = r->p;
-    int64_t dims[RD_H5_MAX_DIMS];
-    int ndim = 0;
-    rd_h5_type pixel = p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8, type;
-    rd_status st = rd_h5_shape(f, "/images", dims, &ndim, NULL, err);
-    if (!st) st = rd_h5_dataset_type(f, "/images", &type, err);
-    if (!st && (ndim != 3 || dims[1] != p->size || dims[2] != p->size || type != pixel))
-        st = rd_fail(err, RD_EFORMAT, "%s: /images has an unexpected shape or type", f->path);
-    int64_t count = st ? 0 : dims[0];
-    for (int64_t row = 0; !st && row < count; row += p->batch) {
-        int64_t rows = count - row < p->batch ? count - row : p->batch;
-        st = rd_h5_read_rows(f, "/images", pixel, row, rows, r->pixels, err);
-    }
-    for (size_t i = 0; !st && i < sizeof meta / sizeof meta[0]; i++) {
-        size_t width = 0;
-        st = rd_h5_shape(f, meta[i], dims, &ndim, &width, err);
-        if (!st && (ndim != 1 || dims[0] != count))
-            st = rd_fail(err, RD_EFORMAT, "%s: %s has %lld rows, /images %lld", f->path, meta[i],
-                         (long long)dims[0], (long long)count);
-        if (!st && width == 0) st = rd_h5_dataset_type(f, meta[i], &type, err);
-        size_t row_bytes = width ? width + 1 : rd_h5_type_size(type);
-        void *buf = st ? NULL : malloc((size_t)(count > 0 ? count : 1) * row_bytes);
-        if (!st && !buf) st = rd_fail(err, RD_ENOMEM, "%s: out of memory", f->path);
-        if (!st && width)
-            st = rd_h5_read_strings(f, meta[i], 0, count, buf, row_bytes, err);
-        else if (!st)
-            st = rd_h5_read_rows(f, meta[i], type, 0, count, buf, err);
-        free(buf);
-    }
-    return st;
-}
-
-/* RD_OK when the shard at path has the expected content key and every checksum verifies;
- * RD_ENOTFOUND when it is absent; RD_EINVAL when it was written with other parameters. */
-static rd_status verify_shard(const shard_run *r, const char *path, const char *key,
-                              rd_error *err) {
+/* RD_OK when the shard at path has the expected content key, the metadata this run would write
+ * (its digest, with the shard's own CRC32C column) and every image passes its CRC32C check; its
+ * metadata digest goes to digest. RD_ENOTFOUND when it is absent; RD_EINVAL when it was written
+ * with other parameters. */
+static rd_status verify_shard(const shard_run *r, int k, const char *path, const char *key,
+                              char digest[65], rd_error *err) {
     if (access(path, F_OK) != 0) return RD_ENOTFOUND;
+    const rd_shard_params *p = r->p;
+    int64_t first = shard_first_row(r->n, k, p->num_shards);
+    int64_t count = shard_first_row(r->n, k + 1, p->num_shards) - first, bad = 0;
     rd_h5file f;
-    char *stored = NULL;
+    char *stored = NULL, expected[65];
+    shard_meta want = {0}, have = {0};
     rd_status st = rd_h5_open(&f, path, MPI_COMM_SELF, err);
     if (!st) st = rd_h5_get_attr_str(&f, "/", "content_key", &stored, err);
     if (!st && strcmp(stored, key) != 0) st = RD_EINVAL;
-    if (!st) st = read_everything(&f, r, err);
+    if (!st) st = fill_meta(r, first, count, &want, err);
+    if (!st) st = shard_meta_alloc(&have, count, want.width, err);
+    if (!st) st = shard_meta_read(&f, &have, err);
+    if (!st) {
+        memcpy(want.crc32c, have.crc32c, (size_t)count * sizeof *want.crc32c);
+        shard_meta_sha256(&want, expected);
+        shard_meta_sha256(&have, digest);
+        if (strcmp(expected, digest) != 0)
+            st = rd_fail(err, RD_ECORRUPT, "%s: its /meta datasets differ from the manifest's",
+                         path);
+    }
+    if (!st)
+        st = shard_check_images(&f, count, p->size, p->bit_depth, have.crc32c, first, p->batch,
+                                NULL, NULL, &bad, err);
+    shard_meta_free(&want);
+    shard_meta_free(&have);
     free(stored);
     rd_h5_close(&f);
     return st;
@@ -313,13 +352,19 @@ static void find_current_shards(const shard_run *r, uint8_t *current) {
         content_key(p, r->n, k, key);
         rd_shard_path(path, sizeof path, p->output_dir, k);
         rd_error err = {0};
-        rd_status st = verify_shard(r, path, key, &err);
+        rd_status st = verify_shard(r, k, path, key, r->meta_sha256[k], &err);
         if (st == RD_OK)
             current[k] = 1;
         else if (st != RD_ENOTFOUND && st != RD_EINVAL)
             rd_warn("existing shard is damaged, rewriting it: %s", err.msg);
     }
     MPI_Allreduce(MPI_IN_PLACE, current, p->num_shards, MPI_UINT8_T, MPI_MAX, r->comm);
+    /* the digests of the current shards to every rank (each comes from one rank, zeros elsewhere)
+     */
+    for (int k = 0; k < p->num_shards; k++)
+        if (!current[k]) memset(r->meta_sha256[k], 0, sizeof r->meta_sha256[k]);
+    MPI_Allreduce(MPI_IN_PLACE, r->meta_sha256, p->num_shards * 65, MPI_UNSIGNED_CHAR, MPI_MAX,
+                  r->comm);
 }
 
 /* A growing string for index.json. */
@@ -380,9 +425,9 @@ static rd_status write_index(const shard_run *r, rd_error *err) {
         for (int64_t i = first; i < end; i++) per[r->splits[i]]++;
         append(&b,
                "    {\"file\": \"shard-%05d.h5\", \"first_row\": %lld, \"num_images\": %lld, "
-               "\"train\": %lld, \"val\": %lld, \"test\": %lld}%s\n",
+               "\"train\": %lld, \"val\": %lld, \"test\": %lld, \"meta_sha256\": \"%s\"}%s\n",
                k, (long long)first, (long long)(end - first), (long long)per[0], (long long)per[1],
-               (long long)per[2], k + 1 < p->num_shards ? "," : "");
+               (long long)per[2], r->meta_sha256[k], k + 1 < p->num_shards ? "," : "");
     }
     append(&b, "  ]\n}\n");
     rd_status st = b.failed ? rd_fail(err, RD_ENOMEM, "out of memory writing index.json") : RD_OK;
@@ -468,8 +513,11 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
     size_t image_bytes = (size_t)p->size * (size_t)p->size * (p->bit_depth > 8 ? 2 : 1);
     uint8_t *splits = malloc((size_t)n);
     r.pixels = malloc(image_bytes * (size_t)p->batch);
+    r.crc32c = calloc((size_t)n, sizeof *r.crc32c);
+    r.meta_sha256 = calloc((size_t)p->num_shards, sizeof *r.meta_sha256);
     r.splits = splits;
-    if (!splits || !r.pixels) st = rd_fail(err, RD_ENOMEM, "out of memory for the image buffer");
+    if (!splits || !r.pixels || !r.crc32c || !r.meta_sha256)
+        st = rd_fail(err, RD_ENOMEM, "out of memory for the image buffer");
     if (!st) st = assign_splits(p, images, n, splits, stats, err);
     if (!st && r.rank == 0) st = rd_mkdir_p(p->output_dir, err);
     st = rd_agree(comm, st, err);
@@ -506,5 +554,7 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
     free(current);
     free(splits);
     free(r.pixels);
+    free(r.crc32c);
+    free(r.meta_sha256);
     return st;
 }

@@ -1,4 +1,5 @@
-/* The shard stage: manifest + PNGs of rdino-preprocess -> shards (see shard.h). */
+/* The shard stage: manifest + PNGs of rdino-preprocess -> shards (see shard.h), or, with
+ * shard.verify, the check of a shards folder. */
 #include "rdino/shard.h"
 
 #include <stdlib.h>
@@ -7,6 +8,65 @@
 #include "rdino/agree.h"
 #include "rdino/log.h"
 #include "rdino/paths.h"
+#include "rdino/shard_reader.h"
+
+static void report_bad_image(void *ctx, const char *shard_path, int64_t local_row, int64_t row,
+                             const char *image_id, const char *message) {
+    (void)ctx, (void)shard_path, (void)local_row, (void)row, (void)image_id;
+    rd_warn("corrupt image: %s", message);
+}
+
+/* rdino-shard --verify DIR: the set opens (index.json against every shard's attributes), then each
+ * rank reads every nranks-th shard in full: every image against its CRC32C, every /meta dataset
+ * against index.json's digest. Each bad image is named; any problem fails the stage. */
+static rd_status verify_folder(const rd_config *cfg, const char *dir, MPI_Comm comm,
+                               rd_error *err) {
+    int rank, nranks;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &nranks);
+    rd_shard_set set;
+    rd_status st = rd_shard_set_open(&set, dir, 1, comm, err);
+    if (st) return st;
+    rd_info("rdino-shard --verify: %lld images in %d shards in %s", (long long)set.n, set.count,
+            dir);
+    int block = (int)rd_cfg_int(cfg, "shard.batch");
+    /* counts[0]: corrupt images, counts[1]: shards with a problem */
+    int64_t counts[2] = {0, 0};
+    rd_error first = {0};
+    int first_shard = set.count;
+    rd_progress progress;
+    rd_progress_start(&progress, "verify", set.count, 0);
+    for (int k = rank; k < set.count; k += nranks) {
+        int64_t bad = 0;
+        rd_error e = {0};
+        rd_status shard_st =
+            rd_shard_set_verify_shard(&set, k, block, report_bad_image, NULL, &bad, &e);
+        counts[0] += bad;
+        if (shard_st) {
+            counts[1]++;
+            if (shard_st != RD_ECORRUPT || bad == 0) rd_warn("%s", e.msg);
+            if (k < first_shard) first_shard = k, first = e;
+        }
+        rd_progress_update(&progress, k + 1, NULL);
+    }
+    rd_progress_finish(&progress, NULL);
+    MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_INT64_T, MPI_SUM, comm);
+    rd_shard_set_close(&set);
+    st = counts[1] ? (first.code ? first.code : RD_ECORRUPT) : RD_OK;
+    /* the lowest shard's problem is the message, whatever the rank count */
+    st = rd_agree_first(comm, st, first_shard, &first);
+    if (!st) {
+        rd_info("summary: %s verified: %lld images in %d shards, every CRC32C and metadata "
+                "digest matches",
+                dir, (long long)set.n, set.count);
+        return RD_OK;
+    }
+    rd_wrap(&first, "%s: %lld corrupt images, %lld damaged shards; the first problem", dir,
+            (long long)counts[0], (long long)counts[1]);
+    first.agreed = 1; /* every rank holds it (rd_agree_first) */
+    if (err) *err = first;
+    return st;
+}
 
 static void print_summary(const rd_shard_params *p, const rd_shard_stats *s, double seconds) {
     double mb = s->bytes_written / 1e6;
@@ -24,6 +84,8 @@ static void print_summary(const rd_shard_params *p, const rd_shard_stats *s, dou
 }
 
 rd_status rd_shard_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
+    const char *verify = rd_cfg_str(cfg, "shard.verify");
+    if (*verify) return verify_folder(cfg, verify, comm, err);
     char input[RD_PATH_MAX], output[RD_PATH_MAX];
     rd_status st = rd_pipeline_input(cfg, "shard.input_dir", RD_DIR_PREPROCESSED, input, err);
     if (!st) st = rd_pipeline_path(cfg, RD_DIR_SHARDS, output, err);
@@ -52,6 +114,7 @@ rd_status rd_shard_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
             .bit_depth = bit_depth,
             .batch = (int)rd_cfg_int(cfg, "shard.batch"),
             .force = rd_cfg_bool(cfg, "shard.force"),
+            .hdf5_checksum = rd_cfg_bool(cfg, "shard.hdf5_checksum"),
             .config_yaml = config_yaml,
             .manifest_sha256 = manifest.sha256,
             .manifest_path = manifest.path,

@@ -14,6 +14,8 @@
 #include "rdino/h5store.h"
 #include "rdino/log.h"
 #include "rdino/paths.h"
+#include "rdino/shard.h"
+#include "rdino/shard_reader.h"
 
 /* ---- parameters ---- */
 
@@ -58,6 +60,7 @@ rd_status rd_loader_params_from_config(const rd_config *config, const rd_vit_con
     p->group_size = (int)rd_cfg_int(config, "pretrain.group_size");
     p->prefetch = rd_cfg_bool(config, "pretrain.data.prefetch");
     p->max_open_shards = (int)rd_cfg_int(config, "pretrain.data.max_open_shards");
+    p->skip_corrupt = strcmp(rd_cfg_str(config, "pretrain.on_corrupt"), "skip") == 0;
     p->vit = *vit;
     rd_status st = rd_augment_config_from(config, channels, &p->augment, err);
     if (st) return st;
@@ -71,30 +74,14 @@ rd_status rd_loader_params_from_config(const rd_config *config, const rd_vit_con
 
 /* ---- the loader ---- */
 
-typedef struct shard_info {
-    char *path;
-    int64_t images;
-    int handle; /* entry of the open-file table, -1 when closed */
-} shard_info;
-
-typedef struct open_shard {
-    int shard; /* -1: free entry */
-    rd_h5file file;
-    uint64_t used; /* plan stamp of the last use */
-} open_shard;
-
-typedef struct image_ref {
-    int32_t shard, row;
-} image_ref;
-
 /* One batch buffer: the plan (which images) and everything produced from it. */
 typedef struct slot {
     int64_t step; /* -1: nothing planned */
     int done;     /* produced, or failed (st) */
     rd_status st;
     rd_error err;
-    int *handle;                    /* [B] open-file entries */
-    int64_t *row, *position;        /* [B] shard rows, global positions */
+    int64_t *row, *position;        /* [B] rows of the shard set, global positions */
+    int substituted;                /* samples whose corrupt image another one replaced */
     float *global, *local;          /* crops */
     rd_ibot_masks masks;            /* [2B, N] */
     int *dp_count[2], *dp_index[2]; /* global, local subsets */
@@ -107,16 +94,12 @@ struct rd_loader {
     int B, g, n_patches, has_drop;
     size_t global_elems, local_elems; /* floats per crop */
 
-    shard_info *shards;
-    int n_shards;
-    image_ref *train;
+    rd_shard_set set;
+    int set_open;
+    int32_t *train; /* [T] rows of the set with /meta/split == 0, ascending */
     int64_t n_train;
     int size, bit_depth;
-    rd_h5_type type;
-
-    open_shard *open;
-    int max_open;
-    uint64_t stamp;
+    uint8_t *corrupt; /* [N] 1: the image failed its CRC32C on this rank (skip_corrupt) */
 
     int *perm[2];
     int64_t perm_pass[2];
@@ -141,131 +124,6 @@ struct rd_loader {
     rd_loader_stats stats;
 };
 
-/* ---- index.json and shard headers ---- */
-
-/* The "file" names of index.json's "shards" list (docs/FORMATS.md); checks "num_shards". */
-static rd_status read_index(rd_loader *l, rd_error *err) {
-    char path[RD_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/index.json", l->p.shards_dir);
-    char *text;
-    if (rd_read_file(path, &text, NULL, err))
-        return rd_wrap(err, "shards (rdino-shard writes index.json last, after every shard)");
-    rd_status st = RD_OK;
-    const char *count_key = strstr(text, "\"num_shards\""), *list = strstr(text, "\"shards\"");
-    const char *colon = count_key ? strchr(count_key, ':') : NULL;
-    long count = colon ? strtol(colon + 1, NULL, 10) : -1;
-    if (!list || count < 1)
-        st = rd_fail(err, RD_EFORMAT, "%s: no \"num_shards\" / \"shards\"", path);
-    if (!st) l->shards = calloc((size_t)count, sizeof *l->shards);
-    if (!st && !l->shards) st = rd_fail(err, RD_ENOMEM, "%s: %ld shards", path, count);
-    const char *at = list;
-    while (!st && (at = strstr(at, "\"file\"")) != NULL) {
-        colon = strchr(at, ':');
-        const char *open_quote = colon ? strchr(colon, '"') : NULL;
-        const char *close_quote = open_quote ? strchr(open_quote + 1, '"') : NULL;
-        if (!close_quote || close_quote == open_quote + 1 || l->n_shards == count) {
-            st = rd_fail(err, RD_EFORMAT, "%s: malformed shard list", path);
-            break;
-        }
-        int len = (int)(close_quote - open_quote - 1);
-        size_t bytes = strlen(l->p.shards_dir) + (size_t)len + 2;
-        shard_info *s = &l->shards[l->n_shards++];
-        s->handle = -1;
-        s->path = malloc(bytes);
-        if (!s->path)
-            st = rd_fail(err, RD_ENOMEM, "%s", path);
-        else
-            snprintf(s->path, bytes, "%s/%.*s", l->p.shards_dir, len, open_quote + 1);
-        at = close_quote;
-    }
-    if (!st && l->n_shards != count)
-        st = rd_fail(err, RD_EFORMAT, "%s: lists %d shard files, num_shards says %ld", path,
-                     l->n_shards, count);
-    free(text);
-    return st;
-}
-
-/* Checks one open shard against the first one and appends its training rows. */
-static rd_status scan_shard(rd_loader *l, int k, const rd_h5file *f, rd_error *err) {
-    const char *path = l->shards[k].path;
-    int64_t size = 0, depth = 0, dims[RD_H5_MAX_DIMS], split_dims[RD_H5_MAX_DIMS];
-    int ndim = 0, split_ndim = 0;
-    rd_h5_type type;
-    rd_status st = rd_h5_get_attr_int(f, "/", "image_size", &size, err);
-    if (!st) st = rd_h5_get_attr_int(f, "/", "bit_depth", &depth, err);
-    if (!st) st = rd_h5_shape(f, "/images", dims, &ndim, NULL, err);
-    if (!st) st = rd_h5_dataset_type(f, "/images", &type, err);
-    if (!st) st = rd_h5_shape(f, "/meta/split", split_dims, &split_ndim, NULL, err);
-    if (st) return st;
-    if (ndim != 3 || dims[1] != size || dims[2] != size)
-        return rd_fail(err, RD_EFORMAT,
-                       "%s: /images is not [n, %lld, %lld] as its image_size attribute says", path,
-                       (long long)size, (long long)size);
-    if (!((depth == 8 && type == RD_H5_U8) || (depth == 16 && type == RD_H5_U16)))
-        return rd_fail(err, RD_EFORMAT, "%s: /images is not %lld-bit unsigned as bit_depth says",
-                       path, (long long)depth);
-    if (split_ndim != 1 || split_dims[0] != dims[0])
-        return rd_fail(err, RD_EFORMAT, "%s: /meta/split has not one entry per image", path);
-    if (k == 0) {
-        l->size = (int)size;
-        l->bit_depth = (int)depth;
-        l->type = type;
-    } else if (size != l->size || depth != l->bit_depth) {
-        return rd_fail(err, RD_EFORMAT,
-                       "%s: %lldx%lld %lld-bit images, but %s has %dx%d %d-bit images", path,
-                       (long long)size, (long long)size, (long long)depth, l->shards[0].path,
-                       l->size, l->size, l->bit_depth);
-    }
-    if (dims[0] > INT32_MAX) return rd_fail(err, RD_ERANGE, "%s: too many images", path);
-    l->shards[k].images = dims[0];
-    uint8_t *split = malloc((size_t)dims[0] + 1);
-    image_ref *grown = realloc(l->train, (size_t)(l->n_train + dims[0] + 1) * sizeof *l->train);
-    if (grown) l->train = grown;
-    if (!split || !grown)
-        st = rd_fail(err, RD_ENOMEM, "%s: split of %lld images", path, (long long)dims[0]);
-    if (!st) st = rd_h5_read_rows(f, "/meta/split", RD_H5_U8, 0, dims[0], split, err);
-    for (int64_t i = 0; !st && i < dims[0]; i++)
-        if (split[i] == 0) l->train[l->n_train++] = (image_ref){k, (int32_t)i};
-    free(split);
-    return st;
-}
-
-/* ---- open shard files (calling thread only, with the prefetch thread idle) ---- */
-
-static void close_entry(rd_loader *l, open_shard *e) {
-    if (e->shard < 0) return;
-    rd_hdf5_lock();
-    rd_h5_close(&e->file);
-    rd_hdf5_unlock();
-    l->shards[e->shard].handle = -1;
-    e->shard = -1;
-}
-
-/* The open-file entry of shard k, opening it (and closing the least recently used file that the
- * current plan does not use) when needed. */
-static rd_status ensure_open(rd_loader *l, int k, int *entry, rd_error *err) {
-    shard_info *s = &l->shards[k];
-    if (s->handle < 0) {
-        int e = -1;
-        for (int i = 0; i < l->max_open && e < 0; i++)
-            if (l->open[i].shard < 0) e = i;
-        for (int i = 0; i < l->max_open && e < 0; i++)
-            if (l->open[i].used != l->stamp && (e < 0 || l->open[i].used < l->open[e].used)) e = i;
-        if (e < 0) return rd_fail(err, RD_ERANGE, "loader: open-file table full");
-        close_entry(l, &l->open[e]);
-        rd_hdf5_lock();
-        rd_status st = rd_h5_open(&l->open[e].file, s->path, MPI_COMM_SELF, err);
-        rd_hdf5_unlock();
-        if (st) return st;
-        l->open[e].shard = k;
-        s->handle = e;
-        l->stats.shard_opens++;
-    }
-    l->open[s->handle].used = l->stamp;
-    *entry = s->handle;
-    return RD_OK;
-}
-
 /* ---- sampler ---- */
 
 static const int *permutation(rd_loader *l, int64_t pass) {
@@ -283,30 +141,46 @@ static const int *permutation(rd_loader *l, int64_t pass) {
     return l->perm[k];
 }
 
-static image_ref image_at(rd_loader *l, int64_t q) {
+static int64_t image_at(rd_loader *l, int64_t q) {
     return l->train[permutation(l, q / l->n_train)[q % l->n_train]];
+}
+
+/* The row sample q reads: its own image, or with skip_corrupt, when that image is known to be
+ * corrupt, the image of the next position of the same pass (cyclically) whose image is not. Which
+ * images are corrupt depends only on the files, so this is the same on any number of ranks. */
+static rd_status sample_row(rd_loader *l, int64_t q, int64_t *row, rd_error *err) {
+    const int64_t T = l->n_train, pass0 = q / T * T;
+    for (int64_t j = 0; j < T; j++) {
+        *row = image_at(l, pass0 + (q - pass0 + j) % T);
+        if (!l->corrupt || !l->corrupt[*row]) return RD_OK;
+    }
+    return rd_fail(err, RD_ECORRUPT, "%s: every one of the %lld training images is corrupt",
+                   l->p.shards_dir, (long long)T);
 }
 
 rd_status rd_loader_image_at(rd_loader *l, int64_t position, int *shard, int64_t *row,
                              rd_error *err) {
     if (position < 0) return rd_fail(err, RD_EINVAL, "loader: position %lld", (long long)position);
-    image_ref ref = image_at(l, position);
-    *shard = ref.shard;
-    *row = ref.row;
+    rd_shard_set_locate(&l->set, image_at(l, position), shard, row);
     return RD_OK;
 }
 
-/* Which images step needs, with their shards opened. */
+/* Which images step needs, with their shards held open (calling thread). */
 static rd_status plan(rd_loader *l, slot *s, int64_t step, rd_error *err) {
     s->step = step;
     s->done = 0;
-    l->stamp++;
+    s->substituted = 0;
+    rd_shard_set_begin_holds(&l->set);
     const int64_t first = step * l->p.global_batch + (int64_t)l->p.rank * l->B;
     for (int b = 0; b < l->B; b++) {
-        image_ref ref = image_at(l, first + b);
-        rd_status st = ensure_open(l, ref.shard, &s->handle[b], err);
+        rd_status st = sample_row(l, first + b, &s->row[b], err);
+        if (!st) {
+            rd_hdf5_lock(); /* may open and close files: other threads may be in HDF5 */
+            st = rd_shard_set_hold(&l->set, s->row[b], err);
+            rd_hdf5_unlock();
+        }
         if (st) return st;
-        s->row[b] = ref.row;
+        s->substituted += s->row[b] != image_at(l, first + b);
         s->position[b] = first + b;
     }
     return RD_OK;
@@ -364,9 +238,8 @@ static void produce(rd_loader *l, slot *s) {
     rd_status st = RD_OK;
     for (int b = 0; b < l->B && !st; b++) {
         const double t0 = rd_now();
-        rd_hdf5_lock();
-        st = rd_h5_read_rows(&l->open[s->handle[b]].file, "/images", l->type, s->row[b], 1, l->raw,
-                             &s->err);
+        rd_hdf5_lock(); /* the rows are held: this reads open files only */
+        st = rd_shard_set_read_images(&l->set, s->row[b], 1, l->raw, &s->err);
         rd_hdf5_unlock();
         read += rd_now() - t0;
         if (st) break;
@@ -429,7 +302,6 @@ static rd_status layout(rd_loader *l, rd_arena *a, rd_error *err) {
     for (int i = 0; i < 2 && !st; i++) {
         slot *s = &l->slots[i];
         s->step = -1;
-        s->handle = rd_arena_alloc(a, (size_t)B * sizeof(int));
         s->row = rd_arena_alloc(a, (size_t)B * sizeof(int64_t));
         s->position = rd_arena_alloc(a, (size_t)B * sizeof(int64_t));
         s->global = rd_arena_floats(a, (size_t)2 * B * l->global_elems);
@@ -481,28 +353,28 @@ rd_status rd_loader_open(rd_loader **out, const rd_loader_params *p, rd_error *e
     l->global_elems = (size_t)ac->channels * ac->global_size * ac->global_size;
     l->local_elems = (size_t)ac->channels * ac->local_size * ac->local_size;
     st = rd_augment_config_check(ac, err);
-    if (!st) st = read_index(l, err);
-
-    l->max_open = p->max_open_shards > B ? p->max_open_shards : B;
-    l->open = calloc((size_t)l->max_open, sizeof *l->open);
-    if (!st && !l->open) st = rd_fail(err, RD_ENOMEM, "loader: open-file table");
-    for (int i = 0; l->open && i < l->max_open; i++) l->open[i].shard = -1;
-    for (int k = 0; !st && k < l->n_shards; k++) {
-        int e;
-        l->stamp++;
-        st = ensure_open(l, k, &e, err);
-        if (!st) {
-            rd_hdf5_lock();
-            st = scan_shard(l, k, &l->open[e].file, err);
-            rd_hdf5_unlock();
-        }
+    if (!st) {
+        /* each rank checks the shards itself (the loader has no communicator) */
+        rd_hdf5_lock();
+        st = rd_shard_set_open(&l->set, p->shards_dir,
+                               p->max_open_shards > B ? p->max_open_shards : B, MPI_COMM_SELF, err);
+        rd_hdf5_unlock();
+        l->set_open = st == RD_OK;
+    }
+    if (!st) {
+        l->size = l->set.image_size;
+        l->bit_depth = l->set.bit_depth;
+        l->train = malloc((size_t)l->set.n * sizeof *l->train);
+        l->corrupt = p->skip_corrupt ? calloc((size_t)l->set.n, 1) : NULL;
+        if (!l->train || (p->skip_corrupt && !l->corrupt))
+            st = rd_fail(err, RD_ENOMEM, "loader: out of memory for %lld images",
+                         (long long)l->set.n);
+        for (int64_t i = 0; !st && i < l->set.n; i++)
+            if (l->set.split[i] == RD_SPLIT_TRAIN) l->train[l->n_train++] = (int32_t)i;
     }
     if (!st && l->n_train == 0)
         st = rd_fail(err, RD_ENOTFOUND, "%s: no training images (/meta/split == 0) in %d shards",
-                     p->shards_dir, l->n_shards);
-    if (!st && l->n_train > INT32_MAX)
-        st = rd_fail(err, RD_ERANGE, "%s: %lld training images (max %d)", p->shards_dir,
-                     (long long)l->n_train, INT32_MAX);
+                     p->shards_dir, l->set.count);
 
     if (!st) {
         rd_arena measure;
@@ -519,7 +391,7 @@ rd_status rd_loader_open(rd_loader **out, const rd_loader_params *p, rd_error *e
     }
     rd_info("loader: %lld training images in %d shards (%dx%d, %d-bit), %d per rank of a global "
             "batch of %d, groups of %d, %.1f MiB of batch buffers%s",
-            (long long)l->n_train, l->n_shards, l->size, l->size, l->bit_depth, B, p->global_batch,
+            (long long)l->n_train, l->set.count, l->size, l->size, l->bit_depth, B, p->global_batch,
             g, (double)l->arena.capacity / (1 << 20), p->prefetch ? ", prefetching" : "");
     *out = l;
     return RD_OK;
@@ -536,11 +408,13 @@ void rd_loader_close(rd_loader *l) {
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
     }
-    for (int i = 0; l->open && i < l->max_open; i++) close_entry(l, &l->open[i]);
-    for (int k = 0; k < l->n_shards; k++) free(l->shards[k].path);
-    free(l->shards);
-    free(l->open);
+    if (l->set_open) {
+        rd_hdf5_lock();
+        rd_shard_set_close(&l->set);
+        rd_hdf5_unlock();
+    }
     free(l->train);
+    free(l->corrupt);
     rd_augmenter_free(&l->aug);
     rd_arena_free(&l->arena);
     free(l);
@@ -568,6 +442,16 @@ rd_status rd_loader_next(rd_loader *l, int64_t step, rd_step_batch *batch, rd_er
         s->st = plan(l, s, step, &s->err);
         if (!s->st) produce(l, s);
         s->done = 1;
+    }
+    /* skip_corrupt: a corrupt image found while producing is marked, and the batch planned and
+     * produced again (here, with the prefetch thread idle) until every sample reads intact. */
+    while (s->st == RD_ECORRUPT && l->corrupt && l->set.corrupt_row >= 0) {
+        rd_warn("skipping a corrupt image (pretrain.on_corrupt: skip): %s", s->err.msg);
+        l->corrupt[l->set.corrupt_row] = 1;
+        l->set.corrupt_row = -1;
+        l->stats.corrupt_images++;
+        s->st = plan(l, s, step, &s->err);
+        if (!s->st) produce(l, s);
     }
     rd_status st = s->st;
     l->stats.read_seconds += s->read_seconds;
@@ -597,6 +481,7 @@ rd_status rd_loader_next(rd_loader *l, int64_t step, rd_step_batch *batch, rd_er
             post(l, front ^ 1);
     }
     l->stats.batches++;
+    l->stats.corrupt_skipped += s->substituted;
     l->stats.last_wait_seconds = rd_now() - start;
     l->stats.wait_seconds += l->stats.last_wait_seconds;
     return RD_OK;
@@ -624,4 +509,5 @@ int64_t rd_loader_pass_of(const rd_loader *l, int64_t step) {
 
 void rd_loader_get_stats(const rd_loader *l, rd_loader_stats *stats) {
     *stats = l->stats;
+    stats->shard_opens = l->set.opens;
 }

@@ -63,6 +63,7 @@ typedef struct run {
     FILE *metrics;
     int64_t last_checkpoint; /* steps of the newest checkpoint written or read; -1: none */
     double last_checkpoint_time;
+    int64_t corrupt_skipped; /* samples of this run whose corrupt image was skipped, all ranks */
 } run;
 
 /* ---- settings ---- */
@@ -415,8 +416,9 @@ static void write_metrics(const run *r, int64_t it, const rd_step_stats *s,
                     s->grad_norm[m]);
     fprintf(f,
             "}, \"step_seconds\": %.6f, \"images_per_second\": %.4f, \"data_wait_fraction\": "
-            "%.4f, \"comm_fraction\": %.4f, \"phase_seconds\": {",
-            t->step, (double)r->global_batch / t->step, t->data / t->step, t->comm / t->step);
+            "%.4f, \"comm_fraction\": %.4f, \"corrupt_skipped\": %lld, \"phase_seconds\": {",
+            t->step, (double)r->global_batch / t->step, t->data / t->step, t->comm / t->step,
+            (long long)r->corrupt_skipped);
     static const char *const phase[RD_PHASE_COUNT] = {"teacher", "student_forward", "heads_losses",
                                                       "backbone_backward", "optimizer"};
     for (int p = 0; p < RD_PHASE_COUNT; p++)
@@ -447,12 +449,15 @@ static rd_status train(run *r, int64_t start, volatile sig_atomic_t *stop, int64
         rd_status lst = rd_loader_next(r->loader, it, &batch, &lerr);
         rd_loader_stats ls;
         rd_loader_get_stats(r->loader, &ls);
-        /* one small all-reduce per step: stop requested, a rank's data failed, checkpoint due */
+        /* one small all-reduce per step: stop requested, a rank's data failed, checkpoint due
+         * (flags: > 0 on any rank), and the samples whose corrupt image was skipped so far */
         const double tf = rd_now();
-        int flags[3] = {stop && *stop, lst != RD_OK,
-                        r->rank == 0 && s->checkpoint_seconds > 0 &&
-                            tf - r->last_checkpoint_time >= s->checkpoint_seconds};
-        if (r->nranks > 1) MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_INT, MPI_MAX, r->comm);
+        long long flags[4] = {stop && *stop, lst != RD_OK,
+                              r->rank == 0 && s->checkpoint_seconds > 0 &&
+                                  tf - r->last_checkpoint_time >= s->checkpoint_seconds,
+                              (long long)ls.corrupt_skipped};
+        if (r->nranks > 1) MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_LONG_LONG, MPI_SUM, r->comm);
+        r->corrupt_skipped = flags[3];
         const double flag_seconds = rd_now() - tf;
         if (flags[1]) {
             *err = lerr;
@@ -549,6 +554,10 @@ static void report(const run *r, int64_t start, int64_t done, const loop_totals 
             (long long)r->s.total_steps, tot->seconds, res->images_per_second,
             (long long)r->global_batch, r->nranks, omp_get_max_threads(), 100 * worst[0] / secs,
             100 * worst[1] / secs, rss_list);
+    if (r->corrupt_skipped > 0)
+        rd_info("summary: %lld samples read another image in place of a corrupt one "
+                "(pretrain.on_corrupt: skip; each corrupt image named in a warning)",
+                (long long)r->corrupt_skipped);
     rd_atomic_file f;
     rd_error e = {0};
     if (!rd_atomic_open(&f, r->s.summary_path, &e)) {
@@ -557,10 +566,11 @@ static void report(const run *r, int64_t start, int64_t done, const loop_totals 
                 "\"total_steps\": %lld, \"seconds\": %.3f, \"images_per_second\": %.4f, "
                 "\"global_batch\": %lld, \"ranks\": %d, \"threads\": %d, "
                 "\"data_wait_fraction\": %.4f, \"comm_fraction\": %.4f, "
-                "\"peak_rss_mib\": [%s]}\n",
+                "\"corrupt_skipped\": %lld, \"peak_rss_mib\": [%s]}\n",
                 (long long)start, (long long)done, (long long)r->s.total_steps, tot->seconds,
                 res->images_per_second, (long long)r->global_batch, r->nranks,
-                omp_get_max_threads(), worst[0] / secs, worst[1] / secs, rss_list);
+                omp_get_max_threads(), worst[0] / secs, worst[1] / secs,
+                (long long)r->corrupt_skipped, rss_list);
         rd_atomic_commit(&f, &e);
     }
     if (e.code) rd_warn("%s", e.msg);

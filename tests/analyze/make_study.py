@@ -21,6 +21,9 @@ import sys
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+from verify_shards import crc32c, meta_sha256  # noqa: E402  (the documented checks)
+
 out = sys.argv[1]
 seed = int(sys.argv[2]) if len(sys.argv) > 2 else 7
 rng = np.random.default_rng(seed)
@@ -114,23 +117,33 @@ images = np.concatenate([images, np.full((5, S, S), 128.0)]).astype(np.uint8)
 total = n + 5
 os.makedirs(f"{out}/shards", exist_ok=True)
 cut = total // 2
+full = np.concatenate([order, np.full(5, -1)])
+entries = []
 for k, (a, b) in enumerate(((0, cut), (cut, total))):
     with h5py.File(f"{out}/shards/shard-{k:05d}.h5", "w") as f:
-        f.attrs["format_version"] = 1
-        f.attrs["shard_index"] = k
-        f.attrs["shard_count"] = 2
-        f.attrs["num_images"] = b - a
-        f.create_dataset("images", data=images[a:b], chunks=(1, S, S), fletcher32=True)
-        full = np.concatenate([order, np.full(5, -1)])
+        # the shard layout of docs/FORMATS.md ("Shards", format_version 2)
+        for name, value in dict(format_version=2, shard_index=k, shard_count=2, num_images=b - a,
+                                first_row=a, total_images=total, image_size=S, bit_depth=8).items():
+            f.attrs[name] = np.int64(value)
+        f.create_dataset("images", data=images[a:b], chunks=(1, S, S))
         sel = full[a:b]
         ext = sel < 0
+        pick = np.maximum(sel, 0)
+        extra = np.maximum(np.arange(a, b) - n, 0)
         g2 = f.create_group("meta")
-        put_strings(g2, "image_id", np.where(ext, extra_ids[np.maximum(np.arange(a, b) - n, 0)],
-                                             ids[np.maximum(sel, 0)]))
-        put_strings(g2, "patient_id", np.where(ext, extra_patients[np.maximum(np.arange(a, b) - n, 0)],
-                                               patients[np.maximum(sel, 0)]))
+        put_strings(g2, "image_id", np.where(ext, extra_ids[extra], ids[pick]))
+        put_strings(g2, "patient_id", np.where(ext, extra_patients[extra], patients[pick]))
+        put_strings(g2, "view", np.where(ext, np.array(b"PA", dtype="S2"), views[pick]))
+        g2.create_dataset("age", data=np.where(ext, np.nan, age[pick]).astype(np.float32))
+        g2.create_dataset("sex", data=np.where(ext, -1, sex[pick]).astype(np.int8))
+        g2.create_dataset("split", data=np.where(ext, 0, splits[pick]).astype(np.uint8))
+        g2.create_dataset("source_row", data=np.arange(a, b, dtype=np.int64) + 2)
+        g2.create_dataset("crc32c", data=np.array([crc32c(im.tobytes()) for im in images[a:b]],
+                                                   dtype=np.uint32))
+        entries.append({"file": f"shard-{k:05d}.h5", "first_row": a, "num_images": b - a,
+                        "meta_sha256": meta_sha256(f)})
 with open(f"{out}/shards/index.json", "w") as fh:
-    json.dump({"format_version": 1, "num_images": total, "num_shards": 2}, fh)
+    json.dump({"format_version": 2, "num_images": total, "num_shards": 2, "shards": entries}, fh)
 
 os.makedirs(f"{out}/pretrain", exist_ok=True)
 with open(f"{out}/pretrain/metrics.jsonl", "w") as fh:

@@ -135,9 +135,9 @@ expect_error different_ids 1 "row 5 is image" "in $E but 'renamed.png' in $T/bad
     -- analyze.embeddings="$E,$T/bad/other_ids.h5"
 expect_error image_not_in_shards 1 "image 'renamed.png' of $T/bad/other_ids.h5 is not in the shards in $T/shards" \
     -- analyze.embeddings="$T/bad/other_ids.h5"
-expect_error no_shards 1 "$T/noshards/index.json is missing" -- analyze.shards_dir="$T/noshards"
+expect_error no_shards 1 "$T/noshards/index.json" "no shards for the raw-pixel baseline" -- analyze.shards_dir="$T/noshards"
 expect_error empty_folder 1 "folder $T/bad/empty holds no .h5" -- analyze.embeddings="$T/bad/empty"
-# A flipped byte in an image chunk: the Fletcher32 check fails the read, naming the shard.
+# A flipped byte in an image chunk: its CRC32C fails the read, naming the shard, row and image.
 cp -r "$T/shards" "$T/damaged"
 $py - "$T/damaged/shard-00001.h5" <<'EOF'
 import sys, h5py
@@ -149,7 +149,7 @@ with open(sys.argv[1], "r+b") as fh:
     fh.seek(offset + 100)
     fh.write(bytes([b[0] ^ 0xFF]))
 EOF
-expect_error damaged_shard 2 "damaged/shard-00001.h5" -- analyze.shards_dir="$T/damaged"
+expect_error damaged_shard 2 "damaged/shard-00001.h5: row 3 " "CRC32C" -- analyze.shards_dir="$T/damaged"
 
 # The pipeline in front: rdino-synth phantoms (age and sex shape the anatomy) -> rdino-preprocess
 # -> rdino-shard (files written by rdino itself) -> a null embedding file aligned with the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The architecture's rules (docs/ARCHITECTURE.md), checked on the sources: which folder may
 # include which, own header first, and one owner for the atomic writer, the agreement on
-# errors, the path limit and the pipeline's folders.
+# errors, the path limit, the pipeline's folders and the shards reader.
 source "$(dirname "$0")/../lib.sh"
 S=core/layout
 cd "$(dirname "$0")/../.."
@@ -71,6 +71,10 @@ one_owner one_atomic_writer '^[^/*]*[^_a-z/]rename\(' src/core/file.c src/train/
 one_owner one_error_agreement 'MPI_MAXLOC|MPI_MINLOC' src/parallel/agree.c
 one_owner one_path_limit 'PATH[A-Z_]* *= *4096|(path|dir|tmp)[a-z_]*\[4096\]' include/rdino/file.h
 one_owner one_pipeline_layout '"data\.output_dir"' src/core/paths.c src/core/config_schema.c
+# the shards folder is read through rd_shard_set (src/shard/shard_reader.c) only
+one_owner one_shards_reader 'index\.json' src/shard/shard.c src/shard/shard_reader.c \
+    src/shard/shard_check.h src/shard/shard_stage.c include/rdino/shard.h \
+    include/rdino/shard_reader.h include/rdino/file.h
 if grep -q 'rdino/app.h' $(ls src/*/*.c | grep -v '^src/apps/\|^src/core/app.c'); then
     rd_fail "$S/library_does_not_include_the_program_shell" \
         "$(grep -l 'rdino/app.h' $(ls src/*/*.c | grep -v '^src/apps/\|^src/core/app.c'))"

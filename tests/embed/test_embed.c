@@ -676,14 +676,43 @@ static void errors_name_the_file(rd_test *t) {
     p.splits = 1u << RD_SPLIT_TEST;
     expect_failure(t, &p, vit, set, "train-only", "no images in the split(s) test");
 
-    /* a damaged image chunk: Fletcher32 fails the read, the message names the shard */
+    /* a damaged image (shard 1, row 2): its CRC32C fails, the message names the shard, the row
+     * and the image */
     char backup[700];
     rd_shard_path(shard1, sizeof shard1, shards, 1);
     snprintf(backup, sizeof backup, "%s.bak", shard1);
     CHECK(copy_file(shard1, backup));
     damage_chunk(t, shard1, 2);
     p = params_for(shards, output);
-    expect_failure(t, &p, vit, set, "shard-00001.h5", "/images");
+    const int64_t bad_row = (int64_t)N / K + 2; /* shard 1 starts at row floor(N / K) */
+    char bad_id[32], where[64];
+    snprintf(bad_id, sizeof bad_id, "image id 'img%03lld.png'", (long long)bad_row);
+    snprintf(where, sizeof where, "row 2 (row %lld of the shards)", (long long)bad_row);
+    expect_failure(t, &p, vit, set, "shard-00001.h5: row 2", bad_id);
+    expect_failure(t, &p, vit, set, where, "CRC32C");
+
+    /* embed.on_corrupt: skip leaves that image out, on every rank alike */
+    p.skip_corrupt = 1;
+    rd_embed_stats stats;
+    rd_error e2 = {0};
+    CHECK_OK(rd_embed_run(&p, vit, set, MPI_COMM_WORLD, &stats, &e2), &e2);
+    CHECK(stats.corrupt_skipped == 1 && stats.images == N - 1);
+    rd_h5file out;
+    char ids[N][32];
+    if (rd_h5_open(&out, output, MPI_COMM_SELF, &e2) == RD_OK) {
+        CHECK_OK(rd_h5_read_strings(&out, "/meta/image_id", 0, N - 1, ids[0], sizeof ids[0], &e2),
+                 &e2);
+        for (int i = 0; i < N - 1; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "img%03lld.png", (long long)(i < bad_row ? i : i + 1));
+            CHECK_MSG(strcmp(ids[i], want) == 0, "row %d is %s, want %s", i, ids[i], want);
+        }
+        rd_h5_close(&out);
+    } else {
+        CHECK_OK(RD_EIO, &e2);
+    }
+    unlink(output);
+    p.skip_corrupt = 0;
 
     /* a missing shard */
     CHECK(unlink(shard1) == 0);
@@ -701,7 +730,7 @@ static void errors_name_the_file(rd_test *t) {
     path_in(index, sizeof index, shards, "index.json");
     FILE *fp = fopen(index, "w");
     if (fp) fputs("{\"format_version\": 1,", fp), fclose(fp);
-    expect_failure(t, &p, vit, set, "index.json", "num_shards");
+    expect_failure(t, &p, vit, set, "index.json: line 1", "expected near end of file");
 
     /* not an HDF5 file where a shard should be */
     char shards2[512];

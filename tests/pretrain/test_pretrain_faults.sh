@@ -6,6 +6,8 @@
 #   - every checkpoint damaged: a clear error, and nothing renamed or deleted;
 #   - a NaN injected before step 5 (test hook RDINO_TEST_NAN_STEP): exit 1, the message names
 #     the step and the loss term and the last good checkpoint, and no checkpoint after step 4;
+#   - corrupt images (a pixel changed through h5py): exit 1 naming shard, row and image id; with
+#     pretrain.on_corrupt: skip the same model on 1 and 2 ranks, the skips counted;
 #   - a missing shard: exit 1, the message names the file.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/pretrain_lib.sh"
@@ -87,6 +89,59 @@ elif [ -e "$(ck nan 6)" ] || ! pt_compare "$(ck ref 4)" "$(ck nan 4)" exact >/de
 else
     rd_pass pretrain/nan_stops
     echo "  message: $msg"
+fi
+
+# corrupt images: every training image of shard 0 gets one pixel changed through h5py (HDF5's
+# metadata stay valid, only the CRC32C can tell)
+cp -r "$T/out/shards" "$T/corrupt"
+"$PT_PY" - "$T/corrupt/shard-00000.h5" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    for row in (f["meta/split"][:] == 0).nonzero()[0]:
+        image = f["images"][row]
+        image[0, 0] ^= 1
+        f["images"][row] = image
+PY
+# on_corrupt: error (the default): exit 1 before a step uses the image, naming shard, row, image
+pt_run 2 "$T/corrupt.log" "${base[@]}" pretrain.max_steps=4 pretrain.output_dir="$T/cerr" \
+    pretrain.data.shards_dir="$T/corrupt"
+status=$?
+if [ "$status" -eq 1 ] && grep -q "corrupt/shard-00000.h5: row [0-9]* (row [0-9]* of the shards), image id '[^']*'.*CRC32C" "$T/corrupt.log" &&
+    [ ! -e "$(ck cerr 2)" ]; then
+    rd_pass pretrain/corrupt_image_stops
+    echo "  message: $(grep -m1 "CRC32C" "$T/corrupt.log" | cut -c1-300)"
+else
+    rd_fail pretrain/corrupt_image_stops "exit $status: $(grep -m1 error "$T/corrupt.log")"
+fi
+# on_corrupt: skip: the same model on 1 and 2 ranks, the skips counted in metrics.jsonl and the
+# summary
+ok=1 why=""
+for np in 1 2; do
+    if ! pt_run "$np" "$T/skip$np.log" "${base[@]}" pretrain.max_steps=4 pretrain.output_dir="$T/skip$np" \
+        pretrain.data.shards_dir="$T/corrupt" pretrain.on_corrupt=skip pretrain.global_batch=8; then
+        ok=0 why="$np ranks: $(grep -m1 error "$T/skip$np.log")"
+    fi
+done
+count() { "$PT_PY" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["corrupt_skipped"])' "$1"; }
+if [ $ok = 1 ]; then
+    c1=$(count "$T/skip1/metrics.jsonl") c2=$(count "$T/skip2/metrics.jsonl")
+    # 1e-5: the rank-count tolerance of test_pretrain_ranks.sh (all-reduce rounding); another
+    # substitute image would move the weights far more
+    if ! verdict=$(pt_compare "$(ck skip1 4)" "$(ck skip2 4)" 1e-5); then
+        ok=0 why="1 and 2 ranks differ: $verdict"
+    elif [ "$c1" -lt 1 ] || [ "$c1" != "$c2" ]; then
+        ok=0 why="corrupt_skipped $c1 on 1 rank, $c2 on 2"
+    elif ! grep -q "summary: $c1 samples read another image in place of a corrupt one" "$T/skip2.log" ||
+        ! grep -q "skipping a corrupt image.*shard-00000.h5: row" "$T/skip2.log"; then
+        ok=0 why="no summary line or warning: $(grep -m1 summary "$T/skip2.log")"
+    fi
+fi
+if [ $ok = 1 ]; then
+    rd_pass pretrain/corrupt_image_skipped_same_model_on_1_2_ranks
+    echo "  $c1 samples skipped in 4 steps on 1 and on 2 ranks"
+else
+    rd_fail pretrain/corrupt_image_skipped_same_model_on_1_2_ranks "$why"
 fi
 
 # a missing shard

@@ -3,8 +3,11 @@
         every documented dataset/attribute; images and metadata equal the manifest and PNGs;
         index.json counts; splits patient-disjoint with fractions within 5 binomial sd
     check_shards.py same DIR_A DIR_B     identical datasets and attributes, shard by shard
-    check_shards.py flip FILE IMAGE      flips one byte inside /images chunk IMAGE
-    check_shards.py read FILE            reads every dataset (fails on a checksum error)
+    check_shards.py flip FILE IMAGE      flips one byte inside /images chunk IMAGE (in the file)
+    check_shards.py poke FILE ROW        changes one pixel of image ROW through h5py (HDF5's own
+                                         metadata stay valid: only rdino's CRC32C can tell)
+    check_shards.py read FILE            reads every dataset (fails on an HDF5 checksum error)
+    check_shards.py fletcher32 DIR 0|1   every dataset of every shard has Fletcher32 or none has
 Prints nothing and exits 0 when all is well; otherwise prints what differs and exits 1."""
 import csv
 import hashlib
@@ -17,8 +20,12 @@ import h5py
 import numpy as np
 from PIL import Image
 
-META = ["image_id", "patient_id", "view", "age", "sex", "split", "source_row"]
-TYPES = {"age": np.float32, "sex": np.int8, "split": np.uint8, "source_row": np.int64}
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+from verify_shards import crc32c, meta_sha256  # noqa: E402  (the documented recomputation)
+
+META = ["image_id", "patient_id", "view", "age", "sex", "split", "source_row", "crc32c"]
+TYPES = {"age": np.float32, "sex": np.int8, "split": np.uint8, "source_row": np.int64,
+         "crc32c": np.uint32}
 INT_ATTRS = ["format_version", "shard_index", "shard_count", "num_images", "first_row",
              "total_images", "image_size", "bit_depth", "split_seed"]
 STR_ATTRS = ["config", "source_manifest", "source_manifest_sha256", "preprocess", "creator",
@@ -43,7 +50,7 @@ def layout(shards, pre, val_fraction, test_fraction):
     with open(os.path.join(pre, "manifest.csv"), "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
     index, files = shard_files(shards)
-    check(index["format_version"] == 1 and index["num_images"] == len(rows), "index header")
+    check(index["format_version"] == 2 and index["num_images"] == len(rows), "index header")
     check(sorted(os.listdir(shards)) == sorted(["index.json"] + [os.path.basename(f) for f in files]),
           f"unexpected files in {shards}: {os.listdir(shards)}")
     row, split_of = 0, {}
@@ -57,7 +64,7 @@ def layout(shards, pre, val_fraction, test_fraction):
                 check(isinstance(f.attrs[name], np.int64), f"{path}: attribute {name} type")
             for name in STR_ATTRS:
                 check(isinstance(f.attrs[name], str), f"{path}: attribute {name} not str")
-            want = {"format_version": 1, "shard_index": k, "shard_count": len(files),
+            want = {"format_version": 2, "shard_index": k, "shard_count": len(files),
                     "num_images": n, "first_row": row, "total_images": len(rows)}
             for name, value in want.items():
                 check(f.attrs[name] == value, f"{path}: {name} = {f.attrs[name]}, want {value}")
@@ -69,8 +76,8 @@ def layout(shards, pre, val_fraction, test_fraction):
             size = f.attrs["image_size"]
             check(images.chunks == (1, size, size), f"{path}: chunks {images.chunks}")
             for name in ["images"] + ["meta/" + m for m in META]:
-                check(f[name].fletcher32, f"{path}: {name} without Fletcher32")
                 check(f[name].shape[0] == n, f"{path}: {name} rows")
+            check(entry["meta_sha256"] == meta_sha256(f), f"{path}: meta_sha256 of index.json")
             for name, dtype in TYPES.items():
                 check(f["meta/" + name].dtype == dtype, f"{path}: meta/{name} is {f['meta/' + name].dtype}")
             check(images.dtype == (np.uint16 if f.attrs["bit_depth"] == 16 else np.uint8),
@@ -80,6 +87,7 @@ def layout(shards, pre, val_fraction, test_fraction):
             views = f["meta/view"].asstr()[:]
             age, sex = f["meta/age"][:], f["meta/sex"][:]
             split, source = f["meta/split"][:], f["meta/source_row"][:]
+            crcs = f["meta/crc32c"][:]
             for i in range(n):
                 m = rows[row + i]
                 where = f"{path} row {i}"
@@ -91,6 +99,8 @@ def layout(shards, pre, val_fraction, test_fraction):
                 check(source[i] == int(m["source_row"]), f"{where}: source_row")
                 pixels = np.asarray(Image.open(os.path.join(pre, m["file"])))
                 check(np.array_equal(images[i], pixels), f"{where}: pixels differ from {m['file']}")
+                check(int(crcs[i]) == crc32c(images[i].astype(images.dtype.newbyteorder("<")).tobytes()),
+                      f"{where}: /meta/crc32c is not the CRC32C of the image")
                 check(split_of.setdefault(m["patient_id"], split[i]) == split[i],
                       f"patient {m['patient_id']} in two splits")
                 totals[split[i]] += 1
@@ -133,6 +143,21 @@ def flip(path, image):
         fh.write(bytes([byte ^ 0x01]))
 
 
+def poke(path, row):
+    with h5py.File(path, "r+") as f:
+        image = f["images"][row]
+        image[0, 0] ^= 1
+        f["images"][row] = image
+
+
+def fletcher32(folder, want):
+    _, files = shard_files(folder)
+    for path in files:
+        with h5py.File(path, "r") as f:
+            for name in ["images"] + ["meta/" + m for m in META]:
+                check(f[name].fletcher32 == want, f"{path}: {name} fletcher32 is {f[name].fletcher32}")
+
+
 def read_all(path):
     with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
@@ -146,6 +171,10 @@ if __name__ == "__main__":
         same(sys.argv[2], sys.argv[3])
     elif cmd == "flip":
         flip(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "poke":
+        poke(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "fletcher32":
+        fletcher32(sys.argv[2], sys.argv[3] == "1")
     elif cmd == "read":
         read_all(sys.argv[2])
     for p in problems[:20]:

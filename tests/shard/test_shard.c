@@ -1,6 +1,7 @@
 /* The shard writer on one rank with images from memory: layout and attributes as documented in
  * docs/FORMATS.md, patient-level splits, rerun/skip, and failures that leave no shard behind.
  * Multi-rank identity, h5py/h5dump and kill -9 are in tests/shard/test_shard.sh. */
+#include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "rdino/file.h"
 #include "rdino/h5store.h"
 #include "rdino/shard.h"
+#include "rdino/shard_reader.h"
 
 enum { N = 23, S = 6 };
 
@@ -362,7 +364,91 @@ static void manifest_read_and_errors(rd_test *t) {
     CHECK_MSG(strstr(err.msg, "patient_id"), "message: %s", err.msg);
 }
 
+/* Changes pixel 0 of row `row` of shard k through HDF5 (HDF5's own metadata stay valid). */
+static void poke_pixel(rd_test *t, const char *dir, int k, int64_t row) {
+    char path[700];
+    rd_shard_path(path, sizeof path, dir, k);
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = file >= 0 ? H5Dopen2(file, "/images", H5P_DEFAULT) : -1;
+    hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
+    hsize_t start[3] = {(hsize_t)row, 0, 0}, count[3] = {1, 1, 1}, one = 1;
+    hid_t mem = H5Screate_simple(1, &one, NULL);
+    uint8_t v = 0;
+    int ok = space >= 0 &&
+             H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+             H5Dread(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, &v) >= 0;
+    v ^= 0x01;
+    ok = ok && H5Dwrite(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, &v) >= 0;
+    CHECK_MSG(ok, "could not change a pixel of %s", path);
+    H5Sclose(mem);
+    if (space >= 0) H5Sclose(space);
+    if (ds >= 0) H5Dclose(ds);
+    if (file >= 0) H5Fclose(file);
+}
+
+/* The one reader: images across shard boundaries equal what was written; a changed pixel is
+ * RD_ECORRUPT naming shard file, rows and image id (and corrupt_row), read unverified with
+ * verify 0; held files are not closed to make room, and a table full of holds is an error. */
+static void reader_verifies_and_holds(rd_test *t) {
+    rd_test_need_mpi();
+    const char *dir = rd_test_tmpdir(t);
+    sample s;
+    make_sample(&s, 8);
+    rd_shard_params p = params_in(dir, 8);
+    rd_shard_stats stats;
+    rd_error err = {0};
+    CHECK_OK(
+        rd_shard_write_all(&p, s.images, N, load_from_memory, &s, MPI_COMM_WORLD, &stats, &err),
+        &err);
+    rd_shard_set set;
+    CHECK_OK(rd_shard_set_open(&set, dir, 2, MPI_COMM_WORLD, &err), &err);
+    if (t->failures) return;
+    CHECK(set.n == N && set.count == 3 && set.first_row[1] == 7 && set.first_row[2] == 15);
+    static uint8_t pixels[N * S * S];
+    CHECK_OK(rd_shard_set_read_images(&set, 0, N, pixels, &err), &err); /* all three shards */
+    for (int i = 0; i < N * S * S; i++)
+        if (pixels[i] != (uint8_t)pixel_value(i / (S * S), i % (S * S))) {
+            CHECK_MSG(0, "image %d pixel %d differs", i / (S * S), i % (S * S));
+            break;
+        }
+    rd_shard_set_close(&set);
+
+    poke_pixel(t, dir, 1, 2); /* set row 9 */
+    CHECK_OK(rd_shard_set_open(&set, dir, 2, MPI_COMM_WORLD, &err), &err);
+    if (t->failures) return;
+    CHECK_OK(rd_shard_set_read_images(&set, 0, 9, pixels, &err), &err);
+    CHECK(set.corrupt_row == -1);
+    CHECK(rd_shard_set_read_images(&set, 5, 10, pixels, &err) == RD_ECORRUPT);
+    CHECK_MSG(strstr(err.msg, "shard-00001.h5: row 2 (row 9 of the shards), image id "
+                              "'img009.png'") &&
+                  strstr(err.msg, "CRC32C"),
+              "message: %s", err.msg);
+    CHECK(set.corrupt_row == 9);
+    set.verify = 0;
+    CHECK_OK(rd_shard_set_read_images(&set, 5, 10, pixels, &err), &err);
+    set.verify = 1;
+    int64_t bad = 0;
+    CHECK(rd_shard_set_verify_shard(&set, 1, 3, NULL, NULL, &bad, &err) == RD_ECORRUPT && bad == 1);
+    CHECK_OK(rd_shard_set_verify_shard(&set, 2, 3, NULL, NULL, &bad, &err), &err);
+    CHECK(bad == 0);
+
+    /* two files open at most: rows of shards 0 and 2 held, shard 1 cannot come in */
+    rd_shard_set_begin_holds(&set);
+    CHECK_OK(rd_shard_set_hold(&set, 0, &err), &err);
+    CHECK_OK(rd_shard_set_hold(&set, 20, &err), &err);
+    int64_t opens = set.opens;
+    CHECK_OK(rd_shard_set_read_images(&set, 21, 1, pixels, &err), &err);
+    CHECK(set.opens == opens); /* a held file: no open */
+    CHECK(rd_shard_set_hold(&set, 8, &err) == RD_ERANGE);
+    CHECK_MSG(strstr(err.msg, "held") != NULL, "message: %s", err.msg);
+    rd_shard_set_begin_holds(&set); /* the earlier holds end */
+    CHECK_OK(rd_shard_set_hold(&set, 8, &err), &err);
+    CHECK(set.opens == opens + 1);
+    rd_shard_set_close(&set);
+}
+
 static const rd_test_case cases[] = {
+    {"reader_verifies_and_holds", reader_verifies_and_holds},
     {"layout_8bit", layout_8bit},
     {"layout_16bit", layout_16bit},
     {"rerun_skips_current_shards", rerun_skips_current_shards},

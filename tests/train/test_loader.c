@@ -461,9 +461,9 @@ static void errors_name_the_shard(rd_test *t) {
     rd_step_batch b;
     for (int64_t step = 0; l && step < STEPS && !st; step++) st = rd_loader_next(l, step, &b, &err);
     rd_shard_path(path, sizeof path, dir, 0);
-    CHECK(st == RD_EHDF5);
-    CHECK_MSG(strstr(err.msg, path) &&
-                  (strstr(err.msg, "Fletcher32") || strstr(err.msg, "checksum")),
+    CHECK(st == RD_ECORRUPT);
+    CHECK_MSG(strstr(err.msg, path) && strstr(err.msg, "CRC32C") &&
+                  strstr(err.msg, "image id 'img"),
               "message: %s", err.msg);
     rd_loader_close(l);
 
@@ -483,6 +483,99 @@ static void errors_name_the_shard(rd_test *t) {
     CHECK(unlink(path) == 0);
     CHECK(rd_loader_open(&l, &p, &err) == RD_ENOTFOUND && l == NULL);
     CHECK_MSG(strstr(err.msg, path) != NULL, "message: %s", err.msg);
+}
+
+/* Changes pixel 0 of shard row `row` through HDF5, which leaves HDF5's own metadata valid. */
+static void poke_pixel(rd_test *t, const char *path, int64_t row) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = file >= 0 ? H5Dopen2(file, "/images", H5P_DEFAULT) : -1;
+    hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
+    hsize_t start[3] = {(hsize_t)row, 0, 0}, count[3] = {1, 1, 1}, one = 1;
+    hid_t mem = H5Screate_simple(1, &one, NULL);
+    uint8_t v = 0;
+    int ok = space >= 0 &&
+             H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+             H5Dread(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, &v) >= 0;
+    v ^= 0x01;
+    ok = ok && H5Dwrite(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, &v) >= 0;
+    CHECK_MSG(ok, "could not change a pixel of %s", path);
+    H5Sclose(mem);
+    if (space >= 0) H5Sclose(space);
+    if (ds >= 0) H5Dclose(ds);
+    if (file >= 0) H5Fclose(file);
+}
+
+/* One corrupt training image: on_corrupt error stops naming it; skip replaces it by the next
+ * intact image of the pass, giving the same batches and counts on 1 and 2 ranks (with and
+ * without prefetch), and the counts add up to the visits of the image. */
+static void corrupt_image_skipped_alike_on_1_2_ranks(rd_test *t) {
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s", shards_in(t, "corrupt", 8, S));
+    rd_loader *l = NULL;
+    rd_loader_params p = params(dir, 1, 0, 1);
+    rd_error err = {0};
+    CHECK_OK(rd_loader_open(&l, &p, &err), &err);
+    if (!l) return;
+    /* the image of position 3 (in shard k, row r) becomes corrupt */
+    int k = -1;
+    int64_t row = -1, T = rd_loader_train_images(l);
+    CHECK_OK(rd_loader_image_at(l, 3, &k, &row, &err), &err);
+    rd_loader_close(l);
+    rd_shard_path(path, sizeof path, dir, k);
+    poke_pixel(t, path, row);
+    char where[1300];
+    snprintf(where, sizeof where, "%s: row %lld ", path, (long long)row);
+
+    rd_status st = RD_OK;
+    rd_step_batch b;
+    CHECK_OK(rd_loader_open(&l, &p, &err), &err);
+    for (int64_t step = 0; l && step < STEPS && !st; step++) st = rd_loader_next(l, step, &b, &err);
+    CHECK(st == RD_ECORRUPT);
+    CHECK_MSG(strstr(err.msg, where) && strstr(err.msg, "image id 'img"), "message: %s", err.msg);
+    rd_loader_close(l);
+
+    /* the samples that read this image: once per pass */
+    int64_t visits = 0;
+    CHECK_OK(rd_loader_open(&l, &p, &err), &err);
+    for (int64_t q = 0; l && q < (int64_t)STEPS * GB; q++) {
+        int kq;
+        int64_t rq;
+        CHECK_OK(rd_loader_image_at(l, q, &kq, &rq, &err), &err);
+        visits += kq == k && rq == row;
+    }
+    rd_loader_close(l);
+    CHECK(visits >= 2 && T > 0);
+
+    /* skip: one rank synchronously, two ranks prefetching */
+    rd_loader *alone = NULL, *pair[2] = {NULL, NULL};
+    p.skip_corrupt = 1;
+    p.prefetch = 0;
+    CHECK_OK(rd_loader_open(&alone, &p, &err), &err);
+    for (int r = 0; r < 2; r++) {
+        rd_loader_params pr = params(dir, 2, r, 1);
+        pr.skip_corrupt = 1;
+        CHECK_OK(rd_loader_open(&pair[r], &pr, &err), &err);
+    }
+    static view one, two;
+    for (int64_t step = 0; alone && pair[0] && pair[1] && step < STEPS && !t->failures; step++) {
+        batch_on(t, &alone, 1, step, &one);
+        batch_on(t, pair, 2, step, &two);
+        CHECK_MSG(memcmp(&one, &two, sizeof one) == 0, "step %lld differs on 1 and 2 ranks",
+                  (long long)step);
+    }
+    rd_loader_stats s1, s2[2];
+    if (alone && pair[0] && pair[1]) {
+        rd_loader_get_stats(alone, &s1);
+        rd_loader_get_stats(pair[0], &s2[0]);
+        rd_loader_get_stats(pair[1], &s2[1]);
+        CHECK_MSG(s1.corrupt_skipped == visits, "1 rank skipped %lld samples, %lld read the image",
+                  (long long)s1.corrupt_skipped, (long long)visits);
+        CHECK(s2[0].corrupt_skipped + s2[1].corrupt_skipped == visits);
+        CHECK(s1.corrupt_images == 1 && s2[0].corrupt_images + s2[1].corrupt_images >= 1);
+    }
+    rd_loader_close(alone);
+    rd_loader_close(pair[0]);
+    rd_loader_close(pair[1]);
 }
 
 static void batch_and_group_checks(rd_test *t) {
@@ -540,6 +633,7 @@ static const rd_test_case cases[] = {
     {"prefetch_matches_synchronous", prefetch_matches_synchronous},
     {"sixteen_bit_shards_give_the_same_batches", sixteen_bit_shards_give_the_same_batches},
     {"errors_name_the_shard", errors_name_the_shard},
+    {"corrupt_image_skipped_alike_on_1_2_ranks", corrupt_image_skipped_alike_on_1_2_ranks},
     {"batch_and_group_checks", batch_and_group_checks},
     {"params_from_config", params_from_config},
 };

@@ -1,0 +1,140 @@
+/* Checking a shard's metadata digest and images: see shard_check.h. */
+#include "shard_check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rdino/crc32c.h"
+#include "rdino/sha256.h"
+
+static const char *const string_columns[3] = {"/meta/image_id", "/meta/patient_id", "/meta/view"};
+
+rd_status shard_meta_alloc(shard_meta *m, int64_t n, const size_t max_width[3], rd_error *err) {
+    memset(m, 0, sizeof *m);
+    m->n = n;
+    size_t rows = (size_t)(n > 0 ? n : 1);
+    int failed = 0;
+    for (int c = 0; c < 3; c++) {
+        m->width[c] = max_width[c];
+        m->stride[c] = max_width[c] + 1;
+        m->strings[c] = calloc(rows, m->stride[c]);
+        failed |= !m->strings[c];
+    }
+    m->age = malloc(rows * sizeof *m->age);
+    m->sex = malloc(rows);
+    m->split = malloc(rows);
+    m->source_row = malloc(rows * sizeof *m->source_row);
+    m->crc32c = malloc(rows * sizeof *m->crc32c);
+    if (failed || !m->age || !m->sex || !m->split || !m->source_row || !m->crc32c) {
+        shard_meta_free(m);
+        return rd_fail(err, RD_ENOMEM, "out of memory for the metadata of %lld images",
+                       (long long)n);
+    }
+    return RD_OK;
+}
+
+void shard_meta_free(shard_meta *m) {
+    for (int c = 0; c < 3; c++) free(m->strings[c]);
+    free(m->age), free(m->sex), free(m->split), free(m->source_row), free(m->crc32c);
+    memset(m, 0, sizeof *m);
+}
+
+rd_status shard_meta_read(const rd_h5file *f, shard_meta *m, rd_error *err) {
+    rd_status st = RD_OK;
+    for (int c = 0; c < 3 && !st; c++) {
+        int64_t dims[RD_H5_MAX_DIMS];
+        int ndim = 0;
+        size_t width = 0;
+        st = rd_h5_shape(f, string_columns[c], dims, &ndim, &width, err);
+        if (!st && (ndim != 1 || dims[0] != m->n || width == 0 || width >= m->stride[c]))
+            st = rd_fail(err, RD_EFORMAT, "%s: %s is not [%lld] strings of up to %zu bytes",
+                         f->path, string_columns[c], (long long)m->n, m->stride[c] - 1);
+        if (!st) {
+            m->width[c] = width;
+            st =
+                rd_h5_read_strings(f, string_columns[c], 0, m->n, m->strings[c], m->stride[c], err);
+        }
+    }
+    if (!st) st = rd_h5_read_rows(f, "/meta/age", RD_H5_F32, 0, m->n, m->age, err);
+    if (!st) st = rd_h5_read_rows(f, "/meta/sex", RD_H5_I8, 0, m->n, m->sex, err);
+    if (!st) st = rd_h5_read_rows(f, "/meta/split", RD_H5_U8, 0, m->n, m->split, err);
+    if (!st) st = rd_h5_read_rows(f, "/meta/source_row", RD_H5_I64, 0, m->n, m->source_row, err);
+    if (!st) st = rd_h5_read_rows(f, "/meta/crc32c", RD_H5_U32, 0, m->n, m->crc32c, err);
+    return st;
+}
+
+void shard_meta_sha256(const shard_meta *m, char hex[65]) {
+    /* x86-64 and aarch64 Linux are little-endian: memory order is the documented byte order */
+    rd_sha256 h;
+    rd_sha256_init(&h);
+    for (int c = 0; c < 3; c++)
+        for (int64_t i = 0; i < m->n; i++)
+            rd_sha256_update(&h, m->strings[c] + (size_t)i * m->stride[c], m->width[c]);
+    size_t n = (size_t)m->n;
+    rd_sha256_update(&h, m->age, n * sizeof *m->age);
+    rd_sha256_update(&h, m->sex, n);
+    rd_sha256_update(&h, m->split, n);
+    rd_sha256_update(&h, m->source_row, n * sizeof *m->source_row);
+    rd_sha256_update(&h, m->crc32c, n * sizeof *m->crc32c);
+    rd_sha256_final_hex(&h, hex);
+}
+
+/* The image id of a shard row, for messages ("?" when it cannot be read). */
+static void image_id_of(const rd_h5file *f, int64_t local_row, char *id, size_t n) {
+    char buf[1024];
+    size_t width = 0;
+    int64_t dims[RD_H5_MAX_DIMS];
+    int ndim;
+    snprintf(id, n, "?");
+    if (rd_h5_shape(f, "/meta/image_id", dims, &ndim, &width, NULL) || width + 1 > sizeof buf)
+        return;
+    if (rd_h5_read_strings(f, "/meta/image_id", local_row, 1, buf, width + 1, NULL) == RD_OK)
+        snprintf(id, n, "%.*s", (int)(n - 1), buf);
+}
+
+rd_status shard_corrupt(rd_error *err, const rd_h5file *f, int64_t local_row, int64_t row,
+                        uint32_t stored, uint32_t computed) {
+    char id[512];
+    image_id_of(f, local_row, id, sizeof id);
+    return rd_fail(err, RD_ECORRUPT,
+                   "%s: row %lld (row %lld of the shards), image id '%s': the pixels fail their "
+                   "CRC32C check (stored 0x%08x, computed 0x%08x): the shard is damaged",
+                   f->path, (long long)local_row, (long long)row, id, stored, computed);
+}
+
+rd_status shard_check_images(const rd_h5file *f, int64_t n, int size, int bit_depth,
+                             const uint32_t *crc32c, int64_t first_row, int block,
+                             rd_shard_bad_image_fn bad, void *ctx, int64_t *bad_images,
+                             rd_error *err) {
+    const size_t bytes = (size_t)size * (size_t)size * (bit_depth > 8 ? 2u : 1u);
+    if (block < 1) block = 1;
+    *bad_images = 0;
+    unsigned char *pixels = malloc((size_t)block * bytes);
+    if (!pixels) return rd_fail(err, RD_ENOMEM, "%s: out of memory for %d images", f->path, block);
+    rd_status st = RD_OK;
+    rd_error first_bad = {0};
+    for (int64_t r0 = 0; !st && r0 < n; r0 += block) {
+        int64_t rows = n - r0 < block ? n - r0 : block;
+        st = rd_h5_read_rows(f, "/images", bit_depth > 8 ? RD_H5_U16 : RD_H5_U8, r0, rows, pixels,
+                             err);
+        for (int64_t i = 0; !st && i < rows; i++) {
+            uint32_t crc = rd_crc32c(pixels + (size_t)i * bytes, bytes);
+            if (crc == crc32c[r0 + i]) continue;
+            rd_error e = {0};
+            shard_corrupt(&e, f, r0 + i, first_row + r0 + i, crc32c[r0 + i], crc);
+            if (*bad_images == 0) first_bad = e;
+            ++*bad_images;
+            if (bad) {
+                char id[512];
+                image_id_of(f, r0 + i, id, sizeof id);
+                bad(ctx, f->path, r0 + i, first_row + r0 + i, id, e.msg);
+            }
+        }
+    }
+    free(pixels);
+    if (st || *bad_images == 0) return st;
+    if (err) *err = first_bad;
+    if (*bad_images > 1) rd_wrap(err, "%lld corrupt images, the first", (long long)*bad_images);
+    return RD_ECORRUPT;
+}
