@@ -28,11 +28,12 @@
 #endif
 
 enum {
-    MR = 8,    /* micro-kernel rows */
-    NR = 48,   /* micro-kernel columns: 3 vectors of 16 floats, 8 x 3 accumulators */
-    KC = 256,  /* k values per block (even, so pairs never straddle blocks) */
-    MC = 192,  /* rows of A converted per block (MC x KC bf16 = 96 KiB, in L2) */
-    NC = 1536, /* columns of B converted per block when B is not pre-packed (768 KiB) */
+    MR = 8,   /* micro-kernel rows */
+    NR = 48,  /* micro-kernel columns: 3 vectors of 16 floats, 8 x 3 accumulators */
+    KC = 768, /* k values per block (even: pairs never straddle blocks); 256 and 512 measured
+                 10-25 % slower on Zen (bench_gemm_bf16): C is loaded and stored once per block */
+    MC = 192, /* rows of A converted per block (MC x KC bf16 = 288 KiB, in L2) */
+    NC = 768, /* columns of B converted per block when B is not pre-packed (1.1 MiB) */
     SCRATCH_A_BYTES = MC * KC * 2,
     SCRATCH_B_BYTES = NC * KC * 2,
 };
@@ -154,8 +155,9 @@ typedef struct operand {
     int K;
 } operand;
 
-/* dst[p * w + r] = bf16 pair (x(r0 + r, k0 + 2p), x(r0 + r, k0 + 2p + 1)) for p < pairs, r < w;
- * rows r >= rows and k >= K give 0. */
+/* Rows [r0, r0 + rows) of o as strips of w rows (the last padded with zero rows), strip s at
+ * dst + s * pairs * w: dst[s][p][r] = bf16 pair (x(r0 + s w + r, k0 + 2p), x(.., k0 + 2p + 1)),
+ * with 0 for k >= K. */
 typedef void pack_fn(uint32_t *dst, int w, const operand *o, int r0, int rows, int k0, int pairs);
 /* c[mr, nr] (ldc) = init + a strip [pairs][MR] times b panel [pairs][NR]; init is c itself when
  * load_c, else bias[nr] on every row (NULL: zero). */
@@ -164,14 +166,15 @@ typedef void kernel_fn(int pairs, const uint32_t *a, const uint32_t *b, float *c
 
 static void pack_portable(uint32_t *dst, int w, const operand *o, int r0, int rows, int k0,
                           int pairs) {
-    for (int p = 0; p < pairs; p++)
-        for (int r = 0; r < w; r++) {
-            int k = k0 + 2 * p;
-            const float *x = o->x + (size_t)(r0 + r) * o->rs;
-            float even = r < rows && k < o->K ? x[(size_t)k * o->cs] : 0.0f;
-            float odd = r < rows && k + 1 < o->K ? x[(size_t)(k + 1) * o->cs] : 0.0f;
-            dst[(size_t)p * w + r] = bf16_pair(even, odd);
-        }
+    for (int s = 0; s * w < rows; s++)
+        for (int p = 0; p < pairs; p++)
+            for (int r = s * w; r < (s + 1) * w; r++) {
+                int k = k0 + 2 * p;
+                const float *x = o->x + (size_t)(r0 + r) * o->rs;
+                float even = r < rows && k < o->K ? x[(size_t)k * o->cs] : 0.0f;
+                float odd = r < rows && k + 1 < o->K ? x[(size_t)(k + 1) * o->cs] : 0.0f;
+                dst[((size_t)s * pairs + p) * w + r - s * w] = bf16_pair(even, odd);
+            }
 }
 
 /* VDPBF16PS per lane: acc += odd products, then += even products, each rounded to fp32 (the
@@ -204,62 +207,137 @@ static __mmask16 lanes(int n) {
     return n <= 0 ? 0 : n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
 }
 
-/* 16 floats to 16 bf16, rounded as rd_bf16_from_float. */
-AVX512_BF16 static __m256i bf16_16(__m512 x) {
+/* 16 floats rounded as rd_bf16_from_float, each bf16 in the upper half of its 32-bit lane
+ * (the lower half is garbage). */
+AVX512_BF16 static __m512i round_16(__m512 x) {
     __m512i u = _mm512_castps_si512(x);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
     __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
     __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
-    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+    return _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+}
+
+/* 32 consecutive floats (lo = x[0..15], hi = x[16..31]) to 32 bf16 in order: 16 pairs. */
+AVX512_BF16 static __m512i bf16_32(__m512 lo, __m512 hi) {
+    /* 16-bit indices 1, 3, 5, ..., 63 into lo:hi, two per 32-bit lane */
+    const __m512i upper_halves =
+        _mm512_setr_epi32(0x00030001, 0x00070005, 0x000b0009, 0x000f000d, 0x00130011, 0x00170015,
+                          0x001b0019, 0x001f001d, 0x00230021, 0x00270025, 0x002b0029, 0x002f002d,
+                          0x00330031, 0x00370035, 0x003b0039, 0x003f003d);
+    return _mm512_permutex2var_epi16(round_16(lo), upper_halves, round_16(hi));
+}
+
+/* 16 pairs (even[i], odd[i]): even in the low half. */
+AVX512_BF16 static __m512i bf16_pairs(__m512 even, __m512 odd) {
+    /* 0xf8 = a | (b & c): a = even's bf16 moved down, b & c = odd's bf16 kept in the upper half */
+    return _mm512_ternarylogic_epi32(_mm512_srli_epi32(round_16(even), 16), round_16(odd),
+                                     _mm512_set1_epi32((int)0xffff0000u), 0xf8);
 }
 
 AVX512_BF16 static void from_floats_avx512(rd_bf16 *dst, const float *src, size_t n) {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256((__m256i *)(dst + i), bf16_16(_mm512_loadu_ps(src + i)));
+    for (; i + 32 <= n; i += 32)
+        _mm512_storeu_si512(dst + i,
+                            bf16_32(_mm512_loadu_ps(src + i), _mm512_loadu_ps(src + i + 16)));
     if (i < n) {
-        __mmask16 m = lanes((int)(n - i));
-        _mm256_mask_storeu_epi16(dst + i, m, bf16_16(_mm512_maskz_loadu_ps(m, src + i)));
+        int left = (int)(n - i);
+        __m512 lo = _mm512_maskz_loadu_ps(lanes(left), src + i);
+        __m512 hi =
+            left > 16 ? _mm512_maskz_loadu_ps(lanes(left - 16), src + i + 16) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi16(dst + i, left >= 32 ? ~0u : (1u << left) - 1, bf16_32(lo, hi));
     }
 }
 
-/* pack_fn with AVX-512: k contiguous (cs == 1): each row's 32 floats become 16 pairs in place,
- * scattered w words apart; r contiguous (rs == 1): two k rows interleave into 16 pairs. */
+/* Floats [k, k + 32) of a row (zeros past K, or when row is NULL) as 16 pairs. */
+AVX512_BF16 static __m512i row_pairs(const float *row, int k, int K) {
+    int left = row ? K - k : 0;
+    __m512 lo = left > 0 ? _mm512_maskz_loadu_ps(lanes(left), row + k) : _mm512_setzero_ps();
+    __m512 hi =
+        left > 16 ? _mm512_maskz_loadu_ps(lanes(left - 16), row + k + 16) : _mm512_setzero_ps();
+    return bf16_32(lo, hi);
+}
+
+/* v[r] = 16 pairs of row r (r < 8) -> out[q] = pair q of rows 0..7, as 8 words in the low half
+ * of t[q % 8 ...]: stored by the caller. A 3-stage transpose (32-bit, 64-bit, 128-bit lanes). */
+AVX512_BF16 static void store_transposed_8x16(uint32_t *dst, int w, const __m512i v[8], int n) {
+    __m512i a[8], b[8];
+    for (int i = 0; i < 4; i++) { /* a[2i]: rows 2i, 2i+1 interleaved, elements 0, 1 of lanes */
+        a[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) /* b[4h + j]: rows 4h..4h+3 of pair j in each 128-bit lane */
+        for (int lo = 0; lo < 2; lo++) {
+            __m512i x = a[4 * h + lo], y = a[4 * h + 2 + lo];
+            b[4 * h + 2 * lo] = _mm512_unpacklo_epi64(x, y);
+            b[4 * h + 2 * lo + 1] = _mm512_unpackhi_epi64(x, y);
+        }
+    for (int j = 0; j < 4; j++) { /* lane L of b[j] and b[4 + j]: pair 4L + j, rows 0..7 */
+        __m512i first = _mm512_shuffle_i32x4(b[j], b[4 + j], 0x44);  /* b0 l0 l1, b4 l0 l1 */
+        __m512i second = _mm512_shuffle_i32x4(b[j], b[4 + j], 0xee); /* b0 l2 l3, b4 l2 l3 */
+        __m512i q0 = _mm512_shuffle_i32x4(first, first, 0xd8);       /* pairs j, 4 + j */
+        __m512i q1 = _mm512_shuffle_i32x4(second, second, 0xd8);     /* pairs 8 + j, 12 + j */
+        const __m512i *halves[2] = {&q0, &q1};
+        for (int s = 0; s < 2; s++)
+            for (int hi = 0; hi < 2; hi++) {
+                int q = 8 * s + 4 * hi + j;
+                if (q < n)
+                    _mm256_storeu_si256((__m256i *)(dst + (size_t)q * w),
+                                        hi ? _mm512_extracti64x4_epi64(*halves[s], 1)
+                                           : _mm512_castsi512_si256(*halves[s]));
+            }
+    }
+}
+
+/* pack_fn with AVX-512 (w a multiple of 8). k contiguous (cs == 1): 8 rows at a time become 16
+ * pairs each, transposed in registers. r contiguous (rs == 1): rows k and k + 1 interleave, read
+ * across all strips before the next pair (whole cache lines). */
 AVX512_BF16 static void pack_avx512(uint32_t *dst, int w, const operand *o, int r0, int rows,
                                     int k0, int pairs) {
+    size_t strip_words = (size_t)pairs * w;
+    int strips = (rows + w - 1) / w;
     if (o->cs == 1) {
-        const __m512i stride = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(w));
-        for (int r = 0; r < w; r++) {
-            const float *x = r < rows ? o->x + (size_t)(r0 + r) * o->rs : NULL;
+        for (int r = 0; r < strips * w; r += 8)
             for (int p = 0; p < pairs; p += 16) {
-                int k = k0 + 2 * p, left = x ? o->K - k : 0; /* floats left in the row */
-                __m512 lo =
-                    left > 0 ? _mm512_maskz_loadu_ps(lanes(left), x + k) : _mm512_setzero_ps();
-                __m512 hi = left > 16 ? _mm512_maskz_loadu_ps(lanes(left - 16), x + k + 16)
-                                      : _mm512_setzero_ps();
-                __m512i words =
-                    _mm512_inserti64x4(_mm512_castsi256_si512(bf16_16(lo)), bf16_16(hi), 1);
-                _mm512_mask_i32scatter_epi32(dst + (size_t)p * w + r, lanes(pairs - p), stride,
-                                             words, 4);
+                __m512i v[8];
+                for (int i = 0; i < 8; i++)
+                    v[i] = row_pairs(r + i < rows ? o->x + (size_t)(r0 + r + i) * o->rs : NULL,
+                                     k0 + 2 * p, o->K);
+                store_transposed_8x16(dst + (r / w) * strip_words + (size_t)p * w + r % w, w, v,
+                                      pairs - p);
+            }
+        return;
+    }
+    const float *base = o->x + r0;
+    if (w == 8) { /* two pairs per vector: rows k, k + 2 side by side, and k + 1, k + 3 */
+        for (int p = 0; p < pairs; p += 2) {
+            const float *row[4];
+            for (int j = 0; j < 4; j++) {
+                int k = k0 + 2 * p + j, used = k < o->K && (j < 2 || p + 1 < pairs);
+                row[j] = used ? base + (size_t)k * o->cs : NULL;
+            }
+            for (int s = 0; s < strips; s++) {
+                __mmask8 m = (__mmask8)lanes(rows - 8 * s);
+                __m256 x[4];
+                for (int j = 0; j < 4; j++)
+                    x[j] = row[j] ? _mm256_maskz_loadu_ps(m, row[j] + 8 * s) : _mm256_setzero_ps();
+                __m512 e = _mm512_insertf32x8(_mm512_castps256_ps512(x[0]), x[2], 1);
+                __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(x[1]), x[3], 1);
+                _mm512_mask_storeu_epi32(dst + s * strip_words + (size_t)p * 8,
+                                         p + 1 < pairs ? 0xffff : 0x00ff, bf16_pairs(e, d));
             }
         }
         return;
     }
     for (int p = 0; p < pairs; p++) {
         int k = k0 + 2 * p;
-        const float *even = k < o->K ? o->x + (size_t)k * o->cs + r0 : NULL;
-        const float *odd = k + 1 < o->K ? o->x + (size_t)(k + 1) * o->cs + r0 : NULL;
-        for (int r = 0; r < w; r += 16) {
+        const float *even = k < o->K ? base + (size_t)k * o->cs : NULL;
+        const float *odd = k + 1 < o->K ? base + (size_t)(k + 1) * o->cs : NULL;
+        for (int r = 0; r < strips * w; r += 16) {
             __mmask16 m = lanes(rows - r);
             __m512 e = even && m ? _mm512_maskz_loadu_ps(m, even + r) : _mm512_setzero_ps();
             __m512 d = odd && m ? _mm512_maskz_loadu_ps(m, odd + r) : _mm512_setzero_ps();
-            __m512i words =
-                _mm512_or_si512(_mm512_cvtepu16_epi32(bf16_16(e)),
-                                _mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16_16(d)), 16));
-            _mm512_mask_storeu_epi32(dst + (size_t)p * w + r, lanes(w - r), words);
+            _mm512_mask_storeu_epi32(dst + (r / w) * strip_words + (size_t)p * w + r % w,
+                                     lanes(w - r % w), bf16_pairs(e, d));
         }
     }
 }
@@ -361,16 +439,12 @@ static void product_block(const product *pr, int r0, int m, int j0, int n, unsig
                 b_stride = pr->packed.panel_words;
                 b = pr->packed.words + (size_t)((j0 + jc) / NR) * b_stride + (size_t)(pc / 2) * NR;
             } else {
-                for (int jr = 0; jr < nc; jr += NR)
-                    ops->pack(b_buf + (size_t)(jr / NR) * b_stride, NR, &pr->B, j0 + jc + jr,
-                              min_int(NR, nc - jr), pc, pairs);
+                ops->pack(b_buf, NR, &pr->B, j0 + jc, nc, pc, pairs);
             }
             int load_c = pr->accumulate || pc > 0;
             for (int ic = 0; ic < m; ic += MC) {
                 int mc = min_int(MC, m - ic);
-                for (int ir = 0; ir < mc; ir += MR)
-                    ops->pack(a_buf + (size_t)ir * pairs, MR, &pr->A, r0 + ic + ir,
-                              min_int(MR, mc - ir), pc, pairs);
+                ops->pack(a_buf, MR, &pr->A, r0 + ic, mc, pc, pairs);
                 for (int jr = 0; jr < nc; jr += NR) {
                     int col = j0 + jc + jr;
                     const float *bias = !load_c && pr->bias ? pr->bias + col : NULL;
@@ -438,13 +512,16 @@ size_t rd_bf16_weight_bytes(int OC, int C, int training) {
     return panels_bytes(OC, C) + (training ? panels_bytes(C, OC) : 0);
 }
 
-/* Packs all panels of B (cols columns, K summed) from operand o. */
+/* Packs all panels of B (cols columns, K summed) from operand o, threads over panels. */
 static void pack_panels(const path_ops *ops, uint32_t *dst, const operand *o, int cols) {
-    int count = (cols + NR - 1) / NR;
-#pragma omp parallel for schedule(static) if ((long)cols * o->K > RD_PARALLEL_MIN)
-    for (int j = 0; j < count; j++)
-        ops->pack(dst + (size_t)j * panel_words(o->K), NR, o, j * NR, min_int(NR, cols - j * NR), 0,
-                  (int)pairs_of(o->K));
+#pragma omp parallel if ((long)cols * o->K > RD_PARALLEL_MIN)
+    {
+        int begin, end;
+        split(cols, omp_get_num_threads(), omp_get_thread_num(), NR, &begin, &end);
+        if (end > begin)
+            ops->pack(dst + (size_t)(begin / NR) * panel_words(o->K), NR, o, begin, end - begin, 0,
+                      (int)pairs_of(o->K));
+    }
 }
 
 void rd_bf16_weight_refresh(rd_bf16_weight *w) {
