@@ -31,6 +31,9 @@ if [ -f /usr/include/oneapi/dnnl/dnnl.h ]; then
 fi
 status=0
 echo "conditions: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+# the sgemm baseline depends on OpenBLAS's kernels: an OPENBLAS_CORETYPE in the environment
+# overrides its CPU detection (Haswell's AVX2 kernels run at half the AVX-512 ones' rate)
+echo "conditions: OpenBLAS core type ${OPENBLAS_CORETYPE:-detected by OpenBLAS}"
 # "<tag> <kind> <GFLOP/s>" lines from "... <tag> fwd|train GFLOP/s: <x>"
 rates() { awk '/ (fwd|train) GFLOP\/s: / { for (i = 1; i < NF; i++) if ($(i+1) ~ /^(fwd|train)$/) print $i, $(i+1), $(i+3) }'; }
 ratio_lines() { # ours peers name

@@ -30,8 +30,9 @@
 enum {
     MR = 8,   /* micro-kernel rows */
     NR = 48,  /* micro-kernel columns: 3 vectors of 16 floats, 8 x 3 accumulators */
-    KC = 768, /* k values per block (even: pairs never straddle blocks); 256 and 512 measured
-                 10-25 % slower on Zen (bench_gemm_bf16): C is loaded and stored once per block */
+    KC = 768, /* k values per block (even: pairs never straddle blocks). C is loaded and stored
+                 once per block: KC 256 and 512 were 10-25 % slower on one Zen core (CPU time of
+                 each product at 5480 rows, docs/BF16.md) */
     MC = 192, /* rows of A converted per block (MC x KC bf16 = 288 KiB, in L2) */
     NC = 768, /* columns of B converted per block when B is not pre-packed (1.1 MiB) */
     SCRATCH_A_BYTES = MC * KC * 2,
