@@ -11,11 +11,12 @@
  * old C), whatever the blocking and the thread split, so results do not depend on the thread
  * count; the emulated path sums in the same order as the instruction, so it gives the same bits
  * (checked by tests/nn/test_gemm_bf16.c). */
+#include "rdino/gemm_bf16.h"
+
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rdino/gemm_bf16.h"
 #include "rdino/nn.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
