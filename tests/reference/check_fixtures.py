@@ -347,10 +347,37 @@ def test_gradchecks():
                                    ["norm"].sum(-1), (xi,)), "gradcheck: backbone")
 
 
+def test_swiglu_and_no_layerscale():
+    # SwiGLUFFNFused widths: ViT-S/B/L/g (D 384/768/1024/1536, mlp_ratio 4) and the fixture's D 16
+    for D, h in ((384, 1024), (768, 2048), (1024, 2736), (1536, 4096), (16, 48)):
+        check(O.swiglu_hidden(int(D * 4)) == h, f"swiglu hidden for D {D}: {h}")
+    cfg = tiny_cfg(ffn="swiglu", layerscale=0.0)
+    vit = random_model(cfg, 18)["backbone"]
+    blk = vit.blocks[0]
+    check(not any("gamma" in n for n, _ in vit.named_parameters()), "no LayerScale: no gamma")
+    check(tuple(blk.mlp.w12.weight.shape) == (2 * 24, 8) and tuple(blk.mlp.w3.weight.shape) == (8, 24),
+          "swiglu: w12 [2h, D], w3 [D, h] with h = 24 for D 8")
+    g = torch.Generator().manual_seed(19)
+    t = torch.randn(2, 5, 8, generator=g, dtype=D64, requires_grad=True)
+    a = blk.mlp.w12(t)
+    x1, x2 = a[..., :24], a[..., 24:]                     # first half gated, second half linear
+    close(blk.mlp(t), blk.mlp.w3(x1 * torch.sigmoid(x1) * x2), 1e-14, "swiglu: w3(silu(x1) x2)")
+    u = t + blk.attn(blk.norm1(t))
+    close(blk(t), u + blk.mlp(blk.norm2(u)), 1e-14, "no LayerScale: plain residuals")
+    check(torch.autograd.gradcheck(lambda x: blk(x), (t,)), "gradcheck: swiglu block, no LayerScale")
+    S = torch.tensor([1])
+    check(torch.autograd.gradcheck(lambda x: blk(x, {"attn": S, "ffn": torch.tensor([0])}), (t,)),
+          "gradcheck: drop-path swiglu block, no LayerScale")
+    for sub, name, *_ in O.param_table(O.build_model(cfg), cfg):
+        if ".mlp.w" in name:
+            lm, wm, _ = O.lr_wd_multipliers(sub, name, cfg.depth, 0.9, 0.2)
+            check(wm == (0.0 if name.endswith(".bias") else 1.0), f"wd of {name}")
+
+
 def part_a():
     for fn in (test_sinkhorn, test_centering_and_dino, test_ibot, test_koleo, test_head,
                test_ema_adamw_clip, test_param_groups, test_pos_embed, test_drop_path,
-               test_backbone_misc, test_gradchecks):
+               test_backbone_misc, test_gradchecks, test_swiglu_and_no_layerscale):
         fn()
         print(f"  ok  {fn.__name__}")
 
@@ -367,14 +394,24 @@ def backbone_shapes(a) -> dict:
          "norm.weight": (D,), "norm.bias": (D,)}
     if R > 0:
         s["register_tokens"] = (1, R, D)
+    H = int(D * a["mlp_ratio"])
+    ffn = a.get("ffn", "mlp")
+    ls = a.get("layerscale", O.StepConfig.layerscale) > 0
     for i in range(L):
         b = f"blocks.{i}."
         s.update({b + "norm1.weight": (D,), b + "norm1.bias": (D,),
                   b + "attn.qkv.weight": (3 * D, D), b + "attn.qkv.bias": (3 * D,),
-                  b + "attn.proj.weight": (D, D), b + "attn.proj.bias": (D,), b + "ls1.gamma": (D,),
-                  b + "norm2.weight": (D,), b + "norm2.bias": (D,),
-                  b + "mlp.fc1.weight": (4 * D, D), b + "mlp.fc1.bias": (4 * D,),
-                  b + "mlp.fc2.weight": (D, 4 * D), b + "mlp.fc2.bias": (D,), b + "ls2.gamma": (D,)})
+                  b + "attn.proj.weight": (D, D), b + "attn.proj.bias": (D,),
+                  b + "norm2.weight": (D,), b + "norm2.bias": (D,)})
+        if ffn == "swiglu":
+            h = O.swiglu_hidden(H)
+            s.update({b + "mlp.w12.weight": (2 * h, D), b + "mlp.w12.bias": (2 * h,),
+                      b + "mlp.w3.weight": (D, h), b + "mlp.w3.bias": (D,)})
+        else:
+            s.update({b + "mlp.fc1.weight": (H, D), b + "mlp.fc1.bias": (H,),
+                      b + "mlp.fc2.weight": (D, H), b + "mlp.fc2.bias": (D,)})
+        if ls:
+            s.update({b + "ls1.gamma": (D,), b + "ls2.gamma": (D,)})
     return s
 
 
@@ -555,10 +592,21 @@ def check_step_consistency(name, a, d):
 
 
 def compare_data(name, d_file, d_new):
-    """Stored fixture vs freshly generated arrays (must be bit-identical)."""
+    """Stored fixture vs freshly generated arrays: bit-identical, except that another torch / BLAS
+    build may round differently in float64 what is mathematically zero (the key part of the qkv
+    bias gradient: softmax ignores a shift of the keys) and then flip float32 last bits of what
+    depends on it; those must agree to one float32 ulp of the tensor's largest value."""
+    noisy = []
     for k, v in d_new.items():
         arr = MF.to_numpy(v) if not (k.startswith("adam/") and "_mult/" in k) else v.numpy()
-        check(np.array_equal(arr, d_file[k]), f"{name}:{k} differs from a fresh float64 run")
+        if np.array_equal(arr, d_file[k]):
+            continue
+        a, b = arr.astype(np.float64), np.asarray(d_file[k], dtype=np.float64)
+        check(arr.dtype.kind == "f" and np.abs(a - b).max() <= 2.0 ** -23 * np.abs(b).max(),
+              f"{name}:{k} differs from a fresh float64 run")
+        noisy.append(k)
+    if noisy:
+        print(f"      {name}: {len(noisy)} tensors within 1 ulp, not bit-identical: {noisy[:3]}")
 
 
 def fp32_report(name, d64, d32):
@@ -606,7 +654,7 @@ def part_b():
         compare_data(name, d, d_new)
         fp32_report(name, d, fresh32[name][1])
         print(f"  ok  {name}.h5 ({len(d)} datasets, {os.path.getsize(path)} bytes)")
-    check(total <= 8_000_000, f"fixtures total {total} bytes > 8 MB")
+    check(total <= 10_000_000, f"fixtures total {total} bytes > 10 MB")
     print(f"  ok  total fixture size {total} bytes")
 
 

@@ -39,6 +39,8 @@ class StepConfig:
     depth: int = 2
     num_heads: int = 4
     mlp_ratio: int = 4
+    ffn: str = "mlp"                      # or "swiglu" (DINOv2's "swiglufused": SwiGLUFFNFused)
+    layerscale: float = 1e-5              # LayerScale init; 0 = no LayerScale (init_values None)
     patch_size: int = 8
     in_chans: int = 3
     num_register_tokens: int = 0
@@ -188,6 +190,26 @@ class Attention(nn.Module):
         return self.proj(o)
 
 
+def swiglu_hidden(hidden: int) -> int:
+    """SwiGLUFFNFused's width for hidden_features = int(D * mlp_ratio): 2/3 of it, rounded up to
+    a multiple of 8 (dinov2/layers/swiglu_ffn.py)."""
+    return (int(hidden * 2 / 3) + 7) // 8 * 8
+
+
+class SwiGLUFFN(nn.Module):
+    """SwiGLUFFNFused without xFormers: w3(silu(x1) * x2), [x1 x2] = w12(x) split in halves."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        h = swiglu_hidden(hidden)
+        self.w12 = nn.Linear(dim, 2 * h)
+        self.w3 = nn.Linear(h, dim)
+
+    def forward(self, x):
+        x1, x2 = self.w12(x).chunk(2, dim=-1)
+        return self.w3(F.silu(x1) * x2)
+
+
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
@@ -199,14 +221,16 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: int):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, ffn: str = "mlp",
+                 layerscale: float = 1e-5):
         super().__init__()
+        ffn_class = {"mlp": Mlp, "swiglu": SwiGLUFFN}[ffn]
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
         self.attn = Attention(dim, num_heads)
-        self.ls1 = LayerScale(dim)
+        self.ls1 = LayerScale(dim) if layerscale > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.mlp = Mlp(dim, dim * mlp_ratio)
-        self.ls2 = LayerScale(dim)
+        self.mlp = ffn_class(dim, int(dim * mlp_ratio))
+        self.ls2 = LayerScale(dim) if layerscale > 0 else nn.Identity()
 
     def attn_branch(self, x):
         return self.attn(self.norm1(x))
@@ -224,7 +248,7 @@ class Block(nn.Module):
         return drop_add_residual(x, subsets["ffn"], self.ffn_branch, self.ls2)
 
 
-def drop_add_residual(x, S: torch.Tensor, branch, ls: LayerScale):
+def drop_add_residual(x, S: torch.Tensor, branch, ls: nn.Module):
     """x[S] += (b/|S|) * gamma * branch(x[S]); the other samples skip the branch."""
     b = x.shape[0]
     r = ls(branch(x[S])) * (b / S.numel())
@@ -232,7 +256,7 @@ def drop_add_residual(x, S: torch.Tensor, branch, ls: LayerScale):
 
 
 class ViT(nn.Module):
-    """DinoVisionTransformer with mlp FFN, LayerScale, optional registers."""
+    """DinoVisionTransformer with an mlp or SwiGLU FFN, optional LayerScale and registers."""
 
     def __init__(self, cfg: StepConfig):
         super().__init__()
@@ -247,7 +271,8 @@ class ViT(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, D))
         self.patch_embed = PatchEmbed(cfg.in_chans, D, p)
         self.blocks = nn.ModuleList(
-            [Block(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
+            [Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.ffn, cfg.layerscale)
+             for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(D, eps=LN_EPS)
 
     def pos_embed_for(self, H: int, W: int) -> torch.Tensor:

@@ -50,6 +50,20 @@ def step_cases():
             separate_ibot_head=False, centering="centering", koleo_weight=0.1,
             drop_path_rate=0.3, teacher_temp=0.07, lr=1e-3, last_layer_lr=0.0, wd=0.2,
             momentum=0.98, layerwise_decay=0.9), 3003),
+        # SwiGLUFFNFused: hidden int(16 * 4 * 2/3) = 42 rounded up to 48
+        "step_swiglu": (O.StepConfig(
+            embed_dim=16, depth=2, num_heads=2, ffn="swiglu", in_chans=3, num_register_tokens=1,
+            global_size=24, local_size=16, n_local=2, batch_size=2, K=32, bottleneck=8,
+            hidden=32, separate_ibot_head=False, centering="centering", koleo_weight=0.1,
+            drop_path_rate=0.0, teacher_temp=0.04, lr=1e-3, last_layer_lr=1e-3, wd=0.04,
+            momentum=0.99, layerwise_decay=0.9), 6006),
+        # no LayerScale (ls1 / ls2 are identities), also inside the drop-path rescale
+        "step_no_layerscale": (O.StepConfig(
+            embed_dim=16, depth=2, num_heads=2, layerscale=0.0, in_chans=1,
+            num_register_tokens=0, global_size=24, local_size=16, n_local=2, batch_size=3, K=32,
+            bottleneck=8, hidden=32, separate_ibot_head=False, centering="centering",
+            koleo_weight=0.1, drop_path_rate=0.3, teacher_temp=0.07, lr=1e-3, last_layer_lr=1e-3,
+            wd=0.04, momentum=0.99, layerwise_decay=0.9), 7007),
     }
 
 
@@ -195,6 +209,9 @@ def build_step_case(cfg: O.StepConfig, seed: int, dtype=torch.float64):
     attrs = O.config_attrs(cfg)
     if not cfg.separate_ibot_head:                       # shared head: ibot sizes = dino sizes
         for k in ("ibot_K", "ibot_bottleneck", "ibot_hidden"):
+            del attrs[k]
+    for k in ("ffn", "layerscale"):                     # written only when not the default
+        if attrs[k] == getattr(O.StepConfig, k):
             del attrs[k]
     attrs.update(common_attrs(dtype))
     attrs.update({"seed": seed, "n_masked_patches": int(inp.mask_indices.numel()),

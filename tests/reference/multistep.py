@@ -52,6 +52,7 @@ def step_config(a) -> O.StepConfig:
     kw.update({k: float(a[k]) for k in FLOAT_ATTRS})
     kw["separate_ibot_head"] = bool(a["separate_ibot_head"])
     kw["centering"] = a["centering"]
+    kw["layerscale"] = float(a["layerscale"])
     if not a["qkv_bias"]:
         raise SystemExit("the oracle's ViT has qkv biases; record with student.qkv_bias: true")
     return O.StepConfig(**kw)

@@ -6,8 +6,9 @@
 #include <string.h>
 
 void step_fixture_config_read(hid_t f, step_fixture_config *c) {
-    char centering[64] = "";
+    char centering[64] = "", ffn[16] = "mlp";
     rd_fixture_attr_str(f, "centering", centering, sizeof centering);
+    rd_fixture_attr_str(f, "ffn", ffn, sizeof ffn);
     c->vit = (rd_vit_config){
         .embed_dim = (int)rd_fixture_attr(f, "embed_dim"),
         .depth = (int)rd_fixture_attr(f, "depth"),
@@ -24,7 +25,7 @@ void step_fixture_config_read(hid_t f, step_fixture_config *c) {
         .proj_bias = 1,
         .ffn_bias = 1,
         .interpolate_offset = rd_fixture_attr(f, "interpolate_offset"),
-        .ffn = RD_VIT_FFN_MLP,
+        .ffn = strcmp(ffn, "swiglu") == 0 ? RD_VIT_FFN_SWIGLU : RD_VIT_FFN_MLP,
     };
     const int D = c->vit.embed_dim;
     c->dino =

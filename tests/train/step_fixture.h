@@ -1,7 +1,8 @@
 /* The model, head and step settings of an oracle step fixture (tests/reference/README.md: the
  * StepConfig attributes) and its tensors, for tests that build an rd_trainer from one.
- * Attributes only some fixtures have, with the value when absent: layerscale (1e-5, DINOv2's),
- * qkv_bias (1), channels (in_chans), max_masked (n_masked_patches), koleo_group (0). */
+ * Attributes only some fixtures have, with the value when absent: layerscale (1e-5, DINOv2's;
+ * 0 = no LayerScale), ffn ("mlp", or "swiglu"), qkv_bias (1), channels (in_chans), max_masked
+ * (n_masked_patches), koleo_group (0). */
 #ifndef RDINO_TEST_STEP_FIXTURE_H
 #define RDINO_TEST_STEP_FIXTURE_H
 

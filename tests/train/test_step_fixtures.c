@@ -1,5 +1,6 @@
 /* The heads, teacher targets, losses, head gradients, clipping, AdamW and EMA against the
- * PyTorch oracle's step fixtures (tests/reference/make_fixtures.py: fp64 oracle stored as fp32).
+ * PyTorch oracle's step fixtures (tests/reference/make_fixtures.py: fp64 oracle stored as fp32),
+ * among them a SwiGLU model and a model without LayerScale (with drop path).
  * The fixtures store the backbone outputs, so everything after the backbone is checked here
  * without running a ViT; clipping / AdamW / EMA use the fixture's gradients of all parameters.
  * Tolerances: forward values and losses rtol 1e-5 (logits, |logit| <= max g ~ 1.5, also atol
@@ -579,6 +580,13 @@ static void droppath_full_step(rd_test *t) {
     run_full_step(t, "step_droppath.h5");
 }
 
+static void swiglu_full_step(rd_test *t) {
+    run_full_step(t, "step_swiglu.h5");
+}
+static void no_layerscale_full_step(rd_test *t) {
+    run_full_step(t, "step_no_layerscale.h5");
+}
+
 static void centering_heads_losses(rd_test *t) {
     run_heads_targets_losses(t, "step_centering.h5");
 }
@@ -587,6 +595,12 @@ static void sinkhorn_heads_losses(rd_test *t) {
 }
 static void droppath_heads_losses(rd_test *t) {
     run_heads_targets_losses(t, "step_droppath.h5");
+}
+static void swiglu_heads_losses(rd_test *t) {
+    run_heads_targets_losses(t, "step_swiglu.h5");
+}
+static void no_layerscale_heads_losses(rd_test *t) {
+    run_heads_targets_losses(t, "step_no_layerscale.h5");
 }
 static void centering_optimizer(rd_test *t) {
     run_optimizer(t, "step_centering.h5");
@@ -598,15 +612,28 @@ static void droppath_optimizer(rd_test *t) {
     run_optimizer(t, "step_droppath.h5");
 }
 
+static void swiglu_optimizer(rd_test *t) {
+    run_optimizer(t, "step_swiglu.h5");
+}
+static void no_layerscale_optimizer(rd_test *t) {
+    run_optimizer(t, "step_no_layerscale.h5");
+}
+
 static const rd_test_case cases[] = {
     {"centering_full_step", centering_full_step},
     {"sinkhorn_registers_full_step", sinkhorn_full_step},
     {"droppath_full_step", droppath_full_step},
+    {"swiglu_full_step", swiglu_full_step},
+    {"no_layerscale_droppath_full_step", no_layerscale_full_step},
     {"centering_heads_targets_losses_grads", centering_heads_losses},
     {"sinkhorn_separate_heads_targets_losses_grads", sinkhorn_heads_losses},
     {"droppath_heads_targets_losses_grads", droppath_heads_losses},
     {"centering_groups_clip_adamw_ema", centering_optimizer},
     {"sinkhorn_groups_clip_adamw_ema", sinkhorn_optimizer},
     {"droppath_groups_clip_adamw_ema", droppath_optimizer},
+    {"swiglu_heads_targets_losses_grads", swiglu_heads_losses},
+    {"no_layerscale_heads_targets_losses_grads", no_layerscale_heads_losses},
+    {"swiglu_groups_clip_adamw_ema", swiglu_optimizer},
+    {"no_layerscale_groups_clip_adamw_ema", no_layerscale_optimizer},
 };
 RD_TEST_MAIN("train/step_fixtures", cases)
