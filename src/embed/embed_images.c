@@ -562,25 +562,10 @@ rd_status rd_embed_images_run(const rd_embed_params *p, const rd_embed_images_pa
     e.write_s += rd_now() - t0;
     if (!st)
         st = rd_embed_rounds(&e.grid, &e.out, comm, e.pmean, embed_batch, &e, &e.write_s, &local);
-    t0 = rd_now();
-    if (!st) st = rd_h5_publish(&e.out, &local);
-    e.write_s += rd_now() - t0;
-    if (st) {
-        st = rd_agree(comm, st, &local);
-        rd_h5_discard(&e.out);
-        if (err) *err = local;
-    } else {
-        warn_losses(&e);
-    }
-    double times[3] = {e.read_s, e.forward_s, e.write_s}, slowest[3];
-    MPI_Allreduce(times, slowest, 3, MPI_DOUBLE, MPI_MAX, comm);
-    stats->images = st ? 0 : e.n;
-    stats->resolution = e.H;
-    stats->embed_dim = vit->cfg.embed_dim;
-    stats->read_seconds = slowest[0];
-    stats->forward_seconds = slowest[1];
-    stats->write_seconds = slowest[2];
-    stats->seconds = rd_now() - start;
+    st = rd_embed_finish(&e.out, st, comm, &e.write_s, &local, err);
+    if (!st) warn_losses(&e);
+    double seconds[3] = {e.read_s, e.forward_s, e.write_s};
+    rd_embed_fill_stats(stats, comm, st, e.n, e.H, vit->cfg.embed_dim, seconds, start);
     release(&e);
     return st;
 }

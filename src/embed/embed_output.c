@@ -132,3 +132,29 @@ rd_status rd_embed_rounds(const rd_embed_grid *g, rd_h5file *out, MPI_Comm comm,
     if (!st) rd_progress_finish(&progress, NULL);
     return st;
 }
+
+rd_status rd_embed_finish(rd_h5file *out, rd_status st, MPI_Comm comm, double *write_seconds,
+                          rd_error *local, rd_error *err) {
+    double t0 = rd_now();
+    if (!st) st = rd_h5_publish(out, local);
+    *write_seconds += rd_now() - t0;
+    if (st) {
+        st = rd_agree(comm, st, local);
+        rd_h5_discard(out);
+        if (err) *err = *local;
+    }
+    return st;
+}
+
+void rd_embed_fill_stats(rd_embed_stats *stats, MPI_Comm comm, rd_status st, int64_t images,
+                         int resolution, int embed_dim, const double seconds[3], double start) {
+    double slowest[3];
+    MPI_Allreduce(seconds, slowest, 3, MPI_DOUBLE, MPI_MAX, comm);
+    stats->images = st ? 0 : images;
+    stats->resolution = resolution;
+    stats->embed_dim = embed_dim;
+    stats->read_seconds = slowest[0];
+    stats->forward_seconds = slowest[1];
+    stats->write_seconds = slowest[2];
+    stats->seconds = rd_now() - start;
+}

@@ -57,4 +57,15 @@ typedef rd_status (*rd_embed_batch_fn)(void *ctx, int64_t first, int b, rd_vit_o
 rd_status rd_embed_rounds(const rd_embed_grid *g, rd_h5file *out, MPI_Comm comm, const float *pmean,
                           rd_embed_batch_fn fn, void *ctx, double *write_seconds, rd_error *err);
 
+/* Collective, how both inputs end a run: with st RD_OK publishes out (its time added to
+ * *write_seconds); on any error the ranks agree on it, out is discarded and the error copied to
+ * *err. Returns the agreed status. */
+rd_status rd_embed_finish(rd_h5file *out, rd_status st, MPI_Comm comm, double *write_seconds,
+                          rd_error *local, rd_error *err);
+
+/* Collective: stats of a run of `images` rows (0 when st failed) with this rank's read, forward
+ * and write seconds; the times reported are the slowest rank's. */
+void rd_embed_fill_stats(rd_embed_stats *stats, MPI_Comm comm, rd_status st, int64_t images,
+                         int resolution, int embed_dim, const double seconds[3], double start);
+
 #endif
