@@ -108,7 +108,8 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/fuzz_util.o \
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer $(filter %.o,$^) $(FUZZ_LIB) -o $@ $(LDLIBS)
 fuzzers: $(FUZZERS)
-.PRECIOUS: $(BUILD)/tests/fuzz/%.o
+# Kept between builds (make would delete them as intermediates of the fuzzers).
+.SECONDARY: $(patsubst %,$(BUILD)/tests/fuzz/fuzz_%.o,$(FUZZ_TARGETS)) $(BUILD)/tests/fuzz/fuzz_util.o
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -132,7 +133,7 @@ FUZZ_SECONDS ?= 10
 FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                  -fno-omit-frame-pointer
 fuzz: deps
-	OMPI_CC=clang $(MAKE) BUILD=build-fuzz OPT="-O1 -g" CFLAGS="$(FUZZ_SANITIZE)" \
+	OMPI_CC=clang $(MAKE) BUILD=build-fuzz OPT="-O1 -gline-tables-only" CFLAGS="$(FUZZ_SANITIZE)" \
 	  LDFLAGS="-fsanitize=address,undefined" fuzzers
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 

@@ -13,6 +13,8 @@ stages=(synth preprocess shard pretrain embed analyze)
 for s in "${stages[@]}"; do
     if [ ! -x "$RDINO_BIN/rdino-$s" ]; then rd_skip "$suite" "$RDINO_BIN/rdino-$s not built"; exit 0; fi
 done
+# What happens to processes and files, not to memory: the sanitizer build would only add time.
+if [ "${RDINO_SANITIZE:-0}" = 1 ]; then rd_skip "$suite" "run by make test, not under the sanitizers"; exit 0; fi
 rd_tmpdir
 T=$RD_TMP
 pt_tiny_yaml "$T/tiny.yaml"
