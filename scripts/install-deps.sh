@@ -9,8 +9,9 @@ BUILD_PKGS=(build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmp
             libopenblas-dev liblapacke-dev libpng-dev libyaml-dev libjansson-dev libisal-dev gnuplot-nox)
 # slurm-wlm + munge: the tests that start a throwaway Slurm cluster (tests/slurm/cluster.sh runs
 # its own private daemons; Debian also enables the system services, which rdino does not need)
+# clang + libclang-rt-dev (libFuzzer, ASan, UBSan) + libomp-dev (clang's OpenMP): `make fuzz`
 TEST_PKGS=(python3 python3-numpy python3-h5py python3-pil python3-sklearn cppcheck clang-format
-           slurm-wlm munge)
+           slurm-wlm munge clang libclang-rt-dev libomp-dev)
 BENCH_PKGS=(python3-torch python3-pil)
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

@@ -10,6 +10,11 @@ RDINO_BIN="$RDINO_BUILD/bin"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_rmaps_base_oversubscribe=1
+# The suite runs as on a lone machine even when started inside a Slurm job: Open MPI's mpirun
+# would launch through the caller's allocation (SLURM_JOB_ID, SLURM_NODELIST), and sbatch/srun of
+# tests/slurm/cluster.sh would inherit its sizes. Tests that need a SLURM_ variable set it
+# themselves. OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are kept: the suite must pass with them.
+while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(SLURM|SBATCH|SRUN|SALLOC)_')
 export RDINO_PROGRESS_INTERVAL=${RDINO_PROGRESS_INTERVAL:-5}
 
 rd_pass() { echo "PASS $1"; }

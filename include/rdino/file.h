@@ -18,7 +18,8 @@ enum { RD_PATH_MAX = 4096 };
  * RD_ENOTFOUND if it does not exist, RD_EIO on other failures; the message names the file. */
 rd_status rd_read_file(const char *path, char **text, size_t *len, rd_error *err);
 
-/* Creates a directory and its parents (mkdir -p). */
+/* Creates a directory and its parents (mkdir -p), and checks that it is a directory this
+ * process may write in (an output folder fails here, before a stage's work). */
 rd_status rd_mkdir_p(const char *path, rd_error *err);
 
 /* ---- atomic publication ---- */

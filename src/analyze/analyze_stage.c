@@ -27,7 +27,11 @@ rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
     rd_status st = rd_analyze_params_from_config(cfg, &p, err);
     if (st) return st;
     log_inputs(&p);
-    st = rd_agree(comm, rd_analyze_load(&p, &data, err), err);
+    /* The report folder before the study: one that cannot be written fails now, not at the end. */
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    st = rd_agree(comm, rank == 0 ? rd_mkdir_p(p.output_dir, err) : RD_OK, err);
+    if (!st) st = rd_agree(comm, rd_analyze_load(&p, &data, err), err);
     if (!st) {
         rd_info("rows: %d images of %lld in the embedding files; %d representations, %d targets",
                 data.n, (long long)data.file_rows, data.nreps, data.ntargets);

@@ -50,6 +50,16 @@ rd_status rd_mkdir_p(const char *path, rd_error *err) {
             if (!saved) break;
         }
     }
+    /* An output folder that cannot be used is an error now, not after a stage's work: a file in
+     * its place (mkdir said EEXIST), or no write permission. */
+    struct stat sb;
+    if (stat(buf, &sb) != 0)
+        return rd_fail(err, RD_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return rd_fail(err, RD_EIO, "cannot create directory %s: a file of that name is in the way",
+                       buf);
+    if (access(buf, W_OK | X_OK) != 0)
+        return rd_fail(err, RD_EIO, "cannot write in directory %s: %s", buf, strerror(errno));
     return RD_OK;
 }
 

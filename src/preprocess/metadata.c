@@ -390,7 +390,8 @@ static rd_status read_mimic_patients(const char *path, rd_metadata *md, patient_
         md->problems[i].file = file;
         md->problems[i].row = 0;
     }
-    qsort(pt->rows, pt->n, sizeof *pt->rows, cmp_patient);
+    /* An empty table has no rows array: qsort and bsearch must not see its NULL. */
+    if (pt->n) qsort(pt->rows, pt->n, sizeof *pt->rows, cmp_patient);
     table_close(&t);
     return RD_OK;
 fail:
@@ -552,7 +553,9 @@ static rd_status convert_row(const row_context *ctx, const rd_csv_record *rec, r
         mimic_patient key = {0};
         key.subject_id = strtoll(subject, NULL, 10);
         const mimic_patient *p =
-            bsearch(&key, ctx->patients->rows, ctx->patients->n, sizeof key, cmp_patient);
+            ctx->patients->n
+                ? bsearch(&key, ctx->patients->rows, ctx->patients->n, sizeof key, cmp_patient)
+                : NULL;
         r.sex = p ? p->sex : RD_SEX_UNKNOWN;
         sex_text = p ? p->gender : "";
         r.age = age_from_years(p != NULL, p ? (double)p->anchor_age : 0, p ? p->anchor_year : 0,

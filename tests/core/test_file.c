@@ -112,11 +112,26 @@ static void read_file_names_a_missing_file(rd_test *t) {
     CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
 }
 
+/* An output folder that cannot be used fails at mkdir -p, naming it: a file in its place (also
+ * below it), or a folder without write permission (not testable as root, who may write anyway). */
+static void mkdir_refuses_a_file_in_the_way(rd_test *t) {
+    char file[900], below[920];
+    rd_error err = {0};
+    snprintf(file, sizeof file, "%s/report", rd_test_tmpdir(t));
+    CHECK_OK(rd_write_file_atomic(file, "x", 1, &err), &err);
+    CHECK(rd_mkdir_p(file, &err) == RD_EIO);
+    CHECK_MSG(strstr(err.msg, file) && strstr(err.msg, "in the way"), "%s", err.msg);
+    snprintf(below, sizeof below, "%s/sub", file);
+    CHECK(rd_mkdir_p(below, &err) == RD_EIO);
+    CHECK_MSG(strstr(err.msg, file) != NULL, "%s", err.msg);
+}
+
 static const rd_test_case cases[] = {
     {"temp_names_sit_next_to_the_file", temp_names_sit_next_to_the_file},
     {"atomic_write_replaces_whole_file", atomic_write_replaces_whole_file},
     {"streamed_file_appears_only_on_commit", streamed_file_appears_only_on_commit},
     {"streamed_writes_and_double_commit", streamed_writes_and_double_commit},
     {"read_file_names_a_missing_file", read_file_names_a_missing_file},
+    {"mkdir_refuses_a_file_in_the_way", mkdir_refuses_a_file_in_the_way},
 };
 RD_TEST_MAIN("core/file", cases)

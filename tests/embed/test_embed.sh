@@ -2,8 +2,8 @@
 # rdino-embed end to end on shards made here (tests/shard/make_shard_input.py + rdino-shard) with a
 # tiny random-init ViT: the layout read back with h5py against the shards
 # (tests/embed/check_embeddings.py) and h5dump, bit-identical output on 1, 2 and 3 ranks, a
-# split subset and another resolution, and failures (missing checkpoint, damaged shard on 3
-# ranks) that name the file and leave no output behind.
+# split subset and another resolution, and failures (missing or damaged checkpoint, damaged
+# shard on 3 ranks) that name the file and leave no output behind.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 suite=embed/embed_app
@@ -173,8 +173,32 @@ PY
     else
         rd_fail "$suite/after_rdino_pretrain_newest_checkpoint" "$(tail -2 "$T/pt.log" "$T/pipe.log" "$T/lp.txt" 2>&1)"
     fi
+    # That checkpoint with one byte flipped inside a teacher tensor: its Fletcher32 fails, and
+    # the error names the file and the tensor (no embeddings written).
+    cp "$ckpt" "$T/flipped.h5"
+    tensor=teacher/backbone/blocks.0.attn.qkv.weight
+    $py - "$T/flipped.h5" "$tensor" <<'PY' >"$T/flip.txt" 2>&1
+import sys, h5py
+path, name = sys.argv[1], sys.argv[2]
+with h5py.File(path, "r") as f:
+    offset = f[name].id.get_chunk_info(0).byte_offset
+with open(path, "r+b") as f:
+    f.seek(offset + 100)
+    b = f.read(1)
+    f.seek(offset + 100)
+    f.write(bytes([b[0] ^ 0x40]))
+PY
+    if ! rd_mpirun 2 "$bin" data.output_dir="$T/flip" embed.shards_dir="$T/shards" \
+        embed.checkpoint="$T/flipped.h5" >"$T/flipped.log" 2>&1 &&
+        grep "flipped.h5" "$T/flipped.log" | grep -q "blocks.0.attn.qkv.weight" &&
+        [ ! -e "$T/flip/embeddings/trained.h5" ]; then
+        rd_pass "$suite/flipped_byte_in_checkpoint_tensor_named"
+    else
+        rd_fail "$suite/flipped_byte_in_checkpoint_tensor_named" "$(tail -2 "$T/flip.txt" "$T/flipped.log" 2>&1)"
+    fi
 else
     rd_skip "$suite/after_rdino_pretrain_newest_checkpoint" "$RDINO_BIN/rdino-pretrain not built"
+    rd_skip "$suite/flipped_byte_in_checkpoint_tensor_named" "$RDINO_BIN/rdino-pretrain not built"
 fi
 
 # Checkpoint errors name the file (or the key).

@@ -13,7 +13,9 @@ slurm_cluster_start() {
     chmod 700 "$dir/munge"
     local host cpus mem_mb
     host=$(hostname -s)
-    cpus=$(nproc)
+    # The machine's cores, not nproc's answer: nproc honours OMP_NUM_THREADS, and a node of 1 CPU
+    # leaves every 2-task job pending for ever (PartitionConfig).
+    cpus=$(nproc --all)
     mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
     cat >"$dir/slurm.conf" <<CONF
 ClusterName=rdinotest

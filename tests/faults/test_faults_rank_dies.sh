@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The fault matrix's "one rank dying inside a collective" cell (docs/TESTING.md, "Fault matrix"),
+# for every stage on 2 ranks under mpirun: once the stage reports progress (the ranks are in
+# their work loop, whose collectives need both), rank 1 gets SIGKILL. The job must end within
+# its bound (timeout 120 s: a hang fails) with a non-zero status and a message naming rank 1.
+# The workload (more phantoms than elsewhere, a pretraining step delay, many permutations) makes
+# each stage run for a few seconds so that the kill lands mid-stage.
+cd "$(dirname "$0")/../.." || exit 1
+source tests/lib.sh
+source tests/pretrain/pretrain_lib.sh
+suite=faults/rank_dies
+stages=(synth preprocess shard pretrain embed analyze)
+for s in "${stages[@]}"; do
+    if [ ! -x "$RDINO_BIN/rdino-$s" ]; then rd_skip "$suite" "$RDINO_BIN/rdino-$s not built"; exit 0; fi
+done
+# What happens to processes and files, not to memory: the sanitizer build would only add time.
+if [ "${RDINO_SANITIZE:-0}" = 1 ]; then rd_skip "$suite" "run by make test, not under the sanitizers"; exit 0; fi
+rd_tmpdir
+T=$RD_TMP
+pt_tiny_yaml "$T/tiny.yaml"
+O=$T/out
+args=(--config "$T/tiny.yaml" data.output_dir="$O" synth.n_patients=240
+      synth.images_per_patient=[1,2] synth.size_range=[192,256] preprocess.size=32
+      shard.images_per_shard=64 pretrain.max_steps=40 pretrain.checkpoint_every=100
+      analyze.bootstrap=200 analyze.permutations=99 analyze.lambda_range=[0.1,10000]
+      analyze.lambdas_per_decade=1 data.format=nih data.metadata_csv="$O/synth/metadata.csv"
+      data.image_root="$O/synth" embed.checkpoint="$O/pretrain/checkpoints/step-0000040.h5"
+      embed.resolution=96 embed.batch=4)
+run() { # STAGE LOG [OVERRIDES]
+    local stage=$1 log=$2
+    shift 2
+    OMP_NUM_THREADS=1 rd_mpirun 2 "$RDINO_BIN/rdino-$stage" "${args[@]}" "$@" >"$log" 2>&1
+}
+# rank_of PID: the MPI rank of an rdino process (Open MPI puts it in the environment)
+rank_of() {
+    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p'
+}
+export RDINO_PROGRESS_INTERVAL=0.1
+for s in "${stages[@]}"; do
+    log=$T/kill-$s.log
+    # The stage's own work on a copy of the inputs, so that the undisturbed run below starts clean.
+    rm -rf "$T/killed" && cp -a "$O" "$T/killed" 2>/dev/null || mkdir -p "$T/killed"
+    delay=0
+    [ "$s" = pretrain ] && delay=100
+    RDINO_TEST_STEP_DELAY_MS=$delay OMP_NUM_THREADS=1 timeout 120 \
+        mpirun -np 2 --oversubscribe --bind-to none "$RDINO_BIN/rdino-$s" "${args[@]}" \
+        data.output_dir="$T/killed" data.metadata_csv="$T/killed/synth/metadata.csv" \
+        data.image_root="$T/killed/synth" >"$log" 2>&1 &
+    job=$!
+    victim=""
+    for _ in $(seq 600); do
+        if [ -z "$victim" ]; then
+            for p in $(pgrep -P "$job" -f "rdino-$s"; pgrep -f "$RDINO_BIN/rdino-$s .*$T/killed"); do
+                [ "$(rank_of "$p")" = 1 ] && victim=$p
+            done
+        fi
+        [ -n "$victim" ] && grep -qE "^[a-z ]+: [0-9]+/[0-9]+ \(" "$log" && break
+        kill -0 "$job" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null
+    wait "$job"
+    status=$?
+    if [ -z "$victim" ]; then
+        rd_fail "$suite/$s" "rank 1 not found or the stage ended first (exit $status)"
+    elif [ "$status" = 124 ]; then
+        rd_fail "$suite/$s" "still running 120 s after rank 1 died"
+    elif [ "$status" = 0 ]; then
+        rd_fail "$suite/$s" "exit 0 although rank 1 was killed (the stage ended first?)"
+    elif ! grep -q "rank 1" "$log"; then
+        rd_fail "$suite/$s" "exit $status, no message naming rank 1: $(tail -3 "$log" | tr '\n' ' ')"
+    else
+        rd_pass "$suite/$s"
+    fi
+    # The undisturbed stage, input of the next one.
+    run "$s" "$T/$s.log" || { rd_fail "$suite" "the undisturbed $s failed: $(grep -m1 'error' "$T/$s.log")"; exit 0; }
+done
