@@ -182,6 +182,8 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
         st = rd_pipeline_input(cfg, "analyze.metrics_jsonl", RD_DIR_METRICS, p->metrics_jsonl, err);
     if (st) return st;
     p->top_dims = (int)rd_cfg_int(cfg, "analyze.top_dims");
+    p->knn_k = rd_cfg_bool(cfg, "analyze.knn.enabled") ? (int)rd_cfg_int(cfg, "analyze.knn.k") : 0;
+    p->knn_temperature = rd_cfg_float(cfg, "analyze.knn.temperature");
     p->pixel_size = rd_cfg_bool(cfg, "analyze.pixels.enabled")
                         ? (int)rd_cfg_int(cfg, "analyze.pixels.size")
                         : 0;
@@ -200,6 +202,9 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
             st = rd_fail(err, RD_EINVAL,
                          "analyze.targets is empty: name sex and/or /meta columns, or 'auto'");
     }
+    if (!st)
+        st = rd_analyze_parse_adjust(rd_cfg_str(cfg, "analyze.adjust"), &p->adjust, &p->nadjust,
+                                     err);
     if (!st) {
         char **items = NULL;
         int n = 0, cap = 0;
@@ -228,6 +233,8 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
 void rd_analyze_params_free(rd_analyze_params *p) {
     free_list(p->embeddings, p->nembeddings);
     free_list(p->targets, p->ntargets);
+    free(p->adjust);
     p->embeddings = p->targets = NULL;
-    p->nembeddings = p->ntargets = 0;
+    p->adjust = NULL;
+    p->nembeddings = p->ntargets = p->nadjust = 0;
 }

@@ -24,8 +24,13 @@ static rd_status init_cells(const rd_analyze_params *p, const rd_analyze_data *d
         for (int r = 0; r < s->nreps; r++) {
             const rd_analyze_rep *rep = &data->reps[r];
             int i = analyze_index(s, t, r);
+            rd_probe_config cfg = p->probe;
+            if (rep->knn) {
+                cfg.knn_k = p->knn_k;
+                cfg.knn_temperature = p->knn_temperature;
+            }
             rd_status st = rd_probe_task_init(&s->tasks[i], target->kind, rep->x, data->n, rep->d,
-                                              target->y, s->group, &p->probe, err);
+                                              target->y, s->group, &cfg, err);
             if (st)
                 return rd_wrap(err, "%s from %s (%s)", target->name, rep->encoder, rep->features);
             rd_analyze_cell *c = &s->cells[i];

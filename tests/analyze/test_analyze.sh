@@ -94,6 +94,57 @@ else
     rd_pass "$suite/sbatch_script"
 fi
 
+# A study file (analysis/confounders.yaml) with the command line's small settings winning over
+# it: view as a target, age and sex adjusted for the others; the planted encoder still carries
+# age and sex beyond them, nothing carries the view (drawn independently of everything), and
+# report.md puts raw and adjusted effects side by side. The Slurm script takes the study file
+# and gives the same report.
+name=$suite/study_file_confounders
+if ! run conf 1 --study analysis/confounders.yaml; then
+    rd_fail "$name" "$(tail -3 "$T/conf.log" | tr '\n' ' ')"
+elif ! $py - "$T/conf" >"$T/check.txt" 2>&1 <<'PYEOF'
+import json, sys
+d = sys.argv[1]
+rep = json.load(open(d + "/report.json"))
+md = open(d + "/report.md").read()
+res = {(r["target"], r["representation"]): r for r in rep["results"]}
+bad = []
+targets = [r["target"] for r in rep["results"]]
+for t in ("sex", "age", "view", "age_given_sex_view", "sex_given_age_view"):
+    if t not in targets:
+        bad.append(f"no results for {t}")
+if not bad:
+    if res[("age_given_sex_view", "trained")]["adjusted_for"] != "sex, view":
+        bad.append("adjusted_for of age_given_sex_view")
+    for t in ("age_given_sex_view", "sex_given_age_view"):
+        m = res[(t, "trained")]["metrics"]["r2"]
+        if not m["lo"] > 0:
+            bad.append(f"trained loses {t}: {m}")
+        if res[(t, "random-init")]["permutation"]["p_holm"] <= 0.05:
+            bad.append(f"noise finds {t}")
+    for r in ("trained", "random-init", "raw-pixels"):
+        if res[("view", r)]["permutation"]["p_holm"] <= 0.05:
+            bad.append(f"{r} finds the view, which nothing carries")
+    if res[("sex", "trained")]["permutation"]["permutations"] != 39:
+        bad.append("the command line's analyze.permutations did not win over the study file")
+    if "## Confounders" not in md or "| age_given_sex_view | sex, view | trained | AUROC" in md:
+        bad.append("no Confounders section, or age's raw effect shown as AUROC")
+    if "| sex_given_age_view | age, view | trained | AUROC" not in md:
+        bad.append("no raw sex AUROC beside its adjusted effect")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PYEOF
+then
+    rd_fail "$name" "$(tr '\n' ' ' <"$T/check.txt")"
+elif ! PATH="$T/fakebin:$PATH" RDINO_BIN="$RDINO_BIN" bash "$sbatch_script" "$T/study.yaml" \
+    analysis/confounders.yaml "${small[@]}" analyze.output_dir="$T/slurm_conf" >"$T/slurm_conf.log" 2>&1; then
+    rd_fail "$name" "sbatch with a study file: $(tail -3 "$T/slurm_conf.log" | tr '\n' ' ')"
+elif ! grep -q '"target": "view"' "$T/slurm_conf/report.json"; then
+    rd_fail "$name" "sbatch ignored the study file"
+else
+    rd_pass "$name"
+fi
+
 # No pretraining log: the report says so and has no loss plot (also: no pixel baseline).
 if run noloss 1 analyze.metrics_jsonl="$T/nowhere/metrics.jsonl" analyze.pixels.enabled=false \
     analyze.permutations=0 analyze.bootstrap=50 && $py $check noloss "$T/noloss" >"$T/check.txt" 2>&1 &&
