@@ -61,6 +61,7 @@ typedef struct rd_analyze_params {
     int pixel_size;                  /* s: images area-averaged to s x s; 0 = no baseline */
     int pixel_components;            /* k PCA components */
     char metrics_jsonl[RD_PATH_MAX]; /* pretraining loss log ("" = none) */
+    char plots_dir[RD_PATH_MAX];     /* the gnuplot scripts (analysis/plots) */
     char output_dir[RD_PATH_MAX];
 } rd_analyze_params;
 

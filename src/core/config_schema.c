@@ -200,6 +200,7 @@ static const rd_cfg_key schema[] = {
     BOOL("analyze.knn.enabled", "false", "also a k-NN probe of every representation (DINOv2's evaluation: cosine similarity, temperature-weighted vote), cross-validated by patient like the linear probes"),
     INT("analyze.knn.k", "20", 1, 100000, "neighbours of the k-NN probe (DINOv2: 20)"),
     FLT("analyze.knn.temperature", "0.07", 1e-6, 1e6, "temperature T of the k-NN vote weights exp(similarity / T) (DINOv2: 0.07)"),
+    STR("analyze.plots_dir", "", NULL, "folder of the report's gnuplot scripts (empty = analysis/plots of the source tree the program was built in: <program folder>/../../analysis/plots)"),
     INT("analyze.top_dims", "10", 0, 1000, "embedding dimensions listed by |correlation| with each target"),
     BOOL("analyze.pixels.enabled", "true", "raw-pixel baseline from the shards"),
     INT("analyze.pixels.size", "16", 1, 512, "images area-averaged to size x size pixels"),

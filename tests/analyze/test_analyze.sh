@@ -97,10 +97,11 @@ fi
 # A study file (analysis/confounders.yaml) with the command line's small settings winning over
 # it: view as a target, age and sex adjusted for the others; the planted encoder still carries
 # age and sex beyond them, nothing carries the view (drawn independently of everything), and
-# report.md puts raw and adjusted effects side by side. The Slurm script takes the study file
+# report.md puts raw and adjusted effects side by side. k-NN probes (analyze.knn.enabled) find
+# the planted sex and not the null encoder's. The Slurm script takes the study file
 # and gives the same report.
 name=$suite/study_file_confounders
-if ! run conf 1 --study analysis/confounders.yaml; then
+if ! run conf 1 --study analysis/confounders.yaml analyze.knn.enabled=true; then
     rd_fail "$name" "$(tail -3 "$T/conf.log" | tr '\n' ' ')"
 elif ! $py - "$T/conf" >"$T/check.txt" 2>&1 <<'PYEOF'
 import json, sys
@@ -125,6 +126,14 @@ if not bad:
     for r in ("trained", "random-init", "raw-pixels"):
         if res[("view", r)]["permutation"]["p_holm"] <= 0.05:
             bad.append(f"{r} finds the view, which nothing carries")
+    knn = res[("sex", "trained kNN")]["metrics"]["auroc"]
+    if not knn["lo"] > 0.6:
+        bad.append(f"the k-NN probe misses the planted sex: {knn}")
+    null = res[("sex", "random-init kNN")]["metrics"]["auroc"]
+    if not null["lo"] < 0.5 < null["hi"]:
+        bad.append(f"the k-NN probe finds sex in noise: {null}")
+    if "| trained | cls, k-NN |" not in md:
+        bad.append("no k-NN row in the results tables")
     if res[("sex", "trained")]["permutation"]["permutations"] != 39:
         bad.append("the command line's analyze.permutations did not win over the study file")
     if "## Confounders" not in md or "| age_given_sex_view | sex, view | trained | AUROC" in md:
@@ -152,6 +161,25 @@ if run noloss 1 analyze.metrics_jsonl="$T/nowhere/metrics.jsonl" analyze.pixels.
     rd_pass "$suite/missing_metrics_jsonl_reported"
 else
     rd_fail "$suite/missing_metrics_jsonl_reported" "$(tail -3 "$T/noloss.log" | tr '\n' ' ') $(cat "$T/check.txt")"
+fi
+
+# The plots are drawn by the scripts in analyze.plots_dir (default analysis/plots): an edited
+# copy is what gnuplot runs (a broken one is named in the report), and a folder without the
+# scripts is a plot problem, not a failed study.
+name=$suite/plots_from_analyze_plots_dir
+mkdir -p "$T/myplots"
+cp analysis/plots/*.gp "$T/myplots/"
+echo "set this is not gnuplot" >>"$T/myplots/roc.gp"
+quick=(analyze.pixels.enabled=false analyze.permutations=0 analyze.bootstrap=50)
+if ! run myplots 1 "${quick[@]}" analyze.plots_dir="$T/myplots" ||
+    ! run noplots 1 "${quick[@]}" analyze.plots_dir="$T/nowhere"; then
+    rd_fail "$name" "$(tail -2 "$T/myplots.log" "$T/noplots.log" | tr '\n' ' ')"
+elif ! grep -q "Plots missing: gnuplot failed (.*$T/myplots/roc.gp" "$T/myplots/report.md"; then
+    rd_fail "$name" "the edited roc.gp was not run: $(grep -i 'plots missing' "$T/myplots/report.md")"
+elif ! grep -q "Plots missing: no plot scripts in $T/nowhere" "$T/noplots/report.md"; then
+    rd_fail "$name" "$(grep -i 'plots missing' "$T/noplots/report.md")"
+else
+    rd_pass "$name"
 fi
 
 # expect_error CASE NP PATTERN... [-- overrides]: the run fails and its log matches every pattern.
