@@ -62,6 +62,8 @@ typedef struct rd_analyze_params {
     int pixel_components;            /* k PCA components */
     char metrics_jsonl[RD_PATH_MAX]; /* pretraining loss log ("" = none) */
     char plots_dir[RD_PATH_MAX];     /* the gnuplot scripts (analysis/plots) */
+    char **compare;                  /* analyze.compare: report folders to put side by side */
+    int ncompare;
     char output_dir[RD_PATH_MAX];
 } rd_analyze_params;
 
@@ -249,7 +251,28 @@ rd_status rd_analyze_write(MPI_Comm comm, const rd_analyze_params *p, const rd_a
 void rd_analyze_log_summary(const rd_analyze_params *p, const rd_analyze_data *data,
                             const rd_analyze_study *study, const rd_analyze_outputs *out);
 
-/* The whole stage from the configuration. Collective. */
+/* ---- Runs side by side (analyze.compare) ------------------------------------------------- */
+typedef struct rd_compare_row {    /* one result of one report */
+    char run[RD_ANALYZE_NAME_MAX]; /* the report folder's name (its parent's if "report") */
+    double step;                   /* training step of the main encoder's checkpoint
+                                      ("step-0001000.h5"); NaN if its name has none */
+    char target[RD_ANALYZE_NAME_MAX];
+    char rep[2 * RD_ANALYZE_NAME_MAX + 4];
+    int logistic; /* metric: AUROC (1) or R2 (0) */
+    double estimate, lo, hi, p_holm;
+} rd_compare_row;
+
+/* The results of the report.json in each folder, in order (malloc'd). Errors name the file. */
+rd_status rd_analyze_compare_read(char *const *reports, int n, rd_compare_row **rows, int *nrows,
+                                  rd_error *err);
+
+/* Rank 0 writes compare.md, compare.csv, a forest plot per target and, when two or more
+ * reports carry checkpoint steps, a trajectory plot per target into p->output_dir. Collective:
+ * every rank returns rank 0's status. */
+rd_status rd_analyze_compare(MPI_Comm comm, const rd_analyze_params *p, rd_error *err);
+
+/* The whole stage from the configuration (analyze.compare set: the comparison instead of a
+ * study). Collective. */
 rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err);
 
 #endif

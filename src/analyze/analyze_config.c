@@ -229,7 +229,10 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
     if (!st)
         st = rd_analyze_parse_adjust(rd_cfg_str(cfg, "analyze.adjust"), &p->adjust, &p->nadjust,
                                      err);
-    if (!st) {
+    if (!st)
+        st = rd_analyze_split_list(rd_cfg_str(cfg, "analyze.compare"), &p->compare, &p->ncompare,
+                                   err);
+    if (!st && p->ncompare == 0) { /* a comparison reads reports, not embeddings */
         char **items = NULL;
         int n = 0, cap = 0;
         char fallback[RD_PATH_MAX];
@@ -257,6 +260,9 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
 void rd_analyze_params_free(rd_analyze_params *p) {
     free_list(p->embeddings, p->nembeddings);
     free_list(p->targets, p->ntargets);
+    free_list(p->compare, p->ncompare);
+    p->compare = NULL;
+    p->ncompare = 0;
     free(p->adjust);
     p->embeddings = p->targets = NULL;
     p->adjust = NULL;

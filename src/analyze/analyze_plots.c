@@ -433,39 +433,77 @@ static void remove_tree(const char *dir) {
     rmdir(dir);
 }
 
-void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
-                   const rd_analyze_study *study, const rd_loss_curve *loss,
-                   rd_analyze_outputs *out) {
+/* A plotter writing into p->output_dir, or NULL with the problem recorded in out. */
+static plotter *plotter_open(const rd_analyze_params *p, rd_analyze_outputs *out) {
     plotter *pl = calloc(1, sizeof *pl);
     if (!pl) {
         snprintf(out->plot_problem, sizeof out->plot_problem, "out of memory");
-        return;
+        return NULL;
     }
     pl->p = p;
-    pl->data = data;
-    pl->s = study;
     pl->out = out;
     char probe[RD_PATH_MAX + 16];
-    snprintf(probe, sizeof probe, "%s/roc.gp", p->plots_dir);
+    snprintf(probe, sizeof probe, "%s/style.gp", p->plots_dir);
     if (access(probe, R_OK) != 0) {
         snprintf(out->plot_problem, sizeof out->plot_problem,
                  "no plot scripts in %.900s (set analyze.plots_dir to a copy of analysis/plots)",
                  p->plots_dir);
         free(pl);
-        return;
+        return NULL;
     }
     snprintf(pl->tmp, sizeof pl->tmp, "%s/.plots-tmp-%ld", p->output_dir, (long)getpid());
     remove_tree(pl->tmp);
-    char script[RD_PATH_MAX + 128], log[RD_PATH_MAX + 128];
+    char script[RD_PATH_MAX + 128];
     snprintf(script, sizeof script, "%s/plots.gp", pl->tmp);
-    snprintf(log, sizeof log, "%s/gnuplot.log", pl->tmp);
     if (mkdir(pl->tmp, 0777) != 0 || !(pl->script = fopen(script, "w"))) {
         snprintf(out->plot_problem, sizeof out->plot_problem, "cannot create %.700s: %s", pl->tmp,
                  strerror(errno));
         remove_tree(pl->tmp);
         free(pl);
-        return;
+        return NULL;
     }
+    return pl;
+}
+
+/* Runs the script, publishes the plots drawn (the others are named in out->plot_problem) and
+ * frees the plotter. */
+static void plotter_finish(plotter *pl) {
+    rd_analyze_outputs *out = pl->out;
+    char script[RD_PATH_MAX + 128], log[RD_PATH_MAX + 128];
+    snprintf(script, sizeof script, "%s/plots.gp", pl->tmp);
+    snprintf(log, sizeof log, "%s/gnuplot.log", pl->tmp);
+    int failed_write = fclose(pl->script) != 0;
+    int drawn =
+        !failed_write && run_gnuplot(script, log, out->plot_problem, sizeof out->plot_problem);
+    if (failed_write)
+        snprintf(out->plot_problem, sizeof out->plot_problem, "cannot write %.900s", script);
+    /* Keep the plots that were drawn; name the others. */
+    int kept = 0;
+    for (int k = 0; k < out->nplots; k++) {
+        char final_path[RD_PATH_MAX + 128];
+        snprintf(final_path, sizeof final_path, "%s/%s", pl->p->output_dir, out->plot[k]);
+        if (drawn && publish_png(pl->pending[k], final_path)) {
+            if (kept != k) memcpy(out->plot[kept], out->plot[k], sizeof out->plot[0]);
+            kept++;
+        } else {
+            unlink(pl->pending[k]);
+            if (drawn)
+                snprintf(out->plot_problem, sizeof out->plot_problem,
+                         "gnuplot did not produce a valid %s", out->plot[k]);
+        }
+    }
+    out->nplots = kept;
+    remove_tree(pl->tmp);
+    free(pl);
+}
+
+void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
+                   const rd_analyze_study *study, const rd_loss_curve *loss,
+                   rd_analyze_outputs *out) {
+    plotter *pl = plotter_open(p, out);
+    if (!pl) return;
+    pl->data = data;
+    pl->s = study;
     /* One plot per feature set when several are probed ("roc_sex_cls.png"), else "roc_sex.png". */
     const char *sets[2] = {"cls", "patch_mean"};
     int use[2] = {p->use_cls, p->use_patch_mean}, several = p->use_cls && p->use_patch_mean;
@@ -481,34 +519,109 @@ void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
         }
     embedding_plots(pl);
     if (out->have_loss) loss_plot(pl, loss);
-    int failed_write = fclose(pl->script) != 0;
-    int drawn =
-        !failed_write && run_gnuplot(script, log, out->plot_problem, sizeof out->plot_problem);
-    if (failed_write)
-        snprintf(out->plot_problem, sizeof out->plot_problem, "cannot write %.900s", script);
-    /* Keep the plots that were drawn; name the others. */
-    int kept = 0;
-    for (int k = 0; k < out->nplots; k++) {
-        char final_path[RD_PATH_MAX + 128];
-        snprintf(final_path, sizeof final_path, "%s/%s", p->output_dir, out->plot[k]);
-        if (drawn && publish_png(pl->pending[k], final_path)) {
-            if (kept != k) memcpy(out->plot[kept], out->plot[k], sizeof out->plot[0]);
-            kept++;
-        } else {
-            unlink(pl->pending[k]);
-            if (drawn)
-                snprintf(out->plot_problem, sizeof out->plot_problem,
-                         "gnuplot did not produce a valid %s", out->plot[k]);
-        }
-    }
-    out->nplots = kept;
+    plotter_finish(pl);
     int loss_drawn = 0;
-    for (int k = 0; k < kept; k++) loss_drawn |= strcmp(out->plot[k], "loss.png") == 0;
+    for (int k = 0; k < out->nplots; k++) loss_drawn |= strcmp(out->plot[k], "loss.png") == 0;
     if (out->have_loss && !loss_drawn) {
         out->have_loss = 0;
         snprintf(out->loss_note, sizeof out->loss_note,
                  "The training-loss plot could not be drawn: %.900s.", out->plot_problem);
     }
-    remove_tree(pl->tmp);
-    free(pl);
+}
+
+/* ---- runs side by side ---- */
+
+static void compare_metric(plotter *pl, const rd_compare_row *row) {
+    gp_var(pl->script, "metric_name", 0, "%s", row->logistic ? "AUROC" : "R² (out of sample)");
+    fprintf(pl->script, "chance = %g\n", row->logistic ? 0.5 : 0.0);
+}
+
+/* Every run and representation of target rows[first].target, with its interval. */
+static void forest_plot(plotter *pl, const rd_compare_row *rows, int n, int first) {
+    const char *target = rows[first].target;
+    char name[RD_ANALYZE_NAME_MAX + 16], path[RD_PATH_MAX + 128];
+    snprintf(name, sizeof name, "forest_%s.png", target);
+    FILE *f = data_file(pl, path, sizeof path);
+    if (!f) return;
+    int count = 0;
+    for (int i = first; i < n; i++)
+        if (strcmp(rows[i].target, target) == 0)
+            fprintf(f, "%d %.9g %.9g %.9g\n", ++count, rows[i].estimate, rows[i].lo, rows[i].hi);
+    fclose(f);
+    if (!begin_plot(pl, name, path)) return;
+    FILE *g = pl->script;
+    gp_var(g, "plot_title", 0, "%s: effect per run and representation, with intervals", target);
+    compare_metric(pl, &rows[first]);
+    fprintf(g, "array labels[%d]\n", count);
+    for (int i = first, k = 1; i < n; i++)
+        if (strcmp(rows[i].target, target) == 0)
+            gp_var(g, "labels", k++, "%s: %s", rows[i].run, rows[i].rep);
+    end_plot(pl, "forest.gp");
+}
+
+/* Target rows[first].target against the training step, a line per representation; drawn when
+ * at least two reports carry a step. */
+static void trajectory_plot(plotter *pl, const rd_compare_row *rows, int n, int first) {
+    const char *target = rows[first].target;
+    int steps = 0, nreps = 0;
+    for (int i = first; i < n; i++) {
+        if (strcmp(rows[i].target, target) != 0 || !isfinite(rows[i].step)) continue;
+        int seen_step = 0, seen_rep = 0;
+        for (int j = first; j < i; j++) {
+            if (strcmp(rows[j].target, target) != 0 || !isfinite(rows[j].step)) continue;
+            seen_step |= rows[j].step == rows[i].step;
+            seen_rep |= strcmp(rows[j].rep, rows[i].rep) == 0;
+        }
+        steps += !seen_step;
+        nreps += !seen_rep;
+    }
+    if (steps < 2) return;
+    char name[RD_ANALYZE_NAME_MAX + 16], path[RD_PATH_MAX + 128];
+    snprintf(name, sizeof name, "trajectory_%s.png", target);
+    FILE *f = data_file(pl, path, sizeof path);
+    if (!f) return;
+    /* One block per representation (first seen order), its rows in the reports' order. */
+    const char **reps = malloc((size_t)nreps * sizeof *reps);
+    if (!reps) {
+        fclose(f);
+        return;
+    }
+    int k = 0;
+    for (int i = first; i < n; i++) {
+        if (strcmp(rows[i].target, target) != 0 || !isfinite(rows[i].step)) continue;
+        int seen = 0;
+        for (int r = 0; r < k; r++) seen |= strcmp(reps[r], rows[i].rep) == 0;
+        if (seen) continue;
+        reps[k++] = rows[i].rep;
+        fprintf(f, "%s", k > 1 ? "\n\n" : "");
+        for (int j = i; j < n; j++)
+            if (strcmp(rows[j].target, target) == 0 && isfinite(rows[j].step) &&
+                strcmp(rows[j].rep, rows[i].rep) == 0)
+                fprintf(f, "%.9g %.9g %.9g %.9g\n", rows[j].step, rows[j].estimate, rows[j].lo,
+                        rows[j].hi);
+    }
+    fclose(f);
+    if (begin_plot(pl, name, path)) {
+        FILE *g = pl->script;
+        gp_var(g, "plot_title", 0, "%s across checkpoints, with intervals", target);
+        compare_metric(pl, &rows[first]);
+        fprintf(g, "array labels[%d]\n", nreps);
+        for (int r = 0; r < nreps; r++) gp_var(g, "labels", r + 1, "%s", reps[r]);
+        end_plot(pl, "trajectory.gp");
+    }
+    free(reps);
+}
+
+void analyze_compare_plots(const rd_analyze_params *p, const rd_compare_row *rows, int n,
+                           rd_analyze_outputs *out) {
+    plotter *pl = plotter_open(p, out);
+    if (!pl) return;
+    for (int i = 0; i < n; i++) {
+        int first = 1;
+        for (int j = 0; j < i; j++) first &= strcmp(rows[j].target, rows[i].target) != 0;
+        if (!first) continue;
+        forest_plot(pl, rows, n, i);
+        trajectory_plot(pl, rows, n, i);
+    }
+    plotter_finish(pl);
 }

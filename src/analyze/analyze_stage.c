@@ -34,6 +34,11 @@ rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
     rd_config_free(&with_study);
     if (st) return st;
     if (*study_file) rd_info("rdino-analyze: study %s", study_file);
+    if (p.ncompare > 0) {
+        st = rd_analyze_compare(comm, &p, err);
+        rd_analyze_params_free(&p);
+        return st;
+    }
     log_inputs(&p);
     st = rd_agree(comm, rd_analyze_load(&p, &data, err), err);
     if (!st) {

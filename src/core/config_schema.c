@@ -186,6 +186,7 @@ static const rd_cfg_key schema[] = {
     STR("analyze.shards_dir", "", NULL, "shards for the raw-pixel baseline (default shard.output_dir, else <data.output_dir>/shards)"),
     STR("analyze.splits", "train,val,test", NULL, "splits whose images enter the study, comma-separated (the study cross-validates within them)"),
     STR("analyze.targets", "auto", NULL, "what to predict, comma-separated: sex and /meta columns (auto = sex and every numeric /meta column but split, source_row and shard_row: age, ...)"),
+    STR("analyze.compare", "", NULL, "report folders (each with a report.json), comma-separated: put their results side by side (compare.md, compare.csv, forest and trajectory plots in analyze.output_dir) instead of running a study"),
     STR("analyze.adjust", "", NULL, "confounder-adjusted targets, comma-separated formulas 'target ~ covariate + ...' (covariates: sex, view, numeric /meta columns), e.g. 'age ~ sex + view, sex ~ age + view'; each is probed as the target's residual"),
     STR("analyze.output_dir", "", NULL, "report folder (default <data.output_dir>/report)"),
     STR("analyze.metrics_jsonl", "", NULL, "pretraining log for the loss plot (default <data.output_dir>/pretrain/metrics.jsonl)"),

@@ -154,6 +154,33 @@ else
     rd_pass "$name"
 fi
 
+# Runs side by side (analyze.compare): two reports of checkpoints 1000 and 2000 (the second a
+# copy relabelled) in one table, a forest plot and a trajectory plot per target.
+name=$suite/compare_runs_side_by_side
+mkdir -p "$T/runs/ckpt1" "$T/runs/ckpt2"
+cp -r "$T/conf" "$T/runs/ckpt1/report"
+cp -r "$T/conf" "$T/runs/ckpt2/report"
+sed -i 's/step-0001000/step-0002000/' "$T/runs/ckpt2/report/report.json"
+if ! timeout 120 "$bin" analyze.compare="$T/runs/ckpt1/report, $T/runs/ckpt2/report" \
+    analyze.output_dir="$T/compare" >"$T/compare.log" 2>&1; then
+    rd_fail "$name" "$(tail -3 "$T/compare.log" | tr '\n' ' ')"
+elif ! grep -q "^| ckpt1 | 1000 | trained | 0\.[0-9]* \[0\.[0-9]*, 0\.[0-9]*\] |" "$T/compare/compare.md" ||
+    ! grep -q "^| ckpt2 | 2000 | trained kNN |" "$T/compare/compare.md" ||
+    [ "$(grep -c ',"age_given_sex_view",' "$T/compare/compare.csv")" != 12 ]; then
+    rd_fail "$name" "compare.md or compare.csv lacks rows: $(head -12 "$T/compare/compare.md" | tail -4 | tr '\n' ' ')"
+elif ! $py -c 'import sys
+from PIL import Image
+for f in sys.argv[1:]:
+    Image.open(f).verify()' "$T/compare/forest_sex.png" "$T/compare/trajectory_age.png" 2>"$T/check.txt"; then
+    rd_fail "$name" "plots: $(tr '\n' ' ' <"$T/check.txt")"
+elif timeout 60 "$bin" analyze.compare="$T/runs/ckpt1/report,$T/nowhere" \
+    analyze.output_dir="$T/compare_bad" >"$T/compare_bad.log" 2>&1 ||
+    ! grep -q "analyze.compare.*$T/nowhere/report.json" "$T/compare_bad.log"; then
+    rd_fail "$name" "a missing report: $(tail -2 "$T/compare_bad.log" | tr '\n' ' ')"
+else
+    rd_pass "$name"
+fi
+
 # No pretraining log: the report says so and has no loss plot (also: no pixel baseline).
 if run noloss 1 analyze.metrics_jsonl="$T/nowhere/metrics.jsonl" analyze.pixels.enabled=false \
     analyze.permutations=0 analyze.bootstrap=50 && $py $check noloss "$T/noloss" >"$T/check.txt" 2>&1 &&
