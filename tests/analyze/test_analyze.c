@@ -231,10 +231,12 @@ static void params_defaults_and_lists(rd_test *t) {
 
 /* ---- study files ---- */
 
-/* The run's paths, which a study file leaves to the pipeline configuration. */
+/* The run's paths, which a study file leaves to the pipeline configuration (analyze.compare
+ * names reports to compare instead of running a study). */
 static int is_run_path(const char *key) {
-    static const char *const paths[] = {"analyze.study", "analyze.embeddings", "analyze.shards_dir",
-                                        "analyze.output_dir", "analyze.metrics_jsonl"};
+    static const char *const paths[] = {"analyze.study",         "analyze.embeddings",
+                                        "analyze.shards_dir",    "analyze.output_dir",
+                                        "analyze.metrics_jsonl", "analyze.compare"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (strcmp(key, paths[i]) == 0) return 1;
     return 0;
