@@ -6,6 +6,7 @@
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 source tests/pretrain/pretrain_lib.sh
+source tests/analyze/posthoc_lib.sh
 suite=analyze/posthoc
 job=jobs/posthoc.sbatch
 
@@ -24,25 +25,13 @@ mkdir -p "$T/fakebin"
 # srun's options (single words here) dropped, the program run directly.
 printf '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n' >"$T/fakebin/srun"
 chmod +x "$T/fakebin/srun"
-pt_tiny_yaml "$T/tiny.yaml"
-tiny=(data.output_dir="$T/out" synth.n_patients=40 synth.images_per_patient=[1,2]
-      synth.size_range=[48,64] preprocess.size=32 shard.images_per_shard=32
-      pretrain.max_steps=9 pretrain.checkpoint_every=3 pretrain.keep_checkpoints=10
-      analyze.bootstrap=50 analyze.permutations=0 analyze.lambda_range=[0.1,1000]
-      analyze.lambdas_per_decade=1 analyze.pixels.enabled=false)
 name=$suite/array_tasks_then_trajectory
-B=$RDINO_BIN
-if ! { "$B/rdino-synth" --config "$T/tiny.yaml" "${tiny[@]}" data.metadata_csv="$T/out/synth/metadata.csv" &&
-    "$B/rdino-preprocess" --config "$T/tiny.yaml" "${tiny[@]}" data.metadata_csv="$T/out/synth/metadata.csv" \
-        data.image_root="$T/out/synth/images" &&
-    "$B/rdino-shard" --config "$T/tiny.yaml" "${tiny[@]}" &&
-    "$B/rdino-pretrain" --config "$T/tiny.yaml" "${tiny[@]}" &&
-    "$B/rdino-embed" --config "$T/tiny.yaml" "${tiny[@]}" --init random; } >"$T/pipeline.log" 2>&1; then
+if ! posthoc_pipeline "$T"; then
     rd_fail "$name" "pipeline: $(tail -3 "$T/pipeline.log" | tr '\n' ' ')"
     exit 0
 fi
 nckpt=$(find "$T/out/pretrain/checkpoints" -name 'step-*.h5' | wc -l)
-posthoc() { PATH="$T/fakebin:$PATH" RDINO_BIN="$B" bash "$job" "$T/tiny.yaml" "$@" "${tiny[@]}"; }
+posthoc() { PATH="$T/fakebin:$PATH" RDINO_BIN="$RDINO_BIN" bash "$job" "$T/tiny.yaml" "$@" "${posthoc_args[@]}"; }
 ok=1 why=""
 for i in $(seq 0 $((nckpt - 1))); do
     if ! SLURM_ARRAY_TASK_ID=$i posthoc analysis/age_sex.yaml >"$T/task$i.log" 2>&1; then
@@ -58,16 +47,7 @@ elif [ $ok = 1 ] && ! grep -q "array index $nckpt, but .* holds $nckpt checkpoin
     ok=0 why="no message for an index past the checkpoints: $(tail -2 "$T/past.log" | tr '\n' ' ')"
 elif [ $ok = 1 ] && ! posthoc >"$T/trajectory.log" 2>&1; then
     ok=0 why="trajectory: $(tail -3 "$T/trajectory.log" | tr '\n' ' ')"
-elif [ $ok = 1 ]; then
-    out=$T/out/posthoc
-    for s in 0000003 0000006 0000009; do
-        [ -f "$out/step-$s/report/report.json" ] || { ok=0 why="no report for step $s"; }
-    done
-    if [ $ok = 1 ] && { [ ! -f "$out/trajectory/trajectory_sex.png" ] ||
-        [ "$(grep -c '^| report\? *|' "$out/trajectory/compare.md")" != 0 ] ||
-        ! grep -q '^| step-0000009 | 9 | trained | ' "$out/trajectory/compare.md" ||
-        ! grep -q '^| step-0000003 | 3 | random-init | ' "$out/trajectory/compare.md"; }; then
-        ok=0 why="trajectory report: $(grep '^| step' "$out/trajectory/compare.md" | head -3 | tr '\n' ' ')"
-    fi
+elif [ $ok = 1 ] && ! why=$(posthoc_check "$T/out"); then
+    ok=0
 fi
 if [ $ok = 1 ]; then rd_pass "$name"; else rd_fail "$name" "$why"; fi
