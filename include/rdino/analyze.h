@@ -196,7 +196,8 @@ typedef struct rd_analyze_study {
 } rd_analyze_study;
 
 /* Pairs compared: every two representations of the same feature set (the raw-pixel baseline
- * belongs to every set), in data order, for every target. Collective over comm. */
+ * belongs to every set) probed alike, and each k-NN probe with the linear probe of the same
+ * representation, in data order, for every target. Collective over comm. */
 rd_status rd_analyze_run(MPI_Comm comm, const rd_analyze_params *p, const rd_analyze_data *data,
                          rd_analyze_study *study, rd_error *err);
 void rd_analyze_study_free(rd_analyze_study *study);

@@ -11,8 +11,11 @@
 #include "rdino/log.h"
 
 /* Representations a and b answer the same question (same feature set; the pixel baseline
- * stands next to every set). */
+ * stands next to every set). A k-NN probe is compared with the other k-NN probes so, and with
+ * the linear probe of its own representation only. */
 static int comparable(const rd_analyze_rep *a, const rd_analyze_rep *b) {
+    if (a->knn != b->knn)
+        return strcmp(a->encoder, b->encoder) == 0 && strcmp(a->features, b->features) == 0;
     return strcmp(a->features, b->features) == 0 || strcmp(a->features, "pixels") == 0 ||
            strcmp(b->features, "pixels") == 0;
 }
