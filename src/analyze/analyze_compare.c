@@ -19,13 +19,13 @@ static void run_label(const char *dir, char *label, size_t size) {
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/') path[--len] = '\0';
     char *base = strrchr(path, '/');
+    const char *name = base ? base + 1 : path;
     if (base && strcmp(base + 1, "report") == 0 && base > path) {
         *base = '\0';
-        char *parent = strrchr(path, '/');
-        snprintf(label, size, "%s", parent ? parent + 1 : path);
-    } else {
-        snprintf(label, size, "%s", base ? base + 1 : path);
+        const char *parent = strrchr(path, '/');
+        name = parent ? parent + 1 : path;
     }
+    snprintf(label, size, "%.*s", (int)size - 1, name); /* long names are cut */
 }
 
 /* The training step of a checkpoint path ".../step-0001000.h5" (rdino-pretrain's names); NaN
