@@ -33,6 +33,16 @@ enum {
 };
 
 /* ---- Parameters (from the "analyze" configuration section) -------------------------------- */
+enum { RD_ANALYZE_MAX_COVARIATES = 8 };
+
+/* A confounder adjustment "target ~ cov + cov": the target residualised on the covariates. */
+typedef struct rd_analyze_formula {
+    char target[RD_ANALYZE_NAME_MAX];
+    int ncov;
+    char cov[RD_ANALYZE_MAX_COVARIATES][RD_ANALYZE_NAME_MAX];
+    char name[RD_ANALYZE_NAME_MAX]; /* the adjusted target's name: "age_given_sex_view" */
+} rd_analyze_formula;
+
 typedef struct rd_analyze_params {
     char **embeddings; /* embedding files, in the order given (folders expanded to *.h5) */
     int nembeddings;
@@ -42,11 +52,18 @@ typedef struct rd_analyze_params {
     unsigned splits;                        /* bit s set: rows of split s (0 train..2 test) */
     char **targets;                         /* "sex" and /meta column names; none = auto */
     int ntargets;
-    rd_probe_config probe;
+    rd_analyze_formula *adjust; /* analyze.adjust, in the order given */
+    int nadjust;
+    rd_probe_config probe; /* the linear probes' (probe.knn_k is 0) */
+    int knn_k;             /* k-NN probes too when > 0 (analyze.knn.*) */
+    double knn_temperature;
     int top_dims;                    /* per-dimension correlations listed */
     int pixel_size;                  /* s: images area-averaged to s x s; 0 = no baseline */
     int pixel_components;            /* k PCA components */
     char metrics_jsonl[RD_PATH_MAX]; /* pretraining loss log ("" = none) */
+    char plots_dir[RD_PATH_MAX];     /* the gnuplot scripts (analysis/plots) */
+    char **compare;                  /* analyze.compare: report folders to put side by side */
+    int ncompare;
     char output_dir[RD_PATH_MAX];
 } rd_analyze_params;
 
@@ -60,11 +77,27 @@ void rd_analyze_params_free(rd_analyze_params *p);
  * array). "a, b,,c" gives {"a", "b", "c"}. */
 rd_status rd_analyze_split_list(const char *text, char ***items, int *n, rd_error *err);
 
+/* Parses analyze.adjust: comma-separated "target ~ covariate + covariate" (malloc'd array).
+ * Errors name the formula. */
+rd_status rd_analyze_parse_adjust(const char *text, rd_analyze_formula **formulas, int *n,
+                                  rd_error *err);
+
+/* resid[i] = y[i] minus its least-squares fit on an intercept and the covariates
+ * cov[i * stride + 0 .. ncols) over the complete rows (y and every covariate finite); NaN on
+ * the other rows. resid may be y. Collinear covariates are allowed (SVD with a rank cut-off). */
+rd_status rd_analyze_residualize(const double *y, const double *cov, int n, int ncols, int stride,
+                                 double *resid, rd_error *err);
+
 /* ---- The data: rows, targets, representations --------------------------------------------- */
 typedef struct rd_analyze_target {
-    char name[RD_ANALYZE_NAME_MAX]; /* "sex", "age", or another /meta column */
-    rd_probe_kind kind;             /* sex: logistic (1 = M); others: ridge */
+    char name[RD_ANALYZE_NAME_MAX]; /* "sex", "age", "view", a /meta column, or an adjusted
+                                       target's formula name */
+    rd_probe_kind kind;             /* sex, view: logistic (1 = M, 1 = AP); others: ridge */
     double *y;                      /* [n] NaN = unknown */
+    /* Adjusted targets: the residual of a target on covariates (sex and view as 0/1, numeric
+     * columns as value and square), probed by ridge. */
+    char adjusted_for[RD_ANALYZE_NAME_MAX * 2]; /* "sex, view"; "" for a raw target */
+    int raw; /* index of the unadjusted target in the study's targets, -1 if absent */
 } rd_analyze_target;
 
 typedef struct rd_analyze_rep {
@@ -76,6 +109,7 @@ typedef struct rd_analyze_rep {
     int d;
     float *x;                  /* [n, d] */
     double explained_variance; /* pixels: fraction of the pixel variance the PCA keeps; NaN */
+    int knn;                   /* probed by k-NN; x is borrowed from the linear representation */
 } rd_analyze_rep;
 
 typedef struct rd_analyze_data {
@@ -102,8 +136,12 @@ typedef struct rd_analyze_data {
 rd_status rd_analyze_load(const rd_analyze_params *p, rd_analyze_data *data, rd_error *err);
 void rd_analyze_data_free(rd_analyze_data *data);
 
+/* Appends a k-NN representation for every representation (same features, probed by k-NN; named
+ * "<encoder> kNN"), when p->knn_k > 0. */
+rd_status rd_analyze_add_knn_reps(const rd_analyze_params *p, rd_analyze_data *data, rd_error *err);
+
 /* Display name of a representation: the encoder, plus " (features)" when several feature
- * sets are probed. */
+ * sets are probed, plus " kNN" for a k-NN probe. */
 void rd_analyze_rep_name(const rd_analyze_data *data, int rep, char *buf, int size);
 
 /* ---- Raw-pixel baseline ------------------------------------------------------------------- */
@@ -158,7 +196,8 @@ typedef struct rd_analyze_study {
 } rd_analyze_study;
 
 /* Pairs compared: every two representations of the same feature set (the raw-pixel baseline
- * belongs to every set), in data order, for every target. Collective over comm. */
+ * belongs to every set) probed alike, and each k-NN probe with the linear probe of the same
+ * representation, in data order, for every target. Collective over comm. */
 rd_status rd_analyze_run(MPI_Comm comm, const rd_analyze_params *p, const rd_analyze_data *data,
                          rd_analyze_study *study, rd_error *err);
 void rd_analyze_study_free(rd_analyze_study *study);
@@ -213,7 +252,28 @@ rd_status rd_analyze_write(MPI_Comm comm, const rd_analyze_params *p, const rd_a
 void rd_analyze_log_summary(const rd_analyze_params *p, const rd_analyze_data *data,
                             const rd_analyze_study *study, const rd_analyze_outputs *out);
 
-/* The whole stage from the configuration. Collective. */
+/* ---- Runs side by side (analyze.compare) ------------------------------------------------- */
+typedef struct rd_compare_row {    /* one result of one report */
+    char run[RD_ANALYZE_NAME_MAX]; /* the report folder's name (its parent's if "report") */
+    double step;                   /* training step of the main encoder's checkpoint
+                                      ("step-0001000.h5"); NaN if its name has none */
+    char target[RD_ANALYZE_NAME_MAX];
+    char rep[2 * RD_ANALYZE_NAME_MAX + 4];
+    int logistic; /* metric: AUROC (1) or R2 (0) */
+    double estimate, lo, hi, p_holm;
+} rd_compare_row;
+
+/* The results of the report.json in each folder, in order (malloc'd). Errors name the file. */
+rd_status rd_analyze_compare_read(char *const *reports, int n, rd_compare_row **rows, int *nrows,
+                                  rd_error *err);
+
+/* Rank 0 writes compare.md, compare.csv, a forest plot per target and, when two or more
+ * reports carry checkpoint steps, a trajectory plot per target into p->output_dir. Collective:
+ * every rank returns rank 0's status. */
+rd_status rd_analyze_compare(MPI_Comm comm, const rd_analyze_params *p, rd_error *err);
+
+/* The whole stage from the configuration (analyze.compare set: the comparison instead of a
+ * study). Collective. */
 rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err);
 
 #endif

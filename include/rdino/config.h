@@ -64,6 +64,11 @@ rd_status rd_config_load_file(rd_config *cfg, const char *path, rd_error *err);
 /* Same, from a string; 'origin_name' names it in error messages. */
 rd_status rd_config_load_string(rd_config *cfg, const char *yaml, const char *origin_name,
                                 rd_error *err);
+/* Merges a YAML file that may set keys of one section only (e.g. an analysis study file, section
+ * "analyze") over cfg, beneath the command line: keys set by an override keep their value, any
+ * key outside the section is an error naming the file (cfg is then unchanged). */
+rd_status rd_config_load_layer(rd_config *cfg, const char *path, const char *section,
+                               rd_error *err);
 /* Applies one "key.sub=value" override. */
 rd_status rd_config_override(rd_config *cfg, const char *assignment, rd_error *err);
 

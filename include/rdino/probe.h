@@ -75,6 +75,16 @@ rd_status rd_probe_logistic_fit(const double *x, const double *y, int n, int d, 
                                 int warm_start, double *w, double *b, int *iterations,
                                 rd_error *err);
 
+/* ---- k-NN (DINOv2's evaluation, dinov2/eval/knn.py) --------------------------------------
+ * Features L2-normalised, cosine similarity of each test row to every training row, the k most
+ * similar (ties to the lower training position), each weighted exp(similarity / T):
+ * pred[v] = sum w y / sum w over them. For 0/1 labels this is the share of the vote for class
+ * 1, DINOv2's normalised class vote; for a numeric target, the weighted mean. train and test
+ * index rows of x [., d]; y_train is [ntrain]; k is capped at ntrain. */
+rd_status rd_probe_knn_predict(const float *x, int d, const int *train, int ntrain,
+                               const double *y_train, const int *test, int ntest, int k,
+                               double temperature, double *pred, rd_error *err);
+
 /* ---- Metrics (weight: per-row weights, NULL = all 1; rows of weight 0 are left out) -------
  * NaN when undefined (one class only, zero variance, no rows). */
 double rd_probe_auroc(const double *score, const double *label, const double *weight, int n);
@@ -121,6 +131,10 @@ typedef struct rd_probe_config {
     int bootstrap;                       /* cluster-bootstrap replicates (default 1000; 0 off) */
     int permutations;                    /* permutation-test refits (default 199; 0 off) */
     double ci_level;                     /* default 0.95 */
+    /* k-NN probe instead of the linear one when knn_k > 0 (default 0): DINOv2's weighted vote
+     * (rd_probe_knn_predict) over the outer training rows; no penalty, no inner folds. */
+    int knn_k;
+    double knn_temperature; /* default 0.07, DINOv2's */
 } rd_probe_config;
 
 void rd_probe_config_default(rd_probe_config *cfg);
@@ -169,11 +183,13 @@ rd_status rd_probe_oof_metrics(const rd_probe_task *t, const double *y, const do
                                const double *weight, double out[RD_PROBE_NMETRICS], rd_error *err);
 
 /* ---- Work units (each depends only on its arguments) --------------------------------------
- * One outer fold of nested CV: chooses lambda by inner grouped CV on the fold's training
- * patients (pooled inner squared error for ridge, log-loss for logistic; ties go to the larger
- * lambda), refits on the whole training set, and writes predictions for the fold's rows
- * into pred[row] (pred is [nrows]; other entries untouched). y: labels per task row (NULL =
- * the task's own; permutations pass shuffled ones). */
+ * With cfg.knn_k > 0 an outer fold is a k-NN prediction of its rows from the fold's training
+ * rows (logistic tasks: the class-1 vote share minus 1/2, so > 0 is the majority vote; no
+ * lambda, *lambda_chosen = NaN). Otherwise, one outer fold of nested CV: chooses lambda by inner
+ * grouped CV on the fold's training patients (pooled inner squared error for ridge, log-loss for
+ * logistic; ties go to the larger lambda), refits on the whole training set, and writes predictions
+ * for the fold's rows into pred[row] (pred is [nrows]; other entries untouched). y: labels per task
+ * row (NULL = the task's own; permutations pass shuffled ones). */
 rd_status rd_probe_cv_fold(rd_probe_task *t, int fold, const double *y, double *pred,
                            double *lambda_chosen, rd_error *err);
 /* All outer folds: out-of-fold predictions pred [nrows], chosen lambda per fold [outer]. */

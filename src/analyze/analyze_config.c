@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "rdino/analyze.h"
 #include "rdino/file.h"
@@ -169,6 +170,28 @@ static rd_status read_probe(const rd_config *cfg, rd_probe_config *c, rd_error *
     return RD_OK;
 }
 
+/* analyze.plots_dir, or analysis/plots two folders above the program (build/bin/rdino-analyze
+ * in the source tree). */
+static rd_status plots_dir(const rd_config *cfg, char *dir, rd_error *err) {
+    const char *given = rd_cfg_str(cfg, "analyze.plots_dir");
+    if (*given) {
+        if (strlen(given) >= RD_PATH_MAX)
+            return rd_fail(err, RD_EINVAL, "analyze.plots_dir is too long");
+        snprintf(dir, RD_PATH_MAX, "%s", given);
+        return RD_OK;
+    }
+    char exe[RD_PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0)
+        return rd_fail(err, RD_EIO, "cannot find the program's folder: set analyze.plots_dir");
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    if (snprintf(dir, RD_PATH_MAX, "%s/../../analysis/plots", exe) >= RD_PATH_MAX)
+        return rd_fail(err, RD_EINVAL, "the program's path is too long: set analyze.plots_dir");
+    return RD_OK;
+}
+
 rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params *p, rd_error *err) {
     memset(p, 0, sizeof *p);
     const char *features = rd_cfg_str(cfg, "analyze.features");
@@ -180,8 +203,11 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
     if (!st) st = rd_pipeline_path(cfg, RD_DIR_REPORT, p->output_dir, err);
     if (!st)
         st = rd_pipeline_input(cfg, "analyze.metrics_jsonl", RD_DIR_METRICS, p->metrics_jsonl, err);
+    if (!st) st = plots_dir(cfg, p->plots_dir, err);
     if (st) return st;
     p->top_dims = (int)rd_cfg_int(cfg, "analyze.top_dims");
+    p->knn_k = rd_cfg_bool(cfg, "analyze.knn.enabled") ? (int)rd_cfg_int(cfg, "analyze.knn.k") : 0;
+    p->knn_temperature = rd_cfg_float(cfg, "analyze.knn.temperature");
     p->pixel_size = rd_cfg_bool(cfg, "analyze.pixels.enabled")
                         ? (int)rd_cfg_int(cfg, "analyze.pixels.size")
                         : 0;
@@ -200,7 +226,13 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
             st = rd_fail(err, RD_EINVAL,
                          "analyze.targets is empty: name sex and/or /meta columns, or 'auto'");
     }
-    if (!st) {
+    if (!st)
+        st = rd_analyze_parse_adjust(rd_cfg_str(cfg, "analyze.adjust"), &p->adjust, &p->nadjust,
+                                     err);
+    if (!st)
+        st = rd_analyze_split_list(rd_cfg_str(cfg, "analyze.compare"), &p->compare, &p->ncompare,
+                                   err);
+    if (!st && p->ncompare == 0) { /* a comparison reads reports, not embeddings */
         char **items = NULL;
         int n = 0, cap = 0;
         char fallback[RD_PATH_MAX];
@@ -228,6 +260,11 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
 void rd_analyze_params_free(rd_analyze_params *p) {
     free_list(p->embeddings, p->nembeddings);
     free_list(p->targets, p->ntargets);
+    free_list(p->compare, p->ncompare);
+    p->compare = NULL;
+    p->ncompare = 0;
+    free(p->adjust);
     p->embeddings = p->targets = NULL;
-    p->nembeddings = p->ntargets = 0;
+    p->adjust = NULL;
+    p->nembeddings = p->ntargets = p->nadjust = 0;
 }

@@ -269,7 +269,113 @@ static rd_status add_note(rd_analyze_data *data, const char *fmt, const char *a,
     return data->skipped[data->nskipped++] ? RD_OK : RD_ENOMEM;
 }
 
-/* The study's targets from the first file (rows already chosen). */
+/* Values of a target or covariate per study row: sex 1 = M / 0 = F, view 1 = AP / 0 = PA (other
+ * views unknown), or a numeric /meta column; NaN = unknown. y is [data->n]. */
+static rd_status column_values(const rd_h5file *f, const char *name, int64_t n_file,
+                               const rd_analyze_data *data, double *y, rd_error *err) {
+    char path[RD_ANALYZE_NAME_MAX + 8];
+    snprintf(path, sizeof path, "/meta/%s", name);
+    if (strcmp(name, "sex") == 0) {
+        rd_probe_sex_target(data->sex, data->n, y);
+        return RD_OK;
+    }
+    if (!rd_h5_exists(f, path))
+        return rd_fail(err, RD_ENOTFOUND, "%s has no /meta/%s (analyze.targets, analyze.adjust)",
+                       f->path, name);
+    rd_status st = meta_rows(f, path, n_file, NULL, NULL, err);
+    rd_h5_type type;
+    if (!st) st = rd_h5_dataset_type(f, path, &type, err);
+    if (st) return st;
+    int is_view = strcmp(name, "view") == 0;
+    if ((type == RD_H5_STRING) != is_view)
+        return rd_fail(err, RD_EFORMAT, "%s: /meta/%s holds %s", f->path, name,
+                       is_view ? "numbers, not view names" : "strings, not numbers");
+    char *views = NULL;
+    size_t stride = 0;
+    double *column = NULL;
+    if (is_view)
+        st = read_string_column(f, path, n_file, &views, &stride, err);
+    else if (!(column = malloc((size_t)(n_file > 0 ? n_file : 1) * sizeof *column)))
+        st = rd_fail(err, RD_ENOMEM, "out of memory");
+    else
+        st = rd_h5_read_rows(f, path, RD_H5_F64, 0, n_file, column, err);
+    for (int i = 0; !st && i < data->n; i++) {
+        if (is_view) {
+            const char *v = views + (size_t)data->file_row[i] * stride;
+            y[i] = strcmp(v, "AP") == 0 ? 1.0 : strcmp(v, "PA") == 0 ? 0.0 : NAN;
+        } else {
+            double v = column[data->file_row[i]];
+            y[i] = isfinite(v) ? v : NAN;
+        }
+    }
+    free(views);
+    free(column);
+    return st;
+}
+
+/* Appends target name (adjusted by formula a, or raw when a is NULL) to data->targets, or a
+ * note when it has fewer than two distinct known values. */
+static rd_status add_target(const rd_h5file *f, int64_t n_file, const char *name,
+                            const rd_analyze_formula *a, rd_analyze_data *data, rd_error *err) {
+    rd_analyze_target *t = &data->targets[data->ntargets];
+    memset(t, 0, sizeof *t);
+    t->raw = -1;
+    for (int j = 0; j < data->ntargets; j++)
+        if (strcmp(data->targets[j].name, name) == 0)
+            return rd_fail(err, RD_EINVAL, "analyze.targets names '%s' twice", name);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    int binary = strcmp(name, "sex") == 0 || strcmp(name, "view") == 0;
+    t->kind = binary && !a ? RD_PROBE_LOGISTIC : RD_PROBE_RIDGE;
+    t->y = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *t->y);
+    if (!t->y) return rd_fail(err, RD_ENOMEM, "out of memory");
+    rd_status st = column_values(f, a ? a->target : name, n_file, data, t->y, err);
+    if (!st && a) {
+        int ncols = 0;
+        double *cov = NULL;
+        for (int k = 0; k < a->ncov; k++)
+            snprintf(t->adjusted_for + strlen(t->adjusted_for),
+                     sizeof t->adjusted_for - strlen(t->adjusted_for), "%s%s", k ? ", " : "",
+                     a->cov[k]);
+        for (int j = 0; j < data->ntargets; j++)
+            if (strcmp(data->targets[j].name, a->target) == 0) t->raw = j;
+        /* Binary covariates enter as one 0/1 column, numeric ones as value and square. */
+        cov = malloc((size_t)(data->n > 0 ? data->n : 1) * 2 * a->ncov * sizeof *cov);
+        double *column = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *column);
+        if (!cov || !column) st = rd_fail(err, RD_ENOMEM, "out of memory");
+        for (int k = 0; !st && k < a->ncov; k++) {
+            st = column_values(f, a->cov[k], n_file, data, column, err);
+            int numeric = strcmp(a->cov[k], "sex") != 0 && strcmp(a->cov[k], "view") != 0;
+            for (int i = 0; !st && i < data->n; i++) {
+                cov[(size_t)i * 2 * a->ncov + ncols] = column[i];
+                if (numeric) cov[(size_t)i * 2 * a->ncov + ncols + 1] = column[i] * column[i];
+            }
+            ncols += numeric ? 2 : 1;
+        }
+        if (!st) st = rd_analyze_residualize(t->y, cov, data->n, ncols, 2 * a->ncov, t->y, err);
+        free(cov);
+        free(column);
+    }
+    if (st) {
+        free(t->y);
+        t->y = NULL;
+        return st;
+    }
+    int distinct = known_distinct(t->y, data->n);
+    if (distinct < 2) {
+        /* Nothing to predict: say so in the report instead of failing the whole study. */
+        free(t->y);
+        t->y = NULL;
+        if (add_note(data, "%s: %s among the study's images, so it is not analysed", name,
+                     distinct ? "a single value" : "no known value"))
+            return rd_fail(err, RD_ENOMEM, "out of memory");
+        return RD_OK;
+    }
+    data->ntargets++;
+    return RD_OK;
+}
+
+/* The study's targets from the first file (rows already chosen): the raw ones, then the
+ * confounder-adjusted ones. */
 static rd_status read_targets(const rd_analyze_params *p, const rd_h5file *f, int64_t n_file,
                               rd_analyze_data *data, rd_error *err) {
     char **names = p->targets;
@@ -280,64 +386,14 @@ static rd_status read_targets(const rd_analyze_params *p, const rd_h5file *f, in
         st = auto_targets(f, &auto_names, &nnames, err);
         names = auto_names;
     }
-    data->targets = calloc((size_t)(nnames > 0 ? nnames : 1), sizeof *data->targets);
-    double *column = malloc((size_t)(n_file > 0 ? n_file : 1) * sizeof *column);
-    if (!st && (!data->targets || !column)) st = rd_fail(err, RD_ENOMEM, "out of memory");
-    for (int k = 0; !st && k < nnames; k++) {
-        int is_sex = strcmp(names[k], "sex") == 0;
-        for (int j = 0; j < data->ntargets; j++)
-            if (strcmp(data->targets[j].name, names[k]) == 0)
-                st = rd_fail(err, RD_EINVAL, "analyze.targets names '%s' twice", names[k]);
-        if (st) break;
-        rd_analyze_target *t = &data->targets[data->ntargets];
-        snprintf(t->name, sizeof t->name, "%s", names[k]);
-        t->kind = is_sex ? RD_PROBE_LOGISTIC : RD_PROBE_RIDGE;
-        char path[RD_ANALYZE_NAME_MAX + 8];
-        snprintf(path, sizeof path, "/meta/%s", names[k]);
-        if (!is_sex) {
-            rd_h5_type type;
-            if (!rd_h5_exists(f, path)) {
-                st = rd_fail(err, RD_ENOTFOUND, "%s has no /meta/%s (analyze.targets)", f->path,
-                             names[k]);
-                break;
-            }
-            if ((st = meta_rows(f, path, n_file, NULL, NULL, err))) break;
-            if ((st = rd_h5_dataset_type(f, path, &type, err))) break;
-            if (type == RD_H5_STRING) {
-                st = rd_fail(err, RD_EFORMAT, "%s: /meta/%s holds strings, not numbers", f->path,
-                             names[k]);
-                break;
-            }
-            if ((st = rd_h5_read_rows(f, path, RD_H5_F64, 0, n_file, column, err))) break;
-        }
-        t->y = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *t->y);
-        if (!t->y) {
-            st = rd_fail(err, RD_ENOMEM, "out of memory");
-            break;
-        }
-        if (is_sex)
-            rd_probe_sex_target(data->sex, data->n, t->y);
-        else
-            for (int i = 0; i < data->n; i++) {
-                double v = column[data->file_row[i]];
-                t->y[i] = isfinite(v) ? v : NAN;
-            }
-        int distinct = known_distinct(t->y, data->n);
-        if (distinct < 2) {
-            /* Nothing to predict: say so in the report instead of failing the whole study. */
-            free(t->y);
-            t->y = NULL;
-            if (add_note(data, "%s: %s among the study's images, so it is not analysed", names[k],
-                         distinct ? "a single value" : "no known value"))
-                st = rd_fail(err, RD_ENOMEM, "out of memory");
-            continue;
-        }
-        data->ntargets++;
-    }
+    data->targets = calloc((size_t)(nnames + p->nadjust + 1), sizeof *data->targets);
+    if (!st && !data->targets) st = rd_fail(err, RD_ENOMEM, "out of memory");
+    for (int k = 0; !st && k < nnames; k++) st = add_target(f, n_file, names[k], NULL, data, err);
+    for (int k = 0; !st && k < p->nadjust; k++)
+        st = add_target(f, n_file, p->adjust[k].name, &p->adjust[k], data, err);
     if (auto_names)
         for (int k = 0; k < nnames; k++) free(auto_names[k]);
     free(auto_names);
-    free(column);
     return st;
 }
 
@@ -455,7 +511,7 @@ void rd_analyze_data_free(rd_analyze_data *data) {
     for (int k = 0; k < data->ntargets; k++) free(data->targets[k].y);
     free(data->targets);
     for (int r = 0; data->reps && r < data->nreps; r++) {
-        free(data->reps[r].x);
+        if (!data->reps[r].knn) free(data->reps[r].x);
         free(data->reps[r].checkpoint);
         free(data->reps[r].model_config);
     }
@@ -463,6 +519,26 @@ void rd_analyze_data_free(rd_analyze_data *data) {
     for (int k = 0; k < data->nskipped; k++) free(data->skipped[k]);
     free(data->skipped);
     memset(data, 0, sizeof *data);
+}
+
+rd_status rd_analyze_add_knn_reps(const rd_analyze_params *p, rd_analyze_data *data,
+                                  rd_error *err) {
+    if (p->knn_k <= 0) return RD_OK;
+    int n = data->nreps;
+    rd_analyze_rep *grown = realloc(data->reps, (size_t)(2 * n > 0 ? 2 * n : 1) * sizeof *grown);
+    if (!grown) return rd_fail(err, RD_ENOMEM, "out of memory for the k-NN representations");
+    data->reps = grown;
+    for (int r = 0; r < n; r++) {
+        rd_analyze_rep *k = &data->reps[data->nreps];
+        *k = data->reps[r];
+        k->knn = 1;
+        k->checkpoint = strdup(data->reps[r].checkpoint ? data->reps[r].checkpoint : "");
+        k->model_config = strdup(data->reps[r].model_config ? data->reps[r].model_config : "");
+        data->nreps++; /* counted before the check, so rd_analyze_data_free frees the copies */
+        if (!k->checkpoint || !k->model_config)
+            return rd_fail(err, RD_ENOMEM, "out of memory for the k-NN representations");
+    }
+    return RD_OK;
 }
 
 void rd_analyze_rep_name(const rd_analyze_data *data, int rep, char *buf, int size) {
@@ -473,7 +549,7 @@ void rd_analyze_rep_name(const rd_analyze_data *data, int rep, char *buf, int si
             strcmp(data->reps[k].features, "pixels") != 0 && strcmp(r->features, "pixels") != 0)
             several = 1;
     if (several)
-        snprintf(buf, (size_t)size, "%s (%s)", r->encoder, r->features);
+        snprintf(buf, (size_t)size, "%s (%s)%s", r->encoder, r->features, r->knn ? " kNN" : "");
     else
-        snprintf(buf, (size_t)size, "%s", r->encoder);
+        snprintf(buf, (size_t)size, "%s%s", r->encoder, r->knn ? " kNN" : "");
 }

@@ -17,6 +17,10 @@ void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
                    const rd_analyze_study *study, const rd_loss_curve *loss,
                    rd_analyze_outputs *out);
 
+/* The comparison's plots (forest and trajectory per target), as analyze_plots. */
+void analyze_compare_plots(const rd_analyze_params *p, const rd_compare_row *rows, int n,
+                           rd_analyze_outputs *out);
+
 /* 2-D PCA scores of a representation (for the embedding scatter); scores [n, 2], share[c]
  * the fraction of the total variance along component c. */
 rd_status analyze_scatter_scores(const rd_analyze_data *data, int rep, float *scores,

@@ -115,6 +115,9 @@ rd_status analyze_scatter_scores(const rd_analyze_data *data, int rep, float *sc
 
 /* ---- the script ---- */
 
+/* The generated script sets, for each plot, the variables that one of the editable scripts in
+ * p->plots_dir (the .gp files of analysis/plots) reads, and loads that script: the data and the
+ * wording come from here, the drawing from there. */
 typedef struct plotter {
     const rd_analyze_params *p;
     const rd_analyze_data *data;
@@ -146,17 +149,26 @@ static void gp_text(FILE *f, const char *text) {
     fputc('"', f);
 }
 
-/* A command with a formatted, quoted text argument: gp_command(f, "set title", "%s", x). */
-static void gp_command(FILE *f, const char *command, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void gp_command(FILE *f, const char *command, const char *fmt, ...) {
+/* name = "formatted text" (name[index] = ... when index > 0, for arrays). */
+static void gp_var(FILE *f, const char *name, int index, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void gp_var(FILE *f, const char *name, int index, const char *fmt, ...) {
     char text[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    fprintf(f, "%s ", command);
+    if (index > 0)
+        fprintf(f, "%s[%d] = ", name, index);
+    else
+        fprintf(f, "%s = ", name);
     gp_text(f, text);
+    fputc('\n', f);
+}
+
+static void gp_path_var(FILE *f, const char *name, const char *path) {
+    fprintf(f, "%s = ", name);
+    gp_path(f, path);
     fputc('\n', f);
 }
 
@@ -166,32 +178,42 @@ static FILE *data_file(plotter *pl, char *path, size_t size) {
     return fopen(path, "w");
 }
 
-/* Starts a plot into a temporary PNG; 0 if there is no room for another plot. */
-static int begin_plot(plotter *pl, const char *name, int width, int height) {
+/* Starts a plot into a temporary PNG: a fresh session with plots_dir, outfile and datafile
+ * set; 0 if there is no room for another plot. */
+static int begin_plot(plotter *pl, const char *name, const char *datafile) {
     rd_analyze_outputs *out = pl->out;
     if (out->nplots == (int)(sizeof out->plot / sizeof out->plot[0])) return 0;
     snprintf(out->plot[out->nplots], sizeof out->plot[0], "%s", name);
     char final_path[sizeof pl->pending[0]];
     snprintf(final_path, sizeof final_path, "%s/%s", pl->p->output_dir, name);
     if (rd_temp_path(pl->pending[out->nplots], sizeof pl->pending[0], final_path, NULL)) return 0;
-    fprintf(pl->script, "set terminal pngcairo noenhanced size %d,%d font 'DejaVu Sans,11'\n",
-            width, height);
-    fputs("set output ", pl->script);
-    gp_path(pl->script, pl->pending[out->nplots]);
-    fputs("\nreset session\nset grid xtics ytics lt 1 lw 1 lc rgb '#dddddd'\nset border lc rgb "
-          "'#555555'\n",
-          pl->script);
+    fputs("reset session\n", pl->script);
+    gp_path_var(pl->script, "plots_dir", pl->p->plots_dir);
+    gp_path_var(pl->script, "outfile", pl->pending[out->nplots]);
+    gp_path_var(pl->script, "datafile", datafile);
     out->nplots++;
     return 1;
 }
 
-static void end_plot(plotter *pl) {
-    fputs("unset multiplot\nset output\n\n", pl->script);
+/* Loads plots_dir/<script>, which draws the plot begun last. */
+static void end_plot(plotter *pl, const char *script) {
+    char path[RD_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", pl->p->plots_dir, script);
+    fputs("load ", pl->script);
+    gp_path(pl->script, path);
+    fputs("\n\n", pl->script);
 }
 
 static int in_family(const rd_analyze_data *data, int rep, const char *features) {
     return strcmp(data->reps[rep].features, features) == 0 ||
            strcmp(data->reps[rep].features, "pixels") == 0;
+}
+
+/* Representations of a feature set, and so the series of its plots. */
+static int family_size(const rd_analyze_data *data, const char *features) {
+    int n = 0;
+    for (int r = 0; r < data->nreps; r++) n += in_family(data, r, features);
+    return n;
 }
 
 static void roc_plot(plotter *pl, int t, const char *features, const char *suffix) {
@@ -218,27 +240,21 @@ static void roc_plot(plotter *pl, int t, const char *features, const char *suffi
     }
     fclose(f);
     free(tpr);
-    if (!begin_plot(pl, name, 760, 700)) return;
+    if (!begin_plot(pl, name, path)) return;
     FILE *g = pl->script;
-    gp_command(g, "set title", "Predicting %s from frozen %s features: ROC, mean of %d outer folds",
-               data->targets[t].name, features, pl->p->probe.outer_folds);
-    fputs("set xlabel 'false positive rate'\nset ylabel 'true positive rate'\n"
-          "set size ratio -1\nset xrange [0:1]\nset yrange [0:1]\n"
-          "set key bottom right box opaque\nplot ",
-          g);
-    for (int r = 0; r < s->nreps; r++) {
+    gp_var(g, "plot_title", 0, "Predicting %s from frozen %s features: ROC, mean of %d outer folds",
+           data->targets[t].name, features, pl->p->probe.outer_folds);
+    int n = family_size(data, features);
+    fprintf(g, "array labels[%d]\narray cols[%d]\n", n, n);
+    for (int r = 0, k = 1; r < s->nreps; r++) {
         if (!in_family(data, r, features)) continue;
-        char label[256], rep[2 * RD_ANALYZE_NAME_MAX + 4];
+        char rep[2 * RD_ANALYZE_NAME_MAX + 4];
         rd_analyze_rep_name(data, r, rep, sizeof rep);
-        snprintf(label, sizeof label, "%s (AUROC %.3f)", rep,
-                 s->results[analyze_index(s, t, r)].metric[RD_PROBE_AUROC].estimate);
-        gp_path(g, path);
-        fprintf(g, " using 1:%d with lines lw 2.5 lt %d title ", r + 2, r + 1);
-        gp_text(g, label);
-        fputs(", \\\n     ", g);
+        gp_var(g, "labels", k, "%s (AUROC %.3f)", rep,
+               s->results[analyze_index(s, t, r)].metric[RD_PROBE_AUROC].estimate);
+        fprintf(g, "cols[%d] = %d\n", k++, r + 2);
     }
-    fputs("x with lines dt 2 lw 1.5 lc rgb 'gray50' title 'chance'\n", g);
-    end_plot(pl);
+    end_plot(pl, "roc.gp");
 }
 
 static void scatter_plot(plotter *pl, int t, const char *features, const char *suffix) {
@@ -248,11 +264,10 @@ static void scatter_plot(plotter *pl, int t, const char *features, const char *s
     char name[2 * RD_ANALYZE_NAME_MAX + 16], path[RD_PATH_MAX + 128];
     snprintf(name, sizeof name, "scatter_%s%s.png", target->name, suffix);
     const rd_probe_task *task = &s->tasks[analyze_index(s, t, 0)];
-    int panels = 0;
+    int panels = family_size(data, features);
     double lo = INFINITY, hi = -INFINITY;
     for (int r = 0; r < s->nreps; r++) {
         if (!in_family(data, r, features)) continue;
-        panels++;
         const double *pred = s->results[analyze_index(s, t, r)].pred;
         for (int k = 0; k < task->nrows; k++) {
             lo = fmin(lo, fmin(task->y[k], pred[k]));
@@ -271,32 +286,26 @@ static void scatter_plot(plotter *pl, int t, const char *features, const char *s
     }
     fclose(f);
     int cols = panels < 3 ? panels : 3, rows = (panels + cols - 1) / cols;
-    if (!begin_plot(pl, name, 480 * cols, 500 * rows + 40)) return;
+    if (!begin_plot(pl, name, path)) return;
     FILE *g = pl->script;
-    fprintf(g, "set multiplot layout %d,%d ", rows, cols);
-    gp_command(g, "title", "Predicting %s from frozen %s features: out-of-fold prediction vs truth",
-               target->name, features);
-    fprintf(g, "set size ratio -1\nset xrange [%g:%g]\nset yrange [%g:%g]\n", lo - pad, hi + pad,
-            lo - pad, hi + pad);
-    gp_command(g, "set xlabel", "true %s", target->name);
-    gp_command(g, "set ylabel", "predicted %s", target->name);
-    for (int r = 0; r < s->nreps; r++) {
+    gp_var(g, "plot_title", 0,
+           "Predicting %s from frozen %s features: out-of-fold prediction vs truth", target->name,
+           features);
+    gp_var(g, "target_name", 0, "%s", target->name);
+    fprintf(g, "lo = %.9g\nhi = %.9g\npanel_rows = %d\npanel_cols = %d\n", lo - pad, hi + pad, rows,
+            cols);
+    fprintf(g, "array titles[%d]\narray cols[%d]\n", panels, panels);
+    for (int r = 0, k = 1; r < s->nreps; r++) {
         if (!in_family(data, r, features)) continue;
         const rd_probe_result *res = &s->results[analyze_index(s, t, r)];
-        char title[256], rep[2 * RD_ANALYZE_NAME_MAX + 4];
+        char rep[2 * RD_ANALYZE_NAME_MAX + 4];
         rd_analyze_rep_name(data, r, rep, sizeof rep);
-        snprintf(title, sizeof title, "%s: MAE %.2f, R² %.3f, r %.3f", rep,
-                 res->metric[RD_PROBE_MAE].estimate, res->metric[RD_PROBE_R2].estimate,
-                 res->metric[RD_PROBE_PEARSON].estimate);
-        gp_command(g, "set title", "%s", title);
-        fputs("plot ", g);
-        gp_path(g, path);
-        fprintf(g,
-                " using 1:%d with points pt 7 ps 0.45 lc rgb '#2060a0' notitle, \\\n"
-                "     x with lines dt 2 lw 1.5 lc rgb 'gray40' notitle\n",
-                r + 2);
+        gp_var(g, "titles", k, "%s: MAE %.2f, R² %.3f, r %.3f", rep,
+               res->metric[RD_PROBE_MAE].estimate, res->metric[RD_PROBE_R2].estimate,
+               res->metric[RD_PROBE_PEARSON].estimate);
+        fprintf(g, "cols[%d] = %d\n", k++, r + 2);
     }
-    end_plot(pl);
+    end_plot(pl, "scatter.gp");
 }
 
 /* PCA scatter of the main representation coloured by sex and by age. */
@@ -326,34 +335,17 @@ static void embedding_plots(plotter *pl) {
     fclose(f);
     free(scores);
     FILE *g = pl->script;
-    char axes[160];
-    snprintf(axes, sizeof axes,
-             "set xlabel 'PC 1 (%.1f%% of variance)'\nset ylabel 'PC 2 (%.1f%% of variance)'\n",
-             100 * share[0], 100 * share[1]);
-    if (begin_plot(pl, "embedding_sex.png", 760, 720)) {
-        gp_command(g, "set title", "%s embeddings: first two principal components, by sex", rep);
-        fputs(axes, g);
-        fputs("set key below horizontal\nplot ", g);
-        static const char *const series[3][3] = {{"($3==0?$2:1/0)", "'#d62728'", "female"},
-                                                 {"($3==1?$2:1/0)", "'#1f77b4'", "male"},
-                                                 {"($3<0?$2:1/0)", "'gray60'", "unknown"}};
-        for (int k = 0; k < 3; k++) {
-            gp_path(g, path);
-            fprintf(g, " using 1:%s with points pt 7 ps 0.6 lc rgb %s title '%s'%s", series[k][0],
-                    series[k][1], series[k][2], k < 2 ? ", \\\n     " : "\n");
-        }
-        end_plot(pl);
-    }
-    if (known_age > 0 && begin_plot(pl, "embedding_age.png", 800, 700)) {
-        gp_command(g, "set title", "%s embeddings: first two principal components, by age", rep);
-        fputs(axes, g);
-        fputs("set cblabel 'age (years)'\n"
-              "set palette defined (0 '#440154', 1 '#3b528b', 2 '#21918c', 3 '#5ec962', "
-              "4 '#fde725')\nplot ",
-              g);
-        gp_path(g, path);
-        fputs(" using 1:($4>=0?$2:1/0):4 with points pt 7 ps 0.6 palette notitle\n", g);
-        end_plot(pl);
+    static const char *const by[2] = {"sex", "age"};
+    for (int k = 0; k < 2; k++) {
+        char name[32], script[32];
+        snprintf(name, sizeof name, "embedding_%s.png", by[k]);
+        snprintf(script, sizeof script, "embedding_%s.gp", by[k]);
+        if ((k == 1 && known_age == 0) || !begin_plot(pl, name, path)) continue;
+        gp_var(g, "plot_title", 0, "%s embeddings: first two principal components, by %s", rep,
+               by[k]);
+        gp_var(g, "xlabel_text", 0, "PC 1 (%.1f%% of variance)", 100 * share[0]);
+        gp_var(g, "ylabel_text", 0, "PC 2 (%.1f%% of variance)", 100 * share[1]);
+        end_plot(pl, script);
     }
 }
 
@@ -373,18 +365,11 @@ static void loss_plot(plotter *pl, const rd_loss_curve *loss) {
         fputc('\n', f);
     }
     fclose(f);
-    if (!begin_plot(pl, "loss.png", 900, 560)) return;
+    if (!begin_plot(pl, "loss.png", path)) return;
     FILE *g = pl->script;
-    fputs("set title 'Pretraining loss terms (metrics.jsonl)'\nset xlabel 'step'\n"
-          "set ylabel 'loss'\nset datafile missing 'NaN'\nset key outside right top\nplot ",
-          g);
-    for (int t = 0; t < loss->nterms; t++) {
-        gp_path(g, path);
-        fprintf(g, " using 1:%d with lines lw 2 title ", t + 2);
-        gp_text(g, loss->term[t]);
-        fputs(t + 1 < loss->nterms ? ", \\\n     " : "\n", g);
-    }
-    end_plot(pl);
+    fprintf(g, "array labels[%d]\n", loss->nterms);
+    for (int t = 0; t < loss->nterms; t++) gp_var(g, "labels", t + 1, "%s", loss->term[t]);
+    end_plot(pl, "loss.gp");
 }
 
 /* ---- running gnuplot and publishing the PNGs ---- */
@@ -448,30 +433,77 @@ static void remove_tree(const char *dir) {
     rmdir(dir);
 }
 
-void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
-                   const rd_analyze_study *study, const rd_loss_curve *loss,
-                   rd_analyze_outputs *out) {
+/* A plotter writing into p->output_dir, or NULL with the problem recorded in out. */
+static plotter *plotter_open(const rd_analyze_params *p, rd_analyze_outputs *out) {
     plotter *pl = calloc(1, sizeof *pl);
     if (!pl) {
         snprintf(out->plot_problem, sizeof out->plot_problem, "out of memory");
-        return;
+        return NULL;
     }
     pl->p = p;
-    pl->data = data;
-    pl->s = study;
     pl->out = out;
+    char probe[RD_PATH_MAX + 16];
+    snprintf(probe, sizeof probe, "%s/style.gp", p->plots_dir);
+    if (access(probe, R_OK) != 0) {
+        snprintf(out->plot_problem, sizeof out->plot_problem,
+                 "no plot scripts in %.900s (set analyze.plots_dir to a copy of analysis/plots)",
+                 p->plots_dir);
+        free(pl);
+        return NULL;
+    }
     snprintf(pl->tmp, sizeof pl->tmp, "%s/.plots-tmp-%ld", p->output_dir, (long)getpid());
     remove_tree(pl->tmp);
-    char script[RD_PATH_MAX + 128], log[RD_PATH_MAX + 128];
+    char script[RD_PATH_MAX + 128];
     snprintf(script, sizeof script, "%s/plots.gp", pl->tmp);
-    snprintf(log, sizeof log, "%s/gnuplot.log", pl->tmp);
     if (mkdir(pl->tmp, 0777) != 0 || !(pl->script = fopen(script, "w"))) {
         snprintf(out->plot_problem, sizeof out->plot_problem, "cannot create %.700s: %s", pl->tmp,
                  strerror(errno));
         remove_tree(pl->tmp);
         free(pl);
-        return;
+        return NULL;
     }
+    return pl;
+}
+
+/* Runs the script, publishes the plots drawn (the others are named in out->plot_problem) and
+ * frees the plotter. */
+static void plotter_finish(plotter *pl) {
+    rd_analyze_outputs *out = pl->out;
+    char script[RD_PATH_MAX + 128], log[RD_PATH_MAX + 128];
+    snprintf(script, sizeof script, "%s/plots.gp", pl->tmp);
+    snprintf(log, sizeof log, "%s/gnuplot.log", pl->tmp);
+    int failed_write = fclose(pl->script) != 0;
+    int drawn =
+        !failed_write && run_gnuplot(script, log, out->plot_problem, sizeof out->plot_problem);
+    if (failed_write)
+        snprintf(out->plot_problem, sizeof out->plot_problem, "cannot write %.900s", script);
+    /* Keep the plots that were drawn; name the others. */
+    int kept = 0;
+    for (int k = 0; k < out->nplots; k++) {
+        char final_path[RD_PATH_MAX + 128];
+        snprintf(final_path, sizeof final_path, "%s/%s", pl->p->output_dir, out->plot[k]);
+        if (drawn && publish_png(pl->pending[k], final_path)) {
+            if (kept != k) memcpy(out->plot[kept], out->plot[k], sizeof out->plot[0]);
+            kept++;
+        } else {
+            unlink(pl->pending[k]);
+            if (drawn)
+                snprintf(out->plot_problem, sizeof out->plot_problem,
+                         "gnuplot did not produce a valid %s", out->plot[k]);
+        }
+    }
+    out->nplots = kept;
+    remove_tree(pl->tmp);
+    free(pl);
+}
+
+void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
+                   const rd_analyze_study *study, const rd_loss_curve *loss,
+                   rd_analyze_outputs *out) {
+    plotter *pl = plotter_open(p, out);
+    if (!pl) return;
+    pl->data = data;
+    pl->s = study;
     /* One plot per feature set when several are probed ("roc_sex_cls.png"), else "roc_sex.png". */
     const char *sets[2] = {"cls", "patch_mean"};
     int use[2] = {p->use_cls, p->use_patch_mean}, several = p->use_cls && p->use_patch_mean;
@@ -487,34 +519,109 @@ void analyze_plots(const rd_analyze_params *p, const rd_analyze_data *data,
         }
     embedding_plots(pl);
     if (out->have_loss) loss_plot(pl, loss);
-    int failed_write = fclose(pl->script) != 0;
-    int drawn =
-        !failed_write && run_gnuplot(script, log, out->plot_problem, sizeof out->plot_problem);
-    if (failed_write)
-        snprintf(out->plot_problem, sizeof out->plot_problem, "cannot write %.900s", script);
-    /* Keep the plots that were drawn; name the others. */
-    int kept = 0;
-    for (int k = 0; k < out->nplots; k++) {
-        char final_path[RD_PATH_MAX + 128];
-        snprintf(final_path, sizeof final_path, "%s/%s", p->output_dir, out->plot[k]);
-        if (drawn && publish_png(pl->pending[k], final_path)) {
-            if (kept != k) memcpy(out->plot[kept], out->plot[k], sizeof out->plot[0]);
-            kept++;
-        } else {
-            unlink(pl->pending[k]);
-            if (drawn)
-                snprintf(out->plot_problem, sizeof out->plot_problem,
-                         "gnuplot did not produce a valid %s", out->plot[k]);
-        }
-    }
-    out->nplots = kept;
+    plotter_finish(pl);
     int loss_drawn = 0;
-    for (int k = 0; k < kept; k++) loss_drawn |= strcmp(out->plot[k], "loss.png") == 0;
+    for (int k = 0; k < out->nplots; k++) loss_drawn |= strcmp(out->plot[k], "loss.png") == 0;
     if (out->have_loss && !loss_drawn) {
         out->have_loss = 0;
         snprintf(out->loss_note, sizeof out->loss_note,
                  "The training-loss plot could not be drawn: %.900s.", out->plot_problem);
     }
-    remove_tree(pl->tmp);
-    free(pl);
+}
+
+/* ---- runs side by side ---- */
+
+static void compare_metric(plotter *pl, const rd_compare_row *row) {
+    gp_var(pl->script, "metric_name", 0, "%s", row->logistic ? "AUROC" : "R² (out of sample)");
+    fprintf(pl->script, "chance = %g\n", row->logistic ? 0.5 : 0.0);
+}
+
+/* Every run and representation of target rows[first].target, with its interval. */
+static void forest_plot(plotter *pl, const rd_compare_row *rows, int n, int first) {
+    const char *target = rows[first].target;
+    char name[RD_ANALYZE_NAME_MAX + 16], path[RD_PATH_MAX + 128];
+    snprintf(name, sizeof name, "forest_%s.png", target);
+    FILE *f = data_file(pl, path, sizeof path);
+    if (!f) return;
+    int count = 0;
+    for (int i = first; i < n; i++)
+        if (strcmp(rows[i].target, target) == 0)
+            fprintf(f, "%d %.9g %.9g %.9g\n", ++count, rows[i].estimate, rows[i].lo, rows[i].hi);
+    fclose(f);
+    if (!begin_plot(pl, name, path)) return;
+    FILE *g = pl->script;
+    gp_var(g, "plot_title", 0, "%s: effect per run and representation, with intervals", target);
+    compare_metric(pl, &rows[first]);
+    fprintf(g, "array labels[%d]\n", count);
+    for (int i = first, k = 1; i < n; i++)
+        if (strcmp(rows[i].target, target) == 0)
+            gp_var(g, "labels", k++, "%s: %s", rows[i].run, rows[i].rep);
+    end_plot(pl, "forest.gp");
+}
+
+/* Target rows[first].target against the training step, a line per representation; drawn when
+ * at least two reports carry a step. */
+static void trajectory_plot(plotter *pl, const rd_compare_row *rows, int n, int first) {
+    const char *target = rows[first].target;
+    int steps = 0, nreps = 0;
+    for (int i = first; i < n; i++) {
+        if (strcmp(rows[i].target, target) != 0 || !isfinite(rows[i].step)) continue;
+        int seen_step = 0, seen_rep = 0;
+        for (int j = first; j < i; j++) {
+            if (strcmp(rows[j].target, target) != 0 || !isfinite(rows[j].step)) continue;
+            seen_step |= rows[j].step == rows[i].step;
+            seen_rep |= strcmp(rows[j].rep, rows[i].rep) == 0;
+        }
+        steps += !seen_step;
+        nreps += !seen_rep;
+    }
+    if (steps < 2) return;
+    char name[RD_ANALYZE_NAME_MAX + 16], path[RD_PATH_MAX + 128];
+    snprintf(name, sizeof name, "trajectory_%s.png", target);
+    FILE *f = data_file(pl, path, sizeof path);
+    if (!f) return;
+    /* One block per representation (first seen order), its rows in the reports' order. */
+    const char **reps = malloc((size_t)nreps * sizeof *reps);
+    if (!reps) {
+        fclose(f);
+        return;
+    }
+    int k = 0;
+    for (int i = first; i < n; i++) {
+        if (strcmp(rows[i].target, target) != 0 || !isfinite(rows[i].step)) continue;
+        int seen = 0;
+        for (int r = 0; r < k; r++) seen |= strcmp(reps[r], rows[i].rep) == 0;
+        if (seen) continue;
+        reps[k++] = rows[i].rep;
+        fprintf(f, "%s", k > 1 ? "\n\n" : "");
+        for (int j = i; j < n; j++)
+            if (strcmp(rows[j].target, target) == 0 && isfinite(rows[j].step) &&
+                strcmp(rows[j].rep, rows[i].rep) == 0)
+                fprintf(f, "%.9g %.9g %.9g %.9g\n", rows[j].step, rows[j].estimate, rows[j].lo,
+                        rows[j].hi);
+    }
+    fclose(f);
+    if (begin_plot(pl, name, path)) {
+        FILE *g = pl->script;
+        gp_var(g, "plot_title", 0, "%s across checkpoints, with intervals", target);
+        compare_metric(pl, &rows[first]);
+        fprintf(g, "array labels[%d]\n", nreps);
+        for (int r = 0; r < nreps; r++) gp_var(g, "labels", r + 1, "%s", reps[r]);
+        end_plot(pl, "trajectory.gp");
+    }
+    free(reps);
+}
+
+void analyze_compare_plots(const rd_analyze_params *p, const rd_compare_row *rows, int n,
+                           rd_analyze_outputs *out) {
+    plotter *pl = plotter_open(p, out);
+    if (!pl) return;
+    for (int i = 0; i < n; i++) {
+        int first = 1;
+        for (int j = 0; j < i; j++) first &= strcmp(rows[j].target, rows[i].target) != 0;
+        if (!first) continue;
+        forest_plot(pl, rows, n, i);
+        trajectory_plot(pl, rows, n, i);
+    }
+    plotter_finish(pl);
 }

@@ -235,6 +235,7 @@ static void json_reps(FILE *f, const rd_analyze_data *data) {
         json_field(f, "    {", "name", name);
         json_field(f, ", ", "encoder", rep->encoder);
         json_field(f, ", ", "features", rep->features);
+        json_field(f, ", ", "probe", rep->knn ? "knn" : "linear");
         json_field(f, ", ", "source", rep->source);
         json_field(f, ", ", "checkpoint", rep->checkpoint);
         json_field(f, ", ", "model_config", rep->model_config);
@@ -258,6 +259,7 @@ static void json_results(FILE *f, const rd_analyze_data *data, const rd_analyze_
             char name[2 * RD_ANALYZE_NAME_MAX + 4];
             rd_analyze_rep_name(data, r, name, sizeof name);
             json_field(f, "    {", "target", data->targets[t].name);
+            json_field(f, ", ", "adjusted_for", data->targets[t].adjusted_for);
             json_field(f, ", ", "representation", name);
             fprintf(f, ", \"model\": \"%s\", \"rows\": %d, \"patients\": %d, \"majority_rate\": ",
                     task->kind == RD_PROBE_LOGISTIC ? "logistic" : "ridge", task->nrows,
@@ -470,8 +472,14 @@ static void md_results(FILE *f, const rd_analyze_data *data, const rd_analyze_st
                 target->name, logistic ? "Logistic" : "Ridge", task0->nrows, task0->npatients,
                 target->name);
         if (logistic)
-            fprintf(f, " (1 = male; majority class %.1f%%, the accuracy of always guessing it)",
+            fprintf(f, " (1 = %s; majority class %.1f%%, the accuracy of always guessing it)",
+                    strcmp(target->name, "view") == 0 ? "AP, 0 = PA" : "male",
                     100.0 * s->cells[analyze_index(s, t, 0)].majority_rate);
+        if (*target->adjusted_for)
+            fprintf(f,
+                    "; the target is %s minus its least-squares fit on %s (section "
+                    "Confounders)",
+                    target->name, target->adjusted_for);
         fprintf(f, ".\n\n| encoder | features |");
         for (int m = 0; m < RD_PROBE_NMETRICS; m++)
             if (rd_probe_metric_applies(target->kind, (rd_probe_metric)m))
@@ -482,7 +490,8 @@ static void md_results(FILE *f, const rd_analyze_data *data, const rd_analyze_st
         fputs("---|---|---|\n", f);
         for (int r = 0; r < s->nreps; r++) {
             const rd_probe_result *res = &s->results[analyze_index(s, t, r)];
-            fprintf(f, "| %s | %s |", data->reps[r].encoder, data->reps[r].features);
+            fprintf(f, "| %s | %s%s |", data->reps[r].encoder, data->reps[r].features,
+                    data->reps[r].knn ? ", k-NN" : "");
             for (int m = 0; m < RD_PROBE_NMETRICS; m++)
                 if (rd_probe_metric_applies(target->kind, (rd_probe_metric)m)) {
                     fputc(' ', f);
@@ -497,6 +506,52 @@ static void md_results(FILE *f, const rd_analyze_data *data, const rd_analyze_st
         }
         fputc('\n', f);
     }
+}
+
+/* Raw and adjusted effects side by side: for each adjusted target and representation, the
+ * unadjusted target's primary metric and the adjusted target's R2 and r, with intervals. */
+static void md_confounders(FILE *f, const rd_analyze_data *data, const rd_analyze_study *s,
+                           const rd_probe_config *c) {
+    int any = 0;
+    for (int t = 0; t < s->ntargets; t++) any |= *data->targets[t].adjusted_for != 0;
+    if (!any) return;
+    int level = (int)lround(100 * c->ci_level);
+    fprintf(f,
+            "## Confounders\n\nRaw effect: the probe of the target itself. Adjusted effect: a "
+            "ridge probe of the target's residual after a least-squares fit on the confounders "
+            "(sex and view as 0/1, numeric ones as value and square), so only what the "
+            "confounders do not explain counts. R² of the residual is out of sample like any R²: "
+            "0 = the embeddings predict nothing beyond the confounders. %d%% intervals from "
+            "patient resamples. docs/ANALYSIS.md says why residuals.\n\n"
+            "| target | adjusted for | representation | raw effect [%d%% CI] | adjusted R² [%d%% "
+            "CI] | adjusted r [%d%% CI] | Holm p (adjusted) |\n|---|---|---|---|---|---|---|\n",
+            level, level, level, level);
+    for (int t = 0; t < s->ntargets; t++) {
+        const rd_analyze_target *target = &data->targets[t];
+        if (!*target->adjusted_for) continue;
+        for (int r = 0; r < s->nreps; r++) {
+            char name[2 * RD_ANALYZE_NAME_MAX + 4];
+            rd_analyze_rep_name(data, r, name, sizeof name);
+            const rd_probe_result *adj = &s->results[analyze_index(s, t, r)];
+            fprintf(f, "| %s | %s | %s | ", target->name, target->adjusted_for, name);
+            if (target->raw >= 0) {
+                rd_probe_metric m = rd_probe_primary_metric(data->targets[target->raw].kind);
+                fprintf(f, "%s ", metric_label(m));
+                md_interval(f, &s->results[analyze_index(s, target->raw, r)].metric[m],
+                            metric_decimals(m));
+            } else {
+                fputs("(not in the study's targets)", f);
+            }
+            fputs(" | ", f);
+            md_interval(f, &adj->metric[RD_PROBE_R2], metric_decimals(RD_PROBE_R2));
+            fputs(" | ", f);
+            md_interval(f, &adj->metric[RD_PROBE_PEARSON], metric_decimals(RD_PROBE_PEARSON));
+            fputs(" | ", f);
+            md_p(f, adj->perm_p_holm);
+            fputs(" |\n", f);
+        }
+    }
+    fputc('\n', f);
 }
 
 static void md_pairs(FILE *f, const rd_analyze_data *data, const rd_analyze_study *s,
@@ -589,6 +644,14 @@ static void md_method(FILE *f, const rd_analyze_params *p) {
             c->outer_folds, c->nlambda, c->lambda[0], c->lambda[c->nlambda - 1], c->inner_folds,
             (int)lround(100 * c->ci_level), c->bootstrap, c->permutations,
             (unsigned long long)c->seed);
+    if (p->knn_k > 0)
+        fprintf(f,
+                "k-NN probes (\"kNN\"): DINOv2's k-NN evaluation on the same outer folds: features "
+                "L2-normalised, the %d training images of highest cosine similarity vote with "
+                "weights exp(similarity / %g); the prediction is the weighted share of the vote "
+                "for class 1 (minus ½, so that > 0 is the majority vote) or the weighted mean of "
+                "a numeric target. No penalty is chosen, so no λ is reported.\n\n",
+                p->knn_k, p->knn_temperature);
 }
 
 static char *report_md(const rd_analyze_params *p, const rd_analyze_data *data,
@@ -604,6 +667,7 @@ static char *report_md(const rd_analyze_params *p, const rd_analyze_data *data,
           f);
     md_findings(f, data, s, 1.0 - p->probe.ci_level);
     md_results(f, data, s, &p->probe);
+    md_confounders(f, data, s, &p->probe);
     md_pairs(f, data, s, &p->probe);
     md_data(f, p, data, d);
     md_dims(f, data, s);

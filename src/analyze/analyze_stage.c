@@ -24,8 +24,21 @@ rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
     rd_analyze_outputs out;
     memset(&data, 0, sizeof data);
     memset(&study, 0, sizeof study);
-    rd_status st = rd_analyze_params_from_config(cfg, &p, err);
+    /* A study file is a layer of analyze.* keys between the configuration and the command
+     * line, read into a copy so that the caller's configuration stays as given. */
+    const char *study_file = rd_cfg_str(cfg, "analyze.study");
+    rd_config with_study;
+    rd_status st = rd_config_copy(&with_study, cfg, err);
+    if (!st && *study_file) st = rd_config_load_layer(&with_study, study_file, "analyze", err);
+    if (!st) st = rd_analyze_params_from_config(&with_study, &p, err);
+    rd_config_free(&with_study);
     if (st) return st;
+    if (*study_file) rd_info("rdino-analyze: study %s", study_file);
+    if (p.ncompare > 0) {
+        st = rd_analyze_compare(comm, &p, err);
+        rd_analyze_params_free(&p);
+        return st;
+    }
     log_inputs(&p);
     /* The report folder before the study: one that cannot be written fails now, not at the end. */
     int rank;
@@ -41,6 +54,7 @@ rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
                          p.embeddings[0]);
     }
     if (!st && p.pixel_size) st = rd_analyze_pixel_baseline(comm, &p, &data, err);
+    if (!st) st = rd_analyze_add_knn_reps(&p, &data, err);
     if (!st) st = rd_analyze_run(comm, &p, &data, &study, err);
     if (!st) st = rd_analyze_write(comm, &p, &data, &study, &out, err);
     if (!st) rd_analyze_log_summary(&p, &data, &study, &out);

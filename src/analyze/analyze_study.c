@@ -11,8 +11,11 @@
 #include "rdino/log.h"
 
 /* Representations a and b answer the same question (same feature set; the pixel baseline
- * stands next to every set). */
+ * stands next to every set). A k-NN probe is compared with the other k-NN probes so, and with
+ * the linear probe of its own representation only. */
 static int comparable(const rd_analyze_rep *a, const rd_analyze_rep *b) {
+    if (a->knn != b->knn)
+        return strcmp(a->encoder, b->encoder) == 0 && strcmp(a->features, b->features) == 0;
     return strcmp(a->features, b->features) == 0 || strcmp(a->features, "pixels") == 0 ||
            strcmp(b->features, "pixels") == 0;
 }
@@ -24,8 +27,13 @@ static rd_status init_cells(const rd_analyze_params *p, const rd_analyze_data *d
         for (int r = 0; r < s->nreps; r++) {
             const rd_analyze_rep *rep = &data->reps[r];
             int i = analyze_index(s, t, r);
+            rd_probe_config cfg = p->probe;
+            if (rep->knn) {
+                cfg.knn_k = p->knn_k;
+                cfg.knn_temperature = p->knn_temperature;
+            }
             rd_status st = rd_probe_task_init(&s->tasks[i], target->kind, rep->x, data->n, rep->d,
-                                              target->y, s->group, &p->probe, err);
+                                              target->y, s->group, &cfg, err);
             if (st)
                 return rd_wrap(err, "%s from %s (%s)", target->name, rep->encoder, rep->features);
             rd_analyze_cell *c = &s->cells[i];

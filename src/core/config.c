@@ -500,6 +500,31 @@ rd_status rd_config_load_file(rd_config *cfg, const char *path, rd_error *err) {
     return st;
 }
 
+rd_status rd_config_load_layer(rd_config *cfg, const char *path, const char *section,
+                               rd_error *err) {
+    rd_config layer;
+    rd_status st = rd_config_init(&layer, err);
+    if (!st) st = rd_config_load_file(&layer, path, err);
+    size_t len = strlen(section);
+    for (int i = 0; !st && i < cfg->nkeys; i++) {
+        const char *name = cfg->keys[i].name;
+        if (layer.values[i].origin != RD_CFG_FROM_FILE) continue;
+        if (strncmp(name, section, len) != 0 || name[len] != '.')
+            st = rd_fail(err, RD_EINVAL, "%s sets '%s': it may set %s.* keys only", path, name,
+                         section);
+    }
+    /* Only after the whole file passed, so a refused layer leaves cfg unchanged. */
+    for (int i = 0; !st && i < cfg->nkeys; i++) {
+        if (layer.values[i].origin != RD_CFG_FROM_FILE) continue;
+        if (cfg->values[i].origin == RD_CFG_FROM_OVERRIDE) continue;
+        free(cfg->values[i].text);
+        cfg->values[i] = layer.values[i];
+        layer.values[i].text = NULL;
+    }
+    rd_config_free(&layer);
+    return st;
+}
+
 /* ---- typed access ---- */
 
 static const rd_cfg_value *lookup(const rd_config *cfg, const char *key, rd_cfg_type t1,

@@ -221,11 +221,47 @@ static double split_loss(rd_probe_kind kind, double pred, double y) {
     return kind == RD_PROBE_RIDGE ? (pred - y) * (pred - y) : probe_logloss(pred, y);
 }
 
+/* An outer fold of the k-NN probe: the fold's rows from the other folds' rows. */
+static rd_status knn_fold(const rd_probe_task *t, int fold, const double *y, double *pred,
+                          rd_error *err) {
+    int m = t->nrows;
+    int *train = malloc((size_t)m * sizeof *train), *test = malloc((size_t)m * sizeof *test);
+    double *ytrain = malloc((size_t)m * sizeof *ytrain), *out = malloc((size_t)m * sizeof *out);
+    rd_status st = RD_OK;
+    if (!train || !test || !ytrain || !out) {
+        st = rd_fail(err, RD_ENOMEM, "probe: no memory for a fold of %d rows", m);
+    } else {
+        int ntrain = split_rows(t, fold, -1, 1, train), ntest = split_rows(t, fold, -1, 0, test);
+        for (int k = 0; k < ntrain; k++) ytrain[k] = y[train[k]];
+        /* Task rows to rows of x, in place of the row lists. */
+        for (int k = 0; k < ntrain; k++) train[k] = t->row[train[k]];
+        int *xrow = malloc((size_t)(ntest > 0 ? ntest : 1) * sizeof *xrow);
+        if (!xrow) st = rd_fail(err, RD_ENOMEM, "probe: no memory for a fold of %d rows", m);
+        for (int v = 0; !st && v < ntest; v++) xrow[v] = t->row[test[v]];
+        if (!st)
+            st = rd_probe_knn_predict(t->x, t->d, train, ntrain, ytrain, xrow, ntest, t->cfg.knn_k,
+                                      t->cfg.knn_temperature, out, err);
+        double shift = t->kind == RD_PROBE_LOGISTIC ? 0.5 : 0.0;
+        for (int v = 0; !st && v < ntest; v++) pred[test[v]] = out[v] - shift;
+        free(xrow);
+    }
+    free(train);
+    free(test);
+    free(ytrain);
+    free(out);
+    return st;
+}
+
 rd_status rd_probe_cv_fold(rd_probe_task *t, int fold, const double *y, double *pred,
                            double *lambda_chosen, rd_error *err) {
     if (fold < 0 || fold >= t->cfg.outer_folds)
         return rd_fail(err, RD_EINVAL, "probe: outer fold %d of %d", fold, t->cfg.outer_folds);
     if (!y) y = t->y;
+    if (t->cfg.knn_k > 0) {
+        *lambda_chosen = NAN;
+        rd_status knn = knn_fold(t, fold, y, pred, err);
+        return knn != RD_OK ? rd_wrap(err, "outer fold %d", fold) : RD_OK;
+    }
     int nl = t->cfg.nlambda, m = t->nrows;
     int *train = malloc((size_t)m * sizeof *train), *val = malloc((size_t)m * sizeof *val);
     double *out = malloc((size_t)nl * m * sizeof *out), score[RD_PROBE_MAX_LAMBDAS] = {0};

@@ -20,6 +20,7 @@ void rd_probe_config_default(rd_probe_config *cfg) {
     cfg->bootstrap = 1000;
     cfg->permutations = 199;
     cfg->ci_level = 0.95;
+    cfg->knn_temperature = 0.07;
 }
 
 static int by_string(const void *pa, const void *pb, void *ctx) {

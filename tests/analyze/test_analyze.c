@@ -229,6 +229,228 @@ static void params_defaults_and_lists(rd_test *t) {
     rd_config_free(&cfg);
 }
 
+/* ---- study files ---- */
+
+/* The run's paths, which a study file leaves to the pipeline configuration (analyze.compare
+ * names reports to compare instead of running a study). */
+static int is_run_path(const char *key) {
+    static const char *const paths[] = {"analyze.study",         "analyze.embeddings",
+                                        "analyze.shards_dir",    "analyze.output_dir",
+                                        "analyze.metrics_jsonl", "analyze.compare"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (strcmp(key, paths[i]) == 0) return 1;
+    return 0;
+}
+
+/* analysis/age_sex.yaml is today's study: it sets every analyze.* key but the run's paths, each
+ * to its built-in default, so running without --study and with it are the same study. */
+static void default_study_file_is_the_builtin_defaults(rd_test *t) {
+    const char *path = "analysis/age_sex.yaml";
+    struct stat sb;
+    if (stat(path, &sb) != 0) SKIP("%s not found (run from the repository root)", path);
+    rd_config defaults, cfg;
+    rd_error err = {0};
+    CHECK_OK(rd_config_init(&defaults, &err), &err);
+    CHECK_OK(rd_config_init(&cfg, &err), &err);
+    CHECK_OK(rd_config_load_layer(&cfg, path, "analyze", &err), &err);
+    for (int i = 0; i < cfg.nkeys; i++) {
+        const char *key = cfg.keys[i].name;
+        if (strncmp(key, "analyze.", 8) != 0) continue;
+        int set = cfg.values[i].origin == RD_CFG_FROM_FILE;
+        CHECK_MSG(set != is_run_path(key), "%s: %s", key,
+                  set ? "a run path set by the study file" : "missing from the study file");
+        CHECK_MSG(strcmp(cfg.values[i].text, defaults.values[i].text) == 0,
+                  "%s is '%s' in %s but '%s' built in", key, cfg.values[i].text, path,
+                  defaults.values[i].text);
+    }
+    rd_config_free(&cfg);
+    rd_config_free(&defaults);
+}
+
+/* A study layer goes over the configuration file and under the command line, may set analyze.*
+ * keys only, and a refused file changes nothing. */
+static void study_layer_sits_between_file_and_command_line(rd_test *t) {
+    const char *dir = rd_test_tmpdir(t);
+    char study[700], bad[700];
+    snprintf(study, sizeof study, "%s/study.yaml", dir);
+    snprintf(bad, sizeof bad, "%s/bad.yaml", dir);
+    FILE *f = fopen(study, "w");
+    if (f) {
+        fputs("analyze:\n  targets: age, view\n  bootstrap: 50\n  permutations: 9\n", f);
+        fclose(f);
+    }
+    f = fopen(bad, "w");
+    if (f) {
+        fputs("analyze:\n  bootstrap: 7\noptim:\n  epochs: 3\n", f);
+        fclose(f);
+    }
+    rd_config cfg;
+    rd_error err = {0};
+    CHECK_OK(rd_config_init(&cfg, &err), &err);
+    CHECK_OK(
+        rd_config_load_string(&cfg, "analyze:\n  bootstrap: 300\n  ci_level: 0.99\n", "test", &err),
+        &err);
+    CHECK_OK(rd_config_override(&cfg, "analyze.permutations=19", &err), &err);
+    CHECK(rd_config_load_layer(&cfg, bad, "analyze", &err) == RD_EINVAL);
+    CHECK(strstr(err.msg, "optim.epochs") && strstr(err.msg, "analyze.* keys only"));
+    CHECK(rd_cfg_int(&cfg, "analyze.bootstrap") == 300); /* unchanged by the refused file */
+    CHECK_OK(rd_config_load_layer(&cfg, study, "analyze", &err), &err);
+    CHECK(strcmp(rd_cfg_str(&cfg, "analyze.targets"), "age, view") == 0);
+    CHECK(rd_cfg_int(&cfg, "analyze.bootstrap") == 50);    /* the study over the file */
+    CHECK(rd_cfg_int(&cfg, "analyze.permutations") == 19); /* the command line over the study */
+    CHECK(rd_cfg_float(&cfg, "analyze.ci_level") == 0.99); /* what the study leaves alone */
+    rd_config_free(&cfg);
+}
+
+/* ---- confounders ---- */
+
+static void adjust_formulas_parse_and_refuse(rd_test *t) {
+    rd_analyze_formula *f;
+    int n;
+    rd_error err = {0};
+    CHECK_OK(rd_analyze_parse_adjust("age ~ sex + view, sex~age+view", &f, &n, &err), &err);
+    CHECK(n == 2);
+    if (n == 2) {
+        CHECK(strcmp(f[0].target, "age") == 0 && f[0].ncov == 2);
+        CHECK(strcmp(f[0].cov[0], "sex") == 0 && strcmp(f[0].cov[1], "view") == 0);
+        CHECK(strcmp(f[0].name, "age_given_sex_view") == 0);
+        CHECK(strcmp(f[1].name, "sex_given_age_view") == 0);
+    }
+    free(f);
+    CHECK_OK(rd_analyze_parse_adjust("", &f, &n, &err), &err);
+    CHECK(n == 0);
+    free(f);
+    static const char *const bad[][2] = {{"age", "one ~"},
+                                         {" ~ sex", "names no target"},
+                                         {"age ~ sex +", "empty covariate"},
+                                         {"age ~ age", "for itself"},
+                                         {"age ~ sex + sex", "twice"},
+                                         {"age ~ sex, age ~ sex", "twice"}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        CHECK_MSG(rd_analyze_parse_adjust(bad[k][0], &f, &n, &err) == RD_EINVAL && f == NULL,
+                  "'%s' accepted", bad[k][0]);
+        CHECK_MSG(strstr(err.msg, bad[k][1]) != NULL, "'%s': %s", bad[k][0], err.msg);
+    }
+}
+
+/* Residuals against closed forms: one 0/1 covariate leaves y minus its group mean; a numeric
+ * covariate (value and square) leaves residuals orthogonal to 1, x and x^2 (the normal
+ * equations); a duplicated column changes nothing; incomplete rows are NaN. */
+static void residualize_matches_closed_forms(rd_test *t) {
+    enum { N = 40 };
+    double y[N], cov[N * 3], resid[N], again[N];
+    rd_rng r;
+    rd_rng_init(&r, 11, RD_RNG_TEST, 0, 0, 0);
+    double sum[2] = {0, 0}, count[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        int g = i % 3 == 0;
+        y[i] = 30 + 10 * g + 5 * rd_rng_normal(&r);
+        cov[i * 3] = cov[i * 3 + 2] = g;
+        cov[i * 3 + 1] = 20 + 40 * rd_rng_uniform(&r);
+        if (i == 7) y[i] = NAN;
+        if (i != 7) {
+            sum[g] += y[i];
+            count[g] += 1;
+        }
+    }
+    rd_error err = {0};
+    CHECK_OK(rd_analyze_residualize(y, cov, N, 1, 3, resid, &err), &err);
+    for (int i = 0; i < N; i++) {
+        if (i == 7) {
+            CHECK(isnan(resid[i]));
+            continue;
+        }
+        int g = i % 3 == 0;
+        CHECK_NEAR(resid[i], y[i] - sum[g] / count[g], 1e-12 * 50);
+    }
+    /* Columns 0 and 2 are the same covariate twice: the rank cut-off keeps one. */
+    double pair_cov[N * 2];
+    for (int i = 0; i < N; i++) pair_cov[2 * i] = pair_cov[2 * i + 1] = cov[i * 3];
+    CHECK_OK(rd_analyze_residualize(y, pair_cov, N, 2, 2, again, &err), &err);
+    for (int i = 0; i < N; i++)
+        if (i != 7) CHECK_NEAR(again[i], resid[i], 1e-9);
+    /* Value and square of a numeric covariate. */
+    double quad[N * 2];
+    for (int i = 0; i < N; i++) {
+        quad[2 * i] = cov[i * 3 + 1];
+        quad[2 * i + 1] = quad[2 * i] * quad[2 * i];
+    }
+    quad[2 * 3] = NAN; /* row 3 lacks the covariate */
+    CHECK_OK(rd_analyze_residualize(y, quad, N, 2, 2, resid, &err), &err);
+    double dot[3] = {0, 0, 0}, scale[3] = {0, 0, 0};
+    for (int i = 0; i < N; i++) {
+        if (i == 3 || i == 7) {
+            CHECK(isnan(resid[i]));
+            continue;
+        }
+        double x = quad[2 * i], basis[3] = {1, x, x * x};
+        for (int j = 0; j < 3; j++) {
+            dot[j] += resid[i] * basis[j];
+            scale[j] += fabs(y[i] * basis[j]);
+        }
+    }
+    for (int j = 0; j < 3; j++) CHECK_NEAR(dot[j] / scale[j], 0.0, 1e-11);
+}
+
+/* Out-of-sample R2 of a ridge probe of y on x [n, d] (one image per patient). */
+static double probe_r2(rd_test *t, const float *x, int n, int d, const double *y) {
+    int *group = malloc((size_t)n * sizeof *group);
+    for (int i = 0; i < n; i++) group[i] = i;
+    rd_probe_config cfg;
+    rd_probe_config_default(&cfg);
+    cfg.bootstrap = 0;
+    cfg.permutations = 0;
+    cfg.nlambda = 3;
+    cfg.lambda[0] = 0.1;
+    cfg.lambda[1] = 10;
+    cfg.lambda[2] = 1000;
+    rd_probe_task task;
+    rd_probe_result res;
+    rd_error err = {0};
+    double r2 = NAN;
+    CHECK_OK(rd_probe_task_init(&task, RD_PROBE_RIDGE, x, n, d, y, group, &cfg, &err), &err);
+    CHECK_OK(rd_probe_run(MPI_COMM_NULL, &task, 1, &res, &err), &err);
+    r2 = res.metric[RD_PROBE_R2].estimate;
+    rd_probe_result_free(&res);
+    rd_probe_task_free(&task);
+    free(group);
+    return r2;
+}
+
+/* Planted confounding, age = 50 + 20 view + 10 e (view ~ Bernoulli(1/2), e ~ N(0, 1)), probed
+ * raw and adjusted for view (the residual is 10 e up to sampling):
+ *   an encoder that sees only the view, x = view + 0.1 u: raw R2 = corr(x, age)^2
+ *   = 25 / (0.26 * 200) = 0.4808, adjusted R2 = 0;
+ *   the converse, x = e - 2 (view - 1/2), uncorrelated with age: raw R2 = 0, adjusted
+ *   R2 = corr(x, e)^2 = 1 / (1 + 4/4) = 0.5.
+ * With 6000 patients the sampling spread of these R2 is about 0.01; tolerance 0.02. */
+static void adjusted_effects_on_planted_confounding(rd_test *t) {
+    enum { N = 6000 };
+    double *age = malloc(N * sizeof *age), *view = malloc(N * sizeof *view);
+    double *adj = malloc(N * sizeof *adj);
+    float *xa = malloc(N * sizeof *xa), *xb = malloc(N * sizeof *xb);
+    rd_rng r;
+    rd_rng_init(&r, 12, RD_RNG_TEST, 0, 0, 0);
+    for (int i = 0; i < N; i++) {
+        view[i] = rd_rng_uniform(&r) < 0.5;
+        double e = rd_rng_normal(&r);
+        age[i] = 50 + 20 * view[i] + 10 * e;
+        xa[i] = (float)(view[i] + 0.1 * rd_rng_normal(&r));
+        xb[i] = (float)(e - 2 * (view[i] - 0.5));
+    }
+    rd_error err = {0};
+    CHECK_OK(rd_analyze_residualize(age, view, N, 1, 1, adj, &err), &err);
+    CHECK_NEAR(probe_r2(t, xa, N, 1, age), 0.4808, 0.02);
+    CHECK_NEAR(probe_r2(t, xa, N, 1, adj), 0.0, 0.02);
+    CHECK_NEAR(probe_r2(t, xb, N, 1, age), 0.0, 0.02);
+    CHECK_NEAR(probe_r2(t, xb, N, 1, adj), 0.5, 0.02);
+    free(age);
+    free(view);
+    free(adj);
+    free(xa);
+    free(xb);
+}
+
 /* ---- metrics.jsonl ---- */
 
 static void loss_curve_reads_dinov2_lines(rd_test *t) {
@@ -485,6 +707,12 @@ static const rd_test_case cases[] = {
     {"pca_finds_the_covariance_eigenvectors", pca_finds_the_covariance_eigenvectors},
     {"split_list_trims_and_drops_empty_items", split_list_trims_and_drops_empty_items},
     {"params_defaults_and_lists", params_defaults_and_lists},
+    {"default_study_file_is_the_builtin_defaults", default_study_file_is_the_builtin_defaults},
+    {"study_layer_sits_between_file_and_command_line",
+     study_layer_sits_between_file_and_command_line},
+    {"adjust_formulas_parse_and_refuse", adjust_formulas_parse_and_refuse},
+    {"residualize_matches_closed_forms", residualize_matches_closed_forms},
+    {"adjusted_effects_on_planted_confounding", adjusted_effects_on_planted_confounding},
     {"loss_curve_reads_dinov2_lines", loss_curve_reads_dinov2_lines},
     {"mean_roc_area_is_the_mean_fold_auroc", mean_roc_area_is_the_mean_fold_auroc},
     {"pair_sentences_say_who_wins", pair_sentences_say_who_wins},

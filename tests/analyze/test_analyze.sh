@@ -94,6 +94,93 @@ else
     rd_pass "$suite/sbatch_script"
 fi
 
+# A study file (analysis/confounders.yaml) with the command line's small settings winning over
+# it: view as a target, age and sex adjusted for the others; the planted encoder still carries
+# age and sex beyond them, nothing carries the view (drawn independently of everything), and
+# report.md puts raw and adjusted effects side by side. k-NN probes (analyze.knn.enabled) find
+# the planted sex and not the null encoder's. The Slurm script takes the study file
+# and gives the same report.
+name=$suite/study_file_confounders
+if ! run conf 1 --study analysis/confounders.yaml analyze.knn.enabled=true; then
+    rd_fail "$name" "$(tail -3 "$T/conf.log" | tr '\n' ' ')"
+elif ! $py - "$T/conf" >"$T/check.txt" 2>&1 <<'PYEOF'
+import json, sys
+d = sys.argv[1]
+rep = json.load(open(d + "/report.json"))
+md = open(d + "/report.md").read()
+res = {(r["target"], r["representation"]): r for r in rep["results"]}
+bad = []
+targets = [r["target"] for r in rep["results"]]
+for t in ("sex", "age", "view", "age_given_sex_view", "sex_given_age_view"):
+    if t not in targets:
+        bad.append(f"no results for {t}")
+if not bad:
+    if res[("age_given_sex_view", "trained")]["adjusted_for"] != "sex, view":
+        bad.append("adjusted_for of age_given_sex_view")
+    for t in ("age_given_sex_view", "sex_given_age_view"):
+        m = res[(t, "trained")]["metrics"]["r2"]
+        if not m["lo"] > 0:
+            bad.append(f"trained loses {t}: {m}")
+        if res[(t, "random-init")]["permutation"]["p_holm"] <= 0.05:
+            bad.append(f"noise finds {t}")
+    for r in ("trained", "random-init", "raw-pixels"):
+        if res[("view", r)]["permutation"]["p_holm"] <= 0.05:
+            bad.append(f"{r} finds the view, which nothing carries")
+    knn = res[("sex", "trained kNN")]["metrics"]["auroc"]
+    if not knn["lo"] > 0.6:
+        bad.append(f"the k-NN probe misses the planted sex: {knn}")
+    null = res[("sex", "random-init kNN")]["metrics"]["auroc"]
+    if not null["lo"] < 0.5 < null["hi"]:
+        bad.append(f"the k-NN probe finds sex in noise: {null}")
+    if "| trained | cls, k-NN |" not in md:
+        bad.append("no k-NN row in the results tables")
+    if res[("sex", "trained")]["permutation"]["permutations"] != 39:
+        bad.append("the command line's analyze.permutations did not win over the study file")
+    if "## Confounders" not in md or "| age_given_sex_view | sex, view | trained | AUROC" in md:
+        bad.append("no Confounders section, or age's raw effect shown as AUROC")
+    if "| sex_given_age_view | age, view | trained | AUROC" not in md:
+        bad.append("no raw sex AUROC beside its adjusted effect")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PYEOF
+then
+    rd_fail "$name" "$(tr '\n' ' ' <"$T/check.txt")"
+elif ! PATH="$T/fakebin:$PATH" RDINO_BIN="$RDINO_BIN" bash "$sbatch_script" "$T/study.yaml" \
+    analysis/confounders.yaml "${small[@]}" analyze.output_dir="$T/slurm_conf" >"$T/slurm_conf.log" 2>&1; then
+    rd_fail "$name" "sbatch with a study file: $(tail -3 "$T/slurm_conf.log" | tr '\n' ' ')"
+elif ! grep -q '"target": "view"' "$T/slurm_conf/report.json"; then
+    rd_fail "$name" "sbatch ignored the study file"
+else
+    rd_pass "$name"
+fi
+
+# Runs side by side (analyze.compare): two reports of checkpoints 1000 and 2000 (the second a
+# copy relabelled) in one table, a forest plot and a trajectory plot per target.
+name=$suite/compare_runs_side_by_side
+mkdir -p "$T/runs/ckpt1" "$T/runs/ckpt2"
+cp -r "$T/conf" "$T/runs/ckpt1/report"
+cp -r "$T/conf" "$T/runs/ckpt2/report"
+sed -i 's/step-0001000/step-0002000/' "$T/runs/ckpt2/report/report.json"
+if ! timeout 120 "$bin" analyze.compare="$T/runs/ckpt1/report, $T/runs/ckpt2/report" \
+    analyze.output_dir="$T/compare" >"$T/compare.log" 2>&1; then
+    rd_fail "$name" "$(tail -3 "$T/compare.log" | tr '\n' ' ')"
+elif ! grep -q "^| ckpt1 | 1000 | trained | 0\.[0-9]* \[0\.[0-9]*, 0\.[0-9]*\] |" "$T/compare/compare.md" ||
+    ! grep -q "^| ckpt2 | 2000 | trained kNN |" "$T/compare/compare.md" ||
+    [ "$(grep -c ',"age_given_sex_view",' "$T/compare/compare.csv")" != 12 ]; then
+    rd_fail "$name" "compare.md or compare.csv lacks rows: $(head -12 "$T/compare/compare.md" | tail -4 | tr '\n' ' ')"
+elif ! $py -c 'import sys
+from PIL import Image
+for f in sys.argv[1:]:
+    Image.open(f).verify()' "$T/compare/forest_sex.png" "$T/compare/trajectory_age.png" 2>"$T/check.txt"; then
+    rd_fail "$name" "plots: $(tr '\n' ' ' <"$T/check.txt")"
+elif timeout 60 "$bin" analyze.compare="$T/runs/ckpt1/report,$T/nowhere" \
+    analyze.output_dir="$T/compare_bad" >"$T/compare_bad.log" 2>&1 ||
+    ! grep -q "analyze.compare.*$T/nowhere/report.json" "$T/compare_bad.log"; then
+    rd_fail "$name" "a missing report: $(tail -2 "$T/compare_bad.log" | tr '\n' ' ')"
+else
+    rd_pass "$name"
+fi
+
 # No pretraining log: the report says so and has no loss plot (also: no pixel baseline).
 if run noloss 1 analyze.metrics_jsonl="$T/nowhere/metrics.jsonl" analyze.pixels.enabled=false \
     analyze.permutations=0 analyze.bootstrap=50 && $py $check noloss "$T/noloss" >"$T/check.txt" 2>&1 &&
@@ -101,6 +188,25 @@ if run noloss 1 analyze.metrics_jsonl="$T/nowhere/metrics.jsonl" analyze.pixels.
     rd_pass "$suite/missing_metrics_jsonl_reported"
 else
     rd_fail "$suite/missing_metrics_jsonl_reported" "$(tail -3 "$T/noloss.log" | tr '\n' ' ') $(cat "$T/check.txt")"
+fi
+
+# The plots are drawn by the scripts in analyze.plots_dir (default analysis/plots): an edited
+# copy is what gnuplot runs (a broken one is named in the report), and a folder without the
+# scripts is a plot problem, not a failed study.
+name=$suite/plots_from_analyze_plots_dir
+mkdir -p "$T/myplots"
+cp analysis/plots/*.gp "$T/myplots/"
+echo "set this is not gnuplot" >>"$T/myplots/roc.gp"
+quick=(analyze.pixels.enabled=false analyze.permutations=0 analyze.bootstrap=50)
+if ! run myplots 1 "${quick[@]}" analyze.plots_dir="$T/myplots" ||
+    ! run noplots 1 "${quick[@]}" analyze.plots_dir="$T/nowhere"; then
+    rd_fail "$name" "$(tail -2 "$T/myplots.log" "$T/noplots.log" | tr '\n' ' ')"
+elif ! grep -q "Plots missing: gnuplot failed (.*$T/myplots/roc.gp" "$T/myplots/report.md"; then
+    rd_fail "$name" "the edited roc.gp was not run: $(grep -i 'plots missing' "$T/myplots/report.md")"
+elif ! grep -q "Plots missing: no plot scripts in $T/nowhere" "$T/noplots/report.md"; then
+    rd_fail "$name" "$(grep -i 'plots missing' "$T/noplots/report.md")"
+else
+    rd_pass "$name"
 fi
 
 # expect_error CASE NP PATTERN... [-- overrides]: the run fails and its log matches every pattern.
