@@ -14,14 +14,6 @@
 #include "rdino/rng.h"
 #include "rdino/step.h"
 
-static double resident_mib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    if (f) fclose(f);
-    return resident * 4096.0 / 1048576.0;
-}
-
 static int fail(const rd_error *err) {
     fprintf(stderr, "bench_train_config: %s\n", err->msg);
     return 1;
@@ -71,7 +63,7 @@ int main(int argc, char **argv) {
     if (rd_arena_init(&arena, "masks", (size_t)8 * 2 * B * grid * grid + (1 << 20), &err) ||
         rd_ibot_masks_alloc(&masks, 2 * B, grid * grid, &arena, &err))
         return fail(&err);
-    const double before = resident_mib();
+    const double before = rd_rss_mib();
     rd_trainer tr;
     if (rd_trainer_init(&tr, &vc, &dino, separate ? &ibot : NULL, &sc, &err)) return fail(&err);
     rd_trainer_init_params(&tr, 1);

@@ -146,16 +146,6 @@ static double node_memory_bytes(void) {
     return total;
 }
 
-/* Resident bytes of this process now (libraries, MPI, the configuration): the part of the
- * peak that is not the trainer's or the loader's. */
-static double resident_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    if (f) fclose(f);
-    return (double)resident * (double)sysconf(_SC_PAGESIZE);
-}
-
 /* Prints the trainer's memory plan (stdout with --plan-memory, else the log) against the
  * limit, and refuses a plan over it before anything is allocated. Collective (the ranks that
  * share a node divide its memory). */
@@ -169,7 +159,8 @@ static rd_status check_memory_plan(const run *r, const rd_trainer_memory *m,
     const double gib = 1024.0 * 1024.0 * 1024.0, node_bytes = node_memory_bytes();
     double limit =
         r->s.max_memory_gb > 0 ? r->s.max_memory_gb * gib : 0.9 * node_bytes / node_ranks;
-    double process = resident_bytes(), planned = (double)rd_trainer_memory_total(m) + process;
+    double process = rd_rss_mib() * 1024.0 * 1024.0,
+           planned = (double)rd_trainer_memory_total(m) + process;
     char line[512], verdict[256];
     rd_trainer_memory_format(m, line, sizeof line);
     snprintf(verdict, sizeof verdict,
