@@ -19,6 +19,8 @@ void rd_error_print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 double rd_now(void);
 /* Peak resident set size of this process in MiB (getrusage). */
 double rd_peak_rss_mib(void);
+/* Resident set size of this process now, in MiB (/proc/self/statm; 0 where absent). */
+double rd_rss_mib(void);
 
 typedef struct rd_progress {
     const char *label;

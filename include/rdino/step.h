@@ -88,8 +88,29 @@ void rd_trainer_free(rd_trainer *tr);
 void rd_trainer_init_params(rd_trainer *tr, uint64_t seed);
 /* Bytes held by the trainer's arenas (parameters, optimiser, activations, step buffers). */
 size_t rd_trainer_bytes(const rd_trainer *tr);
-/* Logs each arena's size with rd_info. */
+/* Logs each arena's size with rd_info (the "trainer memory:" line). */
 void rd_trainer_report_memory(const rd_trainer *tr);
+
+/* What a trainer allocates, by component, in bytes. Every arena is zeroed when allocated, so
+ * all of it is resident: this is the trainer's share of the process's peak RSS. */
+typedef struct rd_trainer_memory {
+    size_t student;                 /* parameters + gradients */
+    size_t teacher;                 /* parameters */
+    size_t adamw;                   /* moments, step counts */
+    size_t teacher_acts;            /* inference context of the global crops */
+    size_t global_acts, local_acts; /* the student's training contexts */
+    size_t step;                    /* heads' activations and the step's buffers */
+    int batch;                      /* images on this process */
+} rd_trainer_memory;
+
+/* The memory rd_trainer_init would allocate for the same arguments, computed without
+ * allocating it (with the OpenMP thread count in force: the contexts keep per-thread scratch). */
+rd_status rd_trainer_plan(const rd_vit_config *vit_cfg, const rd_head_config *dino_cfg,
+                          const rd_head_config *ibot_cfg, const rd_step_config *cfg,
+                          rd_trainer_memory *m, rd_error *err);
+size_t rd_trainer_memory_total(const rd_trainer_memory *m);
+/* The "trainer memory:" line of m: each component and the activations per image. */
+void rd_trainer_memory_format(const rd_trainer_memory *m, char *buf, size_t size);
 
 /* One step's random choices (all supplied by the caller). */
 typedef struct rd_step_batch {

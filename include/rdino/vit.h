@@ -54,6 +54,10 @@ typedef struct rd_vit_config {
     double interpolate_offset; /* pos-embed resampling offset (0.1); 0 = size form */
     int interpolate_antialias; /* 1: antialiased bicubic (DINOv2 *_reg backbones) */
     rd_vit_ffn ffn;
+    /* training contexts keep each block's input only and recompute the block's forward in
+     * backward (one block's activations, reused): the same gradients for a sixth of the memory
+     * and one more forward */
+    int activation_checkpointing;
 } rd_vit_config;
 
 /* Sets D, depth, heads and mlp_ratio from a DINOv2 name: vit_tiny (192, 12, 3), vit_small
@@ -66,7 +70,8 @@ rd_status rd_vit_config_default(rd_vit_config *cfg, const char *arch, int patch_
                                 rd_error *err);
 /* From the run configuration: student.{arch, patch_size, drop_path_rate, drop_path_uniform,
  * layerscale, ffn_layer, qkv_bias, proj_bias, ffn_bias, num_register_tokens, interpolate_offset,
- * interpolate_antialias, in_chans, img_size, and for vit_custom embed_dim, depth,
+ * interpolate_antialias, in_chans, img_size, activation_checkpointing, and for vit_custom
+ * embed_dim, depth,
  * num_heads, mlp_ratio}. The position embedding's native size is student.img_size when set, else
  * crops.global_crops_size (DINOv2's rule): released weights keep their native grid (dinov2-base:
  * 37 x 37 for 518 px) this way while training on other crop sizes, and checkpoints of such runs
@@ -137,7 +142,8 @@ void rd_vit_drop_path_draw(const rd_vit_config *cfg, int b, rd_rng *rng, int *co
 
 typedef enum {
     RD_VIT_INFER = 0, /* forward only (teacher, embedding): one block's scratch, reused */
-    RD_VIT_TRAIN = 1  /* keeps every activation backward needs */
+    RD_VIT_TRAIN = 1  /* keeps every activation backward needs (or, with activation
+                         checkpointing, each block's input) */
 } rd_vit_mode;
 
 /* Forward outputs (final LayerNorm applied), contiguous, owned by the context and valid until

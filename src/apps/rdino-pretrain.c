@@ -15,13 +15,17 @@ int main(int argc, char **argv) {
         {"export", "DIR",
          "when every step is done, write the teacher as a Hugging Face snapshot folder (the same "
          "as pretrain.export_dir=DIR)",
-         "pretrain.export_dir", NULL}};
+         "pretrain.export_dir", NULL},
+        {"plan-memory", NULL,
+         "print the trainer's memory plan for this configuration against pretrain.max_memory_gb "
+         "and exit, allocating nothing",
+         "pretrain.plan_memory", "true"}};
     rd_app app;
     int status;
     if (rd_app_start(&app, &argc, &argv, "rdino-pretrain",
                      "DINOv2 self-supervised pretraining of a ViT on the shards of rdino-shard, "
                      "data-parallel over MPI ranks (checkpoints, metrics, exact resume).",
-                     flags, 3, &status))
+                     flags, 4, &status))
         return rd_app_finish(&app, status);
     rd_error err = {0};
     rd_status st = rd_pretrain_stage(&app.cfg, MPI_COMM_WORLD, &err);

@@ -7,6 +7,7 @@
 #include "rdino/file.h"
 #include "rdino/log.h"
 #include "rdino/paths.h"
+#include "rdino/threads.h"
 
 enum { STOP_AFTER_HELP = 1, STOP_AFTER_PRINT_CONFIG = 2, STOP_AFTER_PRINT_PATHS = 3 };
 
@@ -132,13 +133,14 @@ int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const c
         }
         return 1;
     }
+    int threads = app->stop_early ? 0 : rd_threads_setup(0, NULL);
     if (app->rank == 0 && app->stop_early != STOP_AFTER_HELP) {
         char *dump = rd_config_dump(&app->cfg);
         if (app->stop_early == STOP_AFTER_PRINT_CONFIG) {
             fputs(dump ? dump : "", stdout);
         } else {
-            rd_info("%s: %d rank%s; resolved configuration:", name, app->nranks,
-                    app->nranks == 1 ? "" : "s");
+            rd_info("%s: %d rank%s x %d OpenMP thread%s; resolved configuration:", name,
+                    app->nranks, app->nranks == 1 ? "" : "s", threads, threads == 1 ? "" : "s");
             rd_info("---\n%s---", dump ? dump : "(out of memory)");
             warn_lone_rank_in_slurm_job(app->nranks);
         }

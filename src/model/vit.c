@@ -77,6 +77,7 @@ rd_status rd_vit_config_from(const rd_config *config, rd_vit_config *cfg, rd_err
     cfg->interpolate_antialias = rd_cfg_bool(config, "student.interpolate_antialias");
     const char *ffn = rd_cfg_str(config, "student.ffn_layer");
     cfg->ffn = strcmp(ffn, "mlp") == 0 ? RD_VIT_FFN_MLP : RD_VIT_FFN_SWIGLU;
+    cfg->activation_checkpointing = rd_cfg_bool(config, "student.activation_checkpointing");
     return rd_vit_config_check(cfg, err);
 }
 
@@ -306,7 +307,8 @@ typedef struct vit_layout {
     float *att_scratch;           /* per thread, rd_attention_scratch_floats(T, hd) */
     float *ln;                    /* [rows, D] LayerNorm output of the current branch */
     float *act;                   /* [rows, hidden] GELU / gate output of the current FFN */
-    branch_acts branch[2 * RD_VIT_MAX_DEPTH]; /* train: one per branch; infer: 2, reused */
+    branch_acts branch[2 * RD_VIT_MAX_DEPTH]; /* train: one per branch; else 2, reused */
+    float *block_in[RD_VIT_MAX_DEPTH];        /* checkpointing: [b, T, D] input of each block */
     /* backward scratch, shared by all blocks */
     float *dx;                /* [b, T, D] gradient of the residual stream */
     float *dy, *dln, *dxin;   /* [rows, D] */
@@ -335,7 +337,7 @@ static void layout(vit_layout *L, rd_arena *a, const rd_vit *vit, const shape *s
     size_t bn = (size_t)s->b * s->n, bT = (size_t)s->b * s->T, rows = bT;
     size_t F = (size_t)ffn_width(vit), hid = (size_t)vit->hidden;
     size_t H = (size_t)c->num_heads, R = (size_t)c->num_register_tokens;
-    int train = mode == RD_VIT_TRAIN;
+    int train = mode == RD_VIT_TRAIN, recompute = train && c->activation_checkpointing;
     L->patches = floats(a, bn * (size_t)s->c_max * p * p);
     L->fold = floats(a, D * p * p);
     L->embed = floats(a, bn * D);
@@ -351,7 +353,7 @@ static void layout(vit_layout *L, rd_arena *a, const rd_vit *vit, const shape *s
         floats(a, (size_t)s->threads * rd_attention_scratch_floats(s->T, (int)(D / H)));
     L->ln = floats(a, rows * D);
     L->act = floats(a, rows * hid);
-    int nbranch = train ? 2 * c->depth : 2;
+    int nbranch = train && !recompute ? 2 * c->depth : 2;
     for (int k = 0; k < nbranch; k++) {
         branch_acts *A = &L->branch[k];
         int attn = k % 2 == 0;
@@ -364,8 +366,10 @@ static void layout(vit_layout *L, rd_arena *a, const rd_vit *vit, const shape *s
         A->heads = attn ? floats(a, rows * D) : NULL;
         A->y = floats(a, rows * D);
     }
-    /* inference reuses one pair of branch buffers for every block */
+    /* inference and checkpointing reuse one pair of branch buffers for every block */
     for (int k = nbranch; k < 2 * RD_VIT_MAX_DEPTH; k++) L->branch[k] = L->branch[k % 2];
+    for (int blk = 0; blk < RD_VIT_MAX_DEPTH; blk++)
+        L->block_in[blk] = recompute && blk < c->depth ? floats(a, bT * D) : NULL;
     L->mask = rd_arena_alloc(a, bn ? bn : 1);
     L->dp_count = rd_arena_alloc(a, sizeof(int) * 2 * (size_t)c->depth);
     L->dp_index = rd_arena_alloc(a, sizeof(int) * 2 * (size_t)c->depth * (size_t)s->b);
@@ -600,7 +604,7 @@ static void block_forward(rd_vit_context *ctx, const block_view *w, int blk) {
         int keep;
         float scale;
         const int *S = branch_subset(ctx, blk, br, b, &keep, &scale);
-        branch_acts *A = &L->branch[train ? 2 * blk + br : br];
+        branch_acts *A = &L->branch[2 * blk + br];
         int rows = keep * T;
         const float *in = L->x; /* inference: no subsets, nothing to keep */
         if (train) {
@@ -746,6 +750,8 @@ rd_status rd_vit_forward(rd_vit_context *ctx, const rd_param_set *params, const 
     if (ctx->profile) ctx->seconds[0][RD_VIT_TIME_EMBED] += rd_now() - t0;
     trace(ctx, 0);
     for (int blk = 0; blk < cfg->depth; blk++) {
+        if (L->block_in[blk])
+            memcpy(L->block_in[blk], L->x, (size_t)b * ctx->tokens * D * sizeof(float));
         block_forward(ctx, &w.blocks[blk], blk);
         trace(ctx, blk + 1);
     }
@@ -937,6 +943,12 @@ rd_status rd_vit_backward(rd_vit_context *ctx, rd_param_set *params, const float
                                 w.norm_w, b * T, D));
     if (ctx->grad_hook) ctx->grad_hook(ctx->grad_hook_arg, vit->cfg.depth);
     for (int blk = vit->cfg.depth - 1; blk >= 0; blk--) {
+        if (L->block_in[blk]) {
+            /* checkpointing: the block's activations again, by the same arithmetic (the stream
+             * L->x is free once the final norm's backward has run) */
+            memcpy(L->x, L->block_in[blk], (size_t)b * T * D * sizeof(float));
+            block_forward(ctx, &w.blocks[blk], blk);
+        }
         block_backward(ctx, &w.blocks[blk], &g.blocks[blk], blk);
         if (ctx->grad_hook) ctx->grad_hook(ctx->grad_hook_arg, blk);
     }

@@ -23,6 +23,7 @@
 #include "rdino/paths.h"
 #include "rdino/schedule.h"
 #include "rdino/step.h"
+#include "rdino/threads.h"
 
 enum { MAX_CHECKPOINTS = 4096 };
 
@@ -39,6 +40,8 @@ typedef struct settings {
     int64_t metrics_every, check_every;
     size_t bucket_bytes;
     int threads;
+    int plan_only;        /* --plan-memory */
+    double max_memory_gb; /* 0 = 90% of the node's memory / ranks on the node */
     uint64_t seed;
     int64_t nan_step, kill_step; /* test hooks; -1 = off */
     int delay_ms;
@@ -98,6 +101,8 @@ static rd_status settings_from(const rd_config *cfg, settings *s, rd_error *err)
     s->check_every = rd_cfg_int(cfg, "pretrain.check_every");
     s->bucket_bytes = (size_t)(rd_cfg_float(cfg, "pretrain.bucket_mb") * 1024.0 * 1024.0);
     s->threads = (int)rd_cfg_int(cfg, "pretrain.threads");
+    s->plan_only = rd_cfg_bool(cfg, "pretrain.plan_memory");
+    s->max_memory_gb = rd_cfg_float(cfg, "pretrain.max_memory_gb");
     s->seed = (uint64_t)rd_cfg_int(cfg, "train.seed");
     s->nan_step = env_int("RDINO_TEST_NAN_STEP", -1);
     s->kill_step = env_int("RDINO_TEST_KILL_STEP", -1);
@@ -108,6 +113,84 @@ static rd_status settings_from(const rd_config *cfg, settings *s, rd_error *err)
                 (long long)max_steps, (long long)s->schedule_total + 1,
                 rd_cfg_float(cfg, "teacher.final_momentum_teacher"));
     return RD_OK;
+}
+
+/* The value (bytes) of a "Key:   N kB" line of /proc/meminfo; 0 when absent. */
+static double meminfo_bytes(const char *key) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    double v = 0;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':') v = 1024.0 * strtod(line + n + 1, NULL);
+    if (f) fclose(f);
+    return v;
+}
+
+/* The memory this process may use: MemTotal, or the cgroup's limit when smaller (v2
+ * memory.max, v1 memory.limit_in_bytes; "max" or a huge number means none). */
+static double node_memory_bytes(void) {
+    double total = meminfo_bytes("MemTotal");
+    const char *limits[] = {"/sys/fs/cgroup/memory.max",
+                            "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(limits[i], "r");
+        char buf[64] = "";
+        if (!f) continue;
+        if (fgets(buf, sizeof buf, f)) {
+            double v = strtod(buf, NULL);
+            if (v > 0 && v < total) total = v;
+        }
+        fclose(f);
+    }
+    return total;
+}
+
+/* Prints the trainer's memory plan (stdout with --plan-memory, else the log) against the
+ * limit, and refuses a plan over it before anything is allocated. Collective (the ranks that
+ * share a node divide its memory). */
+static rd_status check_memory_plan(const run *r, const rd_trainer_memory *m,
+                                   const rd_vit_config *vc, rd_error *err) {
+    MPI_Comm node;
+    int node_ranks;
+    MPI_Comm_split_type(r->comm, MPI_COMM_TYPE_SHARED, r->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &node_ranks);
+    MPI_Comm_free(&node);
+    const double gib = 1024.0 * 1024.0 * 1024.0, node_bytes = node_memory_bytes();
+    double limit =
+        r->s.max_memory_gb > 0 ? r->s.max_memory_gb * gib : 0.9 * node_bytes / node_ranks;
+    double process = rd_rss_mib() * 1024.0 * 1024.0,
+           planned = (double)rd_trainer_memory_total(m) + process;
+    char line[512], verdict[256];
+    rd_trainer_memory_format(m, line, sizeof line);
+    snprintf(verdict, sizeof verdict,
+             "memory plan: %.2f GiB per rank (trainer + %.0f MiB already resident) %s the "
+             "limit of %.2f GiB (pretrain.max_memory_gb%s)",
+             planned / gib, process / (1024.0 * 1024.0), planned <= limit ? "within" : "EXCEEDS",
+             limit / gib,
+             r->s.max_memory_gb > 0 ? "" : ": 90% of the node's memory / ranks on the node");
+    if (r->s.plan_only && r->rank == 0) {
+        printf("%s\n%s\n", line, verdict);
+        fflush(stdout);
+    } else if (!r->s.plan_only) {
+        rd_info("%s", line);
+        rd_info("%s", verdict);
+    }
+    if (planned <= limit || r->s.plan_only) return RD_OK;
+    double per_image = (double)(m->global_acts + m->local_acts) / m->batch;
+    return rd_fail(err, RD_ENOMEM,
+                   "the trainer needs %.2f GiB per rank, more than pretrain.max_memory_gb allows "
+                   "(%.2f GiB; default 90%% of the node's %.1f GiB over its %d rank%s); nothing "
+                   "was allocated. Lower pretrain.global_batch (%lld now, %d image%s per rank at "
+                   "%.0f MiB of student activations each)%s, or spread the batch over more "
+                   "nodes; check with rdino-pretrain --plan-memory",
+                   planned / gib, limit / gib, node_bytes / gib, node_ranks,
+                   node_ranks == 1 ? "" : "s", (long long)r->global_batch, m->batch,
+                   m->batch == 1 ? "" : "s", per_image / (1024.0 * 1024.0),
+                   vc->activation_checkpointing
+                       ? ""
+                       : ", set student.activation_checkpointing=true (about 6x less "
+                         "activation memory for one more forward)");
 }
 
 /* The model, the step and the data settings; sizes the trainer for this rank's share. */
@@ -137,9 +220,12 @@ static rd_status setup_trainer(run *r, rd_error *err) {
     rd_info("pretrain: global batch %lld = %d ranks x %d images, groups of %d (KoLeo, iBOT masks, "
             "drop path), %d OpenMP threads per rank",
             (long long)r->global_batch, r->nranks, batch, group, omp_get_max_threads());
+    rd_trainer_memory plan;
+    if ((st = rd_trainer_plan(&vc, &dino, separate ? &ibot : NULL, &sc, &plan, err)) ||
+        (st = check_memory_plan(r, &plan, &vc, err)) || r->s.plan_only)
+        return st;
     if ((st = rd_trainer_init(&r->tr, &vc, &dino, separate ? &ibot : NULL, &sc, err))) return st;
     r->have_trainer = 1;
-    rd_trainer_report_memory(&r->tr);
     return rd_schedules_from_config(&r->sched, r->cfg, r->global_batch, err);
 }
 
@@ -591,8 +677,12 @@ rd_status rd_pretrain_run(const rd_config *cfg, MPI_Comm comm, const rd_pretrain
     rd_status st = rd_pretrain_resolve_config(cfg, comm, &resolved, err);
     r.cfg = &resolved;
     if (!st) st = settings_from(r.cfg, &r.s, err);
-    if (!st && r.s.threads > 0) omp_set_num_threads(r.s.threads);
+    if (!st && r.s.threads > 0) rd_threads_setup(r.s.threads, "pretrain.threads");
     if (!st) st = setup_trainer(&r, err);
+    if (!st && r.s.plan_only) {
+        rd_config_free(&resolved);
+        return RD_OK;
+    }
     if (!st && !(r.config_yaml = rd_config_dump(r.cfg)))
         st = rd_fail(err, RD_ENOMEM, "out of memory for the configuration text");
     st = rd_agree(comm, st, err);

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "loss.h"
@@ -134,24 +135,60 @@ static rd_status declare(rd_trainer *tr, rd_param_set *set, const rd_vit_config 
     return st;
 }
 
-rd_status rd_trainer_init(rd_trainer *tr, const rd_vit_config *vit_cfg,
-                          const rd_head_config *dino_cfg, const rd_head_config *ibot_cfg,
-                          const rd_step_config *cfg, rd_error *err) {
+/* Checks the shapes and declares the student (the plan's and the trainer's first step). */
+static rd_status declare_student(rd_trainer *tr, const rd_vit_config *vit_cfg,
+                                 const rd_head_config *dino_cfg, const rd_head_config *ibot_cfg,
+                                 const rd_step_config *cfg, rd_error *err) {
     memset(tr, 0, sizeof *tr);
     tr->cfg = *cfg;
     tr->separate_ibot = ibot_cfg != NULL;
-    const int B = cfg->batch;
-    if (B < 1 || cfg->n_local < 0 || cfg->max_masked < 0 || cfg->koleo_group < 0)
-        return rd_fail(err, RD_EINVAL, "step: bad batch %d, local crops %d or capacities", B,
-                       cfg->n_local);
+    if (cfg->batch < 1 || cfg->n_local < 0 || cfg->max_masked < 0 || cfg->koleo_group < 0)
+        return rd_fail(err, RD_EINVAL, "step: bad batch %d, local crops %d or capacities",
+                       cfg->batch, cfg->n_local);
     rd_status st = declare(tr, &tr->student, vit_cfg, dino_cfg, ibot_cfg, err);
-    if (!st) st = declare(tr, &tr->teacher, vit_cfg, dino_cfg, ibot_cfg, err);
     if (st) return st;
     if (!tr->separate_ibot) tr->ibot_head = tr->dino_head;
     if (dino_cfg->in_dim != vit_cfg->embed_dim ||
         (ibot_cfg && ibot_cfg->in_dim != vit_cfg->embed_dim))
         return rd_fail(err, RD_EINVAL, "step: head input %d differs from the embed dim %d",
                        dino_cfg->in_dim, vit_cfg->embed_dim);
+    return RD_OK;
+}
+
+rd_status rd_trainer_plan(const rd_vit_config *vit_cfg, const rd_head_config *dino_cfg,
+                          const rd_head_config *ibot_cfg, const rd_step_config *cfg,
+                          rd_trainer_memory *m, rd_error *err) {
+    memset(m, 0, sizeof *m);
+    rd_trainer *tr = malloc(sizeof *tr);
+    if (!tr) return rd_fail(err, RD_ENOMEM, "out of memory for the trainer plan");
+    rd_status st = declare_student(tr, vit_cfg, dino_cfg, ibot_cfg, cfg, err);
+    if (!st) {
+        const int B = cfg->batch, G = cfg->global_size, L = cfg->local_size;
+        size_t params = rd_arena_round(tr->student.numel * sizeof(float));
+        m->batch = B;
+        m->student = 2 * params;
+        m->teacher = params;
+        m->adamw = 2 * params + rd_arena_round((size_t)tr->student.count * sizeof(int64_t));
+        m->teacher_acts = rd_arena_round(rd_vit_context_bytes(&tr->vit, 2 * B, G, G, RD_VIT_INFER));
+        m->global_acts = rd_arena_round(rd_vit_context_bytes(&tr->vit, 2 * B, G, G, RD_VIT_TRAIN));
+        if (cfg->n_local > 0)
+            m->local_acts = rd_arena_round(
+                rd_vit_context_bytes(&tr->vit, cfg->n_local * B, L, L, RD_VIT_TRAIN));
+        rd_arena_init_measure(&tr->arena, "step");
+        st = carve(tr, err);
+        m->step = rd_arena_round(tr->arena.peak);
+    }
+    rd_params_free(&tr->student);
+    free(tr);
+    return st;
+}
+
+rd_status rd_trainer_init(rd_trainer *tr, const rd_vit_config *vit_cfg,
+                          const rd_head_config *dino_cfg, const rd_head_config *ibot_cfg,
+                          const rd_step_config *cfg, rd_error *err) {
+    rd_status st = declare_student(tr, vit_cfg, dino_cfg, ibot_cfg, cfg, err);
+    if (!st) st = declare(tr, &tr->teacher, vit_cfg, dino_cfg, ibot_cfg, err);
+    if (st) return st;
     if ((st = rd_params_alloc(&tr->student, 1, err)) ||
         (st = rd_params_alloc(&tr->teacher, 0, err)))
         return st;
@@ -159,7 +196,7 @@ rd_status rd_trainer_init(rd_trainer *tr, const rd_vit_config *vit_cfg,
                            cfg->patch_embed_lr_mult);
     if ((st = rd_adamw_init(&tr->opt, &tr->student, cfg->beta1, cfg->beta2, cfg->adam_eps, err)))
         return st;
-    const int G = cfg->global_size, L = cfg->local_size;
+    const int B = cfg->batch, G = cfg->global_size, L = cfg->local_size;
     if ((st = rd_vit_context_init(&tr->teacher_ctx, &tr->vit, 2 * B, G, G, RD_VIT_INFER, err)) ||
         (st = rd_vit_context_init(&tr->global_ctx, &tr->vit, 2 * B, G, G, RD_VIT_TRAIN, err)))
         return st;
@@ -194,23 +231,49 @@ void rd_trainer_init_params(rd_trainer *tr, uint64_t seed) {
     memset(tr->opt.step, 0, (size_t)tr->opt.count * sizeof(int64_t));
 }
 
+static void memory_of(const rd_trainer *tr, rd_trainer_memory *m) {
+    *m = (rd_trainer_memory){
+        .student = tr->student.arena.capacity,
+        .teacher = tr->teacher.arena.capacity,
+        .adamw = tr->opt.arena.capacity,
+        .teacher_acts = tr->teacher_ctx.arena.capacity,
+        .global_acts = tr->global_ctx.arena.capacity,
+        .local_acts = tr->cfg.n_local > 0 ? tr->local_ctx.arena.capacity : 0,
+        .step = tr->arena.capacity,
+        .batch = tr->cfg.batch,
+    };
+}
+
+size_t rd_trainer_memory_total(const rd_trainer_memory *m) {
+    return m->student + m->teacher + m->adamw + m->teacher_acts + m->global_acts + m->local_acts +
+           m->step;
+}
+
 size_t rd_trainer_bytes(const rd_trainer *tr) {
-    size_t b = tr->student.arena.capacity + tr->teacher.arena.capacity + tr->opt.arena.capacity +
-               tr->arena.capacity + tr->teacher_ctx.arena.capacity + tr->global_ctx.arena.capacity;
-    if (tr->cfg.n_local > 0) b += tr->local_ctx.arena.capacity;
-    return b;
+    rd_trainer_memory m;
+    memory_of(tr, &m);
+    return rd_trainer_memory_total(&m);
+}
+
+void rd_trainer_memory_format(const rd_trainer_memory *m, char *buf, size_t size) {
+    const double mib = 1.0 / (1024.0 * 1024.0);
+    snprintf(buf, size,
+             "trainer memory: student %.1f MiB (params + grads), teacher %.1f MiB, AdamW %.1f MiB, "
+             "teacher activations %.1f MiB, student activations %.1f + %.1f MiB, heads and step "
+             "buffers %.1f MiB; total %.1f MiB for %d image%s per step (student activations "
+             "%.1f MiB per image)",
+             m->student * mib, m->teacher * mib, m->adamw * mib, m->teacher_acts * mib,
+             m->global_acts * mib, m->local_acts * mib, m->step * mib,
+             rd_trainer_memory_total(m) * mib, m->batch, m->batch == 1 ? "" : "s",
+             (m->global_acts + m->local_acts) * mib / (m->batch > 0 ? m->batch : 1));
 }
 
 void rd_trainer_report_memory(const rd_trainer *tr) {
-    const double mib = 1.0 / (1024.0 * 1024.0);
-    rd_info("trainer memory: student %.1f MiB (params + grads), teacher %.1f MiB, AdamW %.1f MiB, "
-            "teacher activations %.1f MiB, student activations %.1f + %.1f MiB, heads and step "
-            "buffers %.1f MiB; total %.1f MiB",
-            tr->student.arena.capacity * mib, tr->teacher.arena.capacity * mib,
-            tr->opt.arena.capacity * mib, tr->teacher_ctx.arena.capacity * mib,
-            tr->global_ctx.arena.capacity * mib,
-            tr->cfg.n_local > 0 ? tr->local_ctx.arena.capacity * mib : 0.0,
-            tr->arena.capacity * mib, rd_trainer_bytes(tr) * mib);
+    rd_trainer_memory m;
+    char line[512];
+    memory_of(tr, &m);
+    rd_trainer_memory_format(&m, line, sizeof line);
+    rd_info("%s", line);
 }
 
 /* Teacher forward, heads and targets; returns pointers to the DINO targets [2B, K] (rows in

@@ -124,9 +124,8 @@ static void fd_check_all(rd_test *t, fd_case *k) {
     }
 }
 
-static void backward_masked_registers_drop_path_resampled(rd_test *t) {
-    rd_vit_config cfg;
-    tiny_config(&cfg);
+static void fd_masked_drop_path_resampled(rd_test *t, const rd_vit_config *cfg_in) {
+    rd_vit_config cfg = *cfg_in;
     fd_case k;
     /* 16x8 images: a 4x2 grid resampled from the native 3x3 (scale-factor form, offset 0.1) */
     if (!fd_setup(t, &k, &cfg, 3, 3, 16, 8)) return;
@@ -139,6 +138,32 @@ static void backward_masked_registers_drop_path_resampled(rd_test *t) {
     k.dp = &dp;
     fd_check_all(t, &k);
     fd_free(&k);
+}
+
+static void backward_masked_registers_drop_path_resampled(rd_test *t) {
+    rd_vit_config cfg;
+    tiny_config(&cfg);
+    fd_masked_drop_path_resampled(t, &cfg);
+}
+
+/* Activation checkpointing: the recomputed blocks give the same finite-difference gradients,
+ * from a smaller context (per block only its input instead of twelve rows of activations). */
+static void backward_checkpointed(rd_test *t) {
+    rd_vit_config cfg;
+    tiny_config(&cfg);
+    rd_vit vit;
+    rd_param_set set;
+    rd_error err;
+    rd_params_init(&set);
+    CHECK_OK(rd_vit_declare(&vit, &cfg, &set, &err), &err);
+    size_t stored = rd_vit_context_bytes(&vit, 3, 16, 8, RD_VIT_TRAIN);
+    vit.cfg.activation_checkpointing = 1;
+    size_t recomputed = rd_vit_context_bytes(&vit, 3, 16, 8, RD_VIT_TRAIN);
+    rd_params_free(&set);
+    CHECK_MSG(recomputed < stored, "checkpointed context %zu bytes, stored %zu", recomputed,
+              stored);
+    cfg.activation_checkpointing = 1;
+    fd_masked_drop_path_resampled(t, &cfg);
 }
 
 static void backward_grey_native_size_form(rd_test *t) {
@@ -516,6 +541,7 @@ static const rd_test_case cases[] = {
     {"bad_calls_are_refused", bad_calls_are_refused},
     {"backward_masked_registers_drop_path_resampled",
      backward_masked_registers_drop_path_resampled},
+    {"backward_checkpointed", backward_checkpointed},
     {"backward_grey_native_size_form", backward_grey_native_size_form},
     {"backward_swiglu_no_layerscale_no_bias", backward_swiglu_no_layerscale_no_bias},
 };

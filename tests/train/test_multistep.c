@@ -562,7 +562,8 @@ static void drop_subsets(const int64_t *all, int64_t it, int depth, int rows, in
     }
 }
 
-static void replay(rd_test *t, const char *name) {
+/* checkpointing: student.activation_checkpointing (the same oracle, still no allocation). */
+static void replay(rd_test *t, const char *name, int checkpointing) {
     rd_log_set_quiet(1);
     hid_t f = rd_fixture_open(name);
     if (f < 0) SKIP("fixture %s not found (tests/reference/make_multistep.sh writes it)", name);
@@ -571,7 +572,10 @@ static void replay(rd_test *t, const char *name) {
     rd_schedules sched;
     step_fixture_config fc;
     CHECK_OK(fixture_schedules(f, &sched, &err), &err);
-    CHECK_OK(step_fixture_trainer(f, &tr, &fc, &err), &err);
+    step_fixture_config_read(f, &fc);
+    fc.vit.activation_checkpointing = checkpointing;
+    CHECK_OK(rd_trainer_init(&tr, &fc.vit, &fc.dino, fc.separate ? &fc.ibot : NULL, &fc.step, &err),
+             &err);
     replay_inputs in;
     if (t->failures || !read_inputs(t, f, &in) ||
         !step_fixture_load(t, f, &tr.student, "init/student", tr.student.data)) {
@@ -682,10 +686,15 @@ static void replay(rd_test *t, const char *name) {
 }
 
 static void centering_schedule(rd_test *t) {
-    replay(t, "multistep_centering.h5");
+    replay(t, "multistep_centering.h5", 0);
+}
+static void centering_schedule_checkpointing(rd_test *t) {
+    replay(t, "multistep_centering.h5", 1);
 }
 
-static const rd_test_case cases[] = {{"centering_schedule", centering_schedule}};
+static const rd_test_case cases[] = {
+    {"centering_schedule", centering_schedule},
+    {"centering_schedule_checkpointing", centering_schedule_checkpointing}};
 
 int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "--record") == 0) {

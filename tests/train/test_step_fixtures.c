@@ -443,14 +443,21 @@ static int load_drop_path(rd_test *t, hid_t f, const char *tag, int depth, int b
 }
 
 /* The whole step through rd_trainer_step: losses, every gradient (after clipping: the fixture's
- * gradients x the clip coefficient), parameters and moments after AdamW, teacher after EMA. */
-static void run_full_step(rd_test *t, const char *name) {
+ * gradients x the clip coefficient), parameters and moments after AdamW, teacher after EMA.
+ * checkpointing sets student.activation_checkpointing; *state (if not NULL) receives a malloc'd
+ * copy of the student's parameters and gradients, the teacher and exp_avg after the step, each
+ * of *numel floats. */
+static void run_full_step(rd_test *t, const char *name, int checkpointing, float **state,
+                          size_t *numel) {
     hid_t f = rd_fixture_open(name);
     if (f < 0) SKIP("fixture %s not found (set RDINO_FIXTURES)", name);
     rd_error err = {0};
     rd_trainer tr;
     step_fixture_config fc;
-    CHECK_OK(step_fixture_trainer(f, &tr, &fc, &err), &err);
+    step_fixture_config_read(f, &fc);
+    fc.vit.activation_checkpointing = checkpointing;
+    CHECK_OK(rd_trainer_init(&tr, &fc.vit, &fc.dino, fc.separate ? &fc.ibot : NULL, &fc.step, &err),
+             &err);
     const rd_vit_config vc = fc.vit;
     const rd_head_config dc = fc.dino;
     const rd_step_config sc = fc.step;
@@ -557,6 +564,14 @@ static void run_full_step(rd_test *t, const char *name) {
         check_fixture(t, "centre", f, "after/center/ibot", tr.center_ibot.value,
                       (size_t)tr.ibot_head.cfg.prototypes, FWD_RTOL, 1e-7);
     }
+    const size_t n = tr.student.numel;
+    if (state && (*state = malloc(4 * n * sizeof(float)))) {
+        *numel = n;
+        memcpy(*state, tr.student.data, n * sizeof(float));
+        memcpy(*state + n, tr.student.grad, n * sizeof(float));
+        memcpy(*state + 2 * n, tr.teacher.data, n * sizeof(float));
+        memcpy(*state + 3 * n, tr.opt.exp_avg, n * sizeof(float));
+    }
     free(gc);
     free(lc);
     free(masks64);
@@ -570,21 +585,48 @@ static void run_full_step(rd_test *t, const char *name) {
     rd_fixture_close(f);
 }
 
+/* Activation checkpointing recomputes each block's forward by the same arithmetic: the step's
+ * gradients, parameters, teacher and moments are bit-identical to the stored-activation path
+ * (and both pass the oracle checks of run_full_step). */
+static void checkpointing_bit_identical(rd_test *t, const char *name) {
+    float *stored = NULL, *recomputed = NULL;
+    size_t n = 0, n2 = 0;
+    run_full_step(t, name, 0, &stored, &n);
+    if (!t->failures) run_full_step(t, name, 1, &recomputed, &n2);
+    static const char *const part[4] = {"student", "gradient", "teacher", "exp_avg"};
+    for (int k = 0; k < 4 && !t->failures && stored && recomputed && n == n2; k++) {
+        size_t first = n;
+        for (size_t i = 0; i < n && first == n; i++)
+            if (memcmp(&stored[k * n + i], &recomputed[k * n + i], sizeof(float))) first = i;
+        CHECK_MSG(first == n, "%s element %zu: %.9g stored, %.9g recomputed", part[k], first,
+                  first < n ? stored[k * n + first] : 0.0,
+                  first < n ? recomputed[k * n + first] : 0.0);
+    }
+    free(stored);
+    free(recomputed);
+}
+
 static void centering_full_step(rd_test *t) {
-    run_full_step(t, "step_centering.h5");
+    run_full_step(t, "step_centering.h5", 0, NULL, NULL);
 }
 static void sinkhorn_full_step(rd_test *t) {
-    run_full_step(t, "step_sinkhorn_registers.h5");
+    run_full_step(t, "step_sinkhorn_registers.h5", 0, NULL, NULL);
 }
 static void droppath_full_step(rd_test *t) {
-    run_full_step(t, "step_droppath.h5");
+    run_full_step(t, "step_droppath.h5", 0, NULL, NULL);
+}
+static void droppath_checkpointing(rd_test *t) {
+    checkpointing_bit_identical(t, "step_droppath.h5");
+}
+static void sinkhorn_checkpointing(rd_test *t) {
+    checkpointing_bit_identical(t, "step_sinkhorn_registers.h5");
 }
 
 static void swiglu_full_step(rd_test *t) {
-    run_full_step(t, "step_swiglu.h5");
+    run_full_step(t, "step_swiglu.h5", 0, NULL, NULL);
 }
 static void no_layerscale_full_step(rd_test *t) {
-    run_full_step(t, "step_no_layerscale.h5");
+    run_full_step(t, "step_no_layerscale.h5", 0, NULL, NULL);
 }
 
 static void centering_heads_losses(rd_test *t) {
@@ -625,6 +667,8 @@ static const rd_test_case cases[] = {
     {"droppath_full_step", droppath_full_step},
     {"swiglu_full_step", swiglu_full_step},
     {"no_layerscale_droppath_full_step", no_layerscale_full_step},
+    {"droppath_checkpointing_bit_identical", droppath_checkpointing},
+    {"sinkhorn_registers_checkpointing_bit_identical", sinkhorn_checkpointing},
     {"centering_heads_targets_losses_grads", centering_heads_losses},
     {"sinkhorn_separate_heads_targets_losses_grads", sinkhorn_heads_losses},
     {"droppath_heads_targets_losses_grads", droppath_heads_losses},
