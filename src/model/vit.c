@@ -457,6 +457,86 @@ const char *rd_vit_time_name(rd_vit_time category) {
     return category < RD_VIT_TIME_COUNT ? names[category] : "?";
 }
 
+/* ---- bf16 copies of the block linears ------------------------------------------------------ */
+
+/* Shape [OC, C] and parameter index of block i's linear k. */
+static void linear_shape(const rd_vit *vit, int i, int k, int *param, int *OC, int *C) {
+    const rd_vit_block_params *ix = &vit->blocks[i];
+    int D = vit->cfg.embed_dim, F = ffn_width(vit), hid = vit->hidden;
+    const int params[RD_VIT_LINEARS] = {ix->qkv_weight, ix->proj_weight, ix->fc1_weight,
+                                        ix->fc2_weight};
+    const int oc[RD_VIT_LINEARS] = {3 * D, D, F, D}, c[RD_VIT_LINEARS] = {D, D, D, hid};
+    *param = params[k];
+    *OC = oc[k];
+    *C = c[k];
+}
+
+rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set *set,
+                           rd_error *err) {
+    memset(w, 0, sizeof *w);
+    rd_status st = rd_bf16_select_path(&w->path, err);
+    if (st) return st;
+    int depth = vit->cfg.depth, param, OC, C;
+    size_t bytes = 0;
+    for (int i = 0; i < depth; i++)
+        for (int k = 0; k < RD_VIT_LINEARS; k++) {
+            linear_shape(vit, i, k, &param, &OC, &C);
+            bytes += rd_bf16_weight_bytes(OC, C, 0); /* multiples of 64: copies stay aligned */
+        }
+    w->depth = depth;
+    w->threads = omp_get_max_threads();
+    w->data = set->data;
+    if (w->path != RD_BF16_PATH_FP32) {
+        size_t scratch = (size_t)w->threads * rd_bf16_scratch_bytes();
+        w->buffer = aligned_alloc(64, bytes);
+        w->bytes = bytes;
+        w->scratch = aligned_alloc(64, scratch);
+        if (!w->buffer || !w->scratch) {
+            rd_vit_bf16_free(w);
+            return rd_fail(err, RD_ENOMEM, "ViT bf16 copies: cannot allocate %.1f MiB",
+                           (double)(bytes + scratch) / (1024.0 * 1024.0));
+        }
+    }
+    unsigned char *at = w->buffer;
+    for (int i = 0; i < depth && !st; i++)
+        for (int k = 0; k < RD_VIT_LINEARS && !st; k++) {
+            linear_shape(vit, i, k, &param, &OC, &C);
+            st = rd_bf16_weight_init(&w->linear[i][k], at, rd_param_in(set, set->data, param), OC,
+                                     C, 0, err);
+            if (at) at += rd_bf16_weight_bytes(OC, C, 0);
+        }
+    if (st) rd_vit_bf16_free(w);
+    return st;
+}
+
+void rd_vit_bf16_free(rd_vit_bf16 *w) {
+    free(w->buffer);
+    free(w->scratch);
+    memset(w, 0, sizeof *w);
+}
+
+rd_status rd_vit_context_bf16(rd_vit_context *ctx, const rd_vit_bf16 *w, rd_error *err) {
+    if (w && ctx->mode == RD_VIT_TRAIN)
+        return rd_fail(err, RD_EINVAL, "ViT context: bf16 products are built for inference only");
+    if (w && (w->depth != ctx->vit->cfg.depth || w->threads < ctx->threads))
+        return rd_fail(err, RD_EINVAL,
+                       "ViT context: bf16 copies of %d blocks for %d threads, the context has %d "
+                       "blocks and %d threads",
+                       w->depth, w->threads, ctx->vit->cfg.depth, ctx->threads);
+    ctx->bf16 = w;
+    return RD_OK;
+}
+
+/* out[rows, OC] = in[rows, C] W^T + bias for block blk's linear k: through its bf16 copy when
+ * the context has them, else rd_linear_forward on the fp32 weight. */
+static void block_linear(const rd_vit_context *ctx, int blk, int k, float *out, const float *in,
+                         const float *weight, const float *bias, int rows, int C, int OC) {
+    if (ctx->bf16)
+        rd_bf16_linear_forward(out, in, &ctx->bf16->linear[blk][k], bias, rows, ctx->bf16->scratch);
+    else
+        rd_linear_forward(out, in, weight, bias, rows, C, OC);
+}
+
 /* Runs call, adding its wall time to category when the context profiles. */
 #define TIMED(ctx, category, call)                                                                 \
     do {                                                                                           \
@@ -613,24 +693,27 @@ static void block_forward(rd_vit_context *ctx, const block_view *w, int blk) {
                 ctx, RD_VIT_TIME_LAYERNORM,
                 rd_layernorm_forward(L->ln, A->mean, A->rstd, in, w->norm1_w, w->norm1_b, rows, D));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->h, L->ln, w->qkv_w, w->qkv_b, rows, D, 3 * D));
+                  block_linear(ctx, blk, RD_VIT_QKV, A->h, L->ln, w->qkv_w, w->qkv_b, rows, D,
+                               3 * D));
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
                   rd_attention_forward(A->heads, A->lse, L->att_scratch, A->h, keep, T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->y, A->heads, w->proj_w, w->proj_b, rows, D, D));
+                  block_linear(ctx, blk, RD_VIT_PROJ, A->y, A->heads, w->proj_w, w->proj_b, rows, D,
+                               D));
         } else {
             TIMED(
                 ctx, RD_VIT_TIME_LAYERNORM,
                 rd_layernorm_forward(L->ln, A->mean, A->rstd, in, w->norm2_w, w->norm2_b, rows, D));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->h, L->ln, w->fc1_w, w->fc1_b, rows, D, F));
+                  block_linear(ctx, blk, RD_VIT_FC1, A->h, L->ln, w->fc1_w, w->fc1_b, rows, D, F));
             if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION, rd_swiglu_forward(L->act, A->h, rows, hid));
             else
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
                       rd_gelu_forward(L->act, A->h, (size_t)rows * hid));
-            TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->y, L->act, w->fc2_w, w->fc2_b, rows, hid, D));
+            TIMED(
+                ctx, RD_VIT_TIME_GEMM,
+                block_linear(ctx, blk, RD_VIT_FC2, A->y, L->act, w->fc2_w, w->fc2_b, rows, hid, D));
         }
         TIMED(ctx, RD_VIT_TIME_RESIDUAL,
               rd_residual_forward(L->x, A->y, br == 0 ? w->ls1 : w->ls2, S, keep, T, D, scale));
@@ -719,6 +802,9 @@ rd_status rd_vit_forward(rd_vit_context *ctx, const rd_param_set *params, const 
         return rd_fail(err, RD_EINVAL, "ViT forward: drop path needs a training context");
     if (!images || !params->data)
         return rd_fail(err, RD_EINVAL, "ViT forward: no images or unallocated parameters");
+    if (ctx->bf16 && ctx->bf16->data != params->data)
+        return rd_fail(err, RD_EINVAL,
+                       "ViT forward: the bf16 copies were made from another parameter set");
     ctx->batch = b;
     ctx->channels = c;
     ctx->height = height;
