@@ -277,7 +277,7 @@ static rd_status plan_precision(const rd_config *cfg, const rd_vit *vit, const r
     *use = NULL;
     memset(w, 0, sizeof *w);
     if (strcmp(rd_cfg_str(cfg, "embed.precision"), "bf16") != 0) return RD_OK;
-    rd_status st = rd_vit_bf16_init(w, vit, set, err);
+    rd_status st = rd_vit_bf16_init(w, vit, set, 0, err);
     if (st) return rd_wrap(err, "embed.precision: bf16");
     if (w->path == RD_BF16_PATH_FP32) {
         if (rank == 0)

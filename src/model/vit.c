@@ -471,7 +471,7 @@ static void linear_shape(const rd_vit *vit, int i, int k, int *param, int *OC, i
     *C = c[k];
 }
 
-rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set *set,
+rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set *set, int training,
                            rd_error *err) {
     memset(w, 0, sizeof *w);
     rd_status st = rd_bf16_select_path(&w->path, err);
@@ -481,9 +481,11 @@ rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set
     for (int i = 0; i < depth; i++)
         for (int k = 0; k < RD_VIT_LINEARS; k++) {
             linear_shape(vit, i, k, &param, &OC, &C);
-            bytes += rd_bf16_weight_bytes(OC, C, 0); /* multiples of 64: copies stay aligned */
+            /* multiples of 64: the copies stay aligned */
+            bytes += rd_bf16_weight_bytes(OC, C, training);
         }
     w->depth = depth;
+    w->training = training;
     w->threads = omp_get_max_threads();
     w->data = set->data;
     if (w->path != RD_BF16_PATH_FP32) {
@@ -502,11 +504,16 @@ rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set
         for (int k = 0; k < RD_VIT_LINEARS && !st; k++) {
             linear_shape(vit, i, k, &param, &OC, &C);
             st = rd_bf16_weight_init(&w->linear[i][k], at, rd_param_in(set, set->data, param), OC,
-                                     C, 0, err);
-            if (at) at += rd_bf16_weight_bytes(OC, C, 0);
+                                     C, training, err);
+            if (at) at += rd_bf16_weight_bytes(OC, C, training);
         }
     if (st) rd_vit_bf16_free(w);
     return st;
+}
+
+void rd_vit_bf16_refresh(rd_vit_bf16 *w) {
+    for (int i = 0; i < w->depth; i++)
+        for (int k = 0; k < RD_VIT_LINEARS; k++) rd_bf16_weight_refresh(&w->linear[i][k]);
 }
 
 void rd_vit_bf16_free(rd_vit_bf16 *w) {
@@ -516,8 +523,9 @@ void rd_vit_bf16_free(rd_vit_bf16 *w) {
 }
 
 rd_status rd_vit_context_bf16(rd_vit_context *ctx, const rd_vit_bf16 *w, rd_error *err) {
-    if (w && ctx->mode == RD_VIT_TRAIN)
-        return rd_fail(err, RD_EINVAL, "ViT context: bf16 products are built for inference only");
+    if (w && ctx->mode == RD_VIT_TRAIN && !w->training)
+        return rd_fail(err, RD_EINVAL,
+                       "ViT context: a training context needs bf16 copies made for training");
     if (w && (w->depth != ctx->vit->cfg.depth || w->threads < ctx->threads))
         return rd_fail(err, RD_EINVAL,
                        "ViT context: bf16 copies of %d blocks for %d threads, the context has %d "
@@ -858,10 +866,17 @@ static void zero(float *x, size_t n) {
         memset(x + i, 0, (n - i < chunk ? n - i : chunk) * sizeof(float));
 }
 
-/* rd_linear_backward, but dinp[N, C] = dout @ weight is overwritten, not accumulated (a fresh
- * scratch buffer needs no zeroing first). */
-static void linear_backward_into(float *dinp, float *dweight, float *dbias, const float *dout,
-                                 const float *inp, const float *weight, int N, int C, int OC) {
+/* rd_linear_backward of block blk's linear k, but dinp[N, C] = dout @ weight is overwritten,
+ * not accumulated (a fresh scratch buffer needs no zeroing first); through its bf16 copies when
+ * the context has them. */
+static void linear_backward_into(const rd_vit_context *ctx, int blk, int k, float *dinp,
+                                 float *dweight, float *dbias, const float *dout, const float *inp,
+                                 const float *weight, int N, int C, int OC) {
+    if (ctx->bf16) {
+        rd_bf16_linear_backward(dinp, 0, dweight, dbias, dout, inp, &ctx->bf16->linear[blk][k], N,
+                                ctx->bf16->scratch);
+        return;
+    }
     rd_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C, NULL);
     rd_linear_backward(NULL, dweight, dbias, dout, inp, weight, N, C, OC);
 }
@@ -904,8 +919,8 @@ static void block_backward(rd_vit_context *ctx, const block_view *w, const block
         if (br == 1) {
             TIMED(ctx, RD_VIT_TIME_ACTIVATION, ffn_activation(ctx, A, rows));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->da, g->fc2_w, g->fc2_b, L->dy, L->act, w->fc2_w, rows,
-                                       hid, D));
+                  linear_backward_into(ctx, blk, RD_VIT_FC2, L->da, g->fc2_w, g->fc2_b, L->dy,
+                                       L->act, w->fc2_w, rows, hid, D));
             zero(L->dh, (size_t)rows * F);
             if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
@@ -914,19 +929,19 @@ static void block_backward(rd_vit_context *ctx, const block_view *w, const block
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
                       rd_gelu_backward(L->dh, A->h, L->da, (size_t)rows * hid));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->dln, g->fc1_w, g->fc1_b, L->dh, L->ln, w->fc1_w, rows, D,
-                                       F));
+                  linear_backward_into(ctx, blk, RD_VIT_FC1, L->dln, g->fc1_w, g->fc1_b, L->dh,
+                                       L->ln, w->fc1_w, rows, D, F));
         } else {
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->da, g->proj_w, g->proj_b, L->dy, A->heads, w->proj_w,
-                                       rows, D, D));
+                  linear_backward_into(ctx, blk, RD_VIT_PROJ, L->da, g->proj_w, g->proj_b, L->dy,
+                                       A->heads, w->proj_w, rows, D, D));
             zero(L->dh, (size_t)rows * 3 * D);
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
                   rd_attention_backward(L->dh, L->att_scratch, L->da, A->heads, A->h, A->lse, keep,
                                         T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->dln, g->qkv_w, g->qkv_b, L->dh, L->ln, w->qkv_w, rows, D,
-                                       3 * D));
+                  linear_backward_into(ctx, blk, RD_VIT_QKV, L->dln, g->qkv_w, g->qkv_b, L->dh,
+                                       L->ln, w->qkv_w, rows, D, 3 * D));
         }
         /* without subsets the branch input is the whole stream: accumulate in place */
         float *dxin = S ? L->dxin : L->dx;
