@@ -242,7 +242,7 @@ static void backward_close_to_fp32(rd_test *t) {
     float *d_cls = malloc((size_t)m.b * D * sizeof(float)), *d_patch = malloc(nd * sizeof(float));
     fill_normal(d_cls, (size_t)m.b * D, 2000, 0.0, 1.0);
     fill_normal(d_patch, nd, 2001, 0.0, 0.1);
-    float *grads[3];
+    float *grads[3] = {NULL, NULL, NULL};
     const rd_bf16_mode modes[3] = {RD_BF16_OFF, RD_BF16_EMULATE, RD_BF16_FORCE};
     int runs = rd_bf16_cpu_has() ? 3 : 2;
     for (int r = 0; r < runs; r++) {
