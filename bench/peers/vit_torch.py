@@ -11,8 +11,12 @@ exact-count drop-path subsets of drop_add_residual_stochastic_depth given as inp
 benchmark times forward + backward from given gradients of the CLS and patch outputs, like
 rd_vit_backward, and prints
 "PEER torch <label> <img> fwd+bwd img/s (<t> threads): <x> img/s" (best iteration).
+With --infer it times the forward alone under torch.inference_mode() ("fwd img/s"), and with
+--bf16 under torch.autocast("cpu", dtype=torch.bfloat16) (linears, convolution and matmuls in
+bf16 through oneDNN; "bf16 fwd img/s"): the peer of bench/bench_vit_bf16.sh.
 """
 import argparse
+import contextlib
 import math
 import time
 
@@ -161,6 +165,8 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--infer", action="store_true", help="forward only, inference mode")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (with --infer)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -173,13 +179,20 @@ def main():
     for it in range(a.iters + 1):                       # iteration 0 warms up
         model.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
-        cls, _, patch = model(x)
-        torch.autograd.backward([cls, patch], [g_cls, g_patch])
+        if a.infer:
+            autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if a.bf16
+                        else contextlib.nullcontext())
+            with torch.inference_mode(), autocast:
+                model(x)
+        else:
+            cls, _, patch = model(x)
+            torch.autograd.backward([cls, patch], [g_cls, g_patch])
         t = time.perf_counter() - t0
         if it > 0:
             best = min(best, t)
     s = "s" if a.threads > 1 else ""
-    print(f"PEER torch {a.label} {a.img} fwd+bwd img/s ({a.threads} thread{s}): "
+    what = ("bf16 " if a.bf16 else "") + ("fwd" if a.infer else "fwd+bwd")
+    print(f"PEER torch {a.label} {a.img} {what} img/s ({a.threads} thread{s}): "
           f"{a.batch / best:.3f} img/s")
 
 

@@ -44,12 +44,13 @@ typedef struct rd_embed_params {
     const char *config;       /* the full resolved configuration as YAML */
     const char *creator;      /* e.g. "rdino-embed 0.1" */
     /* the computation */
-    int resolution;   /* model input side in pixels; 0 = the shards' image size */
-    rd_kernel kernel; /* resampling kernel when resolution differs from the shards' size */
-    double mean, std; /* normalisation of [0, 1] intensities (applied in float) */
-    unsigned splits;  /* bit (1 << rd_split) set for each split to embed */
-    int batch;        /* images per forward */
-    int skip_corrupt; /* an image failing its CRC32C is left out (else it is an error) */
+    int resolution;          /* model input side in pixels; 0 = the shards' image size */
+    rd_kernel kernel;        /* resampling kernel when resolution differs from the shards' size */
+    double mean, std;        /* normalisation of [0, 1] intensities (applied in float) */
+    unsigned splits;         /* bit (1 << rd_split) set for each split to embed */
+    int batch;               /* images per forward */
+    int skip_corrupt;        /* an image failing its CRC32C is left out (else it is an error) */
+    const rd_vit_bf16 *bf16; /* bf16 copies of the backbone's linears (vit.h), NULL = fp32 */
 } rd_embed_params;
 
 typedef struct rd_embed_stats {

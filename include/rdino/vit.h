@@ -28,6 +28,7 @@
 #include "rdino/arena.h"
 #include "rdino/config.h"
 #include "rdino/error.h"
+#include "rdino/gemm_bf16.h"
 #include "rdino/params.h"
 #include "rdino/rng.h"
 
@@ -166,6 +167,35 @@ typedef enum {
     RD_VIT_TIME_COUNT
 } rd_vit_time;
 
+/* bf16 products for the block linears (docs/BF16.md): copies of the qkv, proj, fc1/w12 and
+ * fc2/w3 weights of one parameter set, rounded to bf16 and packed (gemm_bf16.h), and the
+ * products' per-thread scratch. Forward: out = bf16(x) bf16(W)^T; with training copies also
+ * backward: dx = bf16(dy) bf16(W), dW += bf16(dy)^T bf16(x), fp32 sums and fp32 gradients.
+ * Everything else stays fp32: the patch embedding, LayerNorms, the attention (q k^T, softmax,
+ * P v: its own fp32 tile kernels), GELU / SwiGLU, LayerScale and the residual stream. 2 bytes
+ * per block weight per copy (162 MiB for ViT-B/14; twice that with the backward copy). */
+enum { RD_VIT_QKV, RD_VIT_PROJ, RD_VIT_FC1, RD_VIT_FC2, RD_VIT_LINEARS };
+typedef struct rd_vit_bf16 {
+    rd_bf16_weight linear[RD_VIT_MAX_DEPTH][RD_VIT_LINEARS];
+    int depth, threads, training; /* training: backward copies too */
+    rd_bf16_path path;            /* the path every copy takes (rd_bf16_select_path at init) */
+    const float *data;            /* the parameters the copies were made from (set->data) */
+    void *buffer;                 /* the packed copies, NULL on the fp32 path */
+    size_t bytes;                 /* of buffer */
+    void *scratch;                /* threads * rd_bf16_scratch_bytes() */
+} rd_vit_bf16;
+
+/* Packs set's block linears (training = 1: the backward copies too) on the path
+ * rd_bf16_select_path picks now (RDINO_BF16 or rd_bf16_set_mode; on the fp32 path nothing is
+ * copied and forward and backward stay fp32 bit for bit). Scratch for omp_get_max_threads()
+ * threads. Errors: out of memory, a bad RDINO_BF16. */
+rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set *set, int training,
+                           rd_error *err);
+/* Re-packs the copies from the set's current parameters (after they changed in place: an
+ * optimiser step, the EMA, a checkpoint read). No-op on the fp32 path. */
+void rd_vit_bf16_refresh(rd_vit_bf16 *w);
+void rd_vit_bf16_free(rd_vit_bf16 *w);
+
 /* Activations and scratch of one forward/backward pair. Fields are private except seconds. */
 typedef struct rd_vit_context {
     const rd_vit *vit;
@@ -181,6 +211,7 @@ typedef struct rd_vit_context {
     double seconds[2][RD_VIT_TIME_COUNT];   /* [forward, backward][category], when profiling */
     void (*grad_hook)(void *arg, int part); /* see rd_vit_context_grad_hook */
     void *grad_hook_arg;
+    const rd_vit_bf16 *bf16; /* see rd_vit_context_bf16 */
 } rd_vit_context;
 
 /* Bytes of the arena a context for up to max_batch images of height x width needs. */
@@ -202,6 +233,12 @@ void rd_vit_context_trace(rd_vit_context *ctx, float *trace);
  * embeddings (cls/register/mask tokens, pos_embed, patch embedding). A data-parallel trainer
  * starts reducing those gradients while backward goes on. fn NULL turns it off. */
 void rd_vit_context_grad_hook(rd_vit_context *ctx, void (*fn)(void *arg, int part), void *arg);
+
+/* Forwards (and backwards) of ctx compute the block linears from w's bf16 copies (NULL: fp32
+ * again). w must outlive that use and be sized for at least the context's threads; forward
+ * refuses a parameter set other than the one w was packed from. A training context needs
+ * training copies (RD_EINVAL otherwise). */
+rd_status rd_vit_context_bf16(rd_vit_context *ctx, const rd_vit_bf16 *w, rd_error *err);
 
 /* Starts (on = 1, zeroing the totals) or stops accumulating per-category wall time of forward
  * and backward into ctx->seconds (a clock read around each layer call). */

@@ -260,6 +260,7 @@ static const rd_cfg_key schema[] = {
     STR("embed.images", "", NULL, "embed PNG files instead of shards: a folder (every *.png below it, in path order) or a metadata CSV read as data.metadata_csv is (images under data.image_root, else the CSV's folder) (also --images)"),
     STR("embed.preprocess", "auto", "auto|hf|rdino", "PNG input: transformers' BitImageProcessor from the weights' preprocessor_config.json (hf; 16-bit images clipped at 255 as transformers does), or rdino's preprocess.* pipeline and pretrain.augment.mean/std (rdino; keeps 16 bits); auto: hf when the weights folder has preprocessor_config.json. Shards are always rdino"),
     STR("embed.interpolation", "auto", "auto|hf|legacy|dinov2_reg", "position-embedding interpolation at grids other than the native one (auto: what the weights record, or the checkpoint's student.interpolate_*)"),
+    STR("embed.precision", "fp32", "fp32|bf16", "arithmetic of the ViT's block linears: fp32, or bf16 products with fp32 sums on CPUs with AVX512-BF16 (weights rounded and packed once at load; LayerNorm, attention, softmax, GELU and residuals stay fp32; fp32 with one warning on other CPUs; the environment variable RDINO_BF16=force|emulate|off overrides the path: docs/BF16.md)"),
     STR("embed.on_corrupt", "error", "error|skip", "an image that cannot be read (a PNG of embed.images) or fails its CRC32C (a shard): stop with an error naming it, or leave it out of the embeddings (counted in the log and the summary)"),
 };
 /* clang-format on */

@@ -313,7 +313,7 @@ static rd_status allocate(embed_run *e, rd_error *err) {
         return rd_fail(err, RD_ENOMEM, "out of memory for a batch of %zu images", B);
     rd_status st = rd_vit_context_init(&e->ctx, e->vit, (int)B, e->r, e->r, RD_VIT_INFER, err);
     e->ctx_ready = st == RD_OK;
-    return st;
+    return st ? st : rd_vit_context_bf16(&e->ctx, e->p->bf16, err);
 }
 
 /* ---- output file -------------------------------------------------------------------------- */

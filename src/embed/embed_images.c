@@ -381,7 +381,7 @@ static rd_status allocate(images_run *e, rd_error *err) {
         return rd_fail(err, RD_ENOMEM, "embed: out of memory for a batch of %zu images", B);
     rd_status st = rd_vit_context_init(&e->ctx, e->vit, (int)B, e->H, e->W, RD_VIT_INFER, err);
     e->ctx_ready = st == RD_OK;
-    return st;
+    return st ? st : rd_vit_context_bf16(&e->ctx, e->p->bf16, err);
 }
 
 /* ---- output -------------------------------------------------------------------------------- */

@@ -269,6 +269,33 @@ static rd_status load_encoder(const rd_config *cfg, stage_plan *s, rd_config *en
 
 /* ---- the run ------------------------------------------------------------------------------- */
 
+/* embed.precision: bf16 copies of the block linears into *w (packed once, here) when the path
+ * computes in bf16; *use = w then, else NULL (fp32, with one warning when bf16 was asked for
+ * and this CPU, or RDINO_BF16=off, gives fp32). */
+static rd_status plan_precision(const rd_config *cfg, const rd_vit *vit, const rd_param_set *set,
+                                int rank, rd_vit_bf16 *w, const rd_vit_bf16 **use, rd_error *err) {
+    *use = NULL;
+    memset(w, 0, sizeof *w);
+    if (strcmp(rd_cfg_str(cfg, "embed.precision"), "bf16") != 0) return RD_OK;
+    rd_status st = rd_vit_bf16_init(w, vit, set, 0, err);
+    if (st) return rd_wrap(err, "embed.precision: bf16");
+    if (w->path == RD_BF16_PATH_FP32) {
+        if (rank == 0)
+            rd_warn("embed.precision: bf16 computes in fp32 here: %s (RDINO_BF16=force runs the "
+                    "emulated bf16 path, slowly)",
+                    rd_bf16_cpu_has() ? "RDINO_BF16=off"
+                                      : "this CPU has no AVX512-BF16 instructions");
+        rd_vit_bf16_free(w);
+        return RD_OK;
+    }
+    if (rank == 0)
+        rd_info("embed.precision: bf16 block linears on the %s path (weights packed once: %.1f "
+                "MiB); patch embedding, LayerNorm, attention, GELU and residuals in fp32",
+                rd_bf16_path_name(w->path), (double)w->bytes / (1024.0 * 1024.0));
+    *use = w;
+    return RD_OK;
+}
+
 static void print_summary(const rd_embed_stats *s, const char *output, MPI_Comm comm) {
     int nranks;
     MPI_Comm_size(comm, &nranks);
@@ -312,6 +339,7 @@ rd_status rd_embed_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
     if (st) return st;
 
     rd_vit vit;
+    rd_vit_bf16 bf16;
     rd_param_set set;
     rd_config enc = {0};
     rd_params_init(&set);
@@ -350,9 +378,14 @@ rd_status rd_embed_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
             .batch = (int)rd_cfg_int(cfg, "embed.batch"),
             .skip_corrupt = strcmp(rd_cfg_str(cfg, "embed.on_corrupt"), "skip") == 0};
         rd_embed_stats stats;
-        st = *s.images ? run_images(cfg, &s, &p, &vit, &set, comm, &stats, err)
-                       : rd_embed_run(&p, &vit, &set, comm, &stats, err);
+        int rank;
+        MPI_Comm_rank(comm, &rank);
+        st = rd_agree(comm, plan_precision(cfg, &vit, &set, rank, &bf16, &p.bf16, err), err);
+        if (!st)
+            st = *s.images ? run_images(cfg, &s, &p, &vit, &set, comm, &stats, err)
+                           : rd_embed_run(&p, &vit, &set, comm, &stats, err);
         if (!st) print_summary(&stats, s.output, comm);
+        rd_vit_bf16_free(&bf16);
     }
     free(model_yaml);
     free(config_yaml);

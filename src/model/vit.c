@@ -461,6 +461,94 @@ const char *rd_vit_time_name(rd_vit_time category) {
     return category < RD_VIT_TIME_COUNT ? names[category] : "?";
 }
 
+/* ---- bf16 copies of the block linears ------------------------------------------------------ */
+
+/* Shape [OC, C] and parameter index of block i's linear k. */
+static void linear_shape(const rd_vit *vit, int i, int k, int *param, int *OC, int *C) {
+    const rd_vit_block_params *ix = &vit->blocks[i];
+    int D = vit->cfg.embed_dim, F = ffn_width(vit), hid = vit->hidden;
+    const int params[RD_VIT_LINEARS] = {ix->qkv_weight, ix->proj_weight, ix->fc1_weight,
+                                        ix->fc2_weight};
+    const int oc[RD_VIT_LINEARS] = {3 * D, D, F, D}, c[RD_VIT_LINEARS] = {D, D, D, hid};
+    *param = params[k];
+    *OC = oc[k];
+    *C = c[k];
+}
+
+rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set *set, int training,
+                           rd_error *err) {
+    memset(w, 0, sizeof *w);
+    rd_status st = rd_bf16_select_path(&w->path, err);
+    if (st) return st;
+    int depth = vit->cfg.depth, param, OC, C;
+    size_t bytes = 0;
+    for (int i = 0; i < depth; i++)
+        for (int k = 0; k < RD_VIT_LINEARS; k++) {
+            linear_shape(vit, i, k, &param, &OC, &C);
+            /* multiples of 64: the copies stay aligned */
+            bytes += rd_bf16_weight_bytes(OC, C, training);
+        }
+    w->depth = depth;
+    w->training = training;
+    w->threads = omp_get_max_threads();
+    w->data = set->data;
+    if (w->path != RD_BF16_PATH_FP32) {
+        size_t scratch = (size_t)w->threads * rd_bf16_scratch_bytes();
+        w->buffer = aligned_alloc(64, bytes);
+        w->bytes = bytes;
+        w->scratch = aligned_alloc(64, scratch);
+        if (!w->buffer || !w->scratch) {
+            rd_vit_bf16_free(w);
+            return rd_fail(err, RD_ENOMEM, "ViT bf16 copies: cannot allocate %.1f MiB",
+                           (double)(bytes + scratch) / (1024.0 * 1024.0));
+        }
+    }
+    unsigned char *at = w->buffer;
+    for (int i = 0; i < depth && !st; i++)
+        for (int k = 0; k < RD_VIT_LINEARS && !st; k++) {
+            linear_shape(vit, i, k, &param, &OC, &C);
+            st = rd_bf16_weight_init(&w->linear[i][k], at, rd_param_in(set, set->data, param), OC,
+                                     C, training, err);
+            if (at) at += rd_bf16_weight_bytes(OC, C, training);
+        }
+    if (st) rd_vit_bf16_free(w);
+    return st;
+}
+
+void rd_vit_bf16_refresh(rd_vit_bf16 *w) {
+    for (int i = 0; i < w->depth; i++)
+        for (int k = 0; k < RD_VIT_LINEARS; k++) rd_bf16_weight_refresh(&w->linear[i][k]);
+}
+
+void rd_vit_bf16_free(rd_vit_bf16 *w) {
+    free(w->buffer);
+    free(w->scratch);
+    memset(w, 0, sizeof *w);
+}
+
+rd_status rd_vit_context_bf16(rd_vit_context *ctx, const rd_vit_bf16 *w, rd_error *err) {
+    if (w && ctx->mode == RD_VIT_TRAIN && !w->training)
+        return rd_fail(err, RD_EINVAL,
+                       "ViT context: a training context needs bf16 copies made for training");
+    if (w && (w->depth != ctx->vit->cfg.depth || w->threads < ctx->threads))
+        return rd_fail(err, RD_EINVAL,
+                       "ViT context: bf16 copies of %d blocks for %d threads, the context has %d "
+                       "blocks and %d threads",
+                       w->depth, w->threads, ctx->vit->cfg.depth, ctx->threads);
+    ctx->bf16 = w;
+    return RD_OK;
+}
+
+/* out[rows, OC] = in[rows, C] W^T + bias for block blk's linear k: through its bf16 copy when
+ * the context has them, else rd_linear_forward on the fp32 weight. */
+static void block_linear(const rd_vit_context *ctx, int blk, int k, float *out, const float *in,
+                         const float *weight, const float *bias, int rows, int C, int OC) {
+    if (ctx->bf16)
+        rd_bf16_linear_forward(out, in, &ctx->bf16->linear[blk][k], bias, rows, ctx->bf16->scratch);
+    else
+        rd_linear_forward(out, in, weight, bias, rows, C, OC);
+}
+
 /* Runs call, adding its wall time to category when the context profiles. */
 #define TIMED(ctx, category, call)                                                                 \
     do {                                                                                           \
@@ -617,24 +705,27 @@ static void block_forward(rd_vit_context *ctx, const block_view *w, int blk) {
                 ctx, RD_VIT_TIME_LAYERNORM,
                 rd_layernorm_forward(L->ln, A->mean, A->rstd, in, w->norm1_w, w->norm1_b, rows, D));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->h, L->ln, w->qkv_w, w->qkv_b, rows, D, 3 * D));
+                  block_linear(ctx, blk, RD_VIT_QKV, A->h, L->ln, w->qkv_w, w->qkv_b, rows, D,
+                               3 * D));
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
                   rd_attention_forward(A->heads, A->lse, L->att_scratch, A->h, keep, T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->y, A->heads, w->proj_w, w->proj_b, rows, D, D));
+                  block_linear(ctx, blk, RD_VIT_PROJ, A->y, A->heads, w->proj_w, w->proj_b, rows, D,
+                               D));
         } else {
             TIMED(
                 ctx, RD_VIT_TIME_LAYERNORM,
                 rd_layernorm_forward(L->ln, A->mean, A->rstd, in, w->norm2_w, w->norm2_b, rows, D));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->h, L->ln, w->fc1_w, w->fc1_b, rows, D, F));
+                  block_linear(ctx, blk, RD_VIT_FC1, A->h, L->ln, w->fc1_w, w->fc1_b, rows, D, F));
             if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION, rd_swiglu_forward(L->act, A->h, rows, hid));
             else
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
                       rd_gelu_forward(L->act, A->h, (size_t)rows * hid));
-            TIMED(ctx, RD_VIT_TIME_GEMM,
-                  rd_linear_forward(A->y, L->act, w->fc2_w, w->fc2_b, rows, hid, D));
+            TIMED(
+                ctx, RD_VIT_TIME_GEMM,
+                block_linear(ctx, blk, RD_VIT_FC2, A->y, L->act, w->fc2_w, w->fc2_b, rows, hid, D));
         }
         TIMED(ctx, RD_VIT_TIME_RESIDUAL,
               rd_residual_forward(L->x, A->y, br == 0 ? w->ls1 : w->ls2, S, keep, T, D, scale));
@@ -723,6 +814,9 @@ rd_status rd_vit_forward(rd_vit_context *ctx, const rd_param_set *params, const 
         return rd_fail(err, RD_EINVAL, "ViT forward: drop path needs a training context");
     if (!images || !params->data)
         return rd_fail(err, RD_EINVAL, "ViT forward: no images or unallocated parameters");
+    if (ctx->bf16 && ctx->bf16->data != params->data)
+        return rd_fail(err, RD_EINVAL,
+                       "ViT forward: the bf16 copies were made from another parameter set");
     ctx->batch = b;
     ctx->channels = c;
     ctx->height = height;
@@ -778,10 +872,17 @@ static void zero(float *x, size_t n) {
         memset(x + i, 0, (n - i < chunk ? n - i : chunk) * sizeof(float));
 }
 
-/* rd_linear_backward, but dinp[N, C] = dout @ weight is overwritten, not accumulated (a fresh
- * scratch buffer needs no zeroing first). */
-static void linear_backward_into(float *dinp, float *dweight, float *dbias, const float *dout,
-                                 const float *inp, const float *weight, int N, int C, int OC) {
+/* rd_linear_backward of block blk's linear k, but dinp[N, C] = dout @ weight is overwritten,
+ * not accumulated (a fresh scratch buffer needs no zeroing first); through its bf16 copies when
+ * the context has them. */
+static void linear_backward_into(const rd_vit_context *ctx, int blk, int k, float *dinp,
+                                 float *dweight, float *dbias, const float *dout, const float *inp,
+                                 const float *weight, int N, int C, int OC) {
+    if (ctx->bf16) {
+        rd_bf16_linear_backward(dinp, 0, dweight, dbias, dout, inp, &ctx->bf16->linear[blk][k], N,
+                                ctx->bf16->scratch);
+        return;
+    }
     rd_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C, NULL);
     rd_linear_backward(NULL, dweight, dbias, dout, inp, weight, N, C, OC);
 }
@@ -824,8 +925,8 @@ static void block_backward(rd_vit_context *ctx, const block_view *w, const block
         if (br == 1) {
             TIMED(ctx, RD_VIT_TIME_ACTIVATION, ffn_activation(ctx, A, rows));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->da, g->fc2_w, g->fc2_b, L->dy, L->act, w->fc2_w, rows,
-                                       hid, D));
+                  linear_backward_into(ctx, blk, RD_VIT_FC2, L->da, g->fc2_w, g->fc2_b, L->dy,
+                                       L->act, w->fc2_w, rows, hid, D));
             zero(L->dh, (size_t)rows * F);
             if (vit->cfg.ffn == RD_VIT_FFN_SWIGLU)
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
@@ -834,19 +935,19 @@ static void block_backward(rd_vit_context *ctx, const block_view *w, const block
                 TIMED(ctx, RD_VIT_TIME_ACTIVATION,
                       rd_gelu_backward(L->dh, A->h, L->da, (size_t)rows * hid));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->dln, g->fc1_w, g->fc1_b, L->dh, L->ln, w->fc1_w, rows, D,
-                                       F));
+                  linear_backward_into(ctx, blk, RD_VIT_FC1, L->dln, g->fc1_w, g->fc1_b, L->dh,
+                                       L->ln, w->fc1_w, rows, D, F));
         } else {
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->da, g->proj_w, g->proj_b, L->dy, A->heads, w->proj_w,
-                                       rows, D, D));
+                  linear_backward_into(ctx, blk, RD_VIT_PROJ, L->da, g->proj_w, g->proj_b, L->dy,
+                                       A->heads, w->proj_w, rows, D, D));
             zero(L->dh, (size_t)rows * 3 * D);
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
                   rd_attention_backward(L->dh, L->att_scratch, L->da, A->heads, A->h, A->lse, keep,
                                         T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
-                  linear_backward_into(L->dln, g->qkv_w, g->qkv_b, L->dh, L->ln, w->qkv_w, rows, D,
-                                       3 * D));
+                  linear_backward_into(ctx, blk, RD_VIT_QKV, L->dln, g->qkv_w, g->qkv_b, L->dh,
+                                       L->ln, w->qkv_w, rows, D, 3 * D));
         }
         /* without subsets the branch input is the whole stream: accumulate in place */
         float *dxin = S ? L->dxin : L->dx;

@@ -6,6 +6,9 @@
         SPLITS (comma-separated names), in shard order; features finite
     check_embeddings.py same A.h5 B.h5 [--data-only]
         every dataset bit-identical and every attribute equal (--data-only: datasets only)
+    check_embeddings.py cosine A.h5 B.h5 MIN
+        the same rows (/meta/image_id), and the cosine of every row of /cls and /patch_mean of
+        B to A's at least MIN; prints the smallest
 """
 import hashlib
 import json
@@ -95,11 +98,30 @@ def same(a_path, b_path, data_only=False):
     print(f"ok: {len(da)} datasets bit-identical")
 
 
+def cosine(a_path, b_path, least):
+    with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
+        ida, idb = a["meta/image_id"][()], b["meta/image_id"][()]
+        if ida.shape != idb.shape or (ida != idb).any():
+            fail(f"{a_path} and {b_path} hold other rows")
+        worst = {}
+        for k in ["cls", "patch_mean"]:
+            x, y = a[k][()].astype(np.float64), b[k][()].astype(np.float64)
+            c = (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1))
+            i = int(np.argmin(c))
+            worst[k] = c[i]
+            if not c[i] >= least:
+                fail(f"/{k} row {i} ({ida[i]!r}): cosine {c[i]:.7f} < {least}")
+    print(f"ok: {len(ida)} rows, smallest cosine /cls {worst['cls']:.7f}, "
+          f"/patch_mean {worst['patch_mean']:.7f}")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "layout":
         layout(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
     elif cmd == "same":
         same(sys.argv[2], sys.argv[3], "--data-only" in sys.argv[4:])
+    elif cmd == "cosine":
+        cosine(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     else:
         fail("unknown command " + cmd)
