@@ -31,9 +31,16 @@ rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
     rd_status st = rd_config_copy(&with_study, cfg, err);
     if (!st && *study_file) st = rd_config_load_layer(&with_study, study_file, "analyze", err);
     if (!st) st = rd_analyze_params_from_config(&with_study, &p, err);
+    if (!st && *study_file) {
+        /* The resolved configuration printed at start-up predates the study: say what it changed.
+         */
+        rd_info("rdino-analyze: study %s", study_file);
+        for (int k = 0; k < cfg->nkeys; k++)
+            if (strcmp(cfg->values[k].text, with_study.values[k].text) != 0)
+                rd_info("  %s: %s (from the study)", cfg->keys[k].name, with_study.values[k].text);
+    }
     rd_config_free(&with_study);
     if (st) return st;
-    if (*study_file) rd_info("rdino-analyze: study %s", study_file);
     if (p.ncompare > 0) {
         st = rd_analyze_compare(comm, &p, err);
         rd_analyze_params_free(&p);

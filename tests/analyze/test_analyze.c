@@ -602,6 +602,8 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
     uint8_t *split = malloc((size_t)n);
     int64_t *row = malloc(sizeof(int64_t) * n); /* bookkeeping columns rdino-embed writes */
     const char **ids = malloc(sizeof(char *) * n), **patients = malloc(sizeof(char *) * n);
+    const char **views = malloc(sizeof(char *) * n);
+    static const char *const view_cycle[4] = {"PA", "AP", "LL", ""};
     char(*idbuf)[16] = malloc(16 * (size_t)n), (*pbuf)[16] = malloc(16 * (size_t)n);
     fill_uniform(x, n * d, 4);
     for (int i = 0; i < n; i++) {
@@ -614,6 +616,7 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
         snprintf(pbuf[i], 16, "p%02d", i / 2);
         ids[i] = idbuf[i];
         patients[i] = pbuf[i];
+        views[i] = view_cycle[i % 4];
     }
     if (poison_row >= 0) x[poison_row * d + 1] = NAN;
     CHECK_OK(rd_h5_create_dataset(&f, "/cls", RD_H5_F32, 2, dims, NULL, 0, &err), &err);
@@ -622,6 +625,8 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
     CHECK_OK(rd_h5_write_strings(&f, "/meta/image_id", 0, n, ids, &err), &err);
     CHECK_OK(rd_h5_create_strings(&f, "/meta/patient_id", n, 4, 0, 0, &err), &err);
     CHECK_OK(rd_h5_write_strings(&f, "/meta/patient_id", 0, n, patients, &err), &err);
+    CHECK_OK(rd_h5_create_strings(&f, "/meta/view", n, 4, 0, 0, &err), &err);
+    CHECK_OK(rd_h5_write_strings(&f, "/meta/view", 0, n, views, &err), &err);
     const struct {
         const char *name;
         rd_h5_type type;
@@ -646,6 +651,7 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
     free(row);
     free(ids);
     free(patients);
+    free(views);
     free(idbuf);
     free(pbuf);
 }
@@ -700,6 +706,58 @@ static void load_h5store_file_with_split_filter(rd_test *t) {
     CHECK_MSG(strstr(err.msg, "emb.h5") && strstr(err.msg, "img012"), "%s", err.msg);
 }
 
+/* The view as a target (AP 1, PA 0, other views unknown) and adjusted targets read through
+ * rd_analyze_load: age ~ view is age minus its mean within the view, on rows where both are
+ * known; an adjusted target whose raw target is not in the study has raw = -1. */
+static void load_view_and_adjusted_targets(rd_test *t) {
+    rd_test_need_mpi();
+    char path[700];
+    snprintf(path, sizeof path, "%s/emb.h5", rd_test_tmpdir(t));
+    enum { N = 40, D = 3 };
+    write_embeddings(t, path, N, D, -1);
+    char *files[1] = {path}, *targets[2] = {"view", "age"};
+    rd_analyze_params p;
+    memset(&p, 0, sizeof p);
+    p.embeddings = files;
+    p.nembeddings = 1;
+    p.use_cls = 1;
+    p.splits = 7;
+    p.targets = targets;
+    p.ntargets = 2;
+    rd_error err = {0};
+    CHECK_OK(rd_analyze_parse_adjust("age ~ view, weight ~ sex", &p.adjust, &p.nadjust, &err),
+             &err);
+    rd_analyze_data data;
+    CHECK_OK(rd_analyze_load(&p, &data, &err), &err);
+    CHECK(data.ntargets == 4);
+    if (data.ntargets == 4) {
+        const rd_analyze_target *view = &data.targets[0], *adj = &data.targets[2];
+        CHECK(view->kind == RD_PROBE_LOGISTIC && view->raw == -1 && !*view->adjusted_for);
+        for (int i = 0; i < N; i++) {
+            double want = i % 4 == 0 ? 0.0 : i % 4 == 1 ? 1.0 : NAN;
+            CHECK_MSG(isnan(want) ? isnan(view->y[i]) : view->y[i] == want, "view row %d: %g", i,
+                      view->y[i]);
+        }
+        CHECK(strcmp(adj->name, "age_given_view") == 0 && adj->kind == RD_PROBE_RIDGE);
+        CHECK(adj->raw == 1 && strcmp(adj->adjusted_for, "view") == 0);
+        double sum[2] = {0, 0}, count[2] = {0, 0};
+        for (int i = 0; i < N; i++)
+            if (i % 4 < 2 && i % 7 != 0) {
+                sum[i % 4] += 20.0 + i;
+                count[i % 4] += 1;
+            }
+        for (int i = 0; i < N; i++) {
+            if (i % 4 >= 2 || i % 7 == 0)
+                CHECK_MSG(isnan(adj->y[i]), "row %d: residual %g of an unknown", i, adj->y[i]);
+            else
+                CHECK_NEAR(adj->y[i], 20.0 + i - sum[i % 4] / count[i % 4], 1e-9);
+        }
+        CHECK(strcmp(data.targets[3].name, "weight_given_sex") == 0 && data.targets[3].raw == -1);
+    }
+    rd_analyze_data_free(&data);
+    free(p.adjust);
+}
+
 static const rd_test_case cases[] = {
     {"area_downsample_block_means", area_downsample_block_means},
     {"area_downsample_fractional_pixels", area_downsample_fractional_pixels},
@@ -717,6 +775,7 @@ static const rd_test_case cases[] = {
     {"mean_roc_area_is_the_mean_fold_auroc", mean_roc_area_is_the_mean_fold_auroc},
     {"pair_sentences_say_who_wins", pair_sentences_say_who_wins},
     {"load_h5store_file_with_split_filter", load_h5store_file_with_split_filter},
+    {"load_view_and_adjusted_targets", load_view_and_adjusted_targets},
 };
 
 RD_TEST_MAIN("analyze", cases)
