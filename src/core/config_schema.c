@@ -233,6 +233,7 @@ static const rd_cfg_key schema[] = {
     INT("pretrain.checkpoint_every", "0", 0, INT64_MAX, "checkpoint every N iterations (0 = 3 epochs, DINOv2's period); also at the end and on a stop signal"),
     FLT("pretrain.checkpoint_minutes", "30", 0, 1e9, "also checkpoint when this much wall time has passed since the last one (0 = off)"),
     INT("pretrain.keep_checkpoints", "3", 1, 1 << 20, "newest checkpoints kept (DINOv2: 3)"),
+    INT("pretrain.keep_every", "0", 0, INT64_MAX, "also keep for good every checkpoint whose step is a multiple of N, for post-hoc studies of the trajectory (jobs/posthoc.sbatch); they do not count towards keep_checkpoints (0 = off)"),
     INT("pretrain.metrics_every", "1", 1, 1 << 30, "a metrics.jsonl line every N iterations"),
     INT("pretrain.check_every", "100", 0, 1 << 30, "compare a checksum of the state across ranks every N iterations (0 = only at checkpoints)"),
     FLT("pretrain.bucket_mb", "16", 0, 1e6, "gradient all-reduce bucket size in MiB, started during backward (0 = one all-reduce after backward)"),

@@ -37,6 +37,7 @@ typedef struct settings {
     int64_t checkpoint_every;
     double checkpoint_seconds;
     int keep;
+    int64_t keep_every; /* checkpoints of steps divisible by it are never pruned (0: none) */
     int64_t metrics_every, check_every;
     size_t bucket_bytes;
     int threads;
@@ -97,6 +98,7 @@ static rd_status settings_from(const rd_config *cfg, settings *s, rd_error *err)
     if (s->checkpoint_every == 0) s->checkpoint_every = 3 * s->epoch_length;
     s->checkpoint_seconds = 60.0 * rd_cfg_float(cfg, "pretrain.checkpoint_minutes");
     s->keep = (int)rd_cfg_int(cfg, "pretrain.keep_checkpoints");
+    s->keep_every = rd_cfg_int(cfg, "pretrain.keep_every");
     s->metrics_every = rd_cfg_int(cfg, "pretrain.metrics_every");
     s->check_every = rd_cfg_int(cfg, "pretrain.check_every");
     s->bucket_bytes = (size_t)(rd_cfg_float(cfg, "pretrain.bucket_mb") * 1024.0 * 1024.0);
@@ -324,12 +326,16 @@ static rd_status check_replicas(run *r, int64_t steps, rd_error *err) {
     return st;
 }
 
-/* Rank 0: removes all but the newest `keep` checkpoints. */
+/* Rank 0: removes all but the newest `keep` checkpoints, sparing those of the keep_every
+ * schedule (a trajectory for post-hoc studies), which do not count towards `keep`. */
 static void prune_checkpoints(const run *r) {
     int64_t steps[MAX_CHECKPOINTS];
     rd_error e = {0};
     int n = rd_checkpoint_list(r->s.ckpt_dir, steps, MAX_CHECKPOINTS, &e);
-    for (int i = r->s.keep; i < n; i++) {
+    int rolling = 0;
+    for (int i = 0; i < n; i++) {
+        if (r->s.keep_every > 0 && steps[i] % r->s.keep_every == 0) continue;
+        if (++rolling <= r->s.keep) continue;
         char path[RD_PATH_MAX + 32];
         rd_checkpoint_path(path, sizeof path, r->s.ckpt_dir, steps[i]);
         if (unlink(path) != 0)

@@ -7,7 +7,9 @@
 #     (requeue) with a checkpoint, then rerun: bit-identical;
 #   - a killed run resumed on 1 rank instead of 2: equal to 1e-5 (sums in another order);
 #   - a new run from that run's weights (student.pretrained_weights): backbone loaded by name,
-#     heads fresh.
+#     heads fresh;
+#   - pruning: the newest pretrain.keep_checkpoints, plus every checkpoint of the keep_every
+#     schedule (kept for post-hoc studies, not counted).
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/pretrain_lib.sh"
 if ! pt_need_python; then rd_skip pretrain/resume "/usr/bin/python3 with h5py is needed"; exit 0; fi
@@ -90,4 +92,16 @@ then
     rd_fail pretrain/init_from_weights "the student backbone is not the file's teacher backbone"
 else
     rd_pass pretrain/init_from_weights
+fi
+
+# pruning with a keep_every schedule: steps 1..7 checkpointed, keep 2, keep every 3rd
+pt_run 1 "$T/keep.log" "${base[@]}" pretrain.max_steps=7 pretrain.checkpoint_every=1 \
+    pretrain.keep_checkpoints=2 pretrain.keep_every=3 pretrain.output_dir="$T/keep"
+status=$?
+kept=$(cd "$T/keep/checkpoints" 2>/dev/null && ls step-*.h5 | tr '\n' ' ')
+want="step-0000003.h5 step-0000005.h5 step-0000006.h5 step-0000007.h5 "
+if [ "$status" -eq 0 ] && [ "$kept" = "$want" ]; then
+    rd_pass pretrain/keep_every_schedule
+else
+    rd_fail pretrain/keep_every_schedule "exit $status, kept: $kept (want $want)"
 fi
