@@ -2,9 +2,12 @@
 # RAD-DINO's real scale: ViT-B/14 at 518 px (1,370 tokens; issue 18, docs/PERFORMANCE.md).
 # 1. rdino-embed (random init, end to end on one rank: shards in, HDF5 out; img/s of its summary
 #    line) against the same ViT forward in PyTorch fp32 and under bf16 autocast
-#    (bench/peers/vit_forward_torch.py, images already in memory) and ONNX Runtime when it is
-#    installed (else a SKIPPED line), at RDINO_BENCH_SIZES px on 1 and 2 threads, batch 4;
-#    runs alternate, the best of 2 counts; peak RSS of each process.
+#    (bench/peers/vit_forward_torch.py, images already in memory) and ONNX Runtime (the npm
+#    package onnxruntime-node, installed with --ignore-scripts into BUILD/peers when missing and
+#    npm can reach its registry; the model exported by bench/peers/export_vit_onnx.py;
+#    bench/peers/vit_forward_ort.js), each peer skipped with a line saying so when absent, at
+#    RDINO_BENCH_SIZES px on 1 and 2 threads, batch 4; runs alternate, the best of 2 counts;
+#    peak RSS of each process.
 # 2. The training step of configs/nih.yaml at 518 (bench_train_config: grey crops 2 x 518 +
 #    8 x 98, K = 65536, Sinkhorn, iBOT, KoLeo, AdamW, EMA) at batch RDINO_BENCH_TRAIN_BATCH, with
 #    and without student.activation_checkpointing: s/img, the student's activations per image,
@@ -35,10 +38,25 @@ for b in "$BUILD/bin/rdino-embed" "$BUILD/bin/rdino-shard" "$BUILD/bench/bench_t
 done
 torch_ok=1
 $py -c "import torch" 2>/dev/null || torch_ok=0
-ort=""
-if $py -c "import onnxruntime" 2>/dev/null; then ort=python; fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/rdino-bench-realscale-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
+# ONNX Runtime: onnxruntime-node under RDINO_ORT_NODE_MODULES (default BUILD/peers/node_modules)
+ort_modules=${RDINO_ORT_NODE_MODULES:-$BUILD/peers/node_modules}
+ort_why=""
+if ! command -v node >/dev/null; then
+    ort_why="node is not installed"
+elif [ "$torch_ok" = 0 ]; then
+    ort_why="the model is exported with torch, which $py lacks"
+elif [ ! -d "$ort_modules/onnxruntime-node" ]; then
+    if command -v npm >/dev/null && mkdir -p "$BUILD/peers" &&
+        npm install --ignore-scripts --no-audit --no-fund --prefix "$BUILD/peers" \
+            onnxruntime-node >"$dir/npm.log" 2>&1 && [ -d "$ort_modules/onnxruntime-node" ]; then
+        echo "installed onnxruntime-node into $BUILD/peers (npm install --ignore-scripts)"
+    else
+        ort_why="onnxruntime-node is not installed and npm could not install it"
+    fi
+fi
+[ -z "$ort_why" ] && echo "onnxruntime-node $(node -p "require('$(realpath "$ort_modules")/onnxruntime-node/package.json').version")"
 faster() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a + 0 > b + 0) ? a : b }'; }
 field() { awk -v key="$2" '{ for (i = 1; i < NF; i++) if ($(i + 1) == key) { print $i; exit } }' <<<"$1"; }
 status=0
@@ -50,6 +68,11 @@ for size in $SIZES; do
     rd_mpirun 1 "$BUILD/bin/rdino-shard" shard.input_dir="$dir/pre$size" \
         shard.output_dir="$dir/shards$size" shard.num_shards=1 >"$dir/shard.log" 2>&1 ||
         { tail -3 "$dir/shard.log"; exit 1; }
+    ort_size_why=$ort_why
+    if [ -z "$ort_size_why" ] && ! $py bench/peers/export_vit_onnx.py --arch vit_base --patch 14 \
+        --img "$size" "$dir/vit$size.onnx" >"$dir/export.log" 2>&1; then
+        ort_size_why="the ONNX export failed: $(tail -1 "$dir/export.log")"
+    fi
     for t in $THREADS; do
         s=$([ "$t" -gt 1 ] && echo s)
         declare -A rate=() rss=()
@@ -62,6 +85,13 @@ for size in $SIZES; do
             r=$(field "$summary" img/s)
             [ "$(faster "$r" "${rate[rdino]:-}")" = "$r" ] && rss[rdino]=$(awk '{ for (i = 1; i < NF; i++) if ($i == "RSS") { print $(i + 1); exit } }' <<<"$summary")
             rate[rdino]=$(faster "$r" "${rate[rdino]:-}")
+            if [ -z "$ort_size_why" ]; then
+                out=$(NODE_PATH="$ort_modules" node bench/peers/vit_forward_ort.js \
+                    "$dir/vit$size.onnx" "$size" "$BATCH" "$t" 2>&1)
+                r=$(awk '/forward img\/s/ { print $(NF - 1) }' <<<"$out")
+                [ "$(faster "$r" "${rate[ort]:-}")" = "$r" ] && rss[ort]=$(awk '/peak RSS/ { print $(NF - 1) }' <<<"$out")
+                rate[ort]=$(faster "$r" "${rate[ort]:-}")
+            fi
             [ "$torch_ok" = 1 ] || continue
             for prec in fp32 bf16; do
                 out=$(OMP_NUM_THREADS=$t $py bench/peers/vit_forward_torch.py --arch vit_base \
@@ -82,8 +112,13 @@ for size in $SIZES; do
                     echo "RESULT rdino-embed vit-b14 $size ratio to torch $prec ($t thread$s): $(awk -v a="${rate[rdino]}" -v b="${rate[$prec]}" 'BEGIN { printf "%.2f", a / b }')"
             done
         fi
-        [ -n "$ort" ] ||
-            echo "RESULT onnxruntime vit-b14 $size forward img/s ($t thread$s): SKIPPED (onnxruntime is not installed)"
+        if [ -n "$ort_size_why" ]; then
+            echo "RESULT onnxruntime vit-b14 $size forward img/s ($t thread$s): SKIPPED ($ort_size_why)"
+        else
+            echo "RESULT onnxruntime vit-b14 $size forward img/s ($t thread$s): ${rate[ort]:-FAILED} img/s (peak RSS ${rss[ort]:-?} MiB)"
+            [ -n "${rate[rdino]:-}" ] && [ -n "${rate[ort]:-}" ] &&
+                echo "RESULT rdino-embed vit-b14 $size ratio to onnxruntime ($t thread$s): $(awk -v a="${rate[rdino]}" -v b="${rate[ort]}" 'BEGIN { printf "%.2f", a / b }')"
+        fi
         unset rate rss
     done
 done
