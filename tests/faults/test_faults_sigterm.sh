@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fault matrix's "SIGTERM" cell (docs/TESTING.md, "Fault matrix"), for every stage on 2
-# ranks: what Slurm does at a time limit or scancel, SIGTERM to the job (mpirun forwards it to
-# the ranks) once the stage reports progress. The job must end within 120 s, non-zero, and a
+# ranks: what Slurm does at a time limit or scancel, SIGTERM to every rank, once the stage
+# reports progress. The job must end within 120 s, non-zero, and a
 # rerun of the same command must complete and write what an undisturbed run wrote (HDF5 files
 # dataset for dataset, others byte for byte; tests/faults/same_outputs.py; logs with times and
 # journals left out). Runs in the same folder as the undisturbed run (outputs record their
@@ -64,8 +64,9 @@ for s in "${stages[@]}"; do
         kill -0 "$job" 2>/dev/null || break
         sleep 0.02
     done
-    # To timeout (the job's child), which passes it on to mpirun, which forwards it to the ranks.
-    kill -TERM "$(pgrep -P "$job" -x timeout)"
+    # To the ranks (children of mpirun, under timeout), as slurmstepd signals every task: through
+    # mpirun, its own grace period could kill pretraining while it writes its checkpoint.
+    pkill -TERM -P "$(pgrep -P "$(pgrep -P "$job" -x timeout)" -x mpirun)"
     wait "$job"
     status=$?
     rerun=fail
