@@ -58,9 +58,10 @@ typedef struct rd_trainer {
     rd_adamw opt;
     rd_center center_dino, center_ibot;
     rd_vit_context teacher_ctx, global_ctx, local_ctx;
-    /* cfg.bf16: bf16 copies of the block linears, re-packed from the fp32 masters at the start
-     * of every step (student: forward and backward copies; teacher: forward) */
-    rd_vit_bf16 student_bf16, teacher_bf16;
+    /* cfg.bf16: bf16 copies of the student's block linears (forward and backward), re-packed
+     * from the fp32 masters at the start of every step. The teacher stays fp32: with bf16 its
+     * targets, sharpened by 1 / teacher_temp, doubled the loss drift (docs/BF16.md). */
+    rd_vit_bf16 student_bf16;
     rd_head_acts t_dino, t_ibot, s_dino, s_ibot; /* *_ibot unused when shared */
     rd_arena arena;                              /* head activations and step buffers */
     float *t_in;    /* [2B + max_masked, D]: teacher CLS (views swapped), masked patches */

@@ -148,10 +148,9 @@ static rd_status setup_trainer(run *r, rd_error *err) {
                     rd_bf16_cpu_has() ? "RDINO_BF16=off"
                                       : "this CPU has no AVX512-BF16 instructions");
         else
-            rd_info("pretrain.precision: bf16 block linears on the %s path (copies: student %.1f "
-                    "MiB, teacher %.1f MiB, re-packed every step)",
-                    rd_bf16_path_name(path), (double)r->tr.student_bf16.bytes / 1048576.0,
-                    (double)r->tr.teacher_bf16.bytes / 1048576.0);
+            rd_info("pretrain.precision: bf16 block linears of the student on the %s path (copies "
+                    "%.1f MiB, re-packed every step; the teacher stays fp32)",
+                    rd_bf16_path_name(path), (double)r->tr.student_bf16.bytes / 1048576.0);
     }
     return rd_schedules_from_config(&r->sched, r->cfg, r->global_batch, err);
 }

@@ -169,8 +169,6 @@ rd_status rd_trainer_init(rd_trainer *tr, const rd_vit_config *vit_cfg,
         return st;
     if (cfg->bf16 &&
         ((st = rd_vit_bf16_init(&tr->student_bf16, &tr->vit, &tr->student, 1, err)) ||
-         (st = rd_vit_bf16_init(&tr->teacher_bf16, &tr->vit, &tr->teacher, 0, err)) ||
-         (st = rd_vit_context_bf16(&tr->teacher_ctx, &tr->teacher_bf16, err)) ||
          (st = rd_vit_context_bf16(&tr->global_ctx, &tr->student_bf16, err)) ||
          (cfg->n_local > 0 && (st = rd_vit_context_bf16(&tr->local_ctx, &tr->student_bf16, err)))))
         return st;
@@ -187,7 +185,6 @@ void rd_trainer_free(rd_trainer *tr) {
     if (tr->cfg.n_local > 0) rd_vit_context_free(&tr->local_ctx);
     rd_adamw_free(&tr->opt);
     rd_vit_bf16_free(&tr->student_bf16);
-    rd_vit_bf16_free(&tr->teacher_bf16);
     rd_arena_free(&tr->arena);
     rd_params_free(&tr->student);
     rd_params_free(&tr->teacher);
@@ -381,7 +378,6 @@ rd_status rd_trainer_step(rd_trainer *tr, const rd_step_batch *batch, const rd_s
     /* bf16 copies of this step's weights: after the last step's AdamW and EMA, an
      * initialisation or a checkpoint read (no-ops without bf16) */
     rd_vit_bf16_refresh(&tr->student_bf16);
-    rd_vit_bf16_refresh(&tr->teacher_bf16);
 
     double t0 = rd_now(), t1;
     float *q_dino, *q_ibot;

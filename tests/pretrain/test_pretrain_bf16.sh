@@ -7,7 +7,9 @@
 #     the bf16 run really ran bf16 (its log names the path);
 #   - RDINO_BF16=off: one warning, then the fp32 run's losses exactly (first steps).
 # RDINO_TEST_BF16_STEPS steps (default 100; the issue's 200-step check is
-# RDINO_TEST_BF16_STEPS=200, about twice as long). The bf16 path is AVX512-BF16 where the CPU
+# RDINO_TEST_BF16_STEPS=200, about twice as long, not run yet). Measured at 100 steps on a shared
+# machine: largest difference 1.6 % (step 83), one-sided and growing (0.4 % at step 70, 1.2 % at
+# 99); with the teacher in bf16 too it was 3.1 %, which is why the teacher stays fp32. The bf16 path is AVX512-BF16 where the CPU
 # has it, else the emulated kernels (RDINO_BF16=force: same bits, much slower).
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
@@ -29,7 +31,7 @@ RDINO_BF16=force pt_run 2 "$T/bf16.log" "${base[@]}" pretrain.max_steps="$STEPS"
     pretrain.output_dir="$T/bf16" pretrain.precision=bf16 ||
     { rd_fail $suite "bf16 run failed: $(grep -m1 error "$T/bf16.log")"; exit 0; }
 
-if ! grep -q "pretrain.precision: bf16 block linears on the [a-z0-9-]* path" "$T/bf16.log"; then
+if ! grep -q "pretrain.precision: bf16 block linears of the student on the [a-z0-9-]* path" "$T/bf16.log"; then
     rd_fail $suite/ran_in_bf16 "the bf16 run's log names no bf16 path"
 else
     rd_pass $suite/ran_in_bf16
