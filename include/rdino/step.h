@@ -44,6 +44,7 @@ typedef struct rd_step_config {
     double clip_grad;                            /* 3.0; 0 = no clipping */
     double layerwise_decay, patch_embed_lr_mult; /* 0.9, 0.2 */
     double beta1, beta2, adam_eps;               /* 0.9, 0.999, 1e-8 */
+    int bf16; /* pretrain.precision: bf16: the backbones' block linears in bf16 (docs/BF16.md) */
 } rd_step_config;
 
 /* Everything that lives across steps: student and teacher parameters (identical layouts),
@@ -57,6 +58,10 @@ typedef struct rd_trainer {
     rd_adamw opt;
     rd_center center_dino, center_ibot;
     rd_vit_context teacher_ctx, global_ctx, local_ctx;
+    /* cfg.bf16: bf16 copies of the student's block linears (forward and backward), re-packed
+     * from the fp32 masters at the start of every step. The teacher stays fp32: with bf16 its
+     * targets, sharpened by 1 / teacher_temp, doubled the loss drift (docs/BF16.md). */
+    rd_vit_bf16 student_bf16;
     rd_head_acts t_dino, t_ibot, s_dino, s_ibot; /* *_ibot unused when shared */
     rd_arena arena;                              /* head activations and step buffers */
     float *t_in;    /* [2B + max_masked, D]: teacher CLS (views swapped), masked patches */

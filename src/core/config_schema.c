@@ -211,6 +211,7 @@ static const rd_cfg_key schema[] = {
     STR("pretrain.data.shards_dir", "", NULL, "shards to train on (empty: shard.output_dir, else <data.output_dir>/shards)"),
     BOOL("pretrain.data.prefetch", "true", "read and augment the next batch in a background thread while the step computes"),
     INT("pretrain.data.max_open_shards", "64", 1, 1 << 20, "shard files a rank keeps open (at least the per-rank batch is used)"),
+    STR("pretrain.precision", "fp32", "fp32|bf16", "arithmetic of the student's block linears: fp32, or bf16 products with fp32 sums on CPUs with AVX512-BF16 (bf16 copies of the fp32 master weights re-packed once per step; the teacher, optimiser, LayerNorm, attention, softmax, losses, Sinkhorn-Knopp, centring, EMA, gradient all-reduce and checkpoints stay fp32; fp32 with one warning on other CPUs; RDINO_BF16 overrides the path: docs/BF16.md)"),
     STR("pretrain.on_corrupt", "error", "error|skip", "an image failing its CRC32C: stop naming it, or skip it (its place in the batch taken by the next intact image of the pass; counted in metrics.jsonl)"),
     INT("pretrain.group_size", "8", 0, 1 << 20, "images per iBOT-mask / drop-path group; must divide the per-rank batch (0 = the per-rank batch: DINOv2's per-GPU draws, rank-count dependent)"),
     FLT("pretrain.augment.flip_p", "0.5", 0, 1, "horizontal flip probability"),

@@ -228,6 +228,18 @@ static rd_status setup_trainer(run *r, rd_error *err) {
         return st;
     if ((st = rd_trainer_init(&r->tr, &vc, &dino, separate ? &ibot : NULL, &sc, err))) return st;
     r->have_trainer = 1;
+    if (sc.bf16 && r->rank == 0) {
+        rd_bf16_path path = r->tr.student_bf16.path;
+        if (path == RD_BF16_PATH_FP32)
+            rd_warn("pretrain.precision: bf16 computes in fp32 here: %s (RDINO_BF16=force runs "
+                    "the emulated bf16 path, slowly)",
+                    rd_bf16_cpu_has() ? "RDINO_BF16=off"
+                                      : "this CPU has no AVX512-BF16 instructions");
+        else
+            rd_info("pretrain.precision: bf16 block linears of the student on the %s path (copies "
+                    "%.1f MiB, re-packed every step; the teacher stays fp32)",
+                    rd_bf16_path_name(path), (double)r->tr.student_bf16.bytes / 1048576.0);
+    }
     return rd_schedules_from_config(&r->sched, r->cfg, r->global_batch, err);
 }
 

@@ -67,6 +67,7 @@ rd_status rd_step_setup_from_config(const rd_config *config, const rd_vit_config
         .beta1 = rd_cfg_float(config, "optim.adamw_beta1"),
         .beta2 = rd_cfg_float(config, "optim.adamw_beta2"),
         .adam_eps = 1e-8,
+        .bf16 = strcmp(rd_cfg_str(config, "pretrain.precision"), "bf16") == 0,
     };
     *dino = head_from(config, "dino", vit->embed_dim);
     *separate = rd_cfg_bool(config, "ibot.separate_head");
@@ -203,6 +204,11 @@ rd_status rd_trainer_init(rd_trainer *tr, const rd_vit_config *vit_cfg,
     if (cfg->n_local > 0 && (st = rd_vit_context_init(&tr->local_ctx, &tr->vit, cfg->n_local * B, L,
                                                       L, RD_VIT_TRAIN, err)))
         return st;
+    if (cfg->bf16 &&
+        ((st = rd_vit_bf16_init(&tr->student_bf16, &tr->vit, &tr->student, 1, err)) ||
+         (st = rd_vit_context_bf16(&tr->global_ctx, &tr->student_bf16, err)) ||
+         (cfg->n_local > 0 && (st = rd_vit_context_bf16(&tr->local_ctx, &tr->student_bf16, err)))))
+        return st;
     rd_arena_init_measure(&tr->arena, "step");
     if ((st = carve(tr, err))) return st;
     size_t bytes = tr->arena.peak;
@@ -215,6 +221,7 @@ void rd_trainer_free(rd_trainer *tr) {
     rd_vit_context_free(&tr->global_ctx);
     if (tr->cfg.n_local > 0) rd_vit_context_free(&tr->local_ctx);
     rd_adamw_free(&tr->opt);
+    rd_vit_bf16_free(&tr->student_bf16);
     rd_arena_free(&tr->arena);
     rd_params_free(&tr->student);
     rd_params_free(&tr->teacher);
@@ -431,6 +438,9 @@ rd_status rd_trainer_step(rd_trainer *tr, const rd_step_batch *batch, const rd_s
                        c->max_masked);
     memset(stats, 0, sizeof *stats);
     memset(tr->student.grad, 0, tr->student.numel * sizeof(float));
+    /* bf16 copies of this step's weights: after the last step's AdamW and EMA, an
+     * initialisation or a checkpoint read (no-ops without bf16) */
+    rd_vit_bf16_refresh(&tr->student_bf16);
 
     double t0 = rd_now(), t1;
     float *q_dino, *q_ibot;
