@@ -141,6 +141,9 @@ static double measured_step(rd_test *t, int checkpointing, rd_trainer_memory *m,
 }
 
 static void plan_matches_peak_rss(rd_test *t) {
+#ifdef __SANITIZE_ADDRESS__
+    SKIP("under AddressSanitizer the heap's red zones and quarantine inflate the peak RSS");
+#endif
     rd_log_set_quiet(1);
     if (!reset_peak() || status_kib("VmHWM") < 0)
         SKIP("no /proc/self/clear_refs or VmHWM: peak RSS cannot be measured here");
