@@ -16,6 +16,15 @@ if [ "${RDINO_SANITIZE:-0}" = 1 ]; then
     export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
+# Under the sanitizers these long runs of whole programs are left out (each counted as
+# skipped, with this reason): they check behaviour over many steps, ranks, Slurm jobs or the
+# whole pipeline, where the sanitizers add minutes and nothing else; the code they run stays
+# covered there by the C tests, the fuzz replays and the stage tests of hostile inputs
+# (preprocess, shard, embed, embed_weights, embed_images, pretrain faults).
+NOT_UNDER_SANITIZERS=" demo/test_demo.sh pipeline/test_cxr_small.sh pretrain/test_pretrain_learning
+ pretrain/test_pretrain_ranks.sh pretrain/test_pretrain_resume.sh pretrain/test_pretrain_slurm.sh
+ slurm/test_pipeline_slurm.sh slurm/test_posthoc_slurm.sh analyze/test_posthoc.sh
+ analyze/test_analyze.sh embed/test_embed_bf16.sh "
 TIMEOUT=${RDINO_TEST_TIMEOUT:-1200}
 LOGDIR=$BUILD/test-logs
 mkdir -p "$LOGDIR"
@@ -28,6 +37,11 @@ for prog in "${programs[@]}"; do
     case "$prog" in *"$FILTER"*) ;; *) continue ;; esac
     name=${prog#"$BUILD/tests/"}; name=${name#tests/}
     log="$LOGDIR/${name//\//_}.log"
+    if [ "${RDINO_SANITIZE:-0}" = 1 ] && [[ $NOT_UNDER_SANITIZERS == *[[:space:]]$name[[:space:]]* ]]; then
+        line="SKIP $name: run by make test, not under the sanitizers (tests/run.sh)"
+        echo "$line"; skipped=$((skipped + 1)); skips+=("$line")
+        continue
+    fi
     start=$EPOCHREALTIME
     timeout "$TIMEOUT" "$prog" >"$log.out" 2>"$log.err"
     status=$?
