@@ -20,11 +20,11 @@ fi
 # skipped, with this reason): they check behaviour over many steps, ranks, Slurm jobs or the
 # whole pipeline, where the sanitizers add minutes and nothing else; the code they run stays
 # covered there by the C tests, the fuzz replays and the stage tests of hostile inputs
-# (preprocess, shard, embed, embed_weights, embed_images, pretrain faults).
+# (preprocess, shard, embed, embed_weights, embed_images) and checkpoint tests.
 NOT_UNDER_SANITIZERS=" demo/test_demo.sh pipeline/test_cxr_small.sh pretrain/test_pretrain_learning
  pretrain/test_pretrain_ranks.sh pretrain/test_pretrain_resume.sh pretrain/test_pretrain_slurm.sh
  slurm/test_pipeline_slurm.sh slurm/test_posthoc_slurm.sh analyze/test_posthoc.sh
- analyze/test_analyze.sh embed/test_embed_bf16.sh "
+ analyze/test_analyze.sh embed/test_embed_bf16.sh pretrain/test_pretrain_faults.sh "
 TIMEOUT=${RDINO_TEST_TIMEOUT:-1200}
 LOGDIR=$BUILD/test-logs
 mkdir -p "$LOGDIR"
