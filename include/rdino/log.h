@@ -30,7 +30,9 @@ typedef struct rd_progress {
     double last_print;
     double interval; /* seconds between lines when not on a terminal */
     int tty;
-    int active; /* prints only on rank 0 */
+    int active;        /* prints only on rank 0 */
+    int test_delay_ms; /* RDINO_TEST_PROGRESS_DELAY_MS: each update sleeps this long, so that
+                        * the fault tests can signal a stage that would otherwise end first */
 } rd_progress;
 
 /* interval <= 0 picks the default: RDINO_PROGRESS_INTERVAL seconds or 30 s. */

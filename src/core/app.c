@@ -108,6 +108,9 @@ static rd_status print_paths(const rd_config *cfg, rd_error *err) {
 int rd_app_start(rd_app *app, int *argc, char ***argv, const char *name, const char *purpose,
                  const rd_app_flag *flags, int nflags, int *exit_status) {
     int provided;
+    /* Whole lines to mpirun or slurmstepd, which merge stdout and stderr into one log: a
+     * block-buffered stdout splits a line wherever 4 KiB ends, and an error lands inside it. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     app->name = name;
     app->start_time = rd_now();

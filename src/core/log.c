@@ -97,6 +97,8 @@ void rd_progress_start(rd_progress *p, const char *label, int64_t total, double 
         interval = env ? atof(env) : 30.0;
     }
     p->interval = interval;
+    const char *delay = getenv("RDINO_TEST_PROGRESS_DELAY_MS");
+    p->test_delay_ms = delay ? atoi(delay) : 0;
     p->tty = isatty(STDERR_FILENO);
     p->active = (log_rank == 0) && !log_quiet;
 }
@@ -132,6 +134,11 @@ static void progress_print(rd_progress *p, const char *extra, int final) {
 
 void rd_progress_update(rd_progress *p, int64_t done, const char *extra) {
     p->done = done;
+    if (p->test_delay_ms > 0) {
+        struct timespec pause = {p->test_delay_ms / 1000,
+                                 (long)(p->test_delay_ms % 1000) * 1000000L};
+        nanosleep(&pause, NULL);
+    }
     if (!p->active) return;
     double now = rd_now();
     double min_gap = p->tty ? 0.2 : p->interval;

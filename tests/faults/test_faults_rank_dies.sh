@@ -40,9 +40,11 @@ for s in "${stages[@]}"; do
     log=$T/kill-$s.log
     # The stage's own work on a copy of the inputs, so that the undisturbed run below starts clean.
     rm -rf "$T/killed" && cp -a "$O" "$T/killed" 2>/dev/null || mkdir -p "$T/killed"
-    delay=0
-    [ "$s" = pretrain ] && delay=100
-    RDINO_TEST_STEP_DELAY_MS=$delay OMP_NUM_THREADS=1 timeout 120 \
+    # Slowed down so that rank 1 dies while the stage works, on any machine.
+    step_delay=0 progress_delay=50
+    [ "$s" = pretrain ] && step_delay=100 progress_delay=0
+    RDINO_TEST_STEP_DELAY_MS=$step_delay RDINO_TEST_PROGRESS_DELAY_MS=$progress_delay \
+        OMP_NUM_THREADS=1 timeout 120 \
         mpirun -np 2 --oversubscribe --bind-to none "$RDINO_BIN/rdino-$s" "${args[@]}" \
         data.output_dir="$T/killed" data.metadata_csv="$T/killed/synth/metadata.csv" \
         data.image_root="$T/killed/synth" >"$log" 2>&1 &

@@ -50,9 +50,12 @@ for s in "${stages[@]}"; do
         run "$s" "$T/$s-ref.log" "${side[@]}" || { rd_fail "$suite" "the undisturbed $s (256 px) failed"; exit 0; }
     fi
     mv "$out/$f" "$T/ref/$f"
-    delay=0
-    [ "$s" = pretrain ] && delay=100
-    RDINO_TEST_STEP_DELAY_MS=$delay run "$s" "$T/$s-term.log" "${side[@]}" &
+    # Slowed down (per step, per progress update) so that the signal finds the stage at work
+    # on any machine: undelayed, the shards and embeddings of this tiny run are done in 0.2-2 s.
+    step_delay=0 progress_delay=50
+    [ "$s" = pretrain ] && step_delay=100 progress_delay=0
+    RDINO_TEST_STEP_DELAY_MS=$step_delay RDINO_TEST_PROGRESS_DELAY_MS=$progress_delay \
+        run "$s" "$T/$s-term.log" "${side[@]}" &
     job=$!
     # Mid-stage: the first images written (synth, preprocess: faster than their forwarded and
     # buffered output), else the first progress line.

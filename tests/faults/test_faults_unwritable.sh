@@ -28,11 +28,12 @@ args=(--config "$T/tiny.yaml" synth.n_patients=40 synth.images_per_patient=[1,2]
       embed.shards_dir="$O/shards" embed.checkpoint="$O/pretrain/checkpoints/step-0000002.h5"
       analyze.embeddings="$O/embeddings" analyze.shards_dir="$O/shards"
       analyze.metrics_jsonl="$O/pretrain/metrics.jsonl")
-run() { # STAGE OUTPUT_DIR LOG
-    OMP_NUM_THREADS=1 rd_mpirun 2 "$RDINO_BIN/rdino-$1" "${args[@]}" data.output_dir="$2" >"$3" 2>&1
+run() { # STAGE OUTPUT_DIR LOG: stdout to LOG, stderr to LOG.err (mpirun forwards the two streams
+         # separately, so one file would leave their order to chance)
+    OMP_NUM_THREADS=1 rd_mpirun 2 "$RDINO_BIN/rdino-$1" "${args[@]}" data.output_dir="$2" >"$3" 2>"$3.err"
 }
 for s in "${stages[@]}"; do
-    run "$s" "$O" "$T/$s.log" || { rd_fail "$suite" "the undisturbed $s failed: $(grep -m1 'error' "$T/$s.log")"; exit 0; }
+    run "$s" "$O" "$T/$s.log" || { rd_fail "$suite" "the undisturbed $s failed: $(grep -m1 'error' "$T/$s.log.err")"; exit 0; }
 done
 
 declare -A folder=([synth]=synth [preprocess]=preprocessed [shard]=shards [pretrain]=pretrain
@@ -46,10 +47,10 @@ for s in "${stages[@]}"; do
     status=$?
     log=$T/blocked-$s.log
     if [ "$status" != 1 ]; then
-        rd_fail "$suite/$s" "exit status $status, expected 1: $(grep -m1 error "$log")"
-    elif ! grep 'error \[rank' "$log" | grep -q "$B/${folder[$s]}"; then
-        rd_fail "$suite/$s" "the error does not name $B/${folder[$s]}: $(grep -m1 error "$log")"
-    elif grep -qE "$work" "$log"; then
+        rd_fail "$suite/$s" "exit status $status, expected 1: $(grep -m1 error "$log.err")"
+    elif ! grep 'error \[rank' "$log.err" | grep -q "$B/${folder[$s]}"; then
+        rd_fail "$suite/$s" "the error does not name $B/${folder[$s]}: $(grep -m1 error "$log.err")"
+    elif grep -qE "$work" "$log" "$log.err"; then
         rd_fail "$suite/$s" "work was done before the error: $(grep -m1 -E "$work" "$log")"
     elif [ "$(ls -A "$B")" != "${folder[$s]}" ]; then
         rd_fail "$suite/$s" "wrote $(ls -A "$B" | tr '\n' ' ')"
