@@ -3,7 +3,11 @@
 files with the same contents: HDF5 files dataset for dataset and attribute for attribute (HDF5
 keeps object times and layout that differ between equal writes), every other file byte for byte.
 Files or folders whose name is one of IGNORE are left out (logs with times, journals). Prints
-the names of files in only one of them, or the first differing dataset, attribute or file."""
+the names of files in only one of them, or the first differing dataset, attribute or file.
+
+same_outputs.py --published A B [IGNORE...]: B is what a stopped run left; every file it
+published under a final name (temporary .NAME.tmp files aside) must be in A with the same
+contents, i.e. nothing half-written is visible."""
 import os
 import sys
 
@@ -51,9 +55,20 @@ def same_h5(pa, pb):
         return why
 
 
-def main(a, b, ignore):
+def is_temporary(rel):
+    name = os.path.basename(rel)
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def main(a, b, ignore, published_only=False):
     fa, fb = files(a, ignore), files(b, ignore)
-    if fa != fb:
+    if published_only:
+        fb = {rel for rel in fb if not is_temporary(rel)}
+        if fb - fa:
+            print("published but not in the reference:", sorted(fb - fa))
+            return 1
+        fa = fb
+    elif fa != fb:
         print("files in only one:", sorted(fa ^ fb))
         return 1
     for rel in sorted(fa):
@@ -70,4 +85,6 @@ def main(a, b, ignore):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], set(sys.argv[3:])))
+    published = sys.argv[1] == "--published"
+    argv = sys.argv[2:] if published else sys.argv[1:]
+    sys.exit(main(argv[0], argv[1], set(argv[2:]), published))
