@@ -74,14 +74,12 @@ rd_status rd_h5_create(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *
 void rd_h5_set_fletcher32(rd_h5file *f, int on);
 
 /* Collective, right after rd_h5_create: checks that the file system has room for bytes more
- * (what the caller expects the file to grow to, with a margin for HDF5's own metadata) by
- * allocating them (fallocate KEEP_SIZE, quotas included) and giving them back at once. A full
- * disk is then a clean error naming the file before HDF5 writes anything: HDF5 1.10.8 with Open
- * MPI 4.1 does not survive a write that fails for lack of space (OMPIO retries ENOSPC forever;
- * after a failed H5Fclose, e.g. EFBIG under RLIMIT_FSIZE, the library crashes when MPI shuts
- * down). A check, not a reservation: keeping the blocks reserved while writing costs ext4 about
- * 40% of the write speed, and a disk filled by someone else during the write still ends badly.
- * File systems without fallocate are not checked. */
+ * (what the caller expects the file to grow to, with a margin for HDF5's own metadata;
+ * rd_room_errno in file.h). A full disk is then a clean error naming the file before HDF5 writes
+ * anything: HDF5 1.10.8 with Open MPI 4.1 does not survive a write that fails for lack of space
+ * (OMPIO retries ENOSPC forever, or, after a failed H5Fclose, the library crashes when MPI shuts
+ * down). Every writer of an HDF5 file calls it: shards, checkpoints, embeddings. A disk filled by
+ * someone else during the write still ends badly. */
 rd_status rd_h5_check_room(rd_h5file *f, int64_t bytes, rd_error *err);
 
 /* Collective. Closes the file, fsyncs it, renames it to f->path (rank 0) and fsyncs the

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "rdino/agree.h"
+#include "rdino/file.h"
 #include "rdino/log.h"
 
 static void log_inputs(const rd_analyze_params *p) {
@@ -59,6 +60,12 @@ rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
         if (data.ntargets == 0)
             st = rd_fail(err, RD_EINVAL, "%s: no target with known values to analyse",
                          p.embeddings[0]);
+    }
+    /* Room for the report (plots, tables, one predictions row per image and representation),
+     * checked before the study's work rather than found missing at its end. */
+    if (!st) {
+        int64_t bytes = (4 << 20) + (int64_t)data.n * data.nreps * 256;
+        st = rd_agree(comm, rank == 0 ? rd_dir_check_room(p.output_dir, bytes, err) : RD_OK, err);
     }
     if (!st && p.pixel_size) st = rd_analyze_pixel_baseline(comm, &p, &data, err);
     if (!st) st = rd_analyze_add_knn_reps(&p, &data, err);

@@ -63,6 +63,36 @@ rd_status rd_mkdir_p(const char *path, rd_error *err) {
     return RD_OK;
 }
 
+/* ---- room on the file system ---- */
+
+int rd_room_errno(const char *path, int64_t bytes) {
+    struct stat sb;
+    int fd = open(path, O_WRONLY);
+    int rc = fd < 0 || fstat(fd, &sb) != 0                              ? errno
+             : fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes) != 0 ? errno
+             : ftruncate(fd, sb.st_size) != 0                           ? errno
+                                                                        : 0;
+    if (fd >= 0) close(fd);
+    return rc == EOPNOTSUPP ? 0 : rc;
+}
+
+rd_status rd_dir_check_room(const char *dir, int64_t bytes, rd_error *err) {
+    char probe[RD_PATH_MAX], tmp[RD_PATH_MAX];
+    if (snprintf(probe, sizeof probe, "%s/room-check", dir) >= (int)sizeof probe)
+        return rd_fail(err, RD_EINVAL, "path too long: %s", dir);
+    rd_status st = rd_temp_path(tmp, sizeof tmp, probe, err);
+    if (st) return st;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return rd_fail(err, RD_EIO, "cannot write in %s: %s", dir, strerror(errno));
+    close(fd);
+    int rc = rd_room_errno(tmp, bytes);
+    unlink(tmp);
+    if (rc)
+        return rd_fail(err, RD_EIO, "%s: no room for the %.2f MB needed: %s", dir,
+                       (double)bytes / 1e6, strerror(rc));
+    return RD_OK;
+}
+
 /* ---- atomic publication ---- */
 
 /* Length of path's folder part ("" -> 0 for a bare name, "/x" -> 1 keeps the root). */

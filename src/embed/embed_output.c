@@ -18,17 +18,30 @@ static const struct {
     {"/meta/shard_row", "row of the image in the shards (= manifest row, 0-based)"},
 };
 
+/* What the file takes on disk, generously: both embeddings in fp32 and the metadata columns, in
+ * whole chunks (chunk_rows, and 4096 rows of metadata), and 256 KiB for HDF5's own metadata and
+ * the attributes (config text). */
+static int64_t embeddings_bytes(const rd_embed_layout *l, int64_t chunk_rows, int64_t meta_chunk) {
+    int64_t rows = (l->rows + chunk_rows - 1) / chunk_rows * chunk_rows;
+    int64_t meta_rows = (l->rows + meta_chunk - 1) / meta_chunk * meta_chunk;
+    int64_t meta_per_row =
+        (int64_t)(l->width_image_id + l->width_patient_id + l->width_view) + 4 + 1 + 1 + 8 + 8;
+    return rows * 2 * l->dim * (int64_t)sizeof(float) + meta_rows * meta_per_row + (256 << 10);
+}
+
 rd_status rd_embed_create_datasets(rd_h5file *f, const rd_embed_layout *l, rd_error *err) {
     int64_t B = l->batch, n = l->rows;
     /* chunks of whole batches, at least 64 rows: a round writes whole chunks */
     int64_t chunk_rows = B * ((64 + B - 1) / B);
     int64_t dims[2] = {n, l->dim}, chunk[2] = {chunk_rows, l->dim};
-    rd_status st = rd_h5_create_dataset(f, "/cls", RD_H5_F32, 2, dims, chunk, 0, err);
+    /* room for all of it, or a clean error before HDF5 writes (see rd_h5_check_room) */
+    int64_t meta_chunk = 4096;
+    rd_status st = rd_h5_check_room(f, embeddings_bytes(l, chunk_rows, meta_chunk), err);
+    if (!st) st = rd_h5_create_dataset(f, "/cls", RD_H5_F32, 2, dims, chunk, 0, err);
     if (!st) st = rd_h5_create_dataset(f, "/patch_mean", RD_H5_F32, 2, dims, chunk, 0, err);
     if (!st) st = rd_h5_create_strings(f, "/meta/image_id", n, l->width_image_id, 0, 0, err);
     if (!st) st = rd_h5_create_strings(f, "/meta/patient_id", n, l->width_patient_id, 0, 0, err);
     if (!st) st = rd_h5_create_strings(f, "/meta/view", n, l->width_view, 0, 0, err);
-    int64_t meta_chunk = 4096;
     if (!st) st = rd_h5_create_dataset(f, "/meta/age", RD_H5_F32, 1, &n, &meta_chunk, 0, err);
     if (!st) st = rd_h5_create_dataset(f, "/meta/sex", RD_H5_I8, 1, &n, &meta_chunk, 0, err);
     if (!st) st = rd_h5_create_dataset(f, "/meta/split", RD_H5_U8, 1, &n, &meta_chunk, 0, err);

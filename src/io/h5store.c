@@ -2,14 +2,12 @@
 #include "rdino/h5store.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rdino/agree.h"
@@ -186,17 +184,8 @@ void rd_h5_set_fletcher32(rd_h5file *f, int on) {
 rd_status rd_h5_check_room(rd_h5file *f, int64_t bytes, rd_error *err) {
     rd_status st = RD_OK;
     if (f->rank == 0) {
-        /* allocate the blocks (quotas included), then give them straight back: writing into
-         * blocks kept reserved costs ext4 about 40% of the write speed (unwritten extents) */
-        struct stat sb;
-        int fd = open(f->tmp_path, O_WRONLY);
-        int rc = fd < 0 || fstat(fd, &sb) != 0                              ? errno
-                 : fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes) != 0 ? errno
-                 : ftruncate(fd, sb.st_size) != 0                           ? errno
-                                                                            : 0;
-        if (fd >= 0) close(fd);
-        /* file systems without fallocate (some parallel ones) are not checked */
-        if (rc && rc != EOPNOTSUPP)
+        int rc = rd_room_errno(f->tmp_path, bytes);
+        if (rc)
             st = rd_fail(err, RD_EIO, "%s: no room for the %.2f MB it needs (in %s): %s", f->path,
                          (double)bytes / 1e6, f->tmp_path, strerror(rc));
     }

@@ -185,12 +185,23 @@ static rd_status write_meta(rd_h5file *f, const rd_trainer *tr, const rd_checkpo
     return st;
 }
 
+/* What a checkpoint takes on disk, generously: student, its two Adam moments and the teacher in
+ * fp32, names and steps, centres, the config text and 256 KiB for HDF5's own metadata. */
+static int64_t checkpoint_bytes(const rd_trainer *tr, const rd_checkpoint_meta *meta) {
+    int64_t floats = 3 * (int64_t)tr->student.numel + (int64_t)tr->teacher.numel;
+    int64_t centers = 2 * ((int64_t)tr->center_dino.K + tr->center_ibot.K) * 12;
+    return floats * (int64_t)sizeof(float) + (int64_t)tr->student.count * (NAME_MAX_LEN + 8) +
+           centers + (meta->config ? (int64_t)strlen(meta->config) : 0) + (256 << 10);
+}
+
 rd_status rd_checkpoint_write(const char *path, const rd_trainer *tr,
                               const rd_checkpoint_meta *meta, rd_error *err) {
     rd_h5file f;
     rd_status st = rd_h5_create(&f, path, MPI_COMM_SELF, err);
     if (st) return st;
-    st = write_meta(&f, tr, meta, err);
+    /* room for all of it, or a clean error before HDF5 writes (see rd_h5_check_room) */
+    st = rd_h5_check_room(&f, checkpoint_bytes(tr, meta), err);
+    if (!st) st = write_meta(&f, tr, meta, err);
     if (!st) st = write_set(&f, "student", &tr->student, tr->student.data, err);
     if (!st) st = write_set(&f, "teacher", &tr->teacher, tr->teacher.data, err);
     if (!st) st = write_set(&f, MOMENT_PREFIX[0], &tr->student, tr->opt.exp_avg, err);

@@ -1,4 +1,5 @@
-/* Whole-file reads, mkdir -p and the one atomic writer (temporary name, publish, abandon). */
+/* Whole-file reads, mkdir -p, room checks and the one atomic writer (temporary name, publish,
+ * abandon). */
 #include "rdino/file.h"
 
 #include <dirent.h>
@@ -126,6 +127,21 @@ static void mkdir_refuses_a_file_in_the_way(rd_test *t) {
     CHECK_MSG(strstr(err.msg, file) != NULL, "%s", err.msg);
 }
 
+/* Room is checked by allocating and giving back: 1 MiB fits, 1 EiB does not (ENOSPC or EFBIG,
+ * whatever the file system), the error names the folder, and nothing is left in it. */
+static void room_check_leaves_nothing_behind(rd_test *t) {
+    const char *dir = rd_test_tmpdir(t);
+    rd_error err = {0};
+    CHECK_OK(rd_dir_check_room(dir, 1 << 20, &err), &err);
+    CHECK(rd_dir_check_room(dir, (int64_t)1 << 60, &err) == RD_EIO);
+    CHECK_MSG(strstr(err.msg, dir) && strstr(err.msg, "no room"), "%s", err.msg);
+    CHECK(count_entries(dir) == 0);
+    char missing[900];
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    CHECK(rd_dir_check_room(missing, 1, &err) == RD_EIO);
+    CHECK_MSG(strstr(err.msg, missing) != NULL, "%s", err.msg);
+}
+
 static const rd_test_case cases[] = {
     {"temp_names_sit_next_to_the_file", temp_names_sit_next_to_the_file},
     {"atomic_write_replaces_whole_file", atomic_write_replaces_whole_file},
@@ -133,5 +149,6 @@ static const rd_test_case cases[] = {
     {"streamed_writes_and_double_commit", streamed_writes_and_double_commit},
     {"read_file_names_a_missing_file", read_file_names_a_missing_file},
     {"mkdir_refuses_a_file_in_the_way", mkdir_refuses_a_file_in_the_way},
+    {"room_check_leaves_nothing_behind", room_check_leaves_nothing_behind},
 };
 RD_TEST_MAIN("core/file", cases)
