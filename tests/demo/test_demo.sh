@@ -4,7 +4,8 @@
 # ran, both reports exist, the study finds the planted sex signal on the strength-1 phantoms
 # (some representation carries it; at this size raw pixels do, the encoders are weaker),
 # and finds nothing (no Holm-adjusted permutation test rejects, every interval covers chance)
-# on the strength-0 null control. Whether the trained encoder beats the baselines is the full
+# on the strength-0 null control, and that the study on bf16 embeddings lands inside the fp32
+# intervals. Whether the trained encoder beats the baselines is the full
 # demo's question (its report says), not this test's: 30 steps train nothing.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
@@ -76,3 +77,56 @@ v=$(verdict signal "$out/report/report.json")
 if [ -z "$v" ]; then rd_pass "$suite/signal_found"; else rd_fail "$suite/signal_found" "$v"; fi
 v=$(verdict null "$out/null/report/report.json")
 if [ -z "$v" ]; then rd_pass "$suite/null_shows_nothing"; else rd_fail "$suite/null_shows_nothing" "$v"; fi
+
+# The study with bf16 embeddings (embed.precision: bf16, docs/BF16.md): both encoders embedded
+# again in bf16 from the same checkpoint and shards, the same study run on them; every effect
+# (AUROC, R²) must fall inside the fp32 report's interval. On a CPU without AVX512-BF16 the
+# emulated path (RDINO_BF16=emulate: the same roundings in software) stands in.
+B=$T/bf16
+mkdir -p "$B"
+for d in synth preprocessed shards; do ln -s "$out/$d" "$B/$d"; done
+grep -qw avx512_bf16 /proc/cpuinfo || export RDINO_BF16=${RDINO_BF16:-emulate}
+bf16_run() { # STAGE [ARGS...]: as scripts/demo.sh runs it, on the bf16 folder
+    local name=$1
+    shift
+    # shellcheck disable=SC2086 # $args holds several overrides
+    OMP_NUM_THREADS=1 rd_mpirun 2 "$RDINO_BIN/rdino-$name" --config configs/demo.yaml \
+        data.output_dir="$B" data.metadata_csv="$B/synth/metadata.csv" \
+        data.image_root="$B/synth/images" pretrain.output_dir="$out/pretrain" \
+        analyze.metrics_jsonl="$out/pretrain/metrics.jsonl" embed.precision=bf16 $args "$@" \
+        >>"$T/bf16.log" 2>&1
+}
+if ! bf16_run embed || ! bf16_run embed --init random || ! bf16_run analyze; then
+    rd_fail "$suite/bf16_study_inside_fp32_intervals" "a bf16 stage failed: $(grep -m1 error "$T/bf16.log")"
+else
+    v=$(/usr/bin/python3 - "$out/report/report.json" "$B/report/report.json" <<'PY'
+import json, sys
+key = lambda r: (r["target"], r["adjusted_for"], r["representation"], r["model"])
+fp32 = {key(r): r for r in json.load(open(sys.argv[1]))["results"]}
+bf16 = json.load(open(sys.argv[2]))["results"]
+problems, worst, n = [], 0.0, 0
+for r in bf16:
+    f = fp32.get(key(r))
+    if f is None:
+        problems.append("%s: not in the fp32 report" % (key(r),))
+        continue
+    for m in ("auroc", "r2"):
+        if m not in r["metrics"]:
+            continue
+        e, i = r["metrics"][m]["estimate"], f["metrics"][m]
+        n += 1
+        worst = max(worst, abs(e - i["estimate"]))
+        if not i["lo"] <= e <= i["hi"]:
+            problems.append("%s/%s %s: bf16 %.4f outside fp32 [%.4f, %.4f]" % (r["representation"], r["target"], m, e, i["lo"], i["hi"]))
+if n == 0 or len(bf16) != len(fp32):
+    problems.append("%d bf16 results, %d fp32" % (len(bf16), len(fp32)))
+print("; ".join(problems) if problems else "OK %d effects, largest difference %.4f" % (n, worst))
+PY
+)
+    if [[ $v == OK* ]]; then
+        rd_pass "$suite/bf16_study_inside_fp32_intervals"
+        echo "  bf16 study: ${v#OK }" >&2
+    else
+        rd_fail "$suite/bf16_study_inside_fp32_intervals" "$v"
+    fi
+fi
