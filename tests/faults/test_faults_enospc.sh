@@ -9,14 +9,9 @@
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 source tests/pretrain/pretrain_lib.sh
+source tests/faults/faults_lib.sh
 suite=faults/out_of_space
-stages=(synth preprocess shard pretrain embed analyze)
-for s in "${stages[@]}"; do
-    if [ ! -x "$RDINO_BIN/rdino-$s" ]; then rd_skip "$suite" "$RDINO_BIN/rdino-$s not built"; exit 0; fi
-done
-# What happens to processes and files, not to memory: the sanitizer build would only add time.
-if [ "${RDINO_SANITIZE:-0}" = 1 ]; then rd_skip "$suite" "run by make test, not under the sanitizers"; exit 0; fi
-if ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then rd_skip "$suite" "/usr/bin/python3 with h5py is needed"; exit 0; fi
+fault_requirements "$suite" h5py || exit 0
 rd_tmpdir
 T=$RD_TMP
 mkdir -p "$T/probe"
@@ -40,12 +35,10 @@ run() { # STAGE LOG: stdout to LOG, stderr to LOG.err
     OMP_NUM_THREADS=1 timeout 120 mpirun -np 2 --oversubscribe --bind-to none \
         "$RDINO_BIN/rdino-$1" "${args[@]}" >"$2" 2>"$2.err"
 }
-declare -A folder=([synth]=synth [preprocess]=preprocessed [shard]=shards [pretrain]=pretrain
-                   [embed]=embeddings [analyze]=report)
 ignore=(summary.json journal metrics.jsonl)
 mkdir -p "$T/ref"
-for s in "${stages[@]}"; do
-    f=${folder[$s]} log=$T/$s-full.log
+for s in "${fault_stages[@]}"; do
+    f=${fault_folder[$s]} log=$T/$s-full.log
     run "$s" "$T/$s-ref.log" || { rd_fail "$suite" "the undisturbed $s failed: $(grep -m1 error "$T/$s-ref.log.err")"; exit 0; }
     need=$(du -sk "$O/$f" | cut -f1)
     size=$(( need / 2 > 8 ? need / 2 : 8 ))

@@ -3,8 +3,8 @@
 # matrix"), for every stage on 2 ranks. Each stage first runs undisturbed (the reference), then:
 # - SIGTERM to every rank once the stage reports progress, as slurmstepd does at a time limit or
 #   scancel: the job ends within 300 s, non-zero;
-# - SIGKILL to rank 1 when the stage's progress passes 10%, 50% and 80% (the shard stage's six
-#   lines step by 17%): the job ends non-zero, and every file it published under a final name
+# - SIGKILL to rank 1 when the stage's progress passes 10%, 50% and 80% (the shard stage's lines
+#   step by one shard, 8%): the job ends non-zero, and every file it published under a final name
 #   is complete (equal to the reference's);
 # and after each, a rerun of the same command completes and writes what the undisturbed run
 # wrote (HDF5 files dataset for dataset, others byte for byte; tests/faults/same_outputs.py;
@@ -13,34 +13,18 @@
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 source tests/pretrain/pretrain_lib.sh
-stages=(synth preprocess shard pretrain embed analyze)
-for s in "${stages[@]}"; do
-    if [ ! -x "$RDINO_BIN/rdino-$s" ]; then rd_skip faults/interrupt "$RDINO_BIN/rdino-$s not built"; exit 0; fi
-done
-# What happens to processes and files, not to memory: the sanitizer build would only add time.
-if [ "${RDINO_SANITIZE:-0}" = 1 ]; then rd_skip faults/interrupt "run by make test, not under the sanitizers"; exit 0; fi
-if ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then rd_skip faults/interrupt "/usr/bin/python3 with h5py is needed"; exit 0; fi
+source tests/faults/faults_lib.sh
+fault_requirements faults/interrupt h5py || exit 0
 rd_tmpdir
 T=$RD_TMP
 pt_tiny_yaml "$T/tiny.yaml"
 O=$T/out
-args=(--config "$T/tiny.yaml" data.output_dir="$O" synth.n_patients=240
-      synth.images_per_patient=[1,2] synth.size_range=[192,256] preprocess.size=32
-      shard.images_per_shard=32 pretrain.max_steps=40 pretrain.checkpoint_every=10
-      pretrain.keep_checkpoints=10
-      analyze.bootstrap=200 analyze.permutations=99 analyze.lambda_range=[0.1,10000]
-      analyze.lambdas_per_decade=1 data.format=nih data.metadata_csv="$O/synth/metadata.csv"
-      data.image_root="$O/synth" embed.checkpoint="$O/pretrain/checkpoints/step-0000040.h5"
-      embed.resolution=96 embed.batch=4)
+fault_pipeline_args "$T/tiny.yaml" "$O"
 run() { # STAGE LOG [OVERRIDES]
     local stage=$1 log=$2
     shift 2
     OMP_NUM_THREADS=1 timeout 300 mpirun -np 2 --oversubscribe --bind-to none \
         "$RDINO_BIN/rdino-$stage" "${args[@]}" "$@" >"$log" 2>&1
-}
-# rank_of PID: the MPI rank of an rdino process (Open MPI puts it in the environment)
-rank_of() {
-    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p'
 }
 # percent LOG: the whole percent done in the stage's last progress line (-1 before the first)
 percent() {
@@ -48,8 +32,6 @@ percent() {
     p=$(grep -oE '^[a-z ]+: [0-9]+/[0-9]+ \([0-9]+' "$1" | tail -n 1 | sed -E 's/.*\(//')
     echo "${p:--1}"
 }
-declare -A folder=([synth]=synth [preprocess]=preprocessed [shard]=shards [pretrain]=pretrain
-                   [embed]=embeddings [analyze]=report)
 ignore=(summary.json journal metrics.jsonl)
 export RDINO_PROGRESS_INTERVAL=0.1
 mkdir -p "$T/ref"
@@ -60,7 +42,7 @@ mkdir -p "$T/ref"
 # it, and checks both runs. Sets nothing; prints the cell's result.
 interrupt() {
     local s=$1 cell=$2 sig=$3 who=$4 at=$5
-    local f=${folder[$s]} log=$T/$s-$cell.log side=() out=$O
+    local f=${fault_folder[$s]} log=$T/$s-$cell.log side=() out=$O
     # Preprocessing 32 px images is over too soon to be stopped: its cells make 256 px images in
     # a side folder; the pipeline goes on from the 32 px run.
     if [ "$s" = preprocess ]; then side=(data.output_dir="$T/side" preprocess.size=256) out=$T/side; fi
@@ -121,8 +103,8 @@ interrupt() {
     fi
 }
 
-for s in "${stages[@]}"; do
-    f=${folder[$s]}
+for s in "${fault_stages[@]}"; do
+    f=${fault_folder[$s]}
     run "$s" "$T/$s-ref.log" || { rd_fail faults/interrupt "the undisturbed $s failed: $(grep -m1 'error' "$T/$s-ref.log")"; exit 0; }
     if [ "$s" = preprocess ]; then
         run "$s" "$T/$s-ref.log" data.output_dir="$T/side" preprocess.size=256 ||

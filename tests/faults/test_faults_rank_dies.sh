@@ -8,35 +8,21 @@
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 source tests/pretrain/pretrain_lib.sh
+source tests/faults/faults_lib.sh
 suite=faults/rank_dies
-stages=(synth preprocess shard pretrain embed analyze)
-for s in "${stages[@]}"; do
-    if [ ! -x "$RDINO_BIN/rdino-$s" ]; then rd_skip "$suite" "$RDINO_BIN/rdino-$s not built"; exit 0; fi
-done
-# What happens to processes and files, not to memory: the sanitizer build would only add time.
-if [ "${RDINO_SANITIZE:-0}" = 1 ]; then rd_skip "$suite" "run by make test, not under the sanitizers"; exit 0; fi
+fault_requirements "$suite" || exit 0
 rd_tmpdir
 T=$RD_TMP
 pt_tiny_yaml "$T/tiny.yaml"
 O=$T/out
-args=(--config "$T/tiny.yaml" data.output_dir="$O" synth.n_patients=240
-      synth.images_per_patient=[1,2] synth.size_range=[192,256] preprocess.size=32
-      shard.images_per_shard=64 pretrain.max_steps=40 pretrain.checkpoint_every=100
-      analyze.bootstrap=200 analyze.permutations=99 analyze.lambda_range=[0.1,10000]
-      analyze.lambdas_per_decade=1 data.format=nih data.metadata_csv="$O/synth/metadata.csv"
-      data.image_root="$O/synth" embed.checkpoint="$O/pretrain/checkpoints/step-0000040.h5"
-      embed.resolution=96 embed.batch=4)
+fault_pipeline_args "$T/tiny.yaml" "$O"
 run() { # STAGE LOG [OVERRIDES]
     local stage=$1 log=$2
     shift 2
     OMP_NUM_THREADS=1 rd_mpirun 2 "$RDINO_BIN/rdino-$stage" "${args[@]}" "$@" >"$log" 2>&1
 }
-# rank_of PID: the MPI rank of an rdino process (Open MPI puts it in the environment)
-rank_of() {
-    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p'
-}
 export RDINO_PROGRESS_INTERVAL=0.1
-for s in "${stages[@]}"; do
+for s in "${fault_stages[@]}"; do
     log=$T/kill-$s.log
     # The stage's own work on a copy of the inputs, so that the undisturbed run below starts clean.
     rm -rf "$T/killed" && cp -a "$O" "$T/killed" 2>/dev/null || mkdir -p "$T/killed"

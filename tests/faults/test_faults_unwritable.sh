@@ -8,13 +8,9 @@
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 source tests/pretrain/pretrain_lib.sh
+source tests/faults/faults_lib.sh
 suite=faults/unwritable_output
-stages=(synth preprocess shard pretrain embed analyze)
-for s in "${stages[@]}"; do
-    if [ ! -x "$RDINO_BIN/rdino-$s" ]; then rd_skip "$suite" "$RDINO_BIN/rdino-$s not built"; exit 0; fi
-done
-# What happens to processes and files, not to memory: the sanitizer build would only add time.
-if [ "${RDINO_SANITIZE:-0}" = 1 ]; then rd_skip "$suite" "run by make test, not under the sanitizers"; exit 0; fi
+fault_requirements "$suite" || exit 0
 rd_tmpdir
 T=$RD_TMP
 pt_tiny_yaml "$T/tiny.yaml"
@@ -32,27 +28,25 @@ run() { # STAGE OUTPUT_DIR LOG: stdout to LOG, stderr to LOG.err (mpirun forward
          # separately, so one file would leave their order to chance)
     OMP_NUM_THREADS=1 rd_mpirun 2 "$RDINO_BIN/rdino-$1" "${args[@]}" data.output_dir="$2" >"$3" 2>"$3.err"
 }
-for s in "${stages[@]}"; do
+for s in "${fault_stages[@]}"; do
     run "$s" "$O" "$T/$s.log" || { rd_fail "$suite" "the undisturbed $s failed: $(grep -m1 'error' "$T/$s.log.err")"; exit 0; }
 done
 
-declare -A folder=([synth]=synth [preprocess]=preprocessed [shard]=shards [pretrain]=pretrain
-                   [embed]=embeddings [analyze]=report)
 work='^(synth|preprocess|shard|pretrain|embed|reading shards): [0-9]+/[0-9]+ \(|^checkpoint .* written|^study:'
-for s in "${stages[@]}"; do
+for s in "${fault_stages[@]}"; do
     B=$T/blocked-$s
     mkdir -p "$B"
-    echo "not a folder" >"$B/${folder[$s]}"
+    echo "not a folder" >"$B/${fault_folder[$s]}"
     run "$s" "$B" "$T/blocked-$s.log"
     status=$?
     log=$T/blocked-$s.log
     if [ "$status" != 1 ]; then
         rd_fail "$suite/$s" "exit status $status, expected 1: $(grep -m1 error "$log.err")"
-    elif ! grep 'error \[rank' "$log.err" | grep -q "$B/${folder[$s]}"; then
-        rd_fail "$suite/$s" "the error does not name $B/${folder[$s]}: $(grep -m1 error "$log.err")"
+    elif ! grep 'error \[rank' "$log.err" | grep -q "$B/${fault_folder[$s]}"; then
+        rd_fail "$suite/$s" "the error does not name $B/${fault_folder[$s]}: $(grep -m1 error "$log.err")"
     elif grep -qE "$work" "$log" "$log.err"; then
         rd_fail "$suite/$s" "work was done before the error: $(grep -m1 -E "$work" "$log")"
-    elif [ "$(ls -A "$B")" != "${folder[$s]}" ]; then
+    elif [ "$(ls -A "$B")" != "${fault_folder[$s]}" ]; then
         rd_fail "$suite/$s" "wrote $(ls -A "$B" | tr '\n' ' ')"
     else
         rd_pass "$suite/$s"
