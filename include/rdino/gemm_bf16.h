@@ -1,4 +1,5 @@
-/* bf16 matrix products with fp32 accumulation for the linear layers (inference and training).
+/* bf16 matrix products with fp32 accumulation for the linear layers (inference and training)
+ * and the attention (inference).
  *
  * Inputs are rounded to bfloat16 (round to nearest even), multiplied exactly (a bf16 x bf16
  * product fits in fp32) and summed in fp32, in k order, with the AVX512-BF16 instruction
@@ -120,6 +121,21 @@ void rd_bf16_linear_forward(float *out, const float *inp, const rd_bf16_weight *
 void rd_bf16_linear_backward(float *dinp, int dinp_add, float *dweight, float *dbias,
                              const float *dout, const float *inp, const rd_bf16_weight *w, int N,
                              void *scratch);
+
+/* ---- the attention ----------------------------------------------------------------------------
+ */
+
+/* rd_attention_forward (rdino/nn.h) with its two products in bf16: the scores from bf16(q *
+ * scale) and bf16(k), the output from bf16(probabilities) and bf16(v); the scores, the online
+ * softmax, its sums and out are fp32, the probabilities are rounded after the softmax (as
+ * PyTorch's bf16 autocast does around its fp32 softmax). lse as rd_attention_forward's.
+ * path: the caller's (rd_vit_bf16.path); RD_BF16_PATH_FP32 runs rd_attention_forward itself.
+ * scratch: rd_attention_bf16_scratch_floats(T, hd) floats per thread (the tiles, plus one
+ * head's k and v as bf16 pairs). Parallel over (b, H); results do not depend on the thread
+ * count, and the emulated path gives the AVX512-BF16 path's bits. */
+void rd_attention_forward_bf16(float *out, float *lse, float *scratch, const float *qkv, int b,
+                               int T, int D, int H, rd_bf16_path path);
+size_t rd_attention_bf16_scratch_floats(int T, int hd);
 
 /* ---- integration notes -------------------------------------------------------------------------
  * Embedding (inference, src/embed + the ViT forward): after loading the checkpoint, one

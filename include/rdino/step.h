@@ -105,6 +105,7 @@ typedef struct rd_trainer_memory {
     size_t teacher_acts;            /* inference context of the global crops */
     size_t global_acts, local_acts; /* the student's training contexts */
     size_t step;                    /* heads' activations and the step's buffers */
+    size_t bf16;                    /* the student's bf16 copies and their scratch, or 0 */
     int batch;                      /* images on this process */
 } rd_trainer_memory;
 

@@ -171,8 +171,9 @@ typedef enum {
  * fc2/w3 weights of one parameter set, rounded to bf16 and packed (gemm_bf16.h), and the
  * products' per-thread scratch. Forward: out = bf16(x) bf16(W)^T; with training copies also
  * backward: dx = bf16(dy) bf16(W), dW += bf16(dy)^T bf16(x), fp32 sums and fp32 gradients.
- * Everything else stays fp32: the patch embedding, LayerNorms, the attention (q k^T, softmax,
- * P v: its own fp32 tile kernels), GELU / SwiGLU, LayerScale and the residual stream. 2 bytes
+ * The attention's products run in bf16 too in inference contexts (rd_attention_forward_bf16;
+ * training keeps them fp32). Everything else stays fp32: the patch embedding, LayerNorms, the
+ * softmax, GELU / SwiGLU, LayerScale and the residual stream. 2 bytes
  * per block weight per copy (162 MiB for ViT-B/14; twice that with the backward copy). */
 enum { RD_VIT_QKV, RD_VIT_PROJ, RD_VIT_FC1, RD_VIT_FC2, RD_VIT_LINEARS };
 typedef struct rd_vit_bf16 {
@@ -191,6 +192,9 @@ typedef struct rd_vit_bf16 {
  * threads. Errors: out of memory, a bad RDINO_BF16. */
 rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set *set, int training,
                            rd_error *err);
+/* Bytes rd_vit_bf16_init allocates on a bf16 path (copies and scratch, omp_get_max_threads()
+ * threads); nothing on the fp32 path. */
+size_t rd_vit_bf16_bytes(const rd_vit *vit, int training);
 /* Re-packs the copies from the set's current parameters (after they changed in place: an
  * optimiser step, the EMA, a checkpoint read). No-op on the fp32 path. */
 void rd_vit_bf16_refresh(rd_vit_bf16 *w);

@@ -349,8 +349,10 @@ static void layout(vit_layout *L, rd_arena *a, const rd_vit *vit, const shape *s
     L->cls = floats(a, (size_t)s->b * D);
     L->reg = floats(a, (size_t)s->b * R * D);
     L->patch = floats(a, bn * D);
-    L->att_scratch =
-        floats(a, (size_t)s->threads * rd_attention_scratch_floats(s->T, (int)(D / H)));
+    /* inference may run the bf16 attention (rd_vit_context_bf16), whose scratch is larger */
+    L->att_scratch = floats(a, (size_t)s->threads *
+                                   (train ? rd_attention_scratch_floats(s->T, (int)(D / H))
+                                          : rd_attention_bf16_scratch_floats(s->T, (int)(D / H))));
     L->ln = floats(a, rows * D);
     L->act = floats(a, rows * hid);
     int nbranch = train && !recompute ? 2 * c->depth : 2;
@@ -475,19 +477,29 @@ static void linear_shape(const rd_vit *vit, int i, int k, int *param, int *OC, i
     *C = c[k];
 }
 
+/* Bytes of the packed copies of every block linear (multiples of 64: each stays aligned). */
+static size_t copies_bytes(const rd_vit *vit, int training) {
+    int param, OC, C;
+    size_t bytes = 0;
+    for (int i = 0; i < vit->cfg.depth; i++)
+        for (int k = 0; k < RD_VIT_LINEARS; k++) {
+            linear_shape(vit, i, k, &param, &OC, &C);
+            bytes += rd_bf16_weight_bytes(OC, C, training);
+        }
+    return bytes;
+}
+
+size_t rd_vit_bf16_bytes(const rd_vit *vit, int training) {
+    return copies_bytes(vit, training) + (size_t)omp_get_max_threads() * rd_bf16_scratch_bytes();
+}
+
 rd_status rd_vit_bf16_init(rd_vit_bf16 *w, const rd_vit *vit, const rd_param_set *set, int training,
                            rd_error *err) {
     memset(w, 0, sizeof *w);
     rd_status st = rd_bf16_select_path(&w->path, err);
     if (st) return st;
     int depth = vit->cfg.depth, param, OC, C;
-    size_t bytes = 0;
-    for (int i = 0; i < depth; i++)
-        for (int k = 0; k < RD_VIT_LINEARS; k++) {
-            linear_shape(vit, i, k, &param, &OC, &C);
-            /* multiples of 64: the copies stay aligned */
-            bytes += rd_bf16_weight_bytes(OC, C, training);
-        }
+    size_t bytes = copies_bytes(vit, training);
     w->depth = depth;
     w->training = training;
     w->threads = omp_get_max_threads();
@@ -547,6 +559,16 @@ static void block_linear(const rd_vit_context *ctx, int blk, int k, float *out, 
         rd_bf16_linear_forward(out, in, &ctx->bf16->linear[blk][k], bias, rows, ctx->bf16->scratch);
     else
         rd_linear_forward(out, in, weight, bias, rows, C, OC);
+}
+
+/* The attention of a block's qkv: in bf16 when an inference context has bf16 copies (training
+ * keeps it fp32: its backward recomputes the probabilities from the fp32 scores). */
+static void block_attention(const rd_vit_context *ctx, float *heads, float *lse, float *scratch,
+                            const float *qkv, int b, int T, int D, int H) {
+    if (ctx->bf16 && ctx->mode != RD_VIT_TRAIN)
+        rd_attention_forward_bf16(heads, lse, scratch, qkv, b, T, D, H, ctx->bf16->path);
+    else
+        rd_attention_forward(heads, lse, scratch, qkv, b, T, D, H);
 }
 
 /* Runs call, adding its wall time to category when the context profiles. */
@@ -708,7 +730,7 @@ static void block_forward(rd_vit_context *ctx, const block_view *w, int blk) {
                   block_linear(ctx, blk, RD_VIT_QKV, A->h, L->ln, w->qkv_w, w->qkv_b, rows, D,
                                3 * D));
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
-                  rd_attention_forward(A->heads, A->lse, L->att_scratch, A->h, keep, T, D, H));
+                  block_attention(ctx, A->heads, A->lse, L->att_scratch, A->h, keep, T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
                   block_linear(ctx, blk, RD_VIT_PROJ, A->y, A->heads, w->proj_w, w->proj_b, rows, D,
                                D));

@@ -18,6 +18,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "attention_internal.h"
 #include "vecmath.h"
 
 /* Tile sizes: BR queries by BC keys. Measured with bench/bench_attention (ViT-B, hd 64, at
@@ -192,22 +193,39 @@ static void pack_transposed(float *xt, const float *x, int rows, int w, int hd, 
     }
 }
 
+/* The fp32 products read k and v in place from qkv. */
+static void scores_fp32(float *st, const attention_head *h, const void *q, int j0, int cols,
+                        int w) {
+    gemm(st, w, h->k + j0 * h->ld, h->ld, 1, q, w, cols, w, h->hd, 1.0f, 0);
+}
+static void values_fp32(float *ot, const attention_head *h, const float *st, uint32_t *pairs,
+                        int j0, int cols, int w, int accumulate) {
+    (void)pairs;
+    gemm(ot, w, h->v + j0 * h->ld, 1, h->ld, st, w, h->hd, w, cols, 1.0f, accumulate);
+}
+static const attention_products fp32_products = {NULL, scores_fp32, values_fp32};
+
 /* One query tile of one head: out[rows, hd] (rows D apart) = softmax(q k^T * scale) v over all
  * T keys, key tile by key tile: m = running max per query, l = running sum of exp(s - m); when a
  * tile raises the max, what is already summed (l and the output) is rescaled by exp(m_old -
- * m_new). When lse is not NULL: lse[r] = m, lse[T + r] = log(l) for r < rows. */
-static void forward_tile(float *out, float *lse, float *work, const float *q, const float *k,
-                         const float *v, int rows, int T, int hd, int D, float scale) {
-    long ld = 3 * (long)D;
-    int w = round_up(rows, VL), bc = key_tile(T);
+ * m_new). When lse is not NULL: lse[r] = m, lse[T + r] = log(l) for r < rows. Scratch: qt, ot
+ * [hd, w]; st [bc, w]; four rows [w]; then the bf16 products' packed query [hp, w] and
+ * probabilities [bc / 2, w] (within rd_attention_scratch_floats: it sizes the backward too). */
+static void forward_tile(float *out, float *lse, float *work, const attention_products *ops,
+                         const attention_head *h, const float *q, int rows, int D, float scale) {
+    int T = h->T, hd = h->hd, w = round_up(rows, VL), bc = key_tile(T);
     float *qt = work, *ot = qt + (size_t)hd * w, *st = ot + (size_t)hd * w;
     float *m = st + (size_t)bc * w, *l = m + w, *mx = l + w, *alpha = mx + w;
-    pack_transposed(qt, q, rows, w, hd, ld, scale);
+    uint32_t *qp = (void *)(alpha + w), *pairs = qp + (size_t)(hd + 1) / 2 * w;
+    pack_transposed(qt, q, rows, w, hd, h->ld, scale);
+    const void *qop = qt;
+    if (ops->pack_query) {
+        ops->pack_query(qp, qt, hd, w);
+        qop = qp;
+    }
     for (int j0 = 0; j0 < T; j0 += bc) {
         int cols = T - j0 < bc ? T - j0 : bc;
-        const float *kj = k + j0 * ld, *vj = v + j0 * ld;
-        /* st[cols, w] = k_j qt */
-        gemm(st, w, kj, ld, 1, qt, w, cols, w, hd, 1.0f, 0);
+        ops->scores(st, h, qop, j0, cols, w);
         memcpy(mx, j0 ? m : st, (size_t)w * sizeof *mx);
         for (int c = 0; c < cols; c++) {
             const float *s = st + (size_t)c * w;
@@ -237,8 +255,7 @@ static void forward_tile(float *out, float *lse, float *work, const float *q, co
             }
         }
         memcpy(m, mx, (size_t)w * sizeof *m);
-        /* ot[hd, w] (+)= v_j^T st */
-        gemm(ot, w, vj, 1, ld, st, w, hd, w, cols, 1.0f, j0 > 0);
+        ops->values(ot, h, st, pairs, j0, cols, w, j0 > 0);
     }
     for (int r = 0; r < rows; r++) {
         float inv = 1.0f / l[r], *o = out + (size_t)r * D;
@@ -247,6 +264,15 @@ static void forward_tile(float *out, float *lse, float *work, const float *q, co
             lse[r] = m[r];
             lse[T + r] = logf(l[r]);
         }
+    }
+}
+
+void rd_attention_head_forward(float *out, float *lse, float *work, const attention_products *ops,
+                               const attention_head *h, const float *q, int D, float scale) {
+    for (int r0 = 0; r0 < h->T; r0 += BR) {
+        int rows = h->T - r0 < BR ? h->T - r0 : BR;
+        forward_tile(out + (size_t)r0 * D, lse ? lse + r0 : NULL, work, ops, h, q + r0 * h->ld,
+                     rows, D, scale);
     }
 }
 
@@ -262,11 +288,12 @@ void rd_attention_forward(float *out, float *lse, float *scratch, const float *q
         int i = (int)(task / ((long)H * ntiles)), h = (int)(task / ntiles % H);
         int r0 = (int)(task % ntiles) * br, rows = T - r0 < br ? T - r0 : br;
         const float *q = qkv + ((size_t)i * T + r0) * ld + (size_t)h * hd;
-        const float *k = qkv + (size_t)i * T * ld + D + (size_t)h * hd, *v = k + D;
+        const float *k = qkv + (size_t)i * T * ld + D + (size_t)h * hd;
+        attention_head head = {k, k + D, ld, NULL, NULL, T, hd};
         forward_tile(out + ((size_t)i * T + r0) * D + (size_t)h * hd,
                      lse ? lse + ((size_t)i * H + h) * 2 * T + r0 : NULL,
-                     scratch + (size_t)omp_get_thread_num() * per_thread, q, k, v, rows, T, hd, D,
-                     scale);
+                     scratch + (size_t)omp_get_thread_num() * per_thread, &fp32_products, &head, q,
+                     rows, D, scale);
     }
 }
 

@@ -178,6 +178,7 @@ rd_status rd_trainer_plan(const rd_vit_config *vit_cfg, const rd_head_config *di
         rd_arena_init_measure(&tr->arena, "step");
         st = carve(tr, err);
         m->step = rd_arena_round(tr->arena.peak);
+        if (cfg->bf16 && rd_bf16_available()) m->bf16 = rd_vit_bf16_bytes(&tr->vit, 1);
     }
     rd_params_free(&tr->student);
     free(tr);
@@ -247,13 +248,14 @@ static void memory_of(const rd_trainer *tr, rd_trainer_memory *m) {
         .global_acts = tr->global_ctx.arena.capacity,
         .local_acts = tr->cfg.n_local > 0 ? tr->local_ctx.arena.capacity : 0,
         .step = tr->arena.capacity,
+        .bf16 = tr->student_bf16.buffer ? rd_vit_bf16_bytes(&tr->vit, 1) : 0,
         .batch = tr->cfg.batch,
     };
 }
 
 size_t rd_trainer_memory_total(const rd_trainer_memory *m) {
     return m->student + m->teacher + m->adamw + m->teacher_acts + m->global_acts + m->local_acts +
-           m->step;
+           m->step + m->bf16;
 }
 
 size_t rd_trainer_bytes(const rd_trainer *tr) {
@@ -267,10 +269,10 @@ void rd_trainer_memory_format(const rd_trainer_memory *m, char *buf, size_t size
     snprintf(buf, size,
              "trainer memory: student %.1f MiB (params + grads), teacher %.1f MiB, AdamW %.1f MiB, "
              "teacher activations %.1f MiB, student activations %.1f + %.1f MiB, heads and step "
-             "buffers %.1f MiB; total %.1f MiB for %d image%s per step (student activations "
-             "%.1f MiB per image)",
+             "buffers %.1f MiB, bf16 copies %.1f MiB; total %.1f MiB for %d image%s per step "
+             "(student activations %.1f MiB per image)",
              m->student * mib, m->teacher * mib, m->adamw * mib, m->teacher_acts * mib,
-             m->global_acts * mib, m->local_acts * mib, m->step * mib,
+             m->global_acts * mib, m->local_acts * mib, m->step * mib, m->bf16 * mib,
              rd_trainer_memory_total(m) * mib, m->batch, m->batch == 1 ? "" : "s",
              (m->global_acts + m->local_acts) * mib / (m->batch > 0 ? m->batch : 1));
 }

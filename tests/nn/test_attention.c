@@ -14,28 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention_shapes.h"
 #include "harness.h"
 #include "rdino/nn.h"
 #include "rdino/rng.h"
-
-typedef struct shape {
-    int b, T, D, H;
-} shape;
 
 typedef struct att_case {
     shape s;
     float *qkv, *dout, *out, *lse, *dqkv, *scratch;
 } att_case;
-
-static size_t n_qkv(shape s) {
-    return (size_t)s.b * s.T * 3 * s.D;
-}
-static size_t n_out(shape s) {
-    return (size_t)s.b * s.T * s.D;
-}
-static size_t n_lse(shape s) {
-    return (size_t)s.b * s.H * 2 * s.T;
-}
 
 /* Inputs of standard deviation sigma (q, k, v) and 1 (dout); dqkv starts random so that the
  * backward's += is checked too. */

@@ -11,8 +11,9 @@
 #include <string.h>
 
 #include "harness.h"
-#include "rdino/nn.h"
+#include "rdino/gemm_bf16.h"
 #include "rdino/log.h"
+#include "rdino/nn.h"
 #include "rdino/masks.h"
 #include "rdino/rng.h"
 #include "tiny.h"
@@ -67,8 +68,11 @@ static void plan_equals_allocation(rd_test *t) {
         {NULL},
         {"student.activation_checkpointing=true", NULL},
         {"crops.local_crops_number=0", "ibot.separate_head=false", NULL},
-        {"student.activation_checkpointing=true", "student.num_register_tokens=2", NULL}};
-    for (int v = 0; v < 4 && !t->failures; v++) {
+        {"student.activation_checkpointing=true", "student.num_register_tokens=2", NULL},
+        {"pretrain.precision=bf16", NULL}}; /* the bf16 copies, on any CPU (RD_BF16_FORCE) */
+    for (int v = 0; v < 5 && !t->failures; v++) {
+        int bf16 = v == 4;
+        rd_bf16_set_mode(bf16 ? RD_BF16_FORCE : RD_BF16_FROM_ENV);
         rd_config cfg;
         rd_error err = {0};
         rd_trainer_memory m;
@@ -80,10 +84,13 @@ static void plan_equals_allocation(rd_test *t) {
             CHECK_MSG(rd_trainer_bytes(&tr) == rd_trainer_memory_total(&m),
                       "variant %d: planned %zu bytes, allocated %zu", v,
                       rd_trainer_memory_total(&m), rd_trainer_bytes(&tr));
+            CHECK_MSG((m.bf16 > 0) == bf16, "variant %d: %zu bytes of bf16 copies planned", v,
+                      m.bf16);
             rd_trainer_free(&tr);
         }
         rd_config_free(&cfg);
     }
+    rd_bf16_set_mode(RD_BF16_FROM_ENV);
 }
 
 /* Init, one step, free; returns the peak RSS increase in bytes and fills the plan. */
