@@ -124,13 +124,31 @@ for size in $SIZES; do
 done
 
 # the training step at 518, with and without activation checkpointing
+declare -A step_s
 for ck in false true; do
     out=$(OMP_NUM_THREADS=$TRAIN_THREADS "$BUILD/bench/bench_train_config" nih-518 "$TRAIN_STEPS" \
         configs/nih.yaml train.batch_size_per_gpu="$TRAIN_BATCH" \
         student.activation_checkpointing=$ck "${TRAIN_ARGS[@]}" 2>&1) || { tail -3 <<<"$out"; status=1; continue; }
     grep '^trainer memory:' <<<"$out"
     grep '^RESULT' <<<"$out" | sed "s/ (B = /, $TRAIN_THREADS threads (B = /"
+    step_s[$ck]=$(awk '/^RESULT pretrain step .* s\/img:/ { print $(NF - 4) }' <<<"$out")
 done
-echo "RESULT torch pretrain step nih-518: SKIPPED (the PyTorch step oracle is timed at ViT-S/16 224 px: bench_step.sh)"
+# The PyTorch oracle of the same step (tests/reference/dinov2_oracle.py, fp32, no drop path, 3
+# channels: rdino's grey crops go through the channel-summed patch weight), same threads and
+# batch; the first step warms up. Skipped under RDINO_BENCH_TRAIN_ARGS (a different config).
+if [ "$torch_ok" = 0 ]; then
+    echo "RESULT torch pretrain step nih-518: SKIPPED (no torch in $py)"
+elif [ "${#TRAIN_ARGS[@]}" -gt 0 ]; then
+    echo "RESULT torch pretrain step nih-518: SKIPPED (RDINO_BENCH_TRAIN_ARGS changes the config)"
+else
+    peer=$(OMP_NUM_THREADS=$TRAIN_THREADS $py bench/bench_step_peer.py tests/reference "$TRAIN_BATCH" \
+        1 65536 8 "$TRAIN_THREADS" embed_dim=768 depth=12 num_heads=12 patch_size=14 \
+        global_size=518 local_size=98 2>&1) || { tail -3 <<<"$peer"; status=1; }
+    peer_s=$(awk '/^RESULT peer s\/img:/ { print $4 }' <<<"$peer")
+    echo "RESULT torch pretrain step nih-518 s/img: ${peer_s:-FAILED} s/img ($TRAIN_THREADS threads, B = $TRAIN_BATCH, fp32, peak RSS $(awk '/peak RSS/ { print $3 }' <<<"$peer") MiB)"
+    if [ -n "$peer_s" ] && [ -n "${step_s[false]:-}" ]; then
+        echo "RESULT pretrain step nih-518 ratio to torch ($TRAIN_THREADS threads): $(awk -v a="${step_s[false]}" -v b="$peer_s" 'BEGIN { printf "%.2f", b / a }') (PyTorch s/img over rdino's, no checkpointing; goal >= 2)"
+    fi
+fi
 echo "conditions: load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 exit $status

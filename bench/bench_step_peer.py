@@ -1,9 +1,13 @@
 """PyTorch peer of bench_step: the same DINOv2 step with the reference oracle
 (tests/reference/dinov2_oracle.py) in fp32 on the same threads.
 
-    /usr/bin/python3 bench/bench_step_peer.py ORACLE_DIR B STEPS K N_LOCAL THREADS
-Prints seconds per step and images/s as "RESULT" lines.
+    /usr/bin/python3 bench/bench_step_peer.py ORACLE_DIR B STEPS K N_LOCAL THREADS [KEY=VALUE]...
+The model is bench_step's ViT-S/16 at 224 (+ 96 px local crops) unless KEY=VALUE pairs set
+StepConfig fields (integers), e.g. ViT-B/14 at 518 as configs/nih.yaml: embed_dim=768
+num_heads=12 patch_size=14 global_size=518 local_size=98. Prints seconds per step, seconds per
+image and images/s as "RESULT" lines.
 """
+import resource
 import sys
 import time
 
@@ -24,6 +28,11 @@ def main():
                        centering="sinkhorn_knopp", koleo_weight=0.1, drop_path_rate=0.0,
                        teacher_temp=0.07, lr=1e-4, last_layer_lr=1e-4, wd=0.04,
                        momentum=0.996, layerwise_decay=0.9, clip_grad=3.0)
+    for pair in sys.argv[7:]:
+        key, value = pair.split("=", 1)
+        if not hasattr(cfg, key):
+            sys.exit(f"bench_step_peer: StepConfig has no field {key}")
+        setattr(cfg, key, int(value))
     student, teacher = O.build_model(cfg), O.build_model(cfg)
     sd = random_state_dict(student, torch.Generator().manual_seed(0))
     O.load_state(student, sd)
@@ -32,8 +41,9 @@ def main():
         p.requires_grad_(False)
     opt = O.build_adamw(student, cfg)
     N = cfg.n_global_patches
-    gc = torch.randn(2 * B, 3, 224, 224)
-    lc = torch.randn(n_local * B, 3, 96, 96)
+    G, L = cfg.global_size, cfg.local_size
+    gc = torch.randn(2 * B, 3, G, G)
+    lc = torch.randn(n_local * B, 3, L, L)
     # B of the 2B global crops masked with stratified ratios in [0.1, 0.5] (counts as DINOv2's
     # collate_data_and_cast).
     masks = torch.zeros(2 * B, N, dtype=torch.bool)
@@ -61,7 +71,9 @@ def main():
         if s > 0:
             total += dt
     print(f"RESULT peer step PyTorch {torch.__version__} fp32: {total / steps:.3f} s/step")
+    print(f"RESULT peer s/img: {total / steps / B:.2f} s/img")
     print(f"RESULT peer images/s: {B * steps / total:.3f} img/s")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

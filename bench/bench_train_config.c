@@ -3,7 +3,7 @@
  * on random crops and iBOT masks in memory:
  *   build/bench/bench_train_config LABEL STEPS CONFIG.yaml [key.sub=value]...
  * e.g. bench_train_config nih-518 1 configs/nih.yaml train.batch_size_per_gpu=1
- * Prints the trainer memory plan and "RESULT" lines: seconds per image of the fastest step, the
+ * Prints the trainer memory plan, each step's time by phase and "RESULT" lines: seconds per image of the fastest step, the
  * student's activations per image, and the peak RSS next to the plan (bench/bench_realscale.sh). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +78,10 @@ int main(int argc, char **argv) {
         double t0 = rd_now();
         if (rd_trainer_step(&tr, &batch, &v, NULL, &st, &err)) return fail(&err);
         double dt = rd_now() - t0;
-        printf("step %d: %.2f s, loss %.4f\n", s, dt, st.loss);
+        printf("step %d: %.2f s, loss %.4f;", s, dt, st.loss);
+        for (int ph = 0; ph < RD_PHASE_COUNT; ph++)
+            printf(" %s %.2f s", rd_step_phase_name((rd_step_phase)ph), st.seconds[ph]);
+        printf("\n");
         if (dt < best) best = dt;
     }
     const double mib = 1.0 / 1048576.0, total = rd_trainer_memory_total(&plan) * mib;
