@@ -3,8 +3,9 @@
  * on random crops and iBOT masks in memory:
  *   build/bench/bench_train_config LABEL STEPS CONFIG.yaml [key.sub=value]...
  * e.g. bench_train_config nih-518 1 configs/nih.yaml train.batch_size_per_gpu=1
- * Prints the trainer memory plan, each step's time by phase and "RESULT" lines: seconds per image of the fastest step, the
- * student's activations per image, and the peak RSS next to the plan (bench/bench_realscale.sh). */
+ * Prints the trainer memory plan, each step's time by phase and "RESULT" lines: seconds per image
+ * of the fastest step, the student's activations per image, and the peak RSS next to the plan
+ * (bench/bench_realscale.sh). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -135,6 +135,14 @@ void rd_bf16_linear_backward(float *dinp, int dinp_add, float *dweight, float *d
  * count, and the emulated path gives the AVX512-BF16 path's bits. */
 void rd_attention_forward_bf16(float *out, float *lse, float *scratch, const float *qkv, int b,
                                int T, int D, int H, rd_bf16_path path);
+/* rd_attention_backward with its five products in bf16 (fp32 sums): the probabilities
+ * recomputed from the same bf16 scores as rd_attention_forward_bf16 (so lse must come from it),
+ * dP from bf16(dout) and bf16(v), dv from bf16(P) and bf16(dout), dq and dk from bf16(dS) and
+ * bf16(k) / bf16(q); dS = P (dP - delta), delta and the gradients are fp32. Same scratch,
+ * threads and path rules as the forward. */
+void rd_attention_backward_bf16(float *dqkv, float *scratch, const float *dout, const float *out,
+                                const float *qkv, const float *lse, int b, int T, int D, int H,
+                                rd_bf16_path path);
 size_t rd_attention_bf16_scratch_floats(int T, int hd);
 
 /* ---- integration notes -------------------------------------------------------------------------

@@ -304,7 +304,7 @@ typedef struct vit_layout {
     float *x;                     /* [b, T, D] residual stream */
     float *norm_mean, *norm_rstd; /* [b * T] final LayerNorm */
     float *cls, *reg, *patch;     /* outputs */
-    float *att_scratch;           /* per thread, rd_attention_scratch_floats(T, hd) */
+    float *att_scratch;           /* per thread, rd_attention_bf16_scratch_floats(T, hd) */
     float *ln;                    /* [rows, D] LayerNorm output of the current branch */
     float *act;                   /* [rows, hidden] GELU / gate output of the current FFN */
     branch_acts branch[2 * RD_VIT_MAX_DEPTH]; /* train: one per branch; else 2, reused */
@@ -349,10 +349,9 @@ static void layout(vit_layout *L, rd_arena *a, const rd_vit *vit, const shape *s
     L->cls = floats(a, (size_t)s->b * D);
     L->reg = floats(a, (size_t)s->b * R * D);
     L->patch = floats(a, bn * D);
-    /* inference may run the bf16 attention (rd_vit_context_bf16), whose scratch is larger */
-    L->att_scratch = floats(a, (size_t)s->threads *
-                                   (train ? rd_attention_scratch_floats(s->T, (int)(D / H))
-                                          : rd_attention_bf16_scratch_floats(s->T, (int)(D / H))));
+    /* the context may run the bf16 attention (rd_vit_context_bf16), whose scratch is larger */
+    L->att_scratch =
+        floats(a, (size_t)s->threads * rd_attention_bf16_scratch_floats(s->T, (int)(D / H)));
     L->ln = floats(a, rows * D);
     L->act = floats(a, rows * hid);
     int nbranch = train && !recompute ? 2 * c->depth : 2;
@@ -561,14 +560,24 @@ static void block_linear(const rd_vit_context *ctx, int blk, int k, float *out, 
         rd_linear_forward(out, in, weight, bias, rows, C, OC);
 }
 
-/* The attention of a block's qkv: in bf16 when an inference context has bf16 copies (training
- * keeps it fp32: its backward recomputes the probabilities from the fp32 scores). */
+/* The attention of a block's qkv and its backward: in bf16 when the context has bf16 copies
+ * (the backward recomputes the probabilities from the same bf16 scores as the forward). */
 static void block_attention(const rd_vit_context *ctx, float *heads, float *lse, float *scratch,
                             const float *qkv, int b, int T, int D, int H) {
-    if (ctx->bf16 && ctx->mode != RD_VIT_TRAIN)
+    if (ctx->bf16)
         rd_attention_forward_bf16(heads, lse, scratch, qkv, b, T, D, H, ctx->bf16->path);
     else
         rd_attention_forward(heads, lse, scratch, qkv, b, T, D, H);
+}
+
+static void block_attention_backward(const rd_vit_context *ctx, float *dqkv, float *scratch,
+                                     const float *dheads, const float *heads, const float *qkv,
+                                     const float *lse, int b, int T, int D, int H) {
+    if (ctx->bf16)
+        rd_attention_backward_bf16(dqkv, scratch, dheads, heads, qkv, lse, b, T, D, H,
+                                   ctx->bf16->path);
+    else
+        rd_attention_backward(dqkv, scratch, dheads, heads, qkv, lse, b, T, D, H);
 }
 
 /* Runs call, adding its wall time to category when the context profiles. */
@@ -965,8 +974,8 @@ static void block_backward(rd_vit_context *ctx, const block_view *w, const block
                                        A->heads, w->proj_w, rows, D, D));
             zero(L->dh, (size_t)rows * 3 * D);
             TIMED(ctx, RD_VIT_TIME_ATTENTION,
-                  rd_attention_backward(L->dh, L->att_scratch, L->da, A->heads, A->h, A->lse, keep,
-                                        T, D, H));
+                  block_attention_backward(ctx, L->dh, L->att_scratch, L->da, A->heads, A->h,
+                                           A->lse, keep, T, D, H));
             TIMED(ctx, RD_VIT_TIME_GEMM,
                   linear_backward_into(ctx, blk, RD_VIT_QKV, L->dln, g->qkv_w, g->qkv_b, L->dh,
                                        L->ln, w->qkv_w, rows, D, 3 * D));

@@ -179,8 +179,13 @@ static int key_tile(int T) {
 size_t rd_attention_scratch_floats(int T, int hd) {
     size_t w = (size_t)tile_width(T), bc = (size_t)key_tile(T);
     /* forward: qt, ot [hd, w]; st [bc, w]; four rows [w]. backward: qt, dot, dqt [hd, w];
-     * pt, dpt [bc, w]; two rows [w]. */
+     * pt, dpt [bc, w]; three rows [w]. */
     return (3 * hd * w + 2 * bc * w + 4 * w + 15) & ~(size_t)15; /* 64-byte multiple */
+}
+
+size_t attention_bf16_tile_words(int T, int hd) {
+    size_t w = (size_t)tile_width(T), bc = (size_t)key_tile(T), hp = (size_t)(hd + 1) / 2;
+    return 2 * hp * w + w * (size_t)hd + (bc + 1) / 2 * w;
 }
 
 /* xt[d, r] = scale * x[r, d] for r < rows (rows ld apart), 0 for rows <= r < w. */
@@ -203,20 +208,28 @@ static void values_fp32(float *ot, const attention_head *h, const float *st, uin
     (void)pairs;
     gemm(ot, w, h->v + j0 * h->ld, 1, h->ld, st, w, h->hd, w, cols, 1.0f, accumulate);
 }
-static const attention_products fp32_products = {NULL, scores_fp32, values_fp32};
+static void tile_t_rows_fp32(float *c, long ldc, float *xt, int cols, int w, const float *y,
+                             long ldy, const uint32_t *yp, int rows, int hd, float alpha,
+                             uint32_t *pairs) {
+    (void)yp, (void)pairs;
+    gemm(c, ldc, xt, w, 1, y, ldy, cols, hd, rows, alpha, 1);
+}
+static const attention_products fp32_products = {NULL, scores_fp32, values_fp32, NULL,
+                                                 tile_t_rows_fp32};
 
 /* One query tile of one head: out[rows, hd] (rows D apart) = softmax(q k^T * scale) v over all
  * T keys, key tile by key tile: m = running max per query, l = running sum of exp(s - m); when a
  * tile raises the max, what is already summed (l and the output) is rescaled by exp(m_old -
  * m_new). When lse is not NULL: lse[r] = m, lse[T + r] = log(l) for r < rows. Scratch: qt, ot
- * [hd, w]; st [bc, w]; four rows [w]; then the bf16 products' packed query [hp, w] and
- * probabilities [bc / 2, w] (within rd_attention_scratch_floats: it sizes the backward too). */
+ * [hd, w]; st [bc, w]; four rows [w]; after rd_attention_scratch_floats(T, hd) floats, the bf16
+ * products' packed query [hp, w] and probabilities [(bc + 1) / 2, w]. */
 static void forward_tile(float *out, float *lse, float *work, const attention_products *ops,
                          const attention_head *h, const float *q, int rows, int D, float scale) {
     int T = h->T, hd = h->hd, w = round_up(rows, VL), bc = key_tile(T);
     float *qt = work, *ot = qt + (size_t)hd * w, *st = ot + (size_t)hd * w;
     float *m = st + (size_t)bc * w, *l = m + w, *mx = l + w, *alpha = mx + w;
-    uint32_t *qp = (void *)(alpha + w), *pairs = qp + (size_t)(hd + 1) / 2 * w;
+    uint32_t *qp = (void *)(work + rd_attention_scratch_floats(T, hd));
+    uint32_t *pairs = qp + (size_t)(hd + 1) / 2 * w;
     pack_transposed(qt, q, rows, w, hd, h->ld, scale);
     const void *qop = qt;
     if (ops->pack_query) {
@@ -289,7 +302,7 @@ void rd_attention_forward(float *out, float *lse, float *scratch, const float *q
         int r0 = (int)(task % ntiles) * br, rows = T - r0 < br ? T - r0 : br;
         const float *q = qkv + ((size_t)i * T + r0) * ld + (size_t)h * hd;
         const float *k = qkv + (size_t)i * T * ld + D + (size_t)h * hd;
-        attention_head head = {k, k + D, ld, NULL, NULL, T, hd};
+        attention_head head = {k, k + D, ld, NULL, NULL, NULL, NULL, T, hd};
         forward_tile(out + ((size_t)i * T + r0) * D + (size_t)h * hd,
                      lse ? lse + ((size_t)i * H + h) * 2 * T + r0 : NULL,
                      scratch + (size_t)omp_get_thread_num() * per_thread, &fp32_products, &head, q,
@@ -301,20 +314,36 @@ void rd_attention_forward(float *out, float *lse, float *scratch, const float *q
  * dk and dv do not depend on the thread count). lse [2, T]: row max and log-sum as the forward
  * left them. Per tile pair, with P = exp(s - m - log l):
  * dv += P^T dO,  dP = dO v^T,  dS = P (dP - delta),  dq += scale dS k,  dk += scale dS^T q,
- * where delta[row] = dO . out (= sum over the row of P dP). */
-static void backward_head(float *dq, float *dk, float *dv, float *work, const float *dout,
-                          const float *out, const float *q, const float *k, const float *v,
-                          const float *lse, int T, int hd, int D, float scale) {
-    long ld = 3 * (long)D;
-    int br = BR, bc = key_tile(T);
-    for (int i0 = 0; i0 < T; i0 += br) {
-        int rows = T - i0 < br ? T - i0 : br, w = round_up(rows, VL);
+ * where delta[row] = dO . out (= sum over the row of P dP). The scores are the forward's
+ * products, so P is the forward's bit for bit; dP and dS k are the forward's products on the
+ * head with k and v swapped. Scratch as forward_tile's: qt, dot, dqt [hd, w]; pt, dpt [bc, w];
+ * three rows [w]; after rd_attention_scratch_floats(T, hd) floats the bf16 products' packed qt
+ * and dot [hp, w], q and dO as row pairs [w / 2, hd] and a key tile's pairs. */
+void rd_attention_head_backward(float *dq, float *dk, float *dv, float *work,
+                                const attention_products *ops, const attention_head *h,
+                                const float *dout, const float *out, const float *q,
+                                const float *lse, int D, float scale) {
+    const int T = h->T, hd = h->hd, hp = (hd + 1) / 2, bc = key_tile(T);
+    const long ld = h->ld;
+    const attention_head swapped = attention_head_swapped(h);
+    for (int i0 = 0; i0 < T; i0 += BR) {
+        int rows = T - i0 < BR ? T - i0 : BR, w = round_up(rows, VL);
         float *qt = work, *dot = qt + (size_t)hd * w, *dqt = dot + (size_t)hd * w;
         float *pt = dqt + (size_t)hd * w, *dpt = pt + (size_t)bc * w;
         float *delta = dpt + (size_t)bc * w, *m = delta + w, *logl = m + w;
+        uint32_t *qp = (void *)(work + rd_attention_scratch_floats(T, hd)), *dop = qp + hp * w;
+        uint32_t *qr = dop + hp * w, *dor = qr + (size_t)w / 2 * hd, *pairs = dor + w / 2 * hd;
         const float *qi = q + i0 * ld, *dOi = dout + (size_t)i0 * D;
+        const void *q_op = qt, *dout_op = dot;
         pack_transposed(qt, qi, rows, w, hd, ld, scale);
         pack_transposed(dot, dOi, rows, w, hd, D, 1.0f);
+        if (ops->pack_query) {
+            ops->pack_query(qp, qt, hd, w);
+            ops->pack_query(dop, dot, hd, w);
+            ops->pack_rows(qr, qi, ld, rows, hd);
+            ops->pack_rows(dor, dOi, D, rows, hd);
+            q_op = qp, dout_op = dop;
+        }
         memset(dqt, 0, (size_t)hd * w * sizeof *dqt);
         for (int r = 0; r < w; r++) {
             float dsum = 0.0f;
@@ -328,17 +357,16 @@ static void backward_head(float *dq, float *dk, float *dv, float *work, const fl
         }
         for (int j0 = 0; j0 < T; j0 += bc) {
             int cols = T - j0 < bc ? T - j0 : bc;
-            const float *kj = k + j0 * ld, *vj = v + j0 * ld;
             /* pt[cols, w] = exp(k_j qt - m - log l);  dpt[cols, w] = v_j dot */
-            gemm(pt, w, kj, ld, 1, qt, w, cols, w, hd, 1.0f, 0);
+            ops->scores(pt, h, q_op, j0, cols, w);
             for (int c = 0; c < cols; c++) {
                 float *p = pt + (size_t)c * w;
 #pragma omp simd
                 for (int r = 0; r < w; r++) p[r] = rd_vexpf(p[r] - m[r] - logl[r]);
             }
-            gemm(dpt, w, vj, ld, 1, dot, w, cols, w, hd, 1.0f, 0);
+            ops->scores(dpt, &swapped, dout_op, j0, cols, w);
             /* dv[cols, hd] += pt[:, :rows] dO */
-            gemm(dv + j0 * ld, ld, pt, w, 1, dOi, D, cols, hd, rows, 1.0f, 1);
+            ops->tile_t_rows(dv + j0 * ld, ld, pt, cols, w, dOi, D, dor, rows, hd, 1.0f, pairs);
             for (int c = 0; c < cols; c++) {
                 float *g = dpt + (size_t)c * w;
                 const float *p = pt + (size_t)c * w;
@@ -346,8 +374,8 @@ static void backward_head(float *dq, float *dk, float *dv, float *work, const fl
                 for (int r = 0; r < w; r++) g[r] = p[r] * (g[r] - delta[r]);
             }
             /* dqt[hd, w] += k_j^T dS^T;  dk[cols, hd] += scale dS^T q */
-            gemm(dqt, w, kj, 1, ld, dpt, w, hd, w, cols, 1.0f, 1);
-            gemm(dk + j0 * ld, ld, dpt, w, 1, qi, ld, cols, hd, rows, scale, 1);
+            ops->values(dqt, &swapped, dpt, pairs, j0, cols, w, 1);
+            ops->tile_t_rows(dk + j0 * ld, ld, dpt, cols, w, qi, ld, qr, rows, hd, scale, pairs);
         }
         for (int r = 0; r < rows; r++) {
             float *g = dq + (i0 + r) * ld;
@@ -365,12 +393,13 @@ void rd_attention_backward(float *dqkv, float *scratch, const float *dout, const
 #pragma omp parallel for collapse(2) schedule(dynamic) if ((long)b * H * T * T > RD_PARALLEL_MIN)
     for (int i = 0; i < b; i++)
         for (int h = 0; h < H; h++) {
-            size_t head = (size_t)i * T * ld + (size_t)h * hd, rows = (size_t)i * T * D + h * hd;
-            const float *q = qkv + head;
-            float *dq = dqkv + head;
-            backward_head(dq, dq + D, dq + 2 * D,
-                          scratch + (size_t)omp_get_thread_num() * per_thread, dout + rows,
-                          out + rows, q, q + D, q + 2 * D, lse + ((size_t)i * H + h) * 2 * T, T, hd,
-                          D, scale);
+            size_t at = (size_t)i * T * ld + (size_t)h * hd, rows = (size_t)i * T * D + h * hd;
+            const float *q = qkv + at;
+            float *dq = dqkv + at;
+            attention_head head = {q + D, q + 2 * D, ld, NULL, NULL, NULL, NULL, T, hd};
+            rd_attention_head_backward(dq, dq + D, dq + 2 * D,
+                                       scratch + (size_t)omp_get_thread_num() * per_thread,
+                                       &fp32_products, &head, dout + rows, out + rows, q,
+                                       lse + ((size_t)i * H + h) * 2 * T, D, scale);
         }
 }

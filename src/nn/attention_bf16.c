@@ -1,8 +1,11 @@
-/* The attention's two products from bf16 operands with fp32 sums (rd_attention_forward_bf16,
- * docs/BF16.md). Per head, k and v are rounded to bf16 once and packed as pairs along the
- * summed index (k along hd, v along the keys); per query tile, the scaled q is packed as pairs
- * along hd, and after each key tile's softmax the probabilities as pairs along the keys. The
- * online softmax, the running sums and the output stay fp32 (attention.c's tile loop).
+/* The attention's products from bf16 operands with fp32 sums (rd_attention_forward_bf16 and
+ * rd_attention_backward_bf16, docs/BF16.md). Per head, k and v are rounded to bf16 once and
+ * packed as pairs along the summed index (k along hd, v along the keys; the backward also v
+ * along hd and k along the keys); per query tile, the scaled q is packed as pairs along hd, and
+ * after each key tile's softmax the probabilities as pairs along the keys. The online softmax,
+ * the running sums, the output and the gradients stay fp32 (attention.c's tile loops). The
+ * backward's products over the queries (dv += P^T dO, dk += scale dS^T q) read a tile's rows as
+ * consecutive pairs and q and dO packed as pairs along the queries.
  *
  * Both products have the transposed tiles' shape C[M, w] (+)= A(M, pairs) B[pairs][w], queries
  * along w: A is read one pair at a time and broadcast (a key's or a channel's pair), B a row of
@@ -37,6 +40,21 @@ static void pack_pairs_portable(uint32_t *dst, size_t ldd, const float *x, size_
         }
 }
 
+/* dst[c * ldd + p] = pair(alpha x[c][2p], alpha x[c][2p + 1]) for c < rows, p < pairs, x's rows
+ * ldx apart; x[c][n] and beyond read as 0. */
+typedef void pack_consecutive_fn(uint32_t *dst, size_t ldd, const float *x, size_t ldx, int rows,
+                                 int n, int pairs, float alpha);
+
+static void pack_consecutive_portable(uint32_t *dst, size_t ldd, const float *x, size_t ldx,
+                                      int rows, int n, int pairs, float alpha) {
+    for (int c = 0; c < rows; c++) {
+        const float *xc = x + (size_t)c * ldx;
+        for (int p = 0; p < pairs; p++)
+            dst[(size_t)c * ldd + p] = bf16_pair(2 * p < n ? alpha * xc[2 * p] : 0.0f,
+                                                 2 * p + 1 < n ? alpha * xc[2 * p + 1] : 0.0f);
+    }
+}
+
 /* VDPBF16PS per lane, as gemm_bf16.c's emulation: += the odd products, then the even ones. */
 static void product_portable(float *c, long ldc, const uint32_t *a, long sam, long sak,
                              const uint32_t *b, long ldb, int M, int N, int pairs, int accumulate) {
@@ -63,6 +81,21 @@ AVX512_BF16 static void pack_pairs_avx512(uint32_t *dst, size_t ldd, const float
             __m512 e = even ? _mm512_maskz_loadu_ps(m, even + j) : _mm512_setzero_ps();
             __m512 o = odd ? _mm512_maskz_loadu_ps(m, odd + j) : _mm512_setzero_ps();
             _mm512_mask_storeu_epi32(dst + (size_t)p * ldd + j, m, bf16_pairs(e, o));
+        }
+    }
+}
+
+AVX512_BF16 static void pack_consecutive_avx512(uint32_t *dst, size_t ldd, const float *x,
+                                                size_t ldx, int rows, int n, int pairs,
+                                                float alpha) {
+    const __m512 a = _mm512_set1_ps(alpha);
+    for (int c = 0; c < rows; c++) {
+        const float *xc = x + (size_t)c * ldx;
+        for (int p = 0; p < pairs; p += 16) {
+            int j = 2 * p;
+            __m512 lo = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(lanes(n - j), xc + j));
+            __m512 hi = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(lanes(n - j - 16), xc + j + 16));
+            _mm512_mask_storeu_epi32(dst + (size_t)c * ldd + p, lanes(pairs - p), bf16_32(lo, hi));
         }
     }
 }
@@ -131,16 +164,19 @@ AVX512_BF16 static void product_avx512(float *c, long ldc, const uint32_t *a, lo
  * rd_attention_forward_bf16 (one path per process in practice: rd_bf16_select_path). */
 typedef struct bf16_path_ops {
     pack_pairs_fn *pack;
+    pack_consecutive_fn *pack_consecutive;
     product_fn *product;
 } bf16_path_ops;
 
-static const bf16_path_ops portable_ops = {pack_pairs_portable, product_portable};
+static const bf16_path_ops portable_ops = {pack_pairs_portable, pack_consecutive_portable,
+                                           product_portable};
 #if RD_BF16_X86
-static const bf16_path_ops avx512_ops = {pack_pairs_avx512, product_avx512};
+static const bf16_path_ops avx512_ops = {pack_pairs_avx512, pack_consecutive_avx512,
+                                         product_avx512};
 #endif
 
-/* The attention_products callbacks carry no state, so each path gets its own three functions
- * around the shared bodies. */
+/* The attention_products callbacks carry no state, so each path gets its own functions around
+ * the shared bodies. */
 static void pack_query(const bf16_path_ops *ops, uint32_t *qp, const float *qt, int hd, int w) {
     ops->pack(qp, (size_t)w, qt, (size_t)w, hd, (hd + 1) / 2, w);
 }
@@ -159,6 +195,19 @@ static void values(const bf16_path_ops *ops, float *ot, const attention_head *h,
                  accumulate);
 }
 
+/* yp [(rows + 1) / 2][hd] = y [rows, hd] as pairs along the rows */
+static void pack_rows(const bf16_path_ops *ops, uint32_t *yp, const float *y, long ldy, int rows,
+                      int hd) {
+    ops->pack(yp, (size_t)hd, y, (size_t)ldy, rows, (rows + 1) / 2, hd);
+}
+/* c[cols, hd] += sum over query pairs of alpha xt's pair (broadcast) times y's pairs */
+static void tile_t_rows(const bf16_path_ops *ops, float *c, long ldc, const float *xt, int cols,
+                        int w, const uint32_t *yp, int rows, int hd, float alpha, uint32_t *pairs) {
+    int rp = (rows + 1) / 2;
+    ops->pack_consecutive(pairs, (size_t)rp, xt, (size_t)w, cols, rows, rp, alpha);
+    ops->product(c, ldc, pairs, rp, 1, yp, hd, cols, hd, rp, 1);
+}
+
 #define PATH_PRODUCTS(name, ops)                                                                   \
     static void name##_pack_query(uint32_t *qp, const float *qt, int hd, int w) {                  \
         pack_query(ops, qp, qt, hd, w);                                                            \
@@ -171,59 +220,131 @@ static void values(const bf16_path_ops *ops, float *ot, const attention_head *h,
                               uint32_t *pairs, int j0, int cols, int w, int accumulate) {          \
         values(ops, ot, h, st, pairs, j0, cols, w, accumulate);                                    \
     }                                                                                              \
-    static const attention_products name##_products = {name##_pack_query, name##_scores,           \
-                                                       name##_values};
+    static void name##_pack_rows(uint32_t *yp, const float *y, long ldy, int rows, int hd) {       \
+        pack_rows(ops, yp, y, ldy, rows, hd);                                                      \
+    }                                                                                              \
+    static void name##_tile_t_rows(float *c, long ldc, float *xt, int cols, int w, const float *y, \
+                                   long ldy, const uint32_t *yp, int rows, int hd, float alpha,    \
+                                   uint32_t *pairs) {                                              \
+        (void)y, (void)ldy;                                                                        \
+        tile_t_rows(ops, c, ldc, xt, cols, w, yp, rows, hd, alpha, pairs);                         \
+    }                                                                                              \
+    static const attention_products name##_products = {                                            \
+        name##_pack_query, name##_scores, name##_values, name##_pack_rows, name##_tile_t_rows};
 
 PATH_PRODUCTS(emulated, &portable_ops)
 #if RD_BF16_X86
 PATH_PRODUCTS(avx512, &avx512_ops)
 #endif
 
-/* ---- the forward --------------------------------------------------------------------------- */
+/* ---- the forward and the backward --------------------------------------------------------- */
 
 static size_t packed_head_words(int T, int hd) {
-    return (size_t)T * ((hd + 1) / 2) + (size_t)(T + 1) / 2 * hd;
+    return 2 * ((size_t)T * ((hd + 1) / 2) + (size_t)(T + 1) / 2 * hd);
 }
 
 size_t rd_attention_bf16_scratch_floats(int T, int hd) {
-    return rd_attention_scratch_floats(T, hd) + ((packed_head_words(T, hd) + 15) & ~(size_t)15);
+    return rd_attention_scratch_floats(T, hd) +
+           ((attention_bf16_tile_words(T, hd) + packed_head_words(T, hd) + 15) & ~(size_t)15);
 }
 
-void rd_attention_forward_bf16(float *out, float *lse, float *scratch, const float *qkv, int b,
-                               int T, int D, int H, rd_bf16_path path) {
-    const attention_products *products = &emulated_products;
-    const bf16_path_ops *ops = &portable_ops;
+/* The path's products, or NULL for RD_BF16_PATH_FP32. */
+static const attention_products *products_of(rd_bf16_path path, const bf16_path_ops **ops) {
 #if RD_BF16_X86
     if (path == RD_BF16_PATH_AVX512) {
-        products = &avx512_products;
-        ops = &avx512_ops;
+        *ops = &avx512_ops;
+        return &avx512_products;
     }
 #endif
-    if (path == RD_BF16_PATH_FP32) {
-        rd_attention_forward(out, lse, scratch, qkv, b, T, D, H);
-        return;
-    }
+    *ops = &portable_ops;
+    return path == RD_BF16_PATH_FP32 ? NULL : &emulated_products;
+}
+
+/* Head h of image i of qkv with its k and v rounded to bf16 and packed into work (after the
+ * tiles): k along hd and v along the keys, and for the backward v along hd and k along the
+ * keys. Returns the head; *q: its queries. */
+static attention_head pack_head(const bf16_path_ops *ops, float *work, const float *qkv, int i,
+                                int h, int T, int D, int H, int backward, const float **q) {
     int hd = D / H, hp = (hd + 1) / 2;
     long ld = 3 * (long)D;
-    float scale = 1.0f / sqrtf((float)hd);
-    size_t tile = rd_attention_scratch_floats(T, hd),
-           per_thread = rd_attention_bf16_scratch_floats(T, hd);
+    uint32_t *kp =
+        (void *)(work + rd_attention_scratch_floats(T, hd) + attention_bf16_tile_words(T, hd));
+    uint32_t *vp = kp + (size_t)T * hp, *vh = vp + (size_t)(T + 1) / 2 * hd;
+    uint32_t *kk = vh + (size_t)T * hp;
+    *q = qkv + (size_t)i * T * ld + (size_t)h * hd;
+    const float *k = *q + D, *v = k + D;
+    /* [T][hp]: each row's hd values in order are its pairs (hd odd: a zero after) */
+    for (int t = 0; t < T; t++) {
+        rd_bf16 *row = (rd_bf16 *)(kp + (size_t)t * hp);
+        rd_bf16_from_floats(row, k + t * ld, (size_t)hd);
+        if (hd % 2) row[hd] = 0;
+        if (backward) {
+            row = (rd_bf16 *)(vh + (size_t)t * hp);
+            rd_bf16_from_floats(row, v + t * ld, (size_t)hd);
+            if (hd % 2) row[hd] = 0;
+        }
+    }
+    ops->pack(vp, (size_t)hd, v, (size_t)ld, T, (T + 1) / 2, hd);
+    if (backward) ops->pack(kk, (size_t)hd, k, (size_t)ld, T, (T + 1) / 2, hd);
+    return (attention_head){k, v, ld, kp, vp, backward ? vh : NULL, backward ? kk : NULL, T, hd};
+}
+
+/* One call of the forward (dqkv NULL: out and lse from qkv) or of the backward (dqkv += the
+ * gradient from dout, out and lse), head by head in parallel. */
+typedef struct attention_call {
+    const float *qkv;
+    float *out, *lse;                      /* forward: written */
+    float *dqkv;                           /* backward: added to */
+    const float *dout, *fwd_out, *fwd_lse; /* backward: read */
+    int b, T, D, H;
+} attention_call;
+
+static void run_heads(const attention_call *c, float *scratch, const attention_products *products,
+                      const bf16_path_ops *ops) {
+    const int b = c->b, T = c->T, D = c->D, H = c->H, hd = D / H, backward = c->dqkv != NULL;
+    const long ld = 3 * (long)D;
+    const float scale = 1.0f / sqrtf((float)hd);
+    size_t per_thread = rd_attention_bf16_scratch_floats(T, hd);
 #pragma omp parallel for collapse(2) schedule(dynamic) if ((long)b * H * T * T > RD_PARALLEL_MIN)
     for (int i = 0; i < b; i++)
         for (int h = 0; h < H; h++) {
             float *work = scratch + (size_t)omp_get_thread_num() * per_thread;
-            uint32_t *kp = (void *)(work + tile), *vp = kp + (size_t)T * hp;
-            const float *q = qkv + (size_t)i * T * ld + (size_t)h * hd, *k = q + D, *v = k + D;
-            /* k [T][hp]: each row's hd values in order are its pairs (hd odd: a zero after) */
-            for (int t = 0; t < T; t++) {
-                rd_bf16 *row = (rd_bf16 *)(kp + (size_t)t * hp);
-                rd_bf16_from_floats(row, k + t * ld, (size_t)hd);
-                if (hd % 2) row[hd] = 0;
+            const float *q;
+            attention_head head = pack_head(ops, work, c->qkv, i, h, T, D, H, backward, &q);
+            size_t rows = (size_t)i * T * D + (size_t)h * hd, lse = ((size_t)i * H + h) * 2 * T;
+            if (backward) {
+                float *dq = c->dqkv + (size_t)i * T * ld + (size_t)h * hd;
+                rd_attention_head_backward(dq, dq + D, dq + 2 * D, work, products, &head,
+                                           c->dout + rows, c->fwd_out + rows, q, c->fwd_lse + lse,
+                                           D, scale);
+            } else {
+                rd_attention_head_forward(c->out + rows, c->lse ? c->lse + lse : NULL, work,
+                                          products, &head, q, D, scale);
             }
-            ops->pack(vp, (size_t)hd, v, (size_t)ld, T, (T + 1) / 2, hd);
-            attention_head head = {k, v, ld, kp, vp, T, hd};
-            rd_attention_head_forward(out + (size_t)i * T * D + (size_t)h * hd,
-                                      lse ? lse + ((size_t)i * H + h) * 2 * T : NULL, work,
-                                      products, &head, q, D, scale);
         }
+}
+
+void rd_attention_forward_bf16(float *out, float *lse, float *scratch, const float *qkv, int b,
+                               int T, int D, int H, rd_bf16_path path) {
+    const bf16_path_ops *ops;
+    const attention_products *products = products_of(path, &ops);
+    if (!products) {
+        rd_attention_forward(out, lse, scratch, qkv, b, T, D, H);
+        return;
+    }
+    attention_call c = {qkv, out, lse, NULL, NULL, NULL, NULL, b, T, D, H};
+    run_heads(&c, scratch, products, ops);
+}
+
+void rd_attention_backward_bf16(float *dqkv, float *scratch, const float *dout, const float *out,
+                                const float *qkv, const float *lse, int b, int T, int D, int H,
+                                rd_bf16_path path) {
+    const bf16_path_ops *ops;
+    const attention_products *products = products_of(path, &ops);
+    if (!products) {
+        rd_attention_backward(dqkv, scratch, dout, out, qkv, lse, b, T, D, H);
+        return;
+    }
+    attention_call c = {qkv, NULL, NULL, dqkv, dout, out, lse, b, T, D, H};
+    run_heads(&c, scratch, products, ops);
 }

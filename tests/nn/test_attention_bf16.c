@@ -8,7 +8,15 @@
  *
  * Then the properties: the emulated path gives the AVX512-BF16 path's bits (skipped, with the
  * reason, on a CPU without it), 1 and 2 threads give the same bits, the fp32 path is
- * rd_attention_forward exactly, and the output is close to fp32 attention (cosine per row). */
+ * rd_attention_forward exactly, and the output is close to fp32 attention (cosine per row).
+ *
+ * The backward (rd_attention_backward_bf16) against the fp32 backward (tests/nn/test_attention.c
+ * checks that one against a double reference and finite differences) on the same q, k, v and
+ * dout, each after its own forward: each of dq, dk, dv of every head within 2^-5 of that
+ * head's largest fp32 value of it and within 2 % in relative 2-norm. The bf16 roundings of q, k,
+ * v, dout, P and dS (~2^-9 each) gave at most 1.3 % of the largest and 1.1 % in norm over these
+ * shapes (the most at hd 4, where few products average them out; 0.7 % and 0.6 % at hd 64, T
+ * 1370); a missing query or key pair is off by 30-100 %. Then the same bit rules. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -20,12 +28,16 @@
 #include "rdino/nn.h"
 #include "rdino/rng.h"
 
-static float *random_qkv(shape s, double sigma, uint64_t seed) {
-    float *qkv = malloc(n_qkv(s) * sizeof(float));
+static float *random_floats(size_t n, double sigma, uint64_t seed) {
+    float *x = malloc(n * sizeof(float));
     rd_rng r;
     rd_rng_init(&r, seed, RD_RNG_TEST, 0, 0, 0);
-    for (size_t i = 0; i < n_qkv(s); i++) qkv[i] = (float)(sigma * rd_rng_normal(&r));
-    return qkv;
+    for (size_t i = 0; i < n; i++) x[i] = (float)(sigma * rd_rng_normal(&r));
+    return x;
+}
+
+static float *random_qkv(shape s, double sigma, uint64_t seed) {
+    return random_floats(n_qkv(s), sigma, seed);
 }
 
 static float *scratch_for(shape s) {
@@ -122,16 +134,23 @@ static const shape edge_shapes[] = {
     {1, 200, 256, 2}, /* hd 128 */
 };
 
-static void emulated_matches_reference_at_tile_edges(rd_test *t) {
+typedef void check_fn(rd_test *t, shape s, rd_bf16_path path, uint64_t seed);
+
+/* check at every edge shape, then (AVX512-BF16 only: the emulated path is slow there) at a
+ * ViT-B/14 head at 518 px */
+static void check_edges(rd_test *t, check_fn *check, rd_bf16_path path, uint64_t seed) {
     for (size_t n = 0; n < sizeof edge_shapes / sizeof edge_shapes[0]; n++)
-        check_case(t, edge_shapes[n], RD_BF16_PATH_EMULATED, 10 + n);
+        check(t, edge_shapes[n], path, seed + n);
+    if (path == RD_BF16_PATH_AVX512) check(t, (shape){1, 1370, 64, 1}, path, seed + 99);
+}
+
+static void emulated_matches_reference_at_tile_edges(rd_test *t) {
+    check_edges(t, check_case, RD_BF16_PATH_EMULATED, 10);
 }
 
 static void avx512_matches_reference_at_tile_edges(rd_test *t) {
     if (!rd_bf16_cpu_has()) SKIP("this CPU has no AVX512-BF16 (the emulated path is checked)");
-    for (size_t n = 0; n < sizeof edge_shapes / sizeof edge_shapes[0]; n++)
-        check_case(t, edge_shapes[n], RD_BF16_PATH_AVX512, 10 + n);
-    check_case(t, (shape){1, 1370, 64, 1}, RD_BF16_PATH_AVX512, 3); /* ViT-B/14 head, 518 px */
+    check_edges(t, check_case, RD_BF16_PATH_AVX512, 10);
 }
 
 /* out and lse of the 2-thread, with-lse emulated call, against another call's. */
@@ -191,6 +210,114 @@ static void fp32_path_is_fp32_attention_and_bf16_is_close(rd_test *t) {
     free(qkv), free(scratch), free(fp32), free(out);
 }
 
+/* ---- the backward ----------------------------------------------------------------------- */
+
+typedef struct grads {
+    float *dqkv, *out, *lse;
+} grads;
+
+/* dqkv of the path (RD_BF16_PATH_FP32: rd_attention_forward and rd_attention_backward) for
+ * dout, each path after its own forward; dqkv starts at 0.25 to check that it is added to. */
+static grads backward_of(shape s, const float *qkv, const float *dout, float *scratch,
+                         rd_bf16_path path) {
+    grads g = {malloc(n_qkv(s) * sizeof(float)), malloc(n_out(s) * sizeof(float)),
+               malloc(n_lse(s) * sizeof(float))};
+    for (size_t n = 0; n < n_qkv(s); n++) g.dqkv[n] = 0.25f;
+    if (path == RD_BF16_PATH_FP32) {
+        rd_attention_forward(g.out, g.lse, scratch, qkv, s.b, s.T, s.D, s.H);
+        rd_attention_backward(g.dqkv, scratch, dout, g.out, qkv, g.lse, s.b, s.T, s.D, s.H);
+    } else {
+        rd_attention_forward_bf16(g.out, g.lse, scratch, qkv, s.b, s.T, s.D, s.H, path);
+        rd_attention_backward_bf16(g.dqkv, scratch, dout, g.out, qkv, g.lse, s.b, s.T, s.D, s.H,
+                                   path);
+    }
+    return g;
+}
+
+static void grads_free(grads g) {
+    free(g.dqkv), free(g.out), free(g.lse);
+}
+
+static void check_backward_case(rd_test *t, shape s, rd_bf16_path path, uint64_t seed) {
+    float *qkv = random_qkv(s, 1.5, seed), *dout = random_floats(n_out(s), 1.0, seed + 100);
+    float *scratch = scratch_for(s);
+    grads want = backward_of(s, qkv, dout, scratch, RD_BF16_PATH_FP32);
+    grads got = backward_of(s, qkv, dout, scratch, path);
+    int hd = s.D / s.H, bad = 0;
+    double worst_max = 0, worst_norm = 0;
+    for (int i = 0; i < s.b; i++)
+        for (int h = 0; h < s.H; h++) {
+            double top[3] = {0}, err_max[3] = {0}, err2[3] = {0}, norm2[3] = {0};
+            for (int part = 0; part < 3; part++) /* dq, dk, dv of head h */
+                for (int r = 0; r < s.T; r++)
+                    for (int d = 0; d < hd; d++) {
+                        size_t at = ((size_t)i * s.T + r) * 3 * s.D + (size_t)part * s.D +
+                                    (size_t)h * hd + d;
+                        double w = want.dqkv[at] - 0.25, e = got.dqkv[at] - want.dqkv[at];
+                        top[part] = fmax(top[part], fabs(w));
+                        err_max[part] = fmax(err_max[part], fabs(e));
+                        err2[part] += e * e, norm2[part] += w * w;
+                    }
+            for (int part = 0; part < 3; part++) {
+                /* one key: P = 1 whatever the scores, so dq = dk = 0; measured against dv */
+                double scale = s.T == 1 ? top[2] : top[part];
+                double norm = s.T == 1 ? norm2[2] : norm2[part];
+                worst_max = fmax(worst_max, err_max[part] / scale);
+                worst_norm = fmax(worst_norm, sqrt(err2[part] / norm));
+                bad += !(err_max[part] <= 0x1p-5 * scale) + !(err2[part] <= 4e-4 * norm);
+            }
+        }
+    if (bad)
+        rd_test_fail(
+            t, __FILE__, __LINE__,
+            "b %d T %d D %d H %d (%s): %d gradients off fp32 (worst: max error %.4f of the "
+            "largest, relative 2-norm %.4f)",
+            s.b, s.T, s.D, s.H, rd_bf16_path_name(path), bad, worst_max, worst_norm);
+    grads_free(want), grads_free(got);
+    free(qkv), free(dout), free(scratch);
+}
+
+static void backward_emulated_close_to_fp32_at_tile_edges(rd_test *t) {
+    check_edges(t, check_backward_case, RD_BF16_PATH_EMULATED, 50);
+}
+
+static void backward_avx512_close_to_fp32_at_tile_edges(rd_test *t) {
+    if (!rd_bf16_cpu_has()) SKIP("this CPU has no AVX512-BF16 (the emulated path is checked)");
+    check_edges(t, check_backward_case, RD_BF16_PATH_AVX512, 50);
+}
+
+/* The 2-thread emulated backward's dqkv against the path's on threads. */
+static void check_backward_bits(rd_test *t, const float *qkv, const float *dout, float *scratch,
+                                int threads, rd_bf16_path path) {
+    shape s = bits_shape;
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    grads base = backward_of(s, qkv, dout, scratch, RD_BF16_PATH_EMULATED);
+    omp_set_num_threads(threads);
+    grads got = backward_of(s, qkv, dout, scratch, path);
+    omp_set_num_threads(saved);
+    CHECK(memcmp(base.dqkv, got.dqkv, n_qkv(s) * sizeof(float)) == 0);
+    grads_free(base), grads_free(got);
+}
+
+static void backward_same_bits_on_threads_and_paths(rd_test *t) {
+    float *qkv = random_qkv(bits_shape, 1.5, 60), *scratch = scratch_for(bits_shape);
+    float *dout = random_floats(n_out(bits_shape), 1.0, 61);
+    check_backward_bits(t, qkv, dout, scratch, 1, RD_BF16_PATH_EMULATED);
+    if (rd_bf16_cpu_has())
+        for (int threads = 1; threads <= 2; threads++)
+            check_backward_bits(t, qkv, dout, scratch, threads, RD_BF16_PATH_AVX512);
+    /* the fp32 path is rd_attention_backward, bit for bit */
+    grads fp32 = backward_of(bits_shape, qkv, dout, scratch, RD_BF16_PATH_FP32);
+    grads g = {malloc(n_qkv(bits_shape) * sizeof(float)), NULL, NULL};
+    for (size_t n = 0; n < n_qkv(bits_shape); n++) g.dqkv[n] = 0.25f;
+    rd_attention_backward_bf16(g.dqkv, scratch, dout, fp32.out, qkv, fp32.lse, bits_shape.b,
+                               bits_shape.T, bits_shape.D, bits_shape.H, RD_BF16_PATH_FP32);
+    CHECK(memcmp(fp32.dqkv, g.dqkv, n_qkv(bits_shape) * sizeof(float)) == 0);
+    grads_free(fp32), grads_free(g);
+    free(qkv), free(dout), free(scratch);
+}
+
 static const rd_test_case cases[] = {
     {"emulated_matches_reference_at_tile_edges", emulated_matches_reference_at_tile_edges},
     {"avx512_matches_reference_at_tile_edges", avx512_matches_reference_at_tile_edges},
@@ -198,5 +325,9 @@ static const rd_test_case cases[] = {
     {"avx512_gives_the_emulated_bits", avx512_gives_the_emulated_bits},
     {"fp32_path_is_fp32_attention_and_bf16_is_close",
      fp32_path_is_fp32_attention_and_bf16_is_close},
+    {"backward_emulated_close_to_fp32_at_tile_edges",
+     backward_emulated_close_to_fp32_at_tile_edges},
+    {"backward_avx512_close_to_fp32_at_tile_edges", backward_avx512_close_to_fp32_at_tile_edges},
+    {"backward_same_bits_on_threads_and_paths", backward_same_bits_on_threads_and_paths},
 };
 RD_TEST_MAIN("nn/attention_bf16", cases)
