@@ -126,6 +126,9 @@ static const rd_cfg_key schema[] = {
     STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format (docs/FORMATS.md)"),
     STR("data.metadata_csv", "", NULL, "metadata CSV (NIH Data_Entry_2017.csv, CheXpert train.csv, PadChest CSV, MIMIC mimic-cxr-2.0.0-metadata.csv)"),
     STR("data.patients_csv", "", NULL, "MIMIC-CXR only: MIMIC-IV patients.csv (gender, anchor_age, anchor_year)"),
+    STR("data.findings_csv", "", NULL, "MIMIC-CXR only: mimic-cxr-2.0.0-chexpert.csv, the finding labels of each study (empty: no findings)"),
+    STR("data.findings.uncertain", "unknown", "unknown|negative|positive", "CheXpert/MIMIC/generic finding label -1 (uncertain): unknown (U-Ignore: left out of that label's probes), negative (U-Zeros) or positive (U-Ones)"),
+    STR("data.findings.blank", "negative", "negative|unknown", "CheXpert/MIMIC/generic finding label left blank (not mentioned in the report): negative, as NIH codes an unlisted finding, or unknown"),
     STR("data.image_root", "", NULL, "folder the CSV image paths are relative to (MIMIC: the folder holding files/)"),
     STR("data.output_dir", "rdino-out", NULL, "every stage writes under this folder"),
     STR("data.columns.image", "Image Index", NULL, "generic CSV: image path column"),
@@ -133,6 +136,7 @@ static const rd_cfg_key schema[] = {
     STR("data.columns.age", "Patient Age", NULL, "generic CSV: age column, years or DICOM 060Y (empty: none)"),
     STR("data.columns.sex", "Patient Gender", NULL, "generic CSV: sex column, M/F/Male/Female (empty: none)"),
     STR("data.columns.view", "View Position", NULL, "generic CSV: view column (empty: none)"),
+    STR("data.columns.findings", "", NULL, "generic CSV: finding label columns, comma-separated (cells 1, 0, -1 uncertain or blank; empty: none)"),
 
     /* ---- rdino-synth: the built-in phantom data set (docs/SYNTH.md) ---- */
     STR("synth.output_dir", "", NULL, "where images/ and metadata.csv go (empty = <data.output_dir>/synth)"),
