@@ -40,7 +40,7 @@ static int make(const char *dir, int64_t n, int size) {
     char(*ids)[24] = calloc((size_t)n, sizeof *ids);
     for (int64_t i = 0; i < n; i++) {
         snprintf(ids[i], sizeof ids[i], "%012lld", (long long)i);
-        images[i] = (rd_shard_image){ids[i], ids[i], "PA", ids[i], 50.0f, 1, i + 2};
+        images[i] = (rd_shard_image){ids[i], ids[i], "PA", ids[i], 50.0f, 1, i + 2, NULL};
     }
     rd_shard_params p = {.output_dir = dir,
                          .num_shards = rd_shard_count(n, 0, 128),

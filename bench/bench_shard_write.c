@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
     char(*ids)[24] = calloc((size_t)n, sizeof *ids);
     for (int64_t i = 0; i < n; i++) {
         snprintf(ids[i], sizeof ids[i], "%012lld", (long long)i);
-        images[i] = (rd_shard_image){ids[i], ids[i], "PA", ids[i], 50.0f, 1, i + 2};
+        images[i] = (rd_shard_image){ids[i], ids[i], "PA", ids[i], 50.0f, 1, i + 2, NULL};
     }
     rd_shard_params p = {.output_dir = argv[1],
                          .num_shards = rd_shard_count(n, 0, per_shard),

@@ -153,6 +153,8 @@ else
         [ -z "$root" ] || [ -d "$root" ] || die "data.image_root: $root: no such folder"
         patients=$(cfg data.patients_csv)
         [ -z "$patients" ] || [ -f "$patients" ] || die "data.patients_csv: $patients: no such file"
+        findings=$(cfg data.findings_csv)
+        [ -z "$findings" ] || [ -f "$findings" ] || die "data.findings_csv: $findings: no such file"
     fi
 fi
 report_dir=$(abspath "$(folder report)")

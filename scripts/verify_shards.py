@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Checks an rdino shards folder with h5py alone, as `rdino-shard --verify DIR` does
 (docs/FORMATS.md, "Shards"): every image against its /meta/crc32c, every shard's /meta datasets
-against index.json's meta_sha256.
+(finding label columns included) against index.json's meta_sha256.
 
     verify_shards.py DIR        prints each bad image and shard; exit status 1 if any
 
@@ -39,7 +39,8 @@ def crc32c(data, crc=0):
     return c ^ 0xFFFFFFFF
 
 
-# The /meta datasets in the order their bytes enter meta_sha256.
+# The /meta datasets in the order their bytes enter meta_sha256, then the finding label columns
+# (format 3: /meta/finding_*, int8) in name order.
 META_ORDER = ["image_id", "patient_id", "view", "age", "sex", "split", "source_row", "crc32c"]
 
 
@@ -48,7 +49,8 @@ def meta_sha256(shard):
     dataset read whole (fixed-width strings NUL-padded, numbers little-endian), concatenated in
     META_ORDER."""
     h = hashlib.sha256()
-    for name in META_ORDER:
+    findings = sorted(name for name in shard["meta"] if name.startswith("finding_"))
+    for name in META_ORDER + findings:
         h.update(shard["meta/" + name][()].astype(shard["meta/" + name].dtype.newbyteorder("<")).tobytes())
     return h.hexdigest()
 

@@ -29,7 +29,8 @@
 
 enum {
     RD_EMBEDDINGS_FORMAT_VERSION = 1, /* the embedding layout this reader understands */
-    RD_ANALYZE_NAME_MAX = 64          /* encoder, feature and target names */
+    RD_ANALYZE_NAME_MAX = 64,         /* encoder, feature and target names */
+    RD_ANALYZE_MAX_PLOTS = 64         /* a ROC or scatter per target and feature set, and more */
 };
 
 /* ---- Parameters (from the "analyze" configuration section) -------------------------------- */
@@ -50,8 +51,10 @@ typedef struct rd_analyze_params {
     char main_encoder[RD_ANALYZE_NAME_MAX]; /* listed first, plotted; "" or absent: the first */
     char shards_dir[RD_PATH_MAX];           /* for the raw-pixel baseline */
     unsigned splits;                        /* bit s set: rows of split s (0 train..2 test) */
-    char **targets;                         /* "sex" and /meta column names; none = auto */
+    char **targets; /* "sex", /meta column names, "findings" (every /meta/finding_*); none = auto */
     int ntargets;
+    int min_per_class;          /* a 0/1 target with fewer known images of a class, or an outer fold
+                                   without both, is not estimable; 0: no check */
     rd_analyze_formula *adjust; /* analyze.adjust, in the order given */
     int nadjust;
     rd_probe_config probe; /* the linear probes' (probe.knn_k is 0) */
@@ -92,13 +95,19 @@ rd_status rd_analyze_residualize(const double *y, const double *cov, int n, int 
 typedef struct rd_analyze_target {
     char name[RD_ANALYZE_NAME_MAX]; /* "sex", "age", "view", a /meta column, or an adjusted
                                        target's formula name */
-    rd_probe_kind kind;             /* sex, view: logistic (1 = M, 1 = AP); others: ridge */
+    rd_probe_kind kind;             /* logistic: sex (1 = M), view (1 = AP) and int8 columns of
+                                       0/1 with -1 unknown (finding labels); others: ridge */
     double *y;                      /* [n] NaN = unknown */
     /* Adjusted targets: the residual of a target on covariates (sex and view as 0/1, numeric
      * columns as value and square), probed by ridge. */
     char adjusted_for[RD_ANALYZE_NAME_MAX * 2]; /* "sex, view"; "" for a raw target */
     int raw; /* index of the unadjusted target in the study's targets, -1 if absent */
 } rd_analyze_target;
+
+typedef struct rd_analyze_skip {
+    char target[RD_ANALYZE_NAME_MAX];
+    char reason[256]; /* "not estimable: outer fold 2 holds no positive image ..." */
+} rd_analyze_skip;
 
 typedef struct rd_analyze_rep {
     char encoder[RD_ANALYZE_NAME_MAX];  /* the file's "encoder" attribute, or "raw-pixels" */
@@ -125,10 +134,14 @@ typedef struct rd_analyze_data {
     int ntargets;
     rd_analyze_target *targets;
     int nreps;
-    rd_analyze_rep *reps; /* main encoder first, then the files' order, raw pixels last */
-    char **skipped;       /* notes on targets left out: fewer than two distinct known values */
+    rd_analyze_rep *reps;     /* main encoder first, then the files' order, raw pixels last */
+    rd_analyze_skip *skipped; /* targets left out: fewer than two distinct known values, or a
+                                 0/1 target that is not estimable (rd_probe_binary_check) */
     int nskipped;
 } rd_analyze_data;
+
+/* A finding label target: a /meta/finding_* column probed as such (not adjusted). */
+int rd_analyze_is_finding(const rd_analyze_target *t);
 
 /* Reads the embedding files and keeps the rows of p->splits. Errors name the file (and both
  * files when two disagree on their rows). Collective only in that every rank reads the same
@@ -193,19 +206,29 @@ typedef struct rd_analyze_study {
     rd_analyze_cell *cells;   /* [target * nreps + rep] */
     int npairs;
     rd_analyze_pair *pairs;
+    /* Finding labels (rd_analyze_is_finding targets), when the study has any: macro AUROC of
+     * every representation (mean of the labels' AUROCs; rd_probe_macro_ci) and its paired
+     * differences, for the pairs of representations compared per target. */
+    int nlabels;
+    int *label;                   /* [nlabels] target indices */
+    rd_probe_interval *macro;     /* [nreps] */
+    int nmacro_pairs;             /* pairs' target is -1 */
+    rd_analyze_pair *macro_pairs; /* diff[RD_PROBE_AUROC] only */
 } rd_analyze_study;
 
 /* Pairs compared: every two representations of the same feature set (the raw-pixel baseline
  * belongs to every set) probed alike, and each k-NN probe with the linear probe of the same
- * representation, in data order, for every target. Collective over comm. */
+ * representation, in data order, for every target (and the macro AUROC). Collective over
+ * comm. */
 rd_status rd_analyze_run(MPI_Comm comm, const rd_analyze_params *p, const rd_analyze_data *data,
                          rd_analyze_study *study, rd_error *err);
 void rd_analyze_study_free(rd_analyze_study *study);
 
 /* The sentence that states a comparison's outcome, e.g. "trained predicts sex better than
  * random-init: ΔAUROC 0.120 [0.080, 0.160]" or "trained and random-init: no significant
- * difference for sex (ΔAUROC 0.010 [-0.030, 0.050])". *significant receives whether the
- * interval excludes 0 and *winner the better representation (-1 if none). */
+ * difference for sex (ΔAUROC 0.010 [-0.030, 0.050])"; a pair of target -1 compares the macro
+ * AUROC of the finding labels. *significant receives whether the interval excludes 0 and
+ * *winner the better representation (-1 if none). */
 void rd_analyze_pair_sentence(const rd_analyze_data *data, const rd_analyze_pair *pair, char *buf,
                               int size, int *significant, int *winner);
 
@@ -235,9 +258,9 @@ void rd_loss_curve_free(rd_loss_curve *c);
 /* ---- Outputs ------------------------------------------------------------------------------ */
 typedef struct rd_analyze_outputs {
     int nplots;
-    char plot[32][RD_ANALYZE_NAME_MAX * 2]; /* file names written, relative to output_dir */
-    char plot_problem[RD_ERROR_MSG_MAX];    /* why plots are missing ("" = none) */
-    int have_loss;                          /* metrics.jsonl found and plotted */
+    char plot[RD_ANALYZE_MAX_PLOTS][RD_ANALYZE_NAME_MAX * 2]; /* relative to output_dir */
+    char plot_problem[RD_ERROR_MSG_MAX]; /* why plots are missing ("" = none) */
+    int have_loss;                       /* metrics.jsonl found and plotted */
     char loss_note[RD_ERROR_MSG_MAX];
 } rd_analyze_outputs;
 

@@ -132,6 +132,12 @@ rd_status rd_h5_shape(const rd_h5file *f, const char *name, int64_t *dims, int *
                       size_t *string_width, rd_error *err);
 /* The element type of a numeric dataset as stored. */
 rd_status rd_h5_dataset_type(const rd_h5file *f, const char *name, rd_h5_type *type, rd_error *err);
+/* Names of the members of group ("/meta") that start with prefix (NULL or "": all), in name
+ * order (bytewise, as h5py lists them): *names is a malloc'd array of *n malloc'd strings, free
+ * it with rd_h5_names_free. An absent group has none. */
+rd_status rd_h5_list(const rd_h5file *f, const char *group, const char *prefix, char ***names,
+                     int *n, rd_error *err);
+void rd_h5_names_free(char **names, int n);
 
 /* Attributes on an object ("/" for the root group), replacing an existing one of that name.
  * Collective when writing. */

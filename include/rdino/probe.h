@@ -18,6 +18,7 @@
 #define RDINO_PROBE_H
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rdino/error.h"
@@ -247,6 +248,31 @@ rd_status rd_probe_bootstrap_ci(MPI_Comm comm, const rd_probe_task *t, const dou
 rd_status rd_probe_run(MPI_Comm comm, rd_probe_task *tasks, int ntasks, rd_probe_result *results,
                        rd_error *err);
 void rd_probe_result_free(rd_probe_result *r);
+
+/* Macro average of a metric over tasks on the same rows of x (the labels of a multi-label
+ * target, one task each, of one representation): the mean over the tasks of each task's
+ * rd_probe_oof_metrics value of pred[i], and with pred_b (another representation's predictions
+ * for the same tasks, NULL = none) the mean of the differences. The interval's replicates
+ * resample the patients of all rows at once (group [n], 0..ngroups-1, rd_probe_group_ids):
+ * replicate b draws ngroups patients and every task scores its rows with their patients' draw
+ * counts, so the labels of one patient move together. When every task has a known label on
+ * every row, replicate b is replicate b of each task's own interval (rd_probe_bootstrap_ci), so
+ * the macro replicate is the mean of the per-label ones. A replicate where any task's metric is
+ * undefined is dropped (out->replicates counts the others). The tasks must share kind, rows of
+ * x, seed and bootstrap settings. Collective. */
+rd_status rd_probe_macro_ci(MPI_Comm comm, const rd_probe_task *const *tasks,
+                            const double *const *pred, const double *const *pred_b, int ntasks,
+                            const int *group, int ngroups, rd_probe_metric metric,
+                            rd_probe_interval *out, rd_error *err);
+
+/* Whether a 0/1 target (NaN = unknown) can be scored by AUROC under cfg's folds: at least
+ * min_per_class known rows of each class, as many patients as outer folds, and both classes in
+ * every outer fold (else that fold's AUROC is undefined). why (why_size bytes) receives "" when
+ * it can, else the reason ("3 positive and 530 negative images with a known label; at least 5
+ * of each needed", "outer fold 2 holds no positive image ..."). Errors only for memory. */
+rd_status rd_probe_binary_check(const double *y, int n, const int *group,
+                                const rd_probe_config *cfg, int min_per_class, char *why,
+                                size_t why_size, rd_error *err);
 
 /* Paired comparison of two encoders on the same target: interval of metric(a) - metric(b)
  * on the same patient resamples. The tasks must have the same kind, rows, patients and seed

@@ -18,8 +18,10 @@
 #include "rdino/config.h"
 #include "rdino/error.h"
 #include "rdino/file.h"
+#include "rdino/metadata.h"
 
-enum { RD_SHARD_FORMAT_VERSION = 2 };
+/* Format 3 added the optional /meta/finding_* columns (in meta_sha256); readers accept 2. */
+enum { RD_SHARD_FORMAT_VERSION = 3, RD_SHARD_FORMAT_OLDEST = 2 };
 
 typedef enum { RD_SPLIT_TRAIN = 0, RD_SPLIT_VAL = 1, RD_SPLIT_TEST = 2 } rd_split;
 
@@ -27,11 +29,12 @@ typedef enum { RD_SPLIT_TRAIN = 0, RD_SPLIT_VAL = 1, RD_SPLIT_TEST = 2 } rd_spli
 typedef struct rd_shard_image {
     const char *image_id;
     const char *patient_id;
-    const char *view;   /* "" when unknown */
-    const char *file;   /* path of the PNG (resolved), for the loader and error messages */
-    float age;          /* years; NaN when unknown */
-    int8_t sex;         /* 0 F, 1 M, -1 unknown */
-    int64_t source_row; /* row of the original metadata CSV (manifest column source_row) */
+    const char *view;       /* "" when unknown */
+    const char *file;       /* path of the PNG (resolved), for the loader and error messages */
+    float age;              /* years; NaN when unknown */
+    int8_t sex;             /* 0 F, 1 M, -1 unknown */
+    int64_t source_row;     /* row of the original metadata CSV (manifest column source_row) */
+    const int8_t *findings; /* [rd_shard_params.nfindings]: 1, 0, -1 unknown; NULL when none */
 } rd_shard_image;
 
 /* Writes image `index` (size x size pixels, uint8 for 8 bits, uint16 for 16) into dst. */
@@ -55,6 +58,9 @@ typedef struct rd_shard_params {
     const char *manifest_path;   /* as given, for the record */
     const char *preprocess_yaml; /* the preprocessing parameters */
     const char *tool_version;    /* e.g. "rdino-shard 0.1" */
+    /* Finding label columns /meta/<finding[k]> ("finding_mass", ...; 0: none), in name order. */
+    int nfindings;
+    const char (*finding)[RD_FINDING_NAME_MAX];
 } rd_shard_params;
 
 typedef struct rd_shard_stats {
@@ -74,11 +80,15 @@ typedef struct rd_shard_manifest {
     int size;               /* S: every image is S x S (width and height columns) */
     char path[RD_PATH_MAX]; /* the manifest.csv read */
     char sha256[65];        /* its SHA-256, as sha256sum prints it */
+    int nfindings;          /* finding label columns (finding_*), in name order */
+    char finding[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX];
+    int8_t *findings; /* [n, nfindings]: each image's points into it */
 } rd_shard_manifest;
 
 /* Reads <dir>/manifest.csv (RFC 4180, header line; columns image_id, file, patient_id, age,
- * sex, view, width, height, source_row in any order; age in years or empty; sex M, F or
- * empty). Each image's file is resolved against dir. Errors name the file and the line. */
+ * sex, view, width, height, source_row in any order, and any finding_<label> columns; age in
+ * years or empty; sex M, F or empty; findings 1, 0 or empty = unknown). Each image's file is
+ * resolved against dir. Errors name the file and the line. */
 rd_status rd_shard_manifest_read(const char *dir, rd_shard_manifest *m, rd_error *err);
 void rd_shard_manifest_free(rd_shard_manifest *m);
 

@@ -12,8 +12,9 @@
  * Opening parses index.json (jansson; rdino-shard writes it last, so a folder without it is
  * unfinished) and checks every shard it lists against it and against the others
  * (format_version, shard_index, shard_count, first_row, num_images, total_images, image size and
- * depth, dataset shapes); errors name the file. Shards of format 1 (before per-image CRC32C) are
- * refused with a message saying to rewrite them (rdino-shard --force). Rank 0 does the checking
+ * depth, dataset shapes, the same finding label columns); errors name the file. Formats 2 (no
+ * finding labels) and 3 are read; shards of format 1 (before per-image CRC32C) are refused with
+ * a message saying to rewrite them (rdino-shard --force). Rank 0 does the checking
  * and broadcasts what it learnt (the splits and the CRC32C of every image), so a large job does
  * not open every shard from every rank.
  *
@@ -36,6 +37,7 @@
 #include "rdino/error.h"
 #include "rdino/file.h"
 #include "rdino/h5store.h"
+#include "rdino/metadata.h"
 
 typedef struct rd_shard_open_file rd_shard_open_file;
 
@@ -52,6 +54,8 @@ typedef struct rd_shard_set {
     char (*meta_sha256)[65]; /* [K]: index.json's digest of each shard's /meta datasets */
     size_t width_image_id, width_patient_id, width_view; /* widest string over all shards */
     int has_source_row;                                  /* every shard has /meta/source_row */
+    int nfindings; /* finding label columns /meta/<finding[k]> every shard has, name order */
+    char finding[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX];
     int verify;          /* 1 (the default): images read are checked against their CRC32C */
     int64_t corrupt_row; /* the row of the last RD_ECORRUPT read, -1 before any */
     int64_t opens;       /* shard files this rank opened (the checks at open included) */

@@ -206,6 +206,7 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
     if (!st) st = plots_dir(cfg, p->plots_dir, err);
     if (st) return st;
     p->top_dims = (int)rd_cfg_int(cfg, "analyze.top_dims");
+    p->min_per_class = (int)rd_cfg_int(cfg, "analyze.min_per_class");
     p->knn_k = rd_cfg_bool(cfg, "analyze.knn.enabled") ? (int)rd_cfg_int(cfg, "analyze.knn.k") : 0;
     p->knn_temperature = rd_cfg_float(cfg, "analyze.knn.temperature");
     p->pixel_size = rd_cfg_bool(cfg, "analyze.pixels.enabled")
@@ -224,7 +225,8 @@ rd_status rd_analyze_params_from_config(const rd_config *cfg, rd_analyze_params 
                              p->targets[i]);
         if (!st && p->ntargets == 0)
             st = rd_fail(err, RD_EINVAL,
-                         "analyze.targets is empty: name sex and/or /meta columns, or 'auto'");
+                         "analyze.targets is empty: name sex and/or /meta columns, 'findings' "
+                         "or 'auto'");
     }
     if (!st)
         st = rd_analyze_parse_adjust(rd_cfg_str(cfg, "analyze.adjust"), &p->adjust, &p->nadjust,

@@ -4,7 +4,6 @@
  * file. */
 #include "analyze_internal.h"
 
-#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,36 +211,51 @@ static rd_status same_rows(const char *first_path, const file_meta *first, const
     return RD_OK;
 }
 
-/* "auto": sex, then every numeric /meta column but the bookkeeping ones (split, source_row,
- * shard_row) in name order: age, and whatever else a site adds (weight, BMI, ...). */
-static rd_status auto_targets(const rd_h5file *f, char ***names, int *n, rd_error *err) {
+/* The targets analyze.targets names, with "findings" expanded to every /meta/finding_* column
+ * (name order), or for "auto" (names NULL): sex, then every numeric /meta column but the
+ * bookkeeping ones (split, source_row, shard_row) and the finding labels, in name order: age,
+ * and whatever else a site adds (weight, BMI, ...). The finding labels have their own study
+ * (analysis/findings.yaml): in "auto" they would turn an age/sex study into a 16-target one. */
+static rd_status target_names(const rd_h5file *f, char *const *given, int ngiven, char ***names,
+                              int *n, rd_error *err) {
+    char **members = NULL;
+    int nmembers = 0;
     *names = NULL;
     *n = 0;
-    hid_t g = H5Gopen2(f->id, "/meta", H5P_DEFAULT);
-    H5G_info_t info;
-    if (g < 0 || H5Gget_info(g, &info) < 0) {
-        if (g >= 0) H5Gclose(g);
-        return rd_fail(err, RD_EFORMAT, "%s: cannot list /meta", f->path);
-    }
-    *names = calloc((size_t)info.nlinks + 1, sizeof **names);
-    rd_status st = *names ? RD_OK : rd_fail(err, RD_ENOMEM, "out of memory");
-    if (!st) (*names)[(*n)++] = strdup("sex");
-    for (hsize_t i = 0; !st && i < info.nlinks; i++) {
-        char member[RD_ANALYZE_NAME_MAX], path[RD_ANALYZE_NAME_MAX + 8];
-        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, member,
-                                         sizeof member, H5P_DEFAULT);
-        if (len <= 0 || len >= (ssize_t)sizeof member) continue;
-        snprintf(path, sizeof path, "/meta/%s", member);
-        rd_h5_type type;
-        rd_error ignored;
-        if (strcmp(member, "sex") == 0 || strcmp(member, "split") == 0 ||
-            strcmp(member, "source_row") == 0 || strcmp(member, "shard_row") == 0)
+    rd_status st = rd_h5_list(f, "/meta", NULL, &members, &nmembers, err);
+    int cap = (given ? ngiven : 1) + nmembers;
+    if (!st && !(*names = calloc((size_t)cap + 1, sizeof **names)))
+        st = rd_fail(err, RD_ENOMEM, "out of memory");
+    if (!st && !given) (*names)[(*n)++] = strdup("sex");
+    for (int g = 0; !st && g < (given ? ngiven : 1); g++) {
+        int findings = given && strcmp(given[g], "findings") == 0, any = 0;
+        if (given && !findings) {
+            (*names)[(*n)++] = strdup(given[g]);
             continue;
-        if (rd_h5_dataset_type(f, path, &type, &ignored) == RD_OK && type != RD_H5_STRING)
+        }
+        for (int i = 0; !st && i < nmembers; i++) {
+            const char *member = members[i];
+            char path[RD_ANALYZE_NAME_MAX + 8];
+            rd_h5_type type;
+            rd_error ignored;
+            int is_finding = strncmp(member, "finding_", 8) == 0;
+            if (strlen(member) >= RD_ANALYZE_NAME_MAX || is_finding != findings) continue;
+            if (strcmp(member, "sex") == 0 || strcmp(member, "split") == 0 ||
+                strcmp(member, "source_row") == 0 || strcmp(member, "shard_row") == 0)
+                continue;
+            snprintf(path, sizeof path, "/meta/%s", member);
+            if (rd_h5_dataset_type(f, path, &type, &ignored) != RD_OK || type == RD_H5_STRING)
+                continue;
             (*names)[(*n)++] = strdup(member);
+            any = 1;
+        }
+        if (findings && !any)
+            st = rd_fail(err, RD_EINVAL,
+                         "analyze.targets names the findings, but %s has no /meta/finding_* "
+                         "column (the metadata CSV had no finding labels, docs/FORMATS.md)",
+                         f->path);
     }
-    H5Gclose(g);
-    H5Eclear2(H5E_DEFAULT);
+    rd_h5_names_free(members, nmembers);
     for (int i = 0; !st && i < *n; i++)
         if (!(*names)[i]) st = rd_fail(err, RD_ENOMEM, "out of memory");
     return st;
@@ -259,22 +273,30 @@ static int known_distinct(const double *y, int n) {
     return isnan(first) ? 0 : 1;
 }
 
-static rd_status add_note(rd_analyze_data *data, const char *fmt, const char *a, const char *b) {
-    char buf[512];
-    snprintf(buf, sizeof buf, fmt, a, b);
-    char **grown = realloc(data->skipped, (size_t)(data->nskipped + 1) * sizeof *grown);
-    if (!grown) return RD_ENOMEM;
+static rd_status add_skip(rd_analyze_data *data, const char *target, const char *reason,
+                          rd_error *err) {
+    rd_analyze_skip *grown = realloc(data->skipped, (size_t)(data->nskipped + 1) * sizeof *grown);
+    if (!grown) return rd_fail(err, RD_ENOMEM, "out of memory");
     data->skipped = grown;
-    data->skipped[data->nskipped] = strdup(buf);
-    return data->skipped[data->nskipped++] ? RD_OK : RD_ENOMEM;
+    rd_analyze_skip *k = &data->skipped[data->nskipped++];
+    snprintf(k->target, sizeof k->target, "%s", target);
+    snprintf(k->reason, sizeof k->reason, "%s", reason);
+    return RD_OK;
+}
+
+int rd_analyze_is_finding(const rd_analyze_target *t) {
+    return strncmp(t->name, "finding_", 8) == 0 && !*t->adjusted_for &&
+           t->kind == RD_PROBE_LOGISTIC;
 }
 
 /* Values of a target or covariate per study row: sex 1 = M / 0 = F, view 1 = AP / 0 = PA (other
- * views unknown), or a numeric /meta column; NaN = unknown. y is [data->n]. */
+ * views unknown), an int8 column of 0/1 with -1 unknown (a finding label), or another numeric
+ * /meta column; NaN = unknown. y is [data->n]; *binary says whether the values are 0/1. */
 static rd_status column_values(const rd_h5file *f, const char *name, int64_t n_file,
-                               const rd_analyze_data *data, double *y, rd_error *err) {
+                               const rd_analyze_data *data, double *y, int *binary, rd_error *err) {
     char path[RD_ANALYZE_NAME_MAX + 8];
     snprintf(path, sizeof path, "/meta/%s", name);
+    *binary = strcmp(name, "sex") == 0 || strcmp(name, "view") == 0;
     if (strcmp(name, "sex") == 0) {
         rd_probe_sex_target(data->sex, data->n, y);
         return RD_OK;
@@ -299,6 +321,13 @@ static rd_status column_values(const rd_h5file *f, const char *name, int64_t n_f
         st = rd_fail(err, RD_ENOMEM, "out of memory");
     else
         st = rd_h5_read_rows(f, path, RD_H5_F64, 0, n_file, column, err);
+    if (!st && type == RD_H5_I8) { /* 0/1 with -1 unknown: a binary target */
+        *binary = 1;
+        for (int64_t i = 0; i < n_file; i++)
+            if (column[i] != 0 && column[i] != 1 && column[i] != -1) *binary = 0;
+        for (int64_t i = 0; *binary && i < n_file; i++)
+            if (column[i] == -1) column[i] = NAN;
+    }
     for (int i = 0; !st && i < data->n; i++) {
         if (is_view) {
             const char *v = views + (size_t)data->file_row[i] * stride;
@@ -314,9 +343,11 @@ static rd_status column_values(const rd_h5file *f, const char *name, int64_t n_f
 }
 
 /* Appends target name (adjusted by formula a, or raw when a is NULL) to data->targets, or a
- * note when it has fewer than two distinct known values. */
-static rd_status add_target(const rd_h5file *f, int64_t n_file, const char *name,
-                            const rd_analyze_formula *a, rd_analyze_data *data, rd_error *err) {
+ * skip note when it has fewer than two distinct known values or is a 0/1 target that cannot
+ * be scored (rd_probe_binary_check on the study's patients, group). */
+static rd_status add_target(const rd_analyze_params *p, const rd_h5file *f, int64_t n_file,
+                            const char *name, const rd_analyze_formula *a, const int *group,
+                            rd_analyze_data *data, rd_error *err) {
     rd_analyze_target *t = &data->targets[data->ntargets];
     memset(t, 0, sizeof *t);
     t->raw = -1;
@@ -324,11 +355,11 @@ static rd_status add_target(const rd_h5file *f, int64_t n_file, const char *name
         if (strcmp(data->targets[j].name, name) == 0)
             return rd_fail(err, RD_EINVAL, "analyze.targets names '%s' twice", name);
     snprintf(t->name, sizeof t->name, "%s", name);
-    int binary = strcmp(name, "sex") == 0 || strcmp(name, "view") == 0;
-    t->kind = binary && !a ? RD_PROBE_LOGISTIC : RD_PROBE_RIDGE;
     t->y = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *t->y);
     if (!t->y) return rd_fail(err, RD_ENOMEM, "out of memory");
-    rd_status st = column_values(f, a ? a->target : name, n_file, data, t->y, err);
+    int binary = 0;
+    rd_status st = column_values(f, a ? a->target : name, n_file, data, t->y, &binary, err);
+    t->kind = binary && !a ? RD_PROBE_LOGISTIC : RD_PROBE_RIDGE;
     if (!st && a) {
         int ncols = 0;
         double *cov = NULL;
@@ -343,8 +374,9 @@ static rd_status add_target(const rd_h5file *f, int64_t n_file, const char *name
         double *column = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *column);
         if (!cov || !column) st = rd_fail(err, RD_ENOMEM, "out of memory");
         for (int k = 0; !st && k < a->ncov; k++) {
-            st = column_values(f, a->cov[k], n_file, data, column, err);
-            int numeric = strcmp(a->cov[k], "sex") != 0 && strcmp(a->cov[k], "view") != 0;
+            int cov_binary = 0;
+            st = column_values(f, a->cov[k], n_file, data, column, &cov_binary, err);
+            int numeric = !cov_binary;
             for (int i = 0; !st && i < data->n; i++) {
                 cov[(size_t)i * 2 * a->ncov + ncols] = column[i];
                 if (numeric) cov[(size_t)i * 2 * a->ncov + ncols + 1] = column[i] * column[i];
@@ -360,40 +392,52 @@ static rd_status add_target(const rd_h5file *f, int64_t n_file, const char *name
         t->y = NULL;
         return st;
     }
+    /* Nothing to predict, or too little to score: say so in the report instead of failing the
+     * whole study. */
     int distinct = known_distinct(t->y, data->n);
-    if (distinct < 2) {
-        /* Nothing to predict: say so in the report instead of failing the whole study. */
-        free(t->y);
-        t->y = NULL;
-        if (add_note(data, "%s: %s among the study's images, so it is not analysed", name,
-                     distinct ? "a single value" : "no known value"))
-            return rd_fail(err, RD_ENOMEM, "out of memory");
+    char why[256] = "";
+    if (distinct < 2)
+        snprintf(why, sizeof why, "%s among the study's images",
+                 distinct ? "a single value" : "no known value");
+    else if (t->kind == RD_PROBE_LOGISTIC && p->min_per_class > 0) {
+        char reason[200];
+        st = rd_probe_binary_check(t->y, data->n, group, &p->probe, p->min_per_class, reason,
+                                   sizeof reason, err);
+        if (!st && *reason) snprintf(why, sizeof why, "not estimable: %s", reason);
+    }
+    if (!st && !*why) {
+        data->ntargets++;
         return RD_OK;
     }
-    data->ntargets++;
-    return RD_OK;
+    free(t->y);
+    t->y = NULL;
+    return st ? st : add_skip(data, name, why, err);
 }
 
 /* The study's targets from the first file (rows already chosen): the raw ones, then the
  * confounder-adjusted ones. */
 static rd_status read_targets(const rd_analyze_params *p, const rd_h5file *f, int64_t n_file,
                               rd_analyze_data *data, rd_error *err) {
-    char **names = p->targets;
-    int nnames = p->ntargets;
-    char **auto_names = NULL;
-    rd_status st = RD_OK;
-    if (nnames == 0) {
-        st = auto_targets(f, &auto_names, &nnames, err);
-        names = auto_names;
-    }
-    data->targets = calloc((size_t)(nnames + p->nadjust + 1), sizeof *data->targets);
+    char **names = NULL;
+    int nnames = 0, ngroups = 0;
+    int *group = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *group);
+    const char **ids = malloc((size_t)(data->n > 0 ? data->n : 1) * sizeof *ids);
+    rd_status st = group && ids ? RD_OK : rd_fail(err, RD_ENOMEM, "out of memory");
+    for (int i = 0; !st && i < data->n; i++)
+        ids[i] = data->patient_id + (size_t)i * data->patient_stride;
+    if (!st) st = rd_probe_group_ids(ids, data->n, group, &ngroups, err);
+    if (!st)
+        st = target_names(f, p->ntargets ? p->targets : NULL, p->ntargets, &names, &nnames, err);
+    if (!st) data->targets = calloc((size_t)(nnames + p->nadjust + 1), sizeof *data->targets);
     if (!st && !data->targets) st = rd_fail(err, RD_ENOMEM, "out of memory");
-    for (int k = 0; !st && k < nnames; k++) st = add_target(f, n_file, names[k], NULL, data, err);
+    for (int k = 0; !st && k < nnames; k++)
+        st = add_target(p, f, n_file, names[k], NULL, group, data, err);
     for (int k = 0; !st && k < p->nadjust; k++)
-        st = add_target(f, n_file, p->adjust[k].name, &p->adjust[k], data, err);
-    if (auto_names)
-        for (int k = 0; k < nnames; k++) free(auto_names[k]);
-    free(auto_names);
+        st = add_target(p, f, n_file, p->adjust[k].name, &p->adjust[k], group, data, err);
+    for (int k = 0; k < nnames; k++) free(names[k]);
+    free(names);
+    free(group);
+    free(ids);
     return st;
 }
 
@@ -516,7 +560,6 @@ void rd_analyze_data_free(rd_analyze_data *data) {
         free(data->reps[r].model_config);
     }
     free(data->reps);
-    for (int k = 0; k < data->nskipped; k++) free(data->skipped[k]);
     free(data->skipped);
     memset(data, 0, sizeof *data);
 }

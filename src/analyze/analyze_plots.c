@@ -126,7 +126,7 @@ typedef struct plotter {
     FILE *script;
     int ndata;
     rd_analyze_outputs *out;
-    char pending[32][RD_PATH_MAX + 128]; /* temporary PNG of each out->plot[k] */
+    char pending[RD_ANALYZE_MAX_PLOTS][RD_PATH_MAX + 128]; /* temporary PNG of each plot */
 } plotter;
 
 /* A gnuplot single-quoted string: '' stands for '. */

@@ -220,8 +220,10 @@ static void json_data(FILE *f, const rd_analyze_data *data, const describe *d) {
     }
     fputs("},\n    \"skipped_targets\": [", f);
     for (int k = 0; k < data->nskipped; k++) {
+        char note[RD_ANALYZE_NAME_MAX + 300];
+        snprintf(note, sizeof note, "%s: %s", data->skipped[k].target, data->skipped[k].reason);
         if (k) fputs(", ", f);
-        json_str(f, data->skipped[k]);
+        json_str(f, note);
     }
     fputs("]},\n", f);
 }
@@ -316,6 +318,160 @@ static void json_pairs(FILE *f, const rd_analyze_data *data, const rd_analyze_st
     fputs("  ],\n", f);
 }
 
+/* ---- finding labels ---- */
+
+/* Whether the study was asked about finding labels: it probes some, or left some out. */
+static int has_labels(const rd_analyze_data *data, const rd_analyze_study *s) {
+    int any = s->nlabels > 0;
+    for (int k = 0; k < data->nskipped; k++)
+        any |= strncmp(data->skipped[k].target, "finding_", 8) == 0;
+    return any;
+}
+
+/* Known rows and positives of label k (the same for every representation). */
+static void label_counts(const rd_analyze_study *s, int k, int *rows, int *positives) {
+    const rd_probe_task *task = &s->tasks[analyze_index(s, s->label[k], 0)];
+    *rows = task->nrows;
+    *positives = 0;
+    for (int i = 0; i < task->nrows; i++) *positives += task->y[i] == 1.0;
+}
+
+static void json_labels(FILE *f, const rd_analyze_data *data, const rd_analyze_study *s) {
+    if (!has_labels(data, s)) return;
+    fputs("  \"finding_labels\": {\"labels\": [", f);
+    for (int k = 0; k < s->nlabels; k++) {
+        int rows, positives;
+        label_counts(s, k, &rows, &positives);
+        json_field(f, k ? ", {" : "{", "label", data->targets[s->label[k]].name);
+        fprintf(f, ", \"rows\": %d, \"positives\": %d}", rows, positives);
+    }
+    fputs("],\n    \"not_estimable\": [", f);
+    for (int k = 0, first = 1; k < data->nskipped; k++) {
+        if (strncmp(data->skipped[k].target, "finding_", 8) != 0) continue;
+        json_field(f, first ? "{" : ", {", "label", data->skipped[k].target);
+        json_field(f, ", ", "reason", data->skipped[k].reason);
+        fputc('}', f);
+        first = 0;
+    }
+    fputs("],\n    \"macro\": [", f);
+    for (int r = 0; s->macro && r < s->nreps; r++) {
+        char name[2 * RD_ANALYZE_NAME_MAX + 4];
+        rd_analyze_rep_name(data, r, name, sizeof name);
+        json_field(f, r ? ",\n      {" : "\n      {", "representation", name);
+        fprintf(f, ", \"labels\": %d, \"auroc\": ", s->nlabels);
+        json_interval(f, &s->macro[r]);
+        fputc('}', f);
+    }
+    fputs("],\n    \"comparisons\": [", f);
+    for (int k = 0; k < s->nmacro_pairs; k++) {
+        const rd_analyze_pair *pair = &s->macro_pairs[k];
+        pair_text pt;
+        describe_pair(data, pair, &pt);
+        json_field(f, k ? ",\n      {" : "\n      {", "a", pt.a);
+        json_field(f, ", ", "b", pt.b);
+        fprintf(f, ", \"significant\": %s, \"better\": ", pt.significant ? "true" : "false");
+        if (pt.winner < 0)
+            fputs("null", f);
+        else
+            json_str(f, pt.winner == pair->a ? pt.a : pt.b);
+        fputs(", \"difference\": {\"auroc\": ", f);
+        json_interval(f, &pair->diff[RD_PROBE_AUROC]);
+        json_field(f, "}, ", "sentence", pt.sentence);
+        fputc('}', f);
+    }
+    fputs("]},\n", f);
+}
+
+static void md_labels(FILE *f, const rd_analyze_data *data, const rd_analyze_study *s,
+                      const rd_probe_config *c) {
+    if (!has_labels(data, s)) return;
+    int level = (int)lround(100 * c->ci_level);
+    fprintf(f,
+            "## Finding labels\n\nAUROC [%d%% CI] of each probe for each finding label "
+            "(1 = positive against 0 = negative; unknown labels left out), cross-validated by "
+            "patient; intervals from patient resamples. The macro AUROC is the mean of the "
+            "%d estimable labels' AUROCs; its interval resamples all patients at once, so the "
+            "labels of one patient move together (docs/ANALYSIS.md, \"Finding labels\").\n\n"
+            "| label | positive / known |",
+            level, s->nlabels);
+    char name[2 * RD_ANALYZE_NAME_MAX + 4];
+    for (int r = 0; r < s->nreps && s->nlabels; r++) {
+        rd_analyze_rep_name(data, r, name, sizeof name);
+        fprintf(f, " %s |", name);
+    }
+    fputs("\n|---|---|", f);
+    for (int r = 0; r < s->nreps && s->nlabels; r++) fputs("---|", f);
+    fputc('\n', f);
+    for (int k = 0; k < s->nlabels; k++) {
+        int rows, positives;
+        label_counts(s, k, &rows, &positives);
+        fprintf(f, "| %s | %d / %d |", data->targets[s->label[k]].name, positives, rows);
+        for (int r = 0; r < s->nreps; r++) {
+            fputc(' ', f);
+            md_interval(f, &s->results[analyze_index(s, s->label[k], r)].metric[RD_PROBE_AUROC], 3);
+            fputs(" |", f);
+        }
+        fputc('\n', f);
+    }
+    if (s->nlabels) {
+        fprintf(f, "| **macro AUROC** (%d labels) | |", s->nlabels);
+        for (int r = 0; r < s->nreps; r++) {
+            fputs(" **", f);
+            md_interval(f, &s->macro[r], 3);
+            fputs("** |", f);
+        }
+        fputc('\n', f);
+    }
+    fputc('\n', f);
+    for (int k = 0; k < data->nskipped; k++)
+        if (strncmp(data->skipped[k].target, "finding_", 8) == 0)
+            fprintf(f, "- %s: %s (left out of the macro AUROC).\n", data->skipped[k].target,
+                    data->skipped[k].reason);
+    for (int k = 0; k < s->nmacro_pairs; k++) {
+        pair_text pt;
+        describe_pair(data, &s->macro_pairs[k], &pt);
+        fprintf(f, "- %s.\n", pt.sentence);
+    }
+    fputc('\n', f);
+}
+
+/* finding_labels.csv: every representation's AUROC of every label and the macro AUROC, with
+ * the not-estimable labels and why. */
+static char *labels_csv(const rd_analyze_data *data, const rd_analyze_study *s, size_t *len) {
+    char *text = NULL;
+    FILE *f = open_memstream(&text, len);
+    if (!f) return NULL;
+    fputs("representation,label,positives,rows,auroc,lo,hi,replicates,note\n", f);
+    for (int r = 0; r < s->nreps; r++) {
+        char name[2 * RD_ANALYZE_NAME_MAX + 4];
+        rd_analyze_rep_name(data, r, name, sizeof name);
+        for (int k = 0; k <= s->nlabels && s->nlabels; k++) {
+            int rows = 0, positives = 0;
+            const rd_probe_interval *iv = &s->macro[r];
+            if (k < s->nlabels) {
+                label_counts(s, k, &rows, &positives);
+                iv = &s->results[analyze_index(s, s->label[k], r)].metric[RD_PROBE_AUROC];
+            }
+            rd_csv_put_field(f, name);
+            fprintf(f, ",%s,", k < s->nlabels ? data->targets[s->label[k]].name : "macro");
+            if (k < s->nlabels)
+                fprintf(f, "%d,%d", positives, rows);
+            else
+                fputc(',', f);
+            fprintf(f, ",%.9g,%.9g,%.9g,%d,%s\n", iv->estimate, iv->lo, iv->hi, iv->replicates,
+                    k < s->nlabels ? "" : "mean of the labels' AUROCs");
+        }
+        for (int k = 0; k < data->nskipped; k++) {
+            if (strncmp(data->skipped[k].target, "finding_", 8) != 0) continue;
+            rd_csv_put_field(f, name);
+            fprintf(f, ",%s,,,,,,,", data->skipped[k].target);
+            rd_csv_put_field(f, data->skipped[k].reason);
+            fputc('\n', f);
+        }
+    }
+    return fclose(f) == 0 ? text : (free(text), NULL);
+}
+
 static void json_outputs(FILE *f, const rd_analyze_params *p, const rd_analyze_outputs *out,
                          const rd_loss_curve *loss) {
     json_field(f, "  \"training_loss\": {", "file", p->metrics_jsonl);
@@ -354,6 +510,7 @@ static char *report_json(const rd_analyze_params *p, const rd_analyze_data *data
     json_reps(f, data);
     json_results(f, data, s);
     json_pairs(f, data, s);
+    json_labels(f, data, s);
     json_outputs(f, p, out, loss);
     return fclose(f) == 0 ? text : (free(text), NULL);
 }
@@ -397,7 +554,8 @@ static void md_findings(FILE *f, const rd_analyze_data *data, const rd_analyze_s
         }
     }
     if (data->nskipped) fputc('\n', f);
-    for (int k = 0; k < data->nskipped; k++) fprintf(f, "- Not analysed: %s.\n", data->skipped[k]);
+    for (int k = 0; k < data->nskipped; k++)
+        fprintf(f, "- Not analysed: %s: %s.\n", data->skipped[k].target, data->skipped[k].reason);
     fprintf(f,
             "\nA claim that one representation beats another rests on the paired interval of "
             "the difference clearing 0 by at least 0.001; \"carries\" means the permutation test "
@@ -473,7 +631,9 @@ static void md_results(FILE *f, const rd_analyze_data *data, const rd_analyze_st
                 target->name);
         if (logistic)
             fprintf(f, " (1 = %s; majority class %.1f%%, the accuracy of always guessing it)",
-                    strcmp(target->name, "view") == 0 ? "AP, 0 = PA" : "male",
+                    strcmp(target->name, "view") == 0  ? "AP, 0 = PA"
+                    : strcmp(target->name, "sex") == 0 ? "male"
+                                                       : "positive, 0 = negative",
                     100.0 * s->cells[analyze_index(s, t, 0)].majority_rate);
         if (*target->adjusted_for)
             fprintf(f,
@@ -587,7 +747,8 @@ static void md_pairs(FILE *f, const rd_analyze_data *data, const rd_analyze_stud
 static void md_dims(FILE *f, const rd_analyze_data *data, const rd_analyze_study *s) {
     if (s->top_dims == 0) return;
     fputs("## Per-dimension correlations (descriptive)\n\nDimensions with the largest |r| "
-          "(Pearson; point-biserial for sex, 1 = male), over all images with a known target. "
+          "(Pearson; point-biserial for 0/1 targets, 1 = male, AP or positive), over all images "
+          "with a known target. "
           "Feature axes are not privileged, so this describes rather than tests: the probes "
           "above are the evidence.\n\n",
           f);
@@ -630,8 +791,9 @@ static void md_method(FILE *f, const rd_analyze_params *p) {
     fprintf(f,
             "## Method\n\n"
             "Frozen features, a linear model per representation and target: L2 logistic "
-            "regression for sex, ridge regression for numeric targets, features standardised on "
-            "each training set. %d-fold cross-validation grouped by patient (no patient's images "
+            "regression for 0/1 targets (sex, view, finding labels), ridge regression for numeric "
+            "targets, features standardised on each training set. %d-fold cross-validation grouped "
+            "by patient (no patient's images "
             "on both sides of a split); in each outer training set the penalty is chosen from %d "
             "values (%g to %g) by %d inner grouped folds. AUROC and Pearson r are computed "
             "within each outer fold and averaged; R² is out of sample, against each fold's "
@@ -666,6 +828,7 @@ static char *report_md(const rd_analyze_params *p, const rd_analyze_data *data,
           "report.json.\n\n",
           f);
     md_findings(f, data, s, 1.0 - p->probe.ci_level);
+    md_labels(f, data, s, &p->probe);
     md_results(f, data, s, &p->probe);
     md_confounders(f, data, s, &p->probe);
     md_pairs(f, data, s, &p->probe);
@@ -748,6 +911,10 @@ static rd_status write_all(const rd_analyze_params *p, const rd_analyze_data *da
     size_t len = 0;
     char *text = predictions_csv(data, s, &len);
     st = write_text(p->output_dir, "predictions.csv", text, len, err);
+    if (!st && has_labels(data, s)) {
+        text = labels_csv(data, s, &len);
+        st = write_text(p->output_dir, "finding_labels.csv", text, len, err);
+    }
     if (!st) {
         text = report_json(p, data, s, &d, out, &loss, &len);
         st = write_text(p->output_dir, "report.json", text, len, err);
@@ -791,6 +958,17 @@ void rd_analyze_log_summary(const rd_analyze_params *p, const rd_analyze_data *d
     for (int k = 0; k < s->npairs; k++) {
         pair_text pt;
         describe_pair(data, &s->pairs[k], &pt);
+        rd_info("summary: %s", pt.sentence);
+    }
+    for (int r = 0; s->nlabels && r < s->nreps; r++) {
+        char name[2 * RD_ANALYZE_NAME_MAX + 4];
+        rd_analyze_rep_name(data, r, name, sizeof name);
+        rd_info("summary: macro AUROC over %d finding labels, %-24s %.3f [%.3f, %.3f]", s->nlabels,
+                name, s->macro[r].estimate, s->macro[r].lo, s->macro[r].hi);
+    }
+    for (int k = 0; k < s->nmacro_pairs; k++) {
+        pair_text pt;
+        describe_pair(data, &s->macro_pairs[k], &pt);
         rd_info("summary: %s", pt.sentence);
     }
     rd_info("summary: report in %s/report.md (numbers: report.json; %d plots%s%s)", p->output_dir,

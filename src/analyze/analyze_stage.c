@@ -56,7 +56,8 @@ rd_status rd_analyze_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
     if (!st) {
         rd_info("rows: %d images of %lld in the embedding files; %d representations, %d targets",
                 data.n, (long long)data.file_rows, data.nreps, data.ntargets);
-        for (int k = 0; k < data.nskipped; k++) rd_warn("not analysed: %s", data.skipped[k]);
+        for (int k = 0; k < data.nskipped; k++)
+            rd_warn("not analysed: %s: %s", data.skipped[k].target, data.skipped[k].reason);
         if (data.ntargets == 0)
             st = rd_fail(err, RD_EINVAL, "%s: no target with known values to analyse",
                          p.embeddings[0]);

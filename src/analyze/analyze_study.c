@@ -54,6 +54,53 @@ static rd_status init_cells(const rd_analyze_params *p, const rd_analyze_data *d
     return RD_OK;
 }
 
+/* The macro AUROC over the finding labels, of one representation or (b >= 0) of a minus b. */
+static rd_status macro_of(MPI_Comm comm, rd_analyze_study *s, int a, int b, rd_probe_interval *out,
+                          rd_error *err) {
+    const rd_probe_task **tasks = malloc((size_t)s->nlabels * sizeof *tasks);
+    const double **pred = malloc((size_t)s->nlabels * sizeof *pred);
+    const double **pred_b = malloc((size_t)s->nlabels * sizeof *pred_b);
+    rd_status st = tasks && pred && pred_b ? RD_OK : rd_fail(err, RD_ENOMEM, "out of memory");
+    for (int k = 0; !st && k < s->nlabels; k++) {
+        tasks[k] = &s->tasks[analyze_index(s, s->label[k], a)];
+        pred[k] = s->results[analyze_index(s, s->label[k], a)].pred;
+        if (b >= 0) pred_b[k] = s->results[analyze_index(s, s->label[k], b)].pred;
+    }
+    if (!st)
+        st = rd_probe_macro_ci(comm, tasks, pred, b >= 0 ? pred_b : NULL, s->nlabels, s->group,
+                               s->npatients, RD_PROBE_AUROC, out, err);
+    free(tasks), free(pred), free(pred_b);
+    return st;
+}
+
+/* Macro AUROC of every representation over the finding labels, and its paired differences for
+ * the pairs compared on each label. */
+static rd_status macro_aurocs(MPI_Comm comm, const rd_analyze_data *data, rd_analyze_study *s,
+                              rd_error *err) {
+    for (int t = 0; t < s->ntargets; t++) s->nlabels += rd_analyze_is_finding(&data->targets[t]);
+    if (s->nlabels == 0) return RD_OK;
+    s->label = malloc((size_t)s->nlabels * sizeof *s->label);
+    s->macro = calloc((size_t)s->nreps, sizeof *s->macro);
+    s->macro_pairs = calloc((size_t)(s->npairs > 0 ? s->npairs : 1), sizeof *s->macro_pairs);
+    if (!s->label || !s->macro || !s->macro_pairs)
+        return rd_fail(err, RD_ENOMEM, "out of memory for the macro AUROC");
+    for (int t = 0, k = 0; t < s->ntargets; t++)
+        if (rd_analyze_is_finding(&data->targets[t])) s->label[k++] = t;
+    rd_info("study: macro AUROC over %d finding labels", s->nlabels);
+    rd_status st = RD_OK;
+    for (int r = 0; r < s->nreps && !st; r++) st = macro_of(comm, s, r, -1, &s->macro[r], err);
+    for (int k = 0; k < s->npairs && !st; k++) {
+        if (s->pairs[k].target != s->label[0]) continue; /* every label has the same pairs */
+        rd_analyze_pair *m = &s->macro_pairs[s->nmacro_pairs++];
+        *m = s->pairs[k];
+        m->target = -1;
+        for (int i = 0; i < RD_PROBE_NMETRICS; i++)
+            m->diff[i] = (rd_probe_interval){NAN, NAN, NAN, 0};
+        st = macro_of(comm, s, m->a, m->b, &m->diff[RD_PROBE_AUROC], err);
+    }
+    return st;
+}
+
 rd_status rd_analyze_run(MPI_Comm comm, const rd_analyze_params *p, const rd_analyze_data *data,
                          rd_analyze_study *s, rd_error *err) {
     memset(s, 0, sizeof *s);
@@ -103,6 +150,7 @@ rd_status rd_analyze_run(MPI_Comm comm, const rd_analyze_params *p, const rd_ana
         st = rd_probe_compare(comm, &s->tasks[ia], &s->results[ia], &s->tasks[ib], &s->results[ib],
                               pair->diff, err);
     }
+    if (!st) st = macro_aurocs(comm, data, s, err);
 out:
     if (st) rd_analyze_study_free(s);
     return st;
@@ -123,12 +171,17 @@ void rd_analyze_study_free(rd_analyze_study *s) {
     free(s->results);
     free(s->cells);
     free(s->pairs);
+    free(s->label);
+    free(s->macro);
+    free(s->macro_pairs);
     memset(s, 0, sizeof *s);
 }
 
 void rd_analyze_pair_sentence(const rd_analyze_data *data, const rd_analyze_pair *pair, char *buf,
                               int size, int *significant, int *winner) {
-    const rd_analyze_target *target = &data->targets[pair->target];
+    /* target -1: the macro AUROC over the finding labels */
+    rd_analyze_target macro = {.name = "the finding labels (macro)", .kind = RD_PROBE_LOGISTIC};
+    const rd_analyze_target *target = pair->target >= 0 ? &data->targets[pair->target] : &macro;
     rd_probe_metric m = rd_probe_primary_metric(target->kind);
     const char *label = m == RD_PROBE_AUROC ? "AUROC" : "R²";
     const rd_probe_interval *d = &pair->diff[m];

@@ -126,6 +126,9 @@ static const rd_cfg_key schema[] = {
     STR("data.format", "nih", "nih|chexpert|padchest|mimic|generic", "metadata CSV format (docs/FORMATS.md)"),
     STR("data.metadata_csv", "", NULL, "metadata CSV (NIH Data_Entry_2017.csv, CheXpert train.csv, PadChest CSV, MIMIC mimic-cxr-2.0.0-metadata.csv)"),
     STR("data.patients_csv", "", NULL, "MIMIC-CXR only: MIMIC-IV patients.csv (gender, anchor_age, anchor_year)"),
+    STR("data.findings_csv", "", NULL, "MIMIC-CXR only: mimic-cxr-2.0.0-chexpert.csv, the finding labels of each study (empty: no findings)"),
+    STR("data.findings.uncertain", "unknown", "unknown|negative|positive", "CheXpert/MIMIC/generic finding label -1 (uncertain): unknown (U-Ignore: left out of that label's probes), negative (U-Zeros) or positive (U-Ones)"),
+    STR("data.findings.blank", "negative", "negative|unknown", "CheXpert/MIMIC/generic finding label left blank (not mentioned in the report): negative, as NIH codes an unlisted finding, or unknown"),
     STR("data.image_root", "", NULL, "folder the CSV image paths are relative to (MIMIC: the folder holding files/)"),
     STR("data.output_dir", "rdino-out", NULL, "every stage writes under this folder"),
     STR("data.columns.image", "Image Index", NULL, "generic CSV: image path column"),
@@ -133,6 +136,7 @@ static const rd_cfg_key schema[] = {
     STR("data.columns.age", "Patient Age", NULL, "generic CSV: age column, years or DICOM 060Y (empty: none)"),
     STR("data.columns.sex", "Patient Gender", NULL, "generic CSV: sex column, M/F/Male/Female (empty: none)"),
     STR("data.columns.view", "View Position", NULL, "generic CSV: view column (empty: none)"),
+    STR("data.columns.findings", "", NULL, "generic CSV: finding label columns, comma-separated (cells 1, 0, -1 uncertain or blank; empty: none)"),
 
     /* ---- rdino-synth: the built-in phantom data set (docs/SYNTH.md) ---- */
     STR("synth.output_dir", "", NULL, "where images/ and metadata.csv go (empty = <data.output_dir>/synth)"),
@@ -186,7 +190,8 @@ static const rd_cfg_key schema[] = {
     STR("analyze.features", "cls", "cls|patch_mean|both", "embedding to probe: final-norm CLS token, mean of the patch tokens, or both"),
     STR("analyze.shards_dir", "", NULL, "shards for the raw-pixel baseline (default shard.output_dir, else <data.output_dir>/shards)"),
     STR("analyze.splits", "train,val,test", NULL, "splits whose images enter the study, comma-separated (the study cross-validates within them)"),
-    STR("analyze.targets", "auto", NULL, "what to predict, comma-separated: sex and /meta columns (auto = sex and every numeric /meta column but split, source_row and shard_row: age, ...)"),
+    STR("analyze.targets", "auto", NULL, "what to predict, comma-separated: sex and /meta columns (int8 0/1 columns with -1 unknown, e.g. finding labels, by logistic regression), findings = every /meta/finding_* column (auto = sex and every numeric /meta column but split, source_row, shard_row and the finding labels: age, ...)"),
+    INT("analyze.min_per_class", "5", 0, 1000000, "a 0/1 target (sex, view, a finding label) with fewer known images of either class, or an outer fold without both classes, is reported as not estimable (0: no check)"),
     STR("analyze.compare", "", NULL, "report folders (each with a report.json), comma-separated: put their results side by side (compare.md, compare.csv, forest and trajectory plots in analyze.output_dir) instead of running a study"),
     STR("analyze.adjust", "", NULL, "confounder-adjusted targets, comma-separated formulas 'target ~ covariate + ...' (covariates: sex, view, numeric /meta columns), e.g. 'age ~ sex + view, sex ~ age + view'; each is probed as the target's residual"),
     STR("analyze.output_dir", "", NULL, "report folder (default <data.output_dir>/report)"),

@@ -347,7 +347,9 @@ static rd_status create_layout(embed_run *e, rd_error *err) {
                               .has_source_row = s->has_source_row,
                               .has_shard_row = 1,
                               .split_meaning =
-                                  "0 = train, 1 = val, 2 = test (patient-level, from the shards)"};
+                                  "0 = train, 1 = val, 2 = test (patient-level, from the shards)",
+                              .nfindings = s->nfindings,
+                              .finding = s->finding};
     rd_status st = rd_embed_create_datasets(&e->out, &layout, err);
     return st ? st : write_attributes(e, err);
 }
@@ -368,8 +370,10 @@ static rd_status write_metadata(embed_run *e, rd_error *err) {
     int8_t *sex = malloc(m);
     uint8_t *split = malloc(m);
     int64_t *source_row = malloc(m * sizeof *source_row);
+    int8_t *findings = malloc(m * (size_t)s->nfindings + 1); /* column k at k * m */
     rd_status st = RD_OK;
-    if (!text[0] || !text[1] || !text[2] || !ptrs || !age || !sex || !split || !source_row)
+    if (!text[0] || !text[1] || !text[2] || !ptrs || !age || !sex || !split || !source_row ||
+        !findings)
         st = rd_fail(err, RD_ENOMEM, "out of memory for the metadata of %lld images", (long long)n);
     double t0 = rd_now();
     for (int k = 0; k < 3 && !st; k++)
@@ -378,6 +382,11 @@ static rd_status write_metadata(embed_run *e, rd_error *err) {
     if (!st) st = gather(e, "/meta/sex", RD_H5_I8, 1, rows, n, sex, err);
     if (!st && s->has_source_row)
         st = gather(e, "/meta/source_row", RD_H5_I64, sizeof *source_row, rows, n, source_row, err);
+    char finding[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX + 8];
+    for (int k = 0; k < s->nfindings; k++)
+        snprintf(finding[k], sizeof finding[k], "/meta/%s", s->finding[k]);
+    for (int k = 0; k < s->nfindings && !st; k++)
+        st = gather(e, finding[k], RD_H5_I8, 1, rows, n, findings + (size_t)k * m, err);
     for (int64_t i = 0; i < n && !st; i++) split[i] = s->split[rows[i]];
     e->read_s += rd_now() - t0;
     st = rd_agree(e->comm, st, err);
@@ -392,9 +401,12 @@ static rd_status write_metadata(embed_run *e, rd_error *err) {
     if (!st && s->has_source_row)
         st = rd_h5_write_rows(&e->out, "/meta/source_row", RD_H5_I64, first, n, source_row, err);
     if (!st) st = rd_h5_write_rows(&e->out, "/meta/shard_row", RD_H5_I64, first, n, rows, err);
+    for (int k = 0; k < s->nfindings && !st; k++)
+        st = rd_h5_write_rows(&e->out, finding[k], RD_H5_I8, first, n, findings + (size_t)k * m,
+                              err);
     e->write_s += rd_now() - t0;
     for (int k = 0; k < 3; k++) free(text[k]);
-    free(ptrs), free(age), free(sex), free(split), free(source_row);
+    free(ptrs), free(age), free(sex), free(split), free(source_row), free(findings);
     return st;
 }
 

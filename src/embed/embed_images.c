@@ -29,11 +29,14 @@ typedef struct list_builder {
     float *age;
     int8_t *sex;
     int64_t *row;
+    int8_t *findings; /* [n, list->nfindings] */
     int64_t n, cap_n;
+    rd_embed_image_list *list; /* names the finding columns */
 } list_builder;
 
 static int builder_add(list_builder *b, const char *const strings[LIST_STRINGS], float age,
-                       int8_t sex, int64_t row) {
+                       int8_t sex, int64_t row, const int8_t *findings) {
+    size_t nf = (size_t)b->list->nfindings;
     size_t need = 0;
     for (int k = 0; k < LIST_STRINGS; k++) need += strlen(strings[k]) + 1;
     if (b->len + need > b->cap) {
@@ -51,9 +54,12 @@ static int builder_add(list_builder *b, const char *const strings[LIST_STRINGS],
         if (sex_) b->sex = sex_;
         int64_t *row_ = realloc(b->row, (size_t)cap * sizeof *row_);
         if (row_) b->row = row_;
-        if (!age_ || !sex_ || !row_) return 0;
+        int8_t *findings_ = realloc(b->findings, (size_t)cap * nf + 1);
+        if (findings_) b->findings = findings_;
+        if (!age_ || !sex_ || !row_ || !findings_) return 0;
         b->cap_n = cap;
     }
+    if (nf) memcpy(b->findings + (size_t)b->n * nf, findings, nf);
     for (int k = 0; k < LIST_STRINGS; k++) {
         size_t len = strlen(strings[k]) + 1;
         memcpy(b->blob + b->len, strings[k], len);
@@ -65,7 +71,7 @@ static int builder_add(list_builder *b, const char *const strings[LIST_STRINGS],
 }
 
 static void builder_free(list_builder *b) {
-    free(b->blob), free(b->age), free(b->sex), free(b->row);
+    free(b->blob), free(b->age), free(b->sex), free(b->row), free(b->findings);
 }
 
 /* Every *.png under dir, by relative path. */
@@ -79,7 +85,7 @@ static rd_status list_folder(const char *dir, list_builder *b, rd_error *err) {
         if (!rd_path_is_png(rel)) continue;
         snprintf(path, sizeof path, "%s/%s", dir, rel);
         const char *strings[LIST_STRINGS] = {path, rel, "", ""};
-        if (!builder_add(b, strings, NAN, -1, 0))
+        if (!builder_add(b, strings, NAN, -1, 0, NULL))
             st = rd_fail(err, RD_ENOMEM, "embed.images: out of memory listing %s", dir);
     }
     rd_image_tree_free(&tree);
@@ -129,11 +135,13 @@ static rd_status list_csv(const rd_config *cfg, const char *csv, list_builder *b
     }
     const char *image_root = rd_cfg_str(&copy, "data.image_root");
     char path[2 * RD_PATH_MAX];
+    b->list->nfindings = plan.md.nfindings;
+    memcpy(b->list->finding, plan.md.finding, sizeof plan.md.finding);
     for (size_t i = 0; i < plan.nitems && !st; i++) {
         const rd_meta_record *r = plan.items[i].record;
         snprintf(path, sizeof path, "%s/%s", image_root, plan.items[i].input->path);
         const char *strings[LIST_STRINGS] = {path, r->image_id, r->patient_id, r->view};
-        if (!builder_add(b, strings, r->age, (int8_t)r->sex, r->row))
+        if (!builder_add(b, strings, r->age, (int8_t)r->sex, r->row, r->findings))
             st = rd_fail(err, RD_ENOMEM, "embed.images: out of memory listing %s", csv);
     }
     log_unused_rows(&plan.report);
@@ -144,12 +152,14 @@ static rd_status list_csv(const rd_config *cfg, const char *csv, list_builder *b
     return st;
 }
 
-/* Rank 0's list to every rank: sizes, then the blob and the numbers. */
+/* Rank 0's list to every rank: sizes, then the blob, the numbers and the finding labels. */
 static rd_status share_list(list_builder *b, int *has_row, MPI_Comm comm, rd_error *err) {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    int64_t sizes[3] = {b->n, (int64_t)b->len, *has_row};
-    MPI_Bcast(sizes, 3, MPI_INT64_T, 0, comm);
+    rd_embed_image_list *l = b->list;
+    int64_t sizes[4] = {b->n, (int64_t)b->len, *has_row, l->nfindings};
+    MPI_Bcast(sizes, 4, MPI_INT64_T, 0, comm);
+    MPI_Bcast(l->finding, (int)sizeof l->finding, MPI_CHAR, 0, comm);
     if (sizes[1] > INT_MAX || sizes[0] > INT_MAX / 8)
         return rd_fail(err, RD_ERANGE,
                        "embed.images: %lld images (%lld bytes of names) are too "
@@ -159,18 +169,21 @@ static rd_status share_list(list_builder *b, int *has_row, MPI_Comm comm, rd_err
         b->n = b->cap_n = sizes[0];
         b->len = b->cap = (size_t)sizes[1];
         *has_row = (int)sizes[2];
+        l->nfindings = (int)sizes[3];
         b->blob = malloc(b->len + 1);
         b->age = malloc((size_t)b->n * sizeof *b->age + 1);
         b->sex = malloc((size_t)b->n + 1);
         b->row = malloc((size_t)b->n * sizeof *b->row + 1);
+        b->findings = malloc((size_t)b->n * (size_t)l->nfindings + 1);
     }
-    int ok = b->blob && b->age && b->sex && b->row, all = 0;
+    int ok = b->blob && b->age && b->sex && b->row && b->findings, all = 0;
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, comm);
     if (!all) return rd_fail(err, RD_ENOMEM, "embed.images: out of memory for the image list");
     MPI_Bcast(b->blob, (int)b->len, MPI_CHAR, 0, comm);
     MPI_Bcast(b->age, (int)b->n, MPI_FLOAT, 0, comm);
     MPI_Bcast(b->sex, (int)b->n, MPI_INT8_T, 0, comm);
     MPI_Bcast(b->row, (int)b->n, MPI_INT64_T, 0, comm);
+    MPI_Bcast(b->findings, (int)b->n * l->nfindings, MPI_INT8_T, 0, comm);
     return RD_OK;
 }
 
@@ -179,7 +192,7 @@ rd_status rd_embed_list_images(const rd_config *cfg, const char *source, MPI_Com
     memset(list, 0, sizeof *list);
     int rank;
     MPI_Comm_rank(comm, &rank);
-    list_builder b = {0};
+    list_builder b = {.list = list};
     rd_status st = RD_OK;
     if (rank == 0) {
         struct stat sb;
@@ -213,12 +226,14 @@ rd_status rd_embed_list_images(const rd_config *cfg, const char *source, MPI_Com
             s += strlen(s) + 1;
         }
     list->blob = b.blob, list->age = b.age, list->sex = b.sex, list->source_row = b.row;
+    list->findings = b.findings;
     return RD_OK;
 }
 
 void rd_embed_image_list_free(rd_embed_image_list *list) {
     free(list->path), free(list->image_id), free(list->patient_id), free(list->view);
     free(list->age), free(list->sex), free(list->source_row), free(list->blob);
+    free(list->findings);
     memset(list, 0, sizeof *list);
 }
 
@@ -408,7 +423,9 @@ static rd_status create_layout(images_run *e, rd_error *err) {
                               .has_source_row = l->has_source_row,
                               .has_shard_row = 0,
                               .split_meaning = "no split: images embedded without shards are "
-                                               "all 0 (train)"};
+                                               "all 0 (train)",
+                              .nfindings = l->nfindings,
+                              .finding = l->finding};
     rd_status st = rd_embed_create_datasets(f, &layout, err);
     if (!st) st = rd_embed_write_encoder_attrs(f, e->p, e->vit, e->n, err);
     if (!st) st = rd_h5_set_attr_str(f, "/", "images", ip->source, err);
@@ -444,8 +461,9 @@ static rd_status write_metadata(images_run *e, rd_error *err) {
     int8_t *sex = malloc(m);
     uint8_t *split = calloc(m, 1);
     int64_t *source_row = malloc(m * sizeof *source_row);
+    int8_t *column = malloc(m); /* one finding label column at a time */
     rd_status st = RD_OK;
-    if (!ptrs || !age || !sex || !split || !source_row)
+    if (!ptrs || !age || !sex || !split || !source_row || !column)
         st = rd_fail(err, RD_ENOMEM, "out of memory for the metadata of %lld images", (long long)n);
     for (int64_t i = 0; i < n && !st; i++) {
         int64_t k = e->rows[first + i];
@@ -463,7 +481,14 @@ static rd_status write_metadata(images_run *e, rd_error *err) {
     if (!st) st = rd_h5_write_rows(&e->out, "/meta/split", RD_H5_U8, first, n, split, err);
     if (!st && l->has_source_row)
         st = rd_h5_write_rows(&e->out, "/meta/source_row", RD_H5_I64, first, n, source_row, err);
-    free(ptrs), free(age), free(sex), free(split), free(source_row);
+    for (int k = 0; k < l->nfindings && !st; k++) {
+        char name[RD_FINDING_NAME_MAX + 8];
+        snprintf(name, sizeof name, "/meta/%s", l->finding[k]);
+        for (int64_t i = 0; i < n; i++)
+            column[i] = l->findings[(size_t)e->rows[first + i] * (size_t)l->nfindings + (size_t)k];
+        st = rd_h5_write_rows(&e->out, name, RD_H5_I8, first, n, column, err);
+    }
+    free(ptrs), free(age), free(sex), free(split), free(source_row), free(column);
     return st;
 }
 

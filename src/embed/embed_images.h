@@ -33,6 +33,7 @@
 #include "rdino/embed.h"
 #include "rdino/error.h"
 #include "rdino/hf_processor.h"
+#include "rdino/metadata.h"
 #include "rdino/params.h"
 #include "rdino/preprocess_image.h"
 #include "rdino/vit.h"
@@ -51,14 +52,17 @@ typedef struct rd_embed_images_params {
 /* The images in output row order, identical on every rank. */
 typedef struct rd_embed_image_list {
     int64_t n;
-    char **path;                   /* [n] files to read */
-    char **image_id, **patient_id; /* [n] "" when unknown */
-    char **view;                   /* [n] */
-    float *age;                    /* [n] NaN = unknown */
-    int8_t *sex;                   /* [n] -1 = unknown */
-    int64_t *source_row;           /* [n] CSV line (has_source_row) */
-    int has_source_row;            /* 1 for a CSV */
-    char *blob;                    /* the strings, NUL-separated */
+    char **path;                                        /* [n] files to read */
+    char **image_id, **patient_id;                      /* [n] "" when unknown */
+    char **view;                                        /* [n] */
+    float *age;                                         /* [n] NaN = unknown */
+    int8_t *sex;                                        /* [n] -1 = unknown */
+    int64_t *source_row;                                /* [n] CSV line (has_source_row) */
+    int has_source_row;                                 /* 1 for a CSV */
+    char *blob;                                         /* the strings, NUL-separated */
+    int nfindings;                                      /* a CSV's finding labels (0: none) */
+    char finding[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX]; /* their column names */
+    int8_t *findings;                                   /* [n, nfindings]: 1, 0, -1 unknown */
 } rd_embed_image_list;
 
 /* Collective: rank 0 lists source (a folder, or a CSV with cfg's data.* and preprocess.views)

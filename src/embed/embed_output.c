@@ -24,8 +24,8 @@ static const struct {
 static int64_t embeddings_bytes(const rd_embed_layout *l, int64_t chunk_rows, int64_t meta_chunk) {
     int64_t rows = (l->rows + chunk_rows - 1) / chunk_rows * chunk_rows;
     int64_t meta_rows = (l->rows + meta_chunk - 1) / meta_chunk * meta_chunk;
-    int64_t meta_per_row =
-        (int64_t)(l->width_image_id + l->width_patient_id + l->width_view) + 4 + 1 + 1 + 8 + 8;
+    int64_t meta_per_row = (int64_t)(l->width_image_id + l->width_patient_id + l->width_view) + 4 +
+                           1 + 1 + 8 + 8 + l->nfindings;
     return rows * 2 * l->dim * (int64_t)sizeof(float) + meta_rows * meta_per_row + (256 << 10);
 }
 
@@ -52,6 +52,12 @@ rd_status rd_embed_create_datasets(rd_h5file *f, const rd_embed_layout *l, rd_er
     for (size_t i = 0; i < sizeof MEANINGS / sizeof *MEANINGS && !st; i++)
         if (rd_h5_exists(f, MEANINGS[i].name))
             st = rd_h5_set_attr_str(f, MEANINGS[i].name, "meaning", MEANINGS[i].meaning, err);
+    for (int k = 0; k < l->nfindings && !st; k++) {
+        char name[RD_FINDING_NAME_MAX + 8];
+        snprintf(name, sizeof name, "/meta/%s", l->finding[k]);
+        st = rd_h5_create_dataset(f, name, RD_H5_I8, 1, &n, &meta_chunk, 0, err);
+        if (!st) st = rd_h5_set_attr_str(f, name, "meaning", RD_FINDING_MEANING, err);
+    }
     if (!st) st = rd_h5_set_attr_str(f, "/meta/split", "meaning", l->split_meaning, err);
     if (!st)
         st = rd_h5_set_attr_str(f, "/cls", "meaning", "CLS token after the final LayerNorm", err);

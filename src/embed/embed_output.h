@@ -11,6 +11,7 @@
 #include "rdino/embed.h"
 #include "rdino/error.h"
 #include "rdino/h5store.h"
+#include "rdino/metadata.h"
 #include "rdino/vit.h"
 
 typedef struct rd_embed_layout {
@@ -20,6 +21,8 @@ typedef struct rd_embed_layout {
     size_t width_image_id, width_patient_id, width_view; /* fixed string widths, >= 1 */
     int has_source_row, has_shard_row;
     const char *split_meaning; /* the "meaning" of /meta/split */
+    int nfindings;             /* finding label columns /meta/<finding[k]> (int8), 0: none */
+    const char (*finding)[RD_FINDING_NAME_MAX];
 } rd_embed_layout;
 
 /* Collective: /cls, /patch_mean [N, D] and the /meta datasets, each numeric one with its

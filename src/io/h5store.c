@@ -478,6 +478,55 @@ rd_status rd_h5_dataset_type(const rd_h5file *f, const char *name, rd_h5_type *t
     return st;
 }
 
+typedef struct member_list {
+    const char *prefix;
+    char **names;
+    int n, cap, failed;
+} member_list;
+
+static herr_t add_member(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+    (void)group, (void)info;
+    member_list *l = data;
+    if (strncmp(name, l->prefix, strlen(l->prefix)) != 0) return 0;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **bigger = realloc(l->names, (size_t)cap * sizeof *bigger);
+        if (!bigger) return l->failed = 1, -1;
+        l->names = bigger, l->cap = cap;
+    }
+    if (!(l->names[l->n] = strdup(name))) return l->failed = 1, -1;
+    l->n++;
+    return 0;
+}
+
+rd_status rd_h5_list(const rd_h5file *f, const char *group, const char *prefix, char ***names,
+                     int *n, rd_error *err) {
+    member_list l = {prefix ? prefix : "", NULL, 0, 0, 0};
+    *names = NULL;
+    *n = 0;
+    if (!rd_h5_exists(f, group)) return RD_OK;
+    hid_t g = H5Gopen2(f->id, group, H5P_DEFAULT);
+    herr_t it = g < 0 ? -1 : H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, add_member, &l);
+    if (g >= 0) H5Gclose(g);
+    rd_status st = RD_OK;
+    if (l.failed)
+        st = rd_fail(err, RD_ENOMEM, "%s: %s: out of memory listing its members", f->path, group);
+    else if (it < 0)
+        st = h5_fail(err, f, group, "cannot list the group's members");
+    if (st) {
+        rd_h5_names_free(l.names, l.n);
+        return st;
+    }
+    *names = l.names;
+    *n = l.n;
+    return RD_OK;
+}
+
+void rd_h5_names_free(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
 rd_status rd_h5_write_strings(rd_h5file *f, const char *name, int64_t row0, int64_t nrows,
                               const char *const *strs, rd_error *err) {
     size_t width = 0;

@@ -1,7 +1,8 @@
 /* Metadata readers for NIH, CheXpert, PadChest, MIMIC-CXR and generic CSVs; see metadata.h.
  * All formats go through one table reader (header -> column positions, rows checked against
  * the field count the header implies) and one row converter with the few format-specific
- * rules (CheXpert views and patient ids, PadChest ages, the MIMIC join) spelled out in it. */
+ * rules (CheXpert views and patient ids, PadChest ages, the MIMIC joins, NIH's finding list)
+ * spelled out in it. */
 #include "rdino/metadata.h"
 
 #include <ctype.h>
@@ -102,6 +103,59 @@ rd_sex rd_parse_sex(const char *text) {
     if (strcasecmp(s, "M") == 0 || strcasecmp(s, "male") == 0) return RD_SEX_MALE;
     if (strcasecmp(s, "F") == 0 || strcasecmp(s, "female") == 0) return RD_SEX_FEMALE;
     return RD_SEX_UNKNOWN;
+}
+
+int rd_finding_column_name(const char *label, char *out, size_t cap) {
+    char buf[RD_FINDING_NAME_MAX + 8];
+    snprintf(buf, sizeof buf, "%s", label);
+    const char *s = trim(buf);
+    int n = snprintf(out, cap, "finding_%s", s);
+    if (n < 0 || (size_t)n >= cap || !*s) return -1;
+    for (char *c = out + 8; *c; c++) {
+        *c = (char)tolower((unsigned char)*c);
+        if (!isalnum((unsigned char)*c) && *c != '_') *c = '_';
+    }
+    return 0;
+}
+
+/* The finding label policy: what an uncertain (-1) and a blank cell become. */
+typedef struct label_policy {
+    int8_t uncertain, blank;
+} label_policy;
+
+static rd_status parse_policy(const rd_metadata_options *opt, label_policy *lp, rd_error *err) {
+    const char *u = opt->uncertain && *opt->uncertain ? opt->uncertain : "unknown";
+    const char *b = opt->blank && *opt->blank ? opt->blank : "negative";
+    static const char *const words[3] = {"unknown", "negative", "positive"};
+    int iu = -1, ib = -1;
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(u, words[i]) == 0) iu = i;
+        if (i < 2 && strcmp(b, words[i]) == 0) ib = i;
+    }
+    if (iu < 0 || ib < 0)
+        return rd_fail(err, RD_EINVAL,
+                       "finding label policy: uncertain '%s' (unknown, negative or positive), "
+                       "blank '%s' (negative or unknown)",
+                       u, b);
+    lp->uncertain = (int8_t)(iu - 1); /* the words are in RD_FINDING_* order from -1 */
+    lp->blank = (int8_t)(ib - 1);
+    return RD_OK;
+}
+
+/* A CheXpert-style label cell: 1 positive, 0 negative, -1 uncertain, blank ("1.0", "-1.0", ""
+ * and pandas' "nan" too), mapped by the policy; -2 when it is none of these. */
+static int label_cell(const char *text, const label_policy *lp) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%s", text);
+    const char *s = trim(buf);
+    if (is_unknown_word(s)) return lp->blank;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || end == s) return -2;
+    return v == 1    ? RD_FINDING_POSITIVE
+           : v == 0  ? RD_FINDING_NEGATIVE
+           : v == -1 ? lp->uncertain
+                     : -2;
 }
 
 /* Parses a whole field as a signed integer. */
@@ -337,11 +391,40 @@ static int cmp_patient(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Appends the size-byte row item to *rows (*n rows, room for *cap), growing it by doubling;
+ * -1 when out of memory. */
+static int append_row(void **rows, size_t *n, size_t *cap, const void *item, size_t size) {
+    if (*n == *cap) {
+        size_t grown = *cap ? 2 * *cap : 1024;
+        void *bigger = realloc(*rows, grown * size);
+        if (!bigger) return -1;
+        *rows = bigger;
+        *cap = grown;
+    }
+    memcpy((char *)*rows + (*n)++ * size, item, size);
+    return 0;
+}
+
+/* Problems [first, nproblems) are about a side table (patients.csv, the findings CSV), not
+ * an image row: row 0 and the table's path as their file (the detail names the line). */
+static rd_status attribute_problems(rd_metadata *md, size_t first, const char *path,
+                                    rd_error *err) {
+    for (size_t i = first; i < md->nproblems; i++) {
+        char *file = strdup(path);
+        if (!file) return oom(err, path);
+        free(md->problems[i].file);
+        md->problems[i].file = file;
+        md->problems[i].row = 0;
+    }
+    return RD_OK;
+}
+
 /* Bad rows of patients.csv are warnings with row 0 (they are not images; the detail names
  * the line). Their subjects' images then get "no_patient_row" warnings. */
 static rd_status read_mimic_patients(const char *path, rd_metadata *md, patient_table *pt,
                                      rd_error *err) {
     memset(pt, 0, sizeof *pt);
+    size_t first_problem = md->nproblems;
     table t;
     if (table_open(&t, path, err)) return err->code;
     int c_subject, c_gender, c_age, c_year;
@@ -367,29 +450,12 @@ static rd_status read_mimic_patients(const char *path, rd_metadata *md, patient_
         }
         p.sex = rd_parse_sex(f[c_gender]);
         snprintf(p.gender, sizeof p.gender, "%s", trim(f[c_gender]));
-        if (pt->n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            mimic_patient *bigger = realloc(pt->rows, cap * sizeof *bigger);
-            if (!bigger) {
-                oom(err, path);
-                goto fail;
-            }
-            pt->rows = bigger;
-        }
-        pt->rows[pt->n++] = p;
-    }
-    if (got < 0) goto fail;
-    /* Every problem so far is about patients.csv (it is read first): not an image row. */
-    for (size_t i = 0; i < md->nproblems; i++) {
-        char *file = strdup(path);
-        if (!file) {
+        if (append_row((void **)&pt->rows, &pt->n, &cap, &p, sizeof p)) {
             oom(err, path);
             goto fail;
         }
-        free(md->problems[i].file);
-        md->problems[i].file = file;
-        md->problems[i].row = 0;
     }
+    if (got < 0 || attribute_problems(md, first_problem, path, err)) goto fail;
     /* An empty table has no rows array: qsort and bsearch must not see its NULL. */
     if (pt->n) qsort(pt->rows, pt->n, sizeof *pt->rows, cmp_patient);
     table_close(&t);
@@ -401,6 +467,164 @@ fail:
     return err->code;
 }
 
+/* ---- finding labels ---- */
+
+enum { N_LABELS = 14 };
+/* NIH ChestX-ray14's findings ("Finding Labels"), in the order of its documentation. */
+static const char *const nih_labels[N_LABELS] = {
+    "Atelectasis", "Cardiomegaly", "Effusion",           "Infiltration",  "Mass",
+    "Nodule",      "Pneumonia",    "Pneumothorax",       "Consolidation", "Edema",
+    "Emphysema",   "Fibrosis",     "Pleural_Thickening", "Hernia"};
+/* CheXpert's label columns (train.csv; MIMIC-CXR-JPG's mimic-cxr-2.0.0-chexpert.csv). */
+static const char *const chexpert_labels[N_LABELS] = {
+    "No Finding",       "Enlarged Cardiomediastinum",
+    "Cardiomegaly",     "Lung Opacity",
+    "Lung Lesion",      "Edema",
+    "Consolidation",    "Pneumonia",
+    "Atelectasis",      "Pneumothorax",
+    "Pleural Effusion", "Pleural Other",
+    "Fracture",         "Support Devices"};
+
+/* Appends a finding label to md under its column name; source names the file for errors. */
+static rd_status add_finding(rd_metadata *md, const char *label, const char *source,
+                             rd_error *err) {
+    if (md->nfindings == RD_MAX_FINDINGS)
+        return rd_fail(err, RD_EINVAL, "%s: more than %d finding label columns", source,
+                       RD_MAX_FINDINGS);
+    char *name = md->finding[md->nfindings];
+    if (rd_finding_column_name(label, name, RD_FINDING_NAME_MAX))
+        return rd_fail(err, RD_EINVAL,
+                       "%s: finding label '%s' gives no column name (empty, or over %d bytes)",
+                       source, label, RD_FINDING_NAME_MAX - 1);
+    for (int i = 0; i < md->nfindings; i++)
+        if (strcmp(md->finding[i], name) == 0)
+            return rd_fail(err, RD_EINVAL, "%s: two finding labels make the column %s ('%s')",
+                           source, name, label);
+    md->nfindings++;
+    return RD_OK;
+}
+
+/* The columns of t named in labels[0..n) (those absent skipped unless required) become md's
+ * findings; field[k] receives finding k's field. */
+static rd_status label_columns(const table *t, const char *const *labels, int n, int required,
+                               rd_metadata *md, int *field, rd_error *err) {
+    for (int i = 0; i < n; i++) {
+        int f = table_column(t, labels[i]);
+        if (f < 0 && required) return require_column(t, labels[i], &f, err);
+        if (f < 0) continue;
+        field[md->nfindings] = f;
+        if (add_finding(md, labels[i], t->csv.name, err)) return err->code;
+    }
+    return RD_OK;
+}
+
+/* Cells of one row into out[0..n) by the policy; a cell not understood is unknown, warned
+ * about on row (0 for a side table) naming file. */
+static rd_status label_cells(const rd_csv_record *rec, const int *field, int n,
+                             const label_policy *lp, rd_metadata *md, int64_t row, const char *file,
+                             int8_t *out, rd_error *err) {
+    for (int k = 0; k < n; k++) {
+        const char *text = rec->fields[field[k]];
+        int v = label_cell(text, lp);
+        out[k] = (int8_t)(v < -1 ? RD_FINDING_UNKNOWN : v);
+        if (v < -1 && add_problem(md, row, file, RD_OUTCOME_WARNING, RD_REASON_UNKNOWN_FINDING, err,
+                                  "line %lld: %s is '%s', not 1, 0, -1 or blank: unknown",
+                                  (long long)rec->line, md->finding[k] + 8, text))
+            return err->code;
+    }
+    return RD_OK;
+}
+
+/* MIMIC-CXR-JPG's findings, one row per study. */
+typedef struct study_findings {
+    int64_t study_id;
+    int8_t v[RD_MAX_FINDINGS];
+} study_findings;
+
+typedef struct findings_table {
+    study_findings *rows;
+    size_t n;
+} findings_table;
+
+static int cmp_study(const void *a, const void *b) {
+    int64_t x = ((const study_findings *)a)->study_id, y = ((const study_findings *)b)->study_id;
+    return (x > y) - (x < y);
+}
+
+/* mimic-cxr-2.0.0-chexpert.csv: study_id and CheXpert's label columns (those present) become
+ * md's findings. Bad rows and cells are warnings with row 0, as for patients.csv. */
+static rd_status read_mimic_findings(const char *path, const label_policy *lp, rd_metadata *md,
+                                     findings_table *ft, rd_error *err) {
+    memset(ft, 0, sizeof *ft);
+    size_t first_problem = md->nproblems, cap = 0;
+    table t;
+    if (table_open(&t, path, err)) return err->code;
+    int c_study, field[RD_MAX_FINDINGS];
+    if (require_column(&t, "study_id", &c_study, err) ||
+        label_columns(&t, chexpert_labels, N_LABELS, 0, md, field, err))
+        goto fail;
+    rd_csv_record rec;
+    int got;
+    while ((got = table_next(&t, &rec, md, RD_OUTCOME_WARNING, err)) == 1) {
+        study_findings sf = {0};
+        if (!parse_int(rec.fields[c_study], &sf.study_id)) {
+            if (add_problem(md, 0, path, RD_OUTCOME_WARNING, RD_REASON_MALFORMED_ROW, err,
+                            "%s line %lld: study_id '%s' is not an integer", path,
+                            (long long)rec.line, rec.fields[c_study]))
+                goto fail;
+            continue;
+        }
+        if (label_cells(&rec, field, md->nfindings, lp, md, 0, path, sf.v, err)) goto fail;
+        if (append_row((void **)&ft->rows, &ft->n, &cap, &sf, sizeof sf)) {
+            oom(err, path);
+            goto fail;
+        }
+    }
+    if (got < 0 || attribute_problems(md, first_problem, path, err)) goto fail;
+    if (ft->n) qsort(ft->rows, ft->n, sizeof *ft->rows, cmp_study);
+    table_close(&t);
+    return RD_OK;
+fail:
+    free(ft->rows);
+    ft->rows = NULL;
+    table_close(&t);
+    return err->code;
+}
+
+/* NIH's "Finding Labels": pipe-separated names of the 14, or "No Finding"; the findings not
+ * listed are negative. An empty field leaves all 14 unknown; a name not among the 14 is warned
+ * about and ignored. */
+static rd_status nih_findings(const char *text, rd_metadata *md, int64_t row, const char *image,
+                              int8_t *out, rd_error *err) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", text);
+    char *s = trim(buf);
+    if (is_unknown_word(s)) {
+        memset(out, RD_FINDING_UNKNOWN, N_LABELS);
+        return add_problem(md, row, image, RD_OUTCOME_WARNING, RD_REASON_UNKNOWN_FINDING, err,
+                           "Finding Labels is '%s': the 14 findings unknown", s);
+    }
+    memset(out, RD_FINDING_NEGATIVE, N_LABELS);
+    char *save = NULL;
+    for (char *tok = strtok_r(s, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
+        char name[RD_FINDING_NAME_MAX];
+        tok = trim(tok);
+        int k = 0, ok = *tok && rd_finding_column_name(tok, name, sizeof name) == 0;
+        if (ok && strcmp(name, "finding_no_finding") == 0) continue;
+        while (ok && k < N_LABELS && strcmp(name, md->finding[k]) != 0) k++;
+        if (ok && k < N_LABELS) {
+            out[k] = RD_FINDING_POSITIVE;
+        } else if (*tok &&
+                   add_problem(md, row, image, RD_OUTCOME_WARNING, RD_REASON_UNKNOWN_FINDING, err,
+                               "finding label '%s' is not one of NIH's 14 (Atelectasis, "
+                               "..., Hernia) nor 'No Finding': ignored",
+                               tok)) {
+            return err->code;
+        }
+    }
+    return RD_OK;
+}
+
 /* ---- rows to records ---- */
 
 typedef enum { FMT_NIH, FMT_CHEXPERT, FMT_PADCHEST, FMT_MIMIC, FMT_GENERIC } format;
@@ -408,15 +632,17 @@ typedef enum { FMT_NIH, FMT_CHEXPERT, FMT_PADCHEST, FMT_MIMIC, FMT_GENERIC } for
 /* Field positions; -1 = absent. */
 typedef struct columns {
     int image, patient, age, sex, view;
-    int lateral;        /* CheXpert Frontal/Lateral */
-    int birth;          /* PadChest PatientBirth */
-    int study_date;     /* PadChest StudyDate_DICOM, MIMIC StudyDate */
-    int subject, study; /* MIMIC */
+    int lateral;                  /* CheXpert Frontal/Lateral */
+    int birth;                    /* PadChest PatientBirth */
+    int study_date;               /* PadChest StudyDate_DICOM, MIMIC StudyDate */
+    int subject, study;           /* MIMIC */
+    int labels;                   /* NIH Finding Labels */
+    int finding[RD_MAX_FINDINGS]; /* CheXpert, generic: the field of each of md's findings */
 } columns;
 
 static rd_status find_columns(const table *t, format fmt, const rd_metadata_options *opt,
                               columns *c, rd_error *err) {
-    c->lateral = c->birth = c->study_date = c->subject = c->study = -1;
+    c->lateral = c->birth = c->study_date = c->subject = c->study = c->labels = -1;
     const char *image = NULL, *patient = NULL, *age = NULL, *sex = NULL, *view = NULL;
     rd_status st = RD_OK;
     switch (fmt) {
@@ -455,6 +681,32 @@ static rd_status find_columns(const table *t, format fmt, const rd_metadata_opti
             return st;
     }
     return RD_OK;
+}
+
+/* The metadata CSV's own finding columns (MIMIC's come from data.findings_csv). */
+static rd_status find_label_columns(const table *t, format fmt, const rd_metadata_options *opt,
+                                    rd_metadata *md, columns *c, rd_error *err) {
+    if (fmt == FMT_NIH) {
+        c->labels = table_column(t, "Finding Labels");
+        for (int i = 0; c->labels >= 0 && i < N_LABELS; i++)
+            if (add_finding(md, nih_labels[i], t->csv.name, err)) return err->code;
+        return RD_OK;
+    }
+    if (fmt == FMT_CHEXPERT)
+        return label_columns(t, chexpert_labels, N_LABELS, 0, md, c->finding, err);
+    if (fmt != FMT_GENERIC || !opt->col_findings) return RD_OK;
+    /* data.columns.findings: a comma-separated list of column names, each required */
+    char list[4096], *save = NULL;
+    const char *names[RD_MAX_FINDINGS + 1];
+    int n = 0;
+    snprintf(list, sizeof list, "%s", opt->col_findings);
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        tok = trim(tok);
+        if (!*tok) continue;
+        if (n == RD_MAX_FINDINGS + 1) break;
+        names[n++] = tok;
+    }
+    return label_columns(t, names, n, 1, md, c->finding, err);
 }
 
 static int all_digits(const char *s, size_t min_len) {
@@ -506,11 +758,37 @@ typedef struct row_context {
     format fmt;
     const columns *c;
     const patient_table *patients;
+    const findings_table *findings; /* MIMIC */
+    const label_policy *policy;
     const char *csv_name;
 } row_context;
 
 static const char *field(const rd_csv_record *rec, int col) {
     return col >= 0 ? trim(rec->fields[col]) : "";
+}
+
+/* The finding labels of a kept row into out (all unknown when the data set has none). */
+static rd_status row_findings(const row_context *ctx, const rd_csv_record *rec, const char *image,
+                              rd_metadata *md, int8_t *out, rd_error *err) {
+    const columns *c = ctx->c;
+    memset(out, RD_FINDING_UNKNOWN, RD_MAX_FINDINGS);
+    if (md->nfindings == 0) return RD_OK;
+    if (ctx->fmt == FMT_NIH)
+        return nih_findings(field(rec, c->labels), md, rec->line, image, out, err);
+    if (ctx->fmt != FMT_MIMIC)
+        return label_cells(rec, c->finding, md->nfindings, ctx->policy, md, rec->line, image, out,
+                           err);
+    study_findings key = {0};
+    const study_findings *hit = NULL;
+    if (parse_int(field(rec, c->study), &key.study_id) && ctx->findings->n)
+        hit = bsearch(&key, ctx->findings->rows, ctx->findings->n, sizeof key, cmp_study);
+    if (hit) {
+        memcpy(out, hit->v, (size_t)md->nfindings);
+        return RD_OK;
+    }
+    return add_problem(md, rec->line, image, RD_OUTCOME_WARNING, RD_REASON_NO_FINDINGS, err,
+                       "study_id %s is not in the findings CSV: its findings unknown",
+                       field(rec, c->study));
 }
 
 /* Converts one well-formed row; rejects it (return 0) when it names no image. */
@@ -583,6 +861,7 @@ static rd_status convert_row(const row_context *ctx, const rd_csv_record *rec, r
                                       : "age '%s' is impossible: unknown",
                                   age_text))
         return err->code;
+    if (row_findings(ctx, rec, image, md, r.findings, err)) return err->code;
     return add_record(md, &r, err);
 }
 
@@ -669,11 +948,18 @@ rd_status rd_metadata_read(const rd_metadata_options *opt, rd_metadata *md, rd_e
                        opt->format ? opt->format : "(null)");
     if (!opt->metadata_csv || !opt->metadata_csv[0])
         return rd_fail(err, RD_EINVAL, "no metadata CSV given (data.metadata_csv)");
+    label_policy policy;
+    if (parse_policy(opt, &policy, err)) return err->code;
     patient_table patients = {0};
+    findings_table findings = {0};
     if (fmt == FMT_MIMIC) {
         if (!opt->patients_csv || !opt->patients_csv[0])
             return rd_fail(err, RD_EINVAL, "MIMIC-CXR needs patients.csv (data.patients_csv)");
-        if (read_mimic_patients(opt->patients_csv, md, &patients, err)) {
+        rd_status side = read_mimic_patients(opt->patients_csv, md, &patients, err);
+        if (!side && opt->findings_csv && opt->findings_csv[0])
+            side = read_mimic_findings(opt->findings_csv, &policy, md, &findings, err);
+        if (side) {
+            free(patients.rows);
             rd_metadata_free(md);
             return err->code;
         }
@@ -681,13 +967,15 @@ rd_status rd_metadata_read(const rd_metadata_options *opt, rd_metadata *md, rd_e
     table t;
     if (table_open(&t, opt->metadata_csv, err)) {
         free(patients.rows);
+        free(findings.rows);
         rd_metadata_free(md);
         return err->code;
     }
     columns c = {.image = -1};
     rd_status st = find_columns(&t, fmt, opt, &c, err);
+    if (!st) st = find_label_columns(&t, fmt, opt, md, &c, err);
     t.file_col = c.image;
-    row_context ctx = {fmt, &c, &patients, t.csv.name};
+    row_context ctx = {fmt, &c, &patients, &findings, &policy, t.csv.name};
     rd_csv_record rec;
     int got = 0;
     while (!st && (got = table_next(&t, &rec, md, RD_OUTCOME_REJECTED, err)) == 1)
@@ -696,6 +984,7 @@ rd_status rd_metadata_read(const rd_metadata_options *opt, rd_metadata *md, rd_e
     md->rows = t.rows;
     table_close(&t);
     free(patients.rows);
+    free(findings.rows);
     if (!st) st = reject_duplicates(md, err);
     if (!st) st = sort_problems(md, err);
     if (st) rd_metadata_free(md);

@@ -312,11 +312,15 @@ rd_status rd_preprocess_plan_build(const rd_config *cfg, const char *exclude_dir
         .format = rd_cfg_str(cfg, "data.format"),
         .metadata_csv = rd_cfg_str(cfg, "data.metadata_csv"),
         .patients_csv = rd_cfg_str(cfg, "data.patients_csv"),
+        .findings_csv = rd_cfg_str(cfg, "data.findings_csv"),
         .col_image = rd_cfg_str(cfg, "data.columns.image"),
         .col_patient = rd_cfg_str(cfg, "data.columns.patient"),
         .col_age = rd_cfg_str(cfg, "data.columns.age"),
         .col_sex = rd_cfg_str(cfg, "data.columns.sex"),
         .col_view = rd_cfg_str(cfg, "data.columns.view"),
+        .col_findings = rd_cfg_str(cfg, "data.columns.findings"),
+        .uncertain = rd_cfg_str(cfg, "data.findings.uncertain"),
+        .blank = rd_cfg_str(cfg, "data.findings.blank"),
     };
     const char *root = rd_cfg_str(cfg, "data.image_root");
     if (!root[0]) return rd_fail(err, RD_EINVAL, "data.image_root is not set");

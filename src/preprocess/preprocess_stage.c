@@ -495,14 +495,18 @@ static rd_status write_text(const char *dir, const char *name, char *text, size_
     return st;
 }
 
-/* manifest.csv: one row per kept image, by source row (docs/FORMATS.md). */
+/* manifest.csv: one row per kept image, by source row, the finding labels last
+ * (docs/FORMATS.md). */
 static rd_status write_manifest(const stage_paths *paths, const rd_preprocess_plan *plan,
                                 const result *const *res, int64_t *kept, rd_error *err) {
     char *text = NULL, num[64];
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f) return rd_fail(err, RD_ENOMEM, "out of memory");
-    fputs("image_id,file,patient_id,age,sex,view,width,height,source_row\n", f);
+    const rd_metadata *md = &plan->md;
+    fputs("image_id,file,patient_id,age,sex,view,width,height,source_row", f);
+    for (int k = 0; k < md->nfindings; k++) fprintf(f, ",%s", md->finding[k]);
+    fputc('\n', f);
     *kept = 0;
     for (size_t i = 0; i < plan->nitems; i++) {
         if (!res[i]->kept) continue;
@@ -518,9 +522,14 @@ static rd_status write_manifest(const stage_paths *paths, const rd_preprocess_pl
         if (!isnan(m->age)) fprintf(f, "%.6g", (double)m->age);
         fprintf(f, ",%s,", m->sex == RD_SEX_MALE ? "M" : m->sex == RD_SEX_FEMALE ? "F" : "");
         rd_csv_put_field(f, m->view);
-        snprintf(num, sizeof num, ",%d,%d,%lld\n", res[i]->width, res[i]->height,
-                 (long long)m->row);
+        snprintf(num, sizeof num, ",%d,%d,%lld", res[i]->width, res[i]->height, (long long)m->row);
         fputs(num, f);
+        for (int k = 0; k < md->nfindings; k++) /* 1, 0, or empty when unknown */
+            fputs(m->findings[k] == RD_FINDING_POSITIVE   ? ",1"
+                  : m->findings[k] == RD_FINDING_NEGATIVE ? ",0"
+                                                          : ",",
+                  f);
+        fputc('\n', f);
         (*kept)++;
     }
     fclose(f);

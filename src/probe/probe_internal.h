@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "rdino/probe.h"
+#include "rdino/rng.h"
 
 /* rd_rng epochs of the RD_RNG_PROBE purpose: one stream family per kind of random choice. */
 enum {
@@ -13,6 +14,11 @@ enum {
     PROBE_STREAM_BOOT = 2,
     PROBE_STREAM_PERM = 3
 };
+
+/* The generator of bootstrap replicate `index`: npatients draws of rd_rng_randint(rng, 0,
+ * npatients - 1) from it are the replicate's patients (rd_probe_bootstrap_weights, and
+ * rd_probe_macro_ci over the patients of all rows). */
+void probe_bootstrap_rng(uint64_t seed, uint64_t index, rd_rng *rng);
 
 /* z = x - column means of x [n, d] (mean is [d]). */
 void probe_center(const double *x, int n, int d, double *mean, double *z);

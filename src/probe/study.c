@@ -80,6 +80,99 @@ out:
     return st;
 }
 
+/* ---- macro averages over tasks ---- */
+
+typedef struct macro_ctx {
+    const rd_probe_task *const *tasks;
+    int ntasks, n, ngroups;
+    const int *group;
+    rd_probe_metric metric;
+    probe_oof *a, *b; /* [ntasks]; b: none (NULL) without a second representation */
+    double *count;    /* [ngroups] scratch: draws of each patient */
+    double *weight;   /* [max nrows] scratch */
+} macro_ctx;
+
+/* Mean over the tasks of the metric (of a, or of a minus b) with the patients weighted by count
+ * (NULL = 1); NaN when any task's metric is undefined. */
+static double macro_mean(macro_ctx *c, const double *count) {
+    double sum = 0.0;
+    for (int i = 0; i < c->ntasks; i++) {
+        const rd_probe_task *t = c->tasks[i];
+        for (int k = 0; count && k < t->nrows; k++) c->weight[k] = count[c->group[t->row[k]]];
+        double m[RD_PROBE_NMETRICS], other[RD_PROBE_NMETRICS];
+        probe_oof_metrics(&c->a[i], count ? c->weight : NULL, m);
+        if (c->b) probe_oof_metrics(&c->b[i], count ? c->weight : NULL, other);
+        sum += m[c->metric] - (c->b ? other[c->metric] : 0.0);
+    }
+    return sum / c->ntasks;
+}
+
+static rd_status macro_unit(void *vctx, int unit, double *result, rd_error *err) {
+    (void)err;
+    macro_ctx *c = vctx;
+    rd_rng rng;
+    probe_bootstrap_rng(c->tasks[0]->cfg.seed, (uint64_t)unit, &rng);
+    for (int g = 0; g < c->ngroups; g++) c->count[g] = 0.0;
+    for (int draw = 0; draw < c->ngroups; draw++)
+        c->count[rd_rng_randint(&rng, 0, c->ngroups - 1)] += 1.0;
+    *result = macro_mean(c, c->count);
+    return RD_OK;
+}
+
+rd_status rd_probe_macro_ci(MPI_Comm comm, const rd_probe_task *const *tasks,
+                            const double *const *pred, const double *const *pred_b, int ntasks,
+                            const int *group, int ngroups, rd_probe_metric metric,
+                            rd_probe_interval *out, rd_error *err) {
+    out->estimate = out->lo = out->hi = NAN;
+    out->replicates = 0;
+    if (ntasks < 1) return rd_fail(err, RD_EINVAL, "probe: a macro average needs a task");
+    const rd_probe_config *cfg = &tasks[0]->cfg;
+    int max_rows = 1;
+    for (int i = 0; i < ntasks; i++) {
+        const rd_probe_config *c = &tasks[i]->cfg;
+        if (tasks[i]->n != tasks[0]->n || tasks[i]->kind != tasks[0]->kind ||
+            c->seed != cfg->seed || c->bootstrap != cfg->bootstrap || c->ci_level != cfg->ci_level)
+            return rd_fail(err, RD_EINVAL,
+                           "probe: a macro average needs tasks of one kind on the same rows, with "
+                           "the same seed and bootstrap settings");
+        if (tasks[i]->nrows > max_rows) max_rows = tasks[i]->nrows;
+    }
+    if (!rd_probe_metric_applies(tasks[0]->kind, metric))
+        return rd_fail(err, RD_EINVAL, "probe: %s does not apply to these tasks",
+                       rd_probe_metric_name(metric));
+    int nboot = cfg->bootstrap;
+    macro_ctx c = {tasks, ntasks, tasks[0]->n, ngroups, group, metric, NULL, NULL, NULL, NULL};
+    c.a = calloc((size_t)ntasks, sizeof *c.a);
+    c.b = pred_b ? calloc((size_t)ntasks, sizeof *c.b) : NULL;
+    c.count = malloc((size_t)(ngroups > 0 ? ngroups : 1) * sizeof *c.count);
+    c.weight = malloc((size_t)max_rows * sizeof *c.weight);
+    double *reps = malloc((size_t)(nboot > 0 ? nboot : 1) * sizeof *reps);
+    rd_status st = RD_OK;
+    if (!c.a || (pred_b && !c.b) || !c.count || !c.weight || !reps)
+        st = rd_fail(err, RD_ENOMEM, "probe: no memory for a macro average of %d tasks", ntasks);
+    for (int i = 0; !st && i < ntasks; i++) {
+        st = probe_oof_init(&c.a[i], tasks[i], tasks[i]->y, pred[i], err);
+        if (!st && pred_b) st = probe_oof_init(&c.b[i], tasks[i], tasks[i]->y, pred_b[i], err);
+    }
+    if (!st) out->estimate = macro_mean(&c, NULL);
+    if (!st) st = rd_probe_run_units(comm, nboot, 1, macro_unit, &c, NULL, reps, err);
+    int valid = 0;
+    for (int b = 0; !st && b < nboot; b++)
+        if (isfinite(reps[b])) reps[valid++] = reps[b];
+    out->replicates = valid;
+    if (!st && valid > 0) {
+        double alpha = 1.0 - cfg->ci_level;
+        out->lo = rd_probe_quantile(reps, valid, 0.5 * alpha);
+        out->hi = rd_probe_quantile(reps, valid, 1.0 - 0.5 * alpha);
+    }
+    for (int i = 0; i < ntasks; i++) {
+        if (c.a) probe_oof_free(&c.a[i]);
+        if (c.b) probe_oof_free(&c.b[i]);
+    }
+    free(c.a), free(c.b), free(c.count), free(c.weight), free(reps);
+    return st;
+}
+
 /* ---- the study ---- */
 
 typedef struct study_ctx {

@@ -3,6 +3,7 @@
 #include "probe_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,6 +263,61 @@ void rd_probe_task_free(rd_probe_task *t) {
     memset(t, 0, sizeof *t);
 }
 
+static int by_int(const void *pa, const void *pb) {
+    int a = *(const int *)pa, b = *(const int *)pb;
+    return (a > b) - (a < b);
+}
+
+rd_status rd_probe_binary_check(const double *y, int n, const int *group,
+                                const rd_probe_config *cfg, int min_per_class, char *why,
+                                size_t why_size, rd_error *err) {
+    why[0] = '\0';
+    int count[2] = {0, 0}, known = 0, patients = 0;
+    int *groups = malloc((size_t)(n > 0 ? n : 1) * sizeof *groups);
+    if (!groups) return rd_fail(err, RD_ENOMEM, "probe: no memory for %d rows", n);
+    for (int i = 0; i < n; i++)
+        if (!isnan(y[i])) count[y[i] == 1.0]++, groups[known++] = group[i];
+    qsort(groups, (size_t)known, sizeof *groups, by_int);
+    for (int k = 0; k < known; k++) patients += k == 0 || groups[k] != groups[k - 1];
+    free(groups);
+    if (count[1] < min_per_class || count[0] < min_per_class) {
+        snprintf(why, why_size,
+                 "%d positive and %d negative images with a known label; at least %d of each "
+                 "needed",
+                 count[1], count[0], min_per_class);
+        return RD_OK;
+    }
+    if (patients < cfg->outer_folds) {
+        snprintf(why, why_size, "%d patients with a known label; %d outer folds need at least %d",
+                 patients, cfg->outer_folds, cfg->outer_folds);
+        return RD_OK;
+    }
+    /* The folds depend only on the rows with a known label, the patients and the seed: a task
+     * on a dummy feature has the study's folds. */
+    float *zero = calloc((size_t)n, sizeof *zero);
+    if (!zero) return rd_fail(err, RD_ENOMEM, "probe: no memory for %d rows", n);
+    rd_probe_config outer_only = *cfg;
+    outer_only.nlambda = 1; /* no inner folds */
+    outer_only.knn_k = 0;
+    rd_probe_task t;
+    rd_status st =
+        rd_probe_task_init(&t, RD_PROBE_LOGISTIC, zero, n, 1, y, group, &outer_only, err);
+    int(*fold)[2] = st ? NULL : calloc((size_t)t.cfg.outer_folds, sizeof *fold);
+    if (!st && !fold) st = rd_fail(err, RD_ENOMEM, "probe: no memory for the folds");
+    for (int k = 0; !st && k < t.nrows; k++) fold[t.outer_fold[t.patient[k]]][t.y[k] == 1.0]++;
+    for (int f = 0; !st && f < t.cfg.outer_folds && !why[0]; f++)
+        if (!fold[f][0] || !fold[f][1])
+            snprintf(why, why_size,
+                     "outer fold %d holds no %s image (%d positive of %d known, %d patients): its "
+                     "AUROC is undefined",
+                     f, fold[f][1] ? "negative" : "positive", count[1], count[0] + count[1],
+                     patients);
+    free(fold);
+    if (!st) rd_probe_task_free(&t);
+    free(zero);
+    return st;
+}
+
 rd_status rd_probe_permute_labels(const rd_probe_task *t, uint64_t index, double *y_out,
                                   rd_error *err) {
     int np = t->npatients;
@@ -294,10 +350,14 @@ rd_status rd_probe_permute_labels(const rd_probe_task *t, uint64_t index, double
     return RD_OK;
 }
 
+void probe_bootstrap_rng(uint64_t seed, uint64_t index, rd_rng *rng) {
+    rd_rng_init(rng, seed, RD_RNG_PROBE, PROBE_STREAM_BOOT, index, 0);
+}
+
 void rd_probe_bootstrap_weights(const rd_probe_task *t, uint64_t index, double *weight) {
     for (int k = 0; k < t->nrows; k++) weight[k] = 0.0;
     rd_rng rng;
-    rd_rng_init(&rng, t->cfg.seed, RD_RNG_PROBE, PROBE_STREAM_BOOT, index, 0);
+    probe_bootstrap_rng(t->cfg.seed, index, &rng);
     for (int draw = 0; draw < t->npatients; draw++) {
         int p = (int)rd_rng_randint(&rng, 0, t->npatients - 1);
         for (int k = t->pat_start[p]; k < t->pat_start[p + 1]; k++) weight[t->pat_rows[k]] += 1.0;

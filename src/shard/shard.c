@@ -133,6 +133,12 @@ static rd_status create_layout(rd_h5file *f, const shard_run *r, int64_t count, 
                                   p->deflate, err);
         if (!st) st = rd_h5_set_attr_str(f, numeric[i].name, "meaning", numeric[i].meaning, err);
     }
+    for (int k = 0; !st && k < p->nfindings; k++) {
+        char name[RD_FINDING_NAME_MAX + 8];
+        snprintf(name, sizeof name, "/meta/%s", p->finding[k]);
+        st = rd_h5_create_dataset(f, name, RD_H5_I8, 1, &count, &chunk_rows, p->deflate, err);
+        if (!st) st = rd_h5_set_attr_str(f, name, "meaning", RD_FINDING_MEANING, err);
+    }
     return st;
 }
 
@@ -175,6 +181,7 @@ static rd_status fill_meta(const shard_run *r, int64_t first, int64_t count, sha
                            rd_error *err) {
     const size_t widths[3] = {r->width_image_id, r->width_patient_id, r->width_view};
     rd_status st = shard_meta_alloc(m, count, widths, err);
+    if (!st) st = shard_meta_set_findings(m, r->p->nfindings, r->p->finding, err);
     for (int64_t i = 0; !st && i < count; i++) {
         const rd_shard_image *img = &r->images[first + i];
         const char *text[3] = {img->image_id, img->patient_id, img->view};
@@ -184,7 +191,12 @@ static rd_status fill_meta(const shard_run *r, int64_t first, int64_t count, sha
         m->sex[i] = img->sex;
         m->split[i] = r->splits[first + i];
         m->source_row[i] = img->source_row;
+        if (m->nfindings && !img->findings)
+            st = rd_fail(err, RD_EINVAL, "image %s has no finding labels", img->image_id);
+        for (int k = 0; !st && k < m->nfindings; k++)
+            m->findings[(size_t)k * (size_t)count + (size_t)i] = img->findings[k];
     }
+    if (st) shard_meta_free(m); /* safe to free again */
     return st;
 }
 
@@ -207,6 +219,7 @@ static rd_status write_metadata(rd_h5file *f, const shard_run *r, const shard_me
     if (!st) st = rd_h5_write_rows(f, "/meta/sex", RD_H5_I8, 0, mine, m->sex, err);
     if (!st) st = rd_h5_write_rows(f, "/meta/split", RD_H5_U8, 0, mine, m->split, err);
     if (!st) st = rd_h5_write_rows(f, "/meta/source_row", RD_H5_I64, 0, mine, m->source_row, err);
+    if (!st) st = shard_meta_write_findings(f, m, mine, err);
     free(ptrs);
     return st;
 }
@@ -264,8 +277,8 @@ static rd_status write_images(rd_h5file *f, shard_run *r, int64_t first, int64_t
 static int64_t shard_bytes(const shard_run *r, int64_t count) {
     const rd_shard_params *p = r->p;
     int64_t image = (int64_t)p->size * p->size * (p->bit_depth > 8 ? 2 : 1);
-    int64_t row =
-        (int64_t)(r->width_image_id + r->width_patient_id + r->width_view) + 4 + 1 + 1 + 8 + 4;
+    int64_t row = (int64_t)(r->width_image_id + r->width_patient_id + r->width_view) + 4 + 1 + 1 +
+                  8 + 4 + p->nfindings;
     int64_t text =
         (int64_t)(strlen(p->config_yaml) + strlen(p->preprocess_yaml) + strlen(p->manifest_path)) +
         4096;
@@ -322,6 +335,11 @@ static rd_status verify_shard(const shard_run *r, int k, const char *path, const
     if (!st && strcmp(stored, key) != 0) st = RD_EINVAL;
     if (!st) st = fill_meta(r, first, count, &want, err);
     if (!st) st = shard_meta_alloc(&have, count, want.width, err);
+    if (!st) st = shard_list_findings(&f, &have.nfindings, have.finding, err);
+    for (int j = 0; !st && j <= want.nfindings; j++) /* other finding columns: another manifest */
+        if (j == want.nfindings ? have.nfindings != j : strcmp(have.finding[j], want.finding[j]))
+            st = RD_EINVAL;
+    if (!st) st = shard_meta_set_findings(&have, want.nfindings, want.finding, err);
     if (!st) st = shard_meta_read(&f, &have, err);
     if (!st) {
         memcpy(want.crc32c, have.crc32c, (size_t)count * sizeof *want.crc32c);
@@ -494,6 +512,17 @@ static rd_status check_params(const rd_shard_params *p, int64_t n, rd_error *err
     if (p->val_fraction < 0 || p->test_fraction < 0 || p->val_fraction + p->test_fraction > 1)
         return rd_fail(err, RD_EINVAL, "val_fraction %g + test_fraction %g must lie in [0, 1]",
                        p->val_fraction, p->test_fraction);
+    if (p->nfindings < 0 || p->nfindings > RD_MAX_FINDINGS)
+        return rd_fail(err, RD_EINVAL, "%d finding label columns (at most %d)", p->nfindings,
+                       RD_MAX_FINDINGS);
+    /* name order, as readers list them: the metadata digest hashes the columns so */
+    for (int k = 0; k < p->nfindings; k++)
+        if (strncmp(p->finding[k], "finding_", 8) != 0 ||
+            (k && strcmp(p->finding[k - 1], p->finding[k]) >= 0))
+            return rd_fail(err, RD_EINVAL,
+                           "finding label column '%s': names must start with finding_ and come "
+                           "in ascending name order",
+                           p->finding[k]);
     return RD_OK;
 }
 

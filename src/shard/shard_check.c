@@ -37,7 +37,59 @@ rd_status shard_meta_alloc(shard_meta *m, int64_t n, const size_t max_width[3], 
 void shard_meta_free(shard_meta *m) {
     for (int c = 0; c < 3; c++) free(m->strings[c]);
     free(m->age), free(m->sex), free(m->split), free(m->source_row), free(m->crc32c);
+    free(m->findings);
     memset(m, 0, sizeof *m);
+}
+
+rd_status shard_meta_set_findings(shard_meta *m, int n, const char (*names)[RD_FINDING_NAME_MAX],
+                                  rd_error *err) {
+    if (n < 0 || n > RD_MAX_FINDINGS)
+        return rd_fail(err, RD_EINVAL, "%d finding label columns (at most %d)", n, RD_MAX_FINDINGS);
+    m->nfindings = n;
+    memcpy(m->finding, names, (size_t)n * RD_FINDING_NAME_MAX);
+    m->findings = calloc((size_t)n * (size_t)m->n + 1, 1);
+    if (!m->findings)
+        return rd_fail(err, RD_ENOMEM, "out of memory for the finding labels of %lld images",
+                       (long long)m->n);
+    return RD_OK;
+}
+
+rd_status shard_list_findings(const rd_h5file *f, int *n,
+                              char names[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX], rd_error *err) {
+    char **list = NULL;
+    int count = 0;
+    *n = 0;
+    rd_status st = rd_h5_list(f, "/meta", "finding_", &list, &count, err);
+    if (!st && count > RD_MAX_FINDINGS)
+        st = rd_fail(err, RD_EFORMAT, "%s: %d /meta/finding_* columns (at most %d)", f->path, count,
+                     RD_MAX_FINDINGS);
+    for (int k = 0; !st && k < count; k++) {
+        if (strlen(list[k]) >= RD_FINDING_NAME_MAX)
+            st = rd_fail(err, RD_EFORMAT, "%s: /meta/%s: name longer than %d bytes", f->path,
+                         list[k], RD_FINDING_NAME_MAX - 1);
+        else
+            snprintf(names[k], RD_FINDING_NAME_MAX, "%s", list[k]);
+    }
+    if (!st) *n = count;
+    rd_h5_names_free(list, count);
+    return st;
+}
+
+/* "/meta/<name>" */
+static void finding_path(const shard_meta *m, int k, char *path, size_t size) {
+    snprintf(path, size, "/meta/%s", m->finding[k]);
+}
+
+rd_status shard_meta_write_findings(rd_h5file *f, const shard_meta *m, int64_t rows,
+                                    rd_error *err) {
+    rd_status st = RD_OK;
+    for (int k = 0; !st && k < m->nfindings; k++) {
+        char path[RD_FINDING_NAME_MAX + 8];
+        finding_path(m, k, path, sizeof path);
+        st = rd_h5_write_rows(f, path, RD_H5_I8, 0, rows, m->findings + (size_t)k * (size_t)m->n,
+                              err);
+    }
+    return st;
 }
 
 rd_status shard_meta_read(const rd_h5file *f, shard_meta *m, rd_error *err) {
@@ -61,6 +113,12 @@ rd_status shard_meta_read(const rd_h5file *f, shard_meta *m, rd_error *err) {
     if (!st) st = rd_h5_read_rows(f, "/meta/split", RD_H5_U8, 0, m->n, m->split, err);
     if (!st) st = rd_h5_read_rows(f, "/meta/source_row", RD_H5_I64, 0, m->n, m->source_row, err);
     if (!st) st = rd_h5_read_rows(f, "/meta/crc32c", RD_H5_U32, 0, m->n, m->crc32c, err);
+    for (int k = 0; !st && k < m->nfindings; k++) {
+        char path[RD_FINDING_NAME_MAX + 8];
+        finding_path(m, k, path, sizeof path);
+        st = rd_h5_read_rows(f, path, RD_H5_I8, 0, m->n, m->findings + (size_t)k * (size_t)m->n,
+                             err);
+    }
     return st;
 }
 
@@ -77,6 +135,7 @@ void shard_meta_sha256(const shard_meta *m, char hex[65]) {
     rd_sha256_update(&h, m->split, n);
     rd_sha256_update(&h, m->source_row, n * sizeof *m->source_row);
     rd_sha256_update(&h, m->crc32c, n * sizeof *m->crc32c);
+    if (m->nfindings) rd_sha256_update(&h, m->findings, (size_t)m->nfindings * n);
     rd_sha256_final_hex(&h, hex);
 }
 

@@ -22,16 +22,31 @@ typedef struct shard_meta {
     uint8_t *split;
     int64_t *source_row;
     uint32_t *crc32c;
+    int nfindings; /* finding label columns /meta/<finding[k]>, in name order */
+    char finding[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX];
+    int8_t *findings; /* [nfindings, n]: column k at findings + k * n */
 } shard_meta;
 
 /* Buffers for n rows of strings up to max_width[c] bytes. RD_ENOMEM (err naming what) or RD_OK. */
 rd_status shard_meta_alloc(shard_meta *m, int64_t n, const size_t max_width[3], rd_error *err);
 void shard_meta_free(shard_meta *m);
-/* Every row of every /meta dataset of f (string widths must fit the buffers). */
+/* Buffers for the finding label columns names[0..n) of an allocated m. */
+rd_status shard_meta_set_findings(shard_meta *m, int n, const char (*names)[RD_FINDING_NAME_MAX],
+                                  rd_error *err);
+/* The finding label columns shard f has (/meta/finding_*, at most RD_MAX_FINDINGS), in name
+ * order. */
+rd_status shard_list_findings(const rd_h5file *f, int *n,
+                              char names[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX], rd_error *err);
+/* Every row of every /meta dataset of f (string widths must fit the buffers; the finding
+ * columns are m's). */
 rd_status shard_meta_read(const rd_h5file *f, shard_meta *m, rd_error *err);
+/* Collective: rows [0, rows) of m's finding columns into f's; ranks that write nothing pass
+ * rows = 0. */
+rd_status shard_meta_write_findings(rd_h5file *f, const shard_meta *m, int64_t rows, rd_error *err);
 /* SHA-256 (hex) of, in this order: image_id, patient_id, view (each row's width bytes,
  * NUL-padded as stored), age (float32), sex (int8), split (uint8), source_row (int64), crc32c
- * (uint32), numbers little-endian: the bytes of numpy's tobytes() of each dataset, concatenated. */
+ * (uint32), then the finding columns in name order (int8), numbers little-endian: the bytes of
+ * numpy's tobytes() of each dataset, concatenated. */
 void shard_meta_sha256(const shard_meta *m, char hex[65]);
 
 /* RD_ECORRUPT naming the file, the shard row, the set row and the image id. */

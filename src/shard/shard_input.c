@@ -39,6 +39,52 @@ static rd_status find_columns(const rd_csv_record *header, const char *path, int
     return RD_OK;
 }
 
+/* The finding_* columns of the header in name order: their names into m, their fields into
+ * field[]. */
+static rd_status find_findings(const rd_csv_record *header, rd_shard_manifest *m, int *field,
+                               rd_error *err) {
+    for (int i = 0; i < header->nfields; i++) {
+        const char *name = header->fields[i];
+        if (strncmp(name, "finding_", 8) != 0) continue;
+        if (!name[8] || strlen(name) >= RD_FINDING_NAME_MAX ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name))
+            return rd_fail(err, RD_EFORMAT,
+                           "%s: column '%s' is no finding label column (finding_ and up to %d of "
+                           "a-z, 0-9, _)",
+                           m->path, name, RD_FINDING_NAME_MAX - 9);
+        if (m->nfindings == RD_MAX_FINDINGS)
+            return rd_fail(err, RD_EFORMAT, "%s: more than %d finding label columns", m->path,
+                           RD_MAX_FINDINGS);
+        int k = m->nfindings++; /* insertion sort: a handful of names */
+        while (k > 0 && strcmp(m->finding[k - 1], name) > 0) {
+            memcpy(m->finding[k], m->finding[k - 1], RD_FINDING_NAME_MAX);
+            field[k] = field[k - 1];
+            k--;
+        }
+        if (k > 0 && strcmp(m->finding[k - 1], name) == 0)
+            return rd_fail(err, RD_EFORMAT, "%s: two columns '%s'", m->path, name);
+        snprintf(m->finding[k], RD_FINDING_NAME_MAX, "%s", name);
+        field[k] = i;
+    }
+    return RD_OK;
+}
+
+/* A row's finding labels: 1, 0, or empty for unknown (-1 is read as unknown too). */
+static rd_status parse_findings(const rd_csv_record *rec, const rd_shard_manifest *m,
+                                const int *field, int8_t *out, rd_error *err) {
+    for (int k = 0; k < m->nfindings; k++) {
+        const char *v = field[k] < rec->nfields ? rec->fields[field[k]] : NULL;
+        if (v && (!*v || strcmp(v, "-1") == 0))
+            out[k] = -1;
+        else if (v && (strcmp(v, "0") == 0 || strcmp(v, "1") == 0))
+            out[k] = (int8_t)(*v - '0');
+        else
+            return rd_fail(err, RD_EFORMAT, "%s line %lld: %s '%s' (expected 1, 0 or empty)",
+                           m->path, (long long)rec->line, m->finding[k], v ? v : "(missing)");
+    }
+    return RD_OK;
+}
+
 static int parse_int(const char *text, int64_t *value) {
     char *end;
     errno = 0;
@@ -93,8 +139,10 @@ static rd_status add_image(rd_shard_manifest *m, int64_t *cap, rd_error *err) {
     if (m->n < *cap) return RD_OK;
     int64_t grown = *cap ? *cap * 2 : 1024;
     rd_shard_image *images = realloc(m->images, (size_t)grown * sizeof *images);
-    if (!images) return rd_fail(err, RD_ENOMEM, "%s: out of memory", m->path);
-    m->images = images;
+    if (images) m->images = images;
+    int8_t *findings = realloc(m->findings, (size_t)grown * (size_t)m->nfindings + 1);
+    if (findings) m->findings = findings;
+    if (!images || !findings) return rd_fail(err, RD_ENOMEM, "%s: out of memory", m->path);
     *cap = grown;
     return RD_OK;
 }
@@ -109,7 +157,7 @@ rd_status rd_shard_manifest_read(const char *dir, rd_shard_manifest *m, rd_error
     st = rd_csv_open(&csv, m->path, err);
     if (st) return st;
     rd_csv_record rec;
-    int col[NCOLS];
+    int col[NCOLS], finding_col[RD_MAX_FINDINGS];
     int got = rd_csv_next(&csv, &rec, err);
     if (got == 0)
         st = rd_fail(err, RD_EFORMAT, "%s: empty file (no header)", m->path);
@@ -117,6 +165,7 @@ rd_status rd_shard_manifest_read(const char *dir, rd_shard_manifest *m, rd_error
         st = err->code;
     else
         st = find_columns(&rec, m->path, col, err);
+    if (!st) st = find_findings(&rec, m, finding_col, err);
     int64_t cap = 0;
     while (!st && (got = rd_csv_next(&csv, &rec, err)) == 1) {
         st = add_image(m, &cap, err);
@@ -126,6 +175,9 @@ rd_status rd_shard_manifest_read(const char *dir, rd_shard_manifest *m, rd_error
         m->n++;
         int64_t wh[2] = {0, 0};
         st = parse_row(&rec, col, dir, m->path, img, wh, err);
+        if (!st)
+            st = parse_findings(&rec, m, finding_col,
+                                m->findings + (size_t)(m->n - 1) * (size_t)m->nfindings, err);
         if (!st && m->size == 0) m->size = (int)wh[0];
         if (!st && (wh[0] != m->size || wh[1] != m->size || m->size < 1))
             st = rd_fail(err, RD_EFORMAT,
@@ -136,6 +188,8 @@ rd_status rd_shard_manifest_read(const char *dir, rd_shard_manifest *m, rd_error
     }
     if (!st && got < 0) st = err->code;
     if (!st && m->n == 0) st = rd_fail(err, RD_EFORMAT, "%s: no images", m->path);
+    for (int64_t i = 0; !st && m->nfindings && i < m->n; i++) /* the array has stopped moving */
+        m->images[i].findings = m->findings + (size_t)i * (size_t)m->nfindings;
     rd_csv_close(&csv);
     if (st) rd_shard_manifest_free(m);
     return st;
@@ -149,8 +203,11 @@ void rd_shard_manifest_free(rd_shard_manifest *m) {
         free((char *)m->images[i].file);
     }
     free(m->images);
+    free(m->findings);
     m->images = NULL;
+    m->findings = NULL;
     m->n = 0;
+    m->nfindings = 0;
 }
 
 /* ---- PNG loading ---- */

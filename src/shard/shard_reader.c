@@ -22,10 +22,16 @@ struct rd_shard_open_file {
 /* The scalars rank 0 learns and broadcasts. */
 typedef struct set_header {
     char index_sha256[65];
-    int count, image_size, bit_depth, has_source_row;
+    int count, image_size, bit_depth, has_source_row, nfindings;
     int64_t n;
     uint64_t width_image_id, width_patient_id, width_view;
+    char finding[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX];
 } set_header;
+
+/* A format this reader knows: 3, or 2 (before the finding label columns, which it never has). */
+static int known_version(int64_t version) {
+    return version >= RD_SHARD_FORMAT_OLDEST && version <= RD_SHARD_FORMAT_VERSION;
+}
 
 /* One entry of index.json's "shards" list. */
 typedef struct index_entry {
@@ -66,10 +72,10 @@ static rd_status read_index(rd_shard_set *s, set_header *h, index_entry **entrie
         return rd_wrap(err, "not a shards folder, or rdino-shard has not finished there");
     int64_t version = 0, num_shards = 0, num_images = 0;
     rd_status st = rd_json_get_int(root, "format_version", RD_JSON_REQUIRED, path, &version, err);
-    if (!st && version != RD_SHARD_FORMAT_VERSION)
-        st = rd_fail(err, RD_EFORMAT, "%s: format_version %lld; this reader knows %d%s", path,
-                     (long long)version, RD_SHARD_FORMAT_VERSION,
-                     version < RD_SHARD_FORMAT_VERSION
+    if (!st && !known_version(version))
+        st = rd_fail(err, RD_EFORMAT, "%s: format_version %lld; this reader knows %d to %d%s", path,
+                     (long long)version, RD_SHARD_FORMAT_OLDEST, RD_SHARD_FORMAT_VERSION,
+                     version < RD_SHARD_FORMAT_OLDEST
                          ? " (shards without per-image CRC32C, written by an older rdino-shard): "
                            "rewrite them with rdino-shard --force"
                          : "");
@@ -120,17 +126,43 @@ static rd_status check_column(const rd_h5file *f, const char *name, int64_t num,
     return st;
 }
 
+/* The finding label columns of shard k: shard 0's are the set's, every other shard has the
+ * same, each of num rows. */
+static rd_status check_findings(set_header *h, const rd_h5file *f, int k, int64_t num,
+                                rd_error *err) {
+    int n = 0;
+    char names[RD_MAX_FINDINGS][RD_FINDING_NAME_MAX];
+    rd_status st = shard_list_findings(f, &n, names, err);
+    if (!st && k == 0) {
+        h->nfindings = n;
+        memcpy(h->finding, names, sizeof names);
+    }
+    for (int j = 0; !st && j <= h->nfindings; j++)
+        if (j == h->nfindings ? n != j : j >= n || strcmp(names[j], h->finding[j]) != 0)
+            st = rd_fail(err, RD_EFORMAT,
+                         "%s: its finding label columns (%d) are not shard 0's (%d, from %s): "
+                         "shards of different runs mixed?",
+                         f->path, n, h->nfindings, j < h->nfindings ? h->finding[j] : "-");
+    for (int j = 0; !st && j < n; j++) {
+        char path[RD_FINDING_NAME_MAX + 8];
+        snprintf(path, sizeof path, "/meta/%s", names[j]);
+        st = check_column(f, path, num, NULL, err);
+    }
+    return st;
+}
+
 /* Checks shard k against index.json's entry and the earlier shards; reads its split and CRC32C
  * columns. */
 static rd_status scan_shard(rd_shard_set *s, set_header *h, const index_entry *e,
                             const rd_h5file *f, int k, rd_error *err) {
     int64_t version, index, count, first, num, total, size, depth;
     rd_status st = attr(f, "format_version", &version, err);
-    if (!st && version != RD_SHARD_FORMAT_VERSION)
+    if (!st && !known_version(version))
         return rd_fail(err, RD_EFORMAT,
-                       "%s: format_version %lld; this reader knows %d (rewrite the shards with "
-                       "rdino-shard --force)",
-                       f->path, (long long)version, RD_SHARD_FORMAT_VERSION);
+                       "%s: format_version %lld; this reader knows %d to %d (rewrite the shards "
+                       "with rdino-shard --force)",
+                       f->path, (long long)version, RD_SHARD_FORMAT_OLDEST,
+                       RD_SHARD_FORMAT_VERSION);
     if (!st) st = attr(f, "shard_index", &index, err);
     if (!st) st = attr(f, "shard_count", &count, err);
     if (!st) st = attr(f, "first_row", &first, err);
@@ -183,6 +215,7 @@ static rd_status scan_shard(rd_shard_set *s, set_header *h, const index_entry *e
     h->width_image_id = widths[0], h->width_patient_id = widths[1], h->width_view = widths[2];
     if (!st) st = check_column(f, "/meta/split", num, NULL, err);
     if (!st) st = check_column(f, "/meta/crc32c", num, NULL, err);
+    if (!st) st = check_findings(h, f, k, num, err);
     if (!rd_h5_exists(f, "/meta/source_row")) h->has_source_row = 0;
     if (!st) st = rd_h5_read_rows(f, "/meta/split", RD_H5_U8, 0, num, s->split + first, err);
     if (!st) st = rd_h5_read_rows(f, "/meta/crc32c", RD_H5_U32, 0, num, s->crc32c + first, err);
@@ -299,6 +332,8 @@ rd_status rd_shard_set_open(rd_shard_set *s, const char *dir, int max_open, MPI_
         s->image_size = h.image_size;
         s->bit_depth = h.bit_depth;
         s->has_source_row = h.has_source_row;
+        s->nfindings = h.nfindings;
+        memcpy(s->finding, h.finding, sizeof s->finding);
         s->width_image_id = (size_t)h.width_image_id;
         s->width_patient_id = (size_t)h.width_patient_id;
         s->width_view = (size_t)h.width_view;
@@ -513,6 +548,7 @@ rd_status rd_shard_set_verify_shard(rd_shard_set *s, int k, int block, rd_shard_
     const size_t widths[3] = {s->width_image_id, s->width_patient_id, s->width_view};
     char digest[65];
     st = shard_meta_alloc(&m, num, widths, err);
+    if (!st) st = shard_meta_set_findings(&m, s->nfindings, s->finding, err);
     if (!st) st = shard_meta_read(f, &m, err);
     if (!st) shard_meta_sha256(&m, digest);
     shard_meta_free(&m);

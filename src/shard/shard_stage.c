@@ -119,7 +119,9 @@ rd_status rd_shard_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err) {
             .manifest_sha256 = manifest.sha256,
             .manifest_path = manifest.path,
             .preprocess_yaml = preprocess_yaml,
-            .tool_version = "rdino-shard 0.1"};
+            .tool_version = "rdino-shard 0.1",
+            .nfindings = manifest.nfindings,
+            .finding = manifest.finding};
         rd_info("rdino-shard: %lld images %dx%d at %d bits from %s (sha256 %.16s...) -> %d shards",
                 (long long)manifest.n, manifest.size, manifest.size, bit_depth, manifest.path,
                 manifest.sha256, p.num_shards);

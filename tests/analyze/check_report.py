@@ -8,6 +8,11 @@
         description matches the generator's truth; every plot is a valid PNG the report links
     check_report.py noloss REPORT_DIR
         the report says metrics.jsonl is missing and has no loss plot
+    check_report.py findings REPORT_DIR
+        analysis/findings.yaml on make_study.py's labels: the planted label found and the rare
+        one not estimable; every label's AUROC recomputed from predictions.csv with numpy alone
+        (all positive-negative pairs); the macro AUROC the mean of the labels'; report.md and
+        finding_labels.csv agree with report.json
 Prints nothing and exits 0 when all is well; otherwise prints each problem and exits 1."""
 import csv
 import json
@@ -170,7 +175,7 @@ def recomputed(folder, rep):
             got = {}
             folds = sorted(set(fold))
             w = np.array([(fold == f).sum() for f in folds], dtype=float)
-            if target == "sex":
+            if res["model"] == "logistic":
                 got["auroc"] = np.average([roc_auc_score(y[fold == f], pred[fold == f]) for f in folds],
                                           weights=w)
                 got["accuracy"] = np.mean((pred > 0) == (y == 1))
@@ -185,6 +190,90 @@ def recomputed(folder, rep):
                 want = res["metrics"][m]["estimate"]
                 check(abs(v - want) <= 1e-6 * max(1, abs(want)),
                       f"{target}/{name} {m}: report.json {want}, recomputed {v}")
+
+
+def pair_auroc(y, score):
+    """AUROC by brute force: the share of positive-negative pairs the score orders right, ties
+    counting one half."""
+    pos, neg = score[y == 1], score[y == 0]
+    diff = pos[:, None] - neg[None, :]
+    return ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+
+
+def findings(folder, rep, md):
+    fl = rep.get("finding_labels")
+    check(fl is not None, "report.json has no finding_labels")
+    if fl is None:
+        return
+    labels = [x["label"] for x in fl["labels"]]
+    check(labels == ["finding_noise", "finding_planted"], f"labels {labels}")
+    ne = fl["not_estimable"]
+    check(len(ne) == 1 and ne[0]["label"] == "finding_rare" and
+          "3 positive and" in ne[0]["reason"], f"not estimable: {ne}")
+    with open(os.path.join(folder, "predictions.csv"), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    reps = [r["name"] for r in rep["representations"]]
+    check(any(r.endswith(" kNN") for r in reps), f"no k-NN probes: {reps}")
+    aurocs = {}
+    for lab in fl["labels"]:
+        sel = [r for r in rows if r["target"] == lab["label"]]
+        y = np.array([float(r["y"]) for r in sel])
+        fold = np.array([int(r["fold"]) for r in sel])
+        check(lab["rows"] == len(sel) and lab["positives"] == int(y.sum()), f"counts {lab}")
+        folds = sorted(set(fold))
+        w = np.array([(fold == f).sum() for f in folds], dtype=float)
+        for name in reps:
+            pred = np.array([float(r[name]) for r in sel])
+            got = np.average([pair_auroc(y[fold == f], pred[fold == f]) for f in folds], weights=w)
+            res = result(rep, lab["label"], name)
+            want = res["metrics"]["auroc"] if res else None
+            check(want is not None and abs(got - want["estimate"]) < 1e-9,
+                  f"{lab['label']}/{name}: AUROC {want}, pairs give {got}")
+            aurocs[(lab["label"], name)] = want
+    for m in fl["macro"]:
+        name, iv = m["representation"], m["auroc"]
+        mean = np.mean([aurocs[(lab, name)]["estimate"] for lab in labels])
+        check(m["labels"] == 2 and abs(iv["estimate"] - mean) < 1e-12, f"macro of {name}: {iv}")
+        check(iv["lo"] <= iv["estimate"] <= iv["hi"] and iv["replicates"] > 150,
+              f"macro interval of {name}: {iv}")
+    planted = aurocs[("finding_planted", "trained")]
+    check(planted["lo"] > 0.7, f"trained misses the planted label: {planted}")
+    check(aurocs[("finding_planted", "trained kNN")]["lo"] > 0.6, "k-NN misses the planted label")
+    for name in ("trained", "random-init"):
+        null = aurocs[("finding_noise", name)]
+        check(null["lo"] < 0.5 < null["hi"], f"{name} finds the noise label: {null}")
+    pairs = {(c["a"], c["b"]): c for c in fl["comparisons"]}
+    c = pairs.get(("trained", "random-init"))
+    check(c is not None and c["sentence"].startswith(
+        "trained predicts the finding labels (macro) better than random-init: ΔAUROC"),
+        f"macro comparison: {c}")
+    for c in fl["comparisons"]:
+        check(f"- {c['sentence']}.\n" in md, f"report.md lacks {c['sentence']!r}")
+    # report.md: the table, the macro row, the not-estimable label
+    section = md.split("## Finding labels\n", 1)
+    check(len(section) == 2, "report.md has no Finding labels section")
+    table = section[1].split("\n## ")[0] if len(section) == 2 else ""
+    for lab in fl["labels"]:
+        cells = [interval_text(aurocs[(lab["label"], r)], 3) for r in reps]
+        row = f"| {lab['label']} | {lab['positives']} / {lab['rows']} | " + " | ".join(cells) + " |"
+        check(row in table, f"report.md lacks {row!r}")
+    macro = "| **macro AUROC** (2 labels) | | " + " | ".join(
+        f"**{interval_text(m['auroc'], 3)}**" for m in fl["macro"]) + " |"
+    check(macro in table, f"report.md lacks {macro!r}")
+    check(f"- finding_rare: {ne[0]['reason']} (left out of the macro AUROC)." in table,
+          "report.md lacks the not-estimable label")
+    check("(1 = positive, 0 = negative;" in md, "results header of a finding label")
+    with open(os.path.join(folder, "finding_labels.csv"), newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    check(len(lines) == len(reps) * 4, f"finding_labels.csv: {len(lines)} rows")
+    for line in lines:
+        if line["label"] == "finding_rare":
+            check(line["auroc"] == "" and "positive" in line["note"], f"csv {line}")
+            continue
+        want = (next(m["auroc"] for m in fl["macro"] if m["representation"] == line["representation"])
+                if line["label"] == "macro" else aurocs[(line["label"], line["representation"])])
+        check(abs(float(line["auroc"]) - want["estimate"]) < 1e-8 and
+              abs(float(line["lo"]) - want["lo"]) < 1e-8, f"csv {line} vs {want}")
 
 
 def data_matches(rep, truth):
@@ -238,6 +327,9 @@ def main():
               rep["training_loss"]["bad_lines"] == 1 and
               rep["training_loss"]["terms"] == ["total_loss", "dino_loss", "ibot_loss", "koleo_loss"],
               f"training_loss {rep['training_loss']}")
+    elif mode == "findings":
+        findings(folder, rep, md)
+        recomputed(folder, rep)
     elif mode == "noloss":
         check(not rep["training_loss"]["found"], "training_loss.found should be false")
         check("No training-loss plot" in md and "metrics.jsonl" in md, "report.md should say why")

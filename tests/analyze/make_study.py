@@ -70,6 +70,16 @@ def features(signal, salt):
     return x.astype(np.float32)
 
 
+# Finding labels (int8: 1, 0, -1 unknown) for analysis/findings.yaml: "planted" follows sex
+# (which the trained encoder carries) with 5% of the labels flipped and 10% unknown, "noise" is
+# independent of everything, "rare" has 3 positive images (not estimable).
+g0 = np.random.default_rng(seed + 5)
+planted = np.where(g0.random(n) < 0.05, 1 - sex_true, sex_true)
+FINDINGS = {"finding_planted": np.where(g0.random(n) < 0.10, -1, planted),
+            "finding_noise": (g0.random(n) < 0.3).astype(int),
+            "finding_rare": np.isin(np.arange(n), [3, 50, 100]).astype(int)}
+
+
 def write_meta(f, o):
     g = f.create_group("meta")
     put_strings(g, "image_id", ids[o])
@@ -77,6 +87,8 @@ def write_meta(f, o):
     put_strings(g, "view", views[o])
     for name, col, typ in (("age", age, np.float32), ("sex", sex, np.int8), ("split", splits, np.uint8)):
         g.create_dataset(name, data=col[o].astype(typ))
+    for name, col in FINDINGS.items():
+        g.create_dataset(name, data=col[o].astype(np.int8))
 
 
 def write_embeddings(path, encoder, signal, salt, version=1, drop_last=False, rename_row=None):

@@ -591,14 +591,18 @@ static void pair_sentences_say_who_wins(rd_test *t) {
 
 /* ---- loading a file written with h5store ---- */
 
-static void write_embeddings(rd_test *t, const char *path, int n, int d, int poison_row) {
+/* Finding labels: /meta/finding_b (-1 on every third row, else 0/1) and /meta/finding_thin (one
+ * positive), and /meta/grade, an int8 column of 0..3 (a numeric target), when findings is set. */
+static void write_embeddings(rd_test *t, const char *path, int n, int d, int poison_row,
+                             int findings) {
     rd_error err = {0};
     rd_h5file f;
     CHECK_OK(rd_h5_create(&f, path, MPI_COMM_WORLD, &err), &err);
     int64_t dims[2] = {n, d}, rows = n;
     float *x = malloc(sizeof(float) * n * d), *age = malloc(sizeof(float) * n);
     float *weight = malloc(sizeof(float) * n);
-    int8_t *sex = malloc((size_t)n);
+    int8_t *sex = malloc((size_t)n), *finding_b = malloc((size_t)n);
+    int8_t *finding_thin = malloc((size_t)n), *grade = malloc((size_t)n);
     uint8_t *split = malloc((size_t)n);
     int64_t *row = malloc(sizeof(int64_t) * n); /* bookkeeping columns rdino-embed writes */
     const char **ids = malloc(sizeof(char *) * n), **patients = malloc(sizeof(char *) * n);
@@ -610,6 +614,9 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
         age[i] = i % 7 == 0 ? NAN : 20.0f + (float)i;
         weight[i] = 50.0f + (float)(i % 11);
         sex[i] = (int8_t)(i % 5 == 0 ? -1 : i % 2);
+        finding_b[i] = (int8_t)(i % 3 == 0 ? -1 : i % 2);
+        finding_thin[i] = (int8_t)(i == 3);
+        grade[i] = (int8_t)(i % 4);
         split[i] = (uint8_t)(i % 10 == 0 ? 2 : i % 10 == 1 ? 1 : 0);
         row[i] = i;
         snprintf(idbuf[i], 16, "img%03d", i);
@@ -631,10 +638,16 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
         const char *name;
         rd_h5_type type;
         const void *data;
-    } cols[] = {{"/meta/age", RD_H5_F32, age},        {"/meta/weight", RD_H5_F32, weight},
-                {"/meta/sex", RD_H5_I8, sex},         {"/meta/split", RD_H5_U8, split},
-                {"/meta/source_row", RD_H5_I64, row}, {"/meta/shard_row", RD_H5_I64, row}};
-    for (int k = 0; k < 6; k++) {
+    } cols[] = {{"/meta/age", RD_H5_F32, age},
+                {"/meta/weight", RD_H5_F32, weight},
+                {"/meta/sex", RD_H5_I8, sex},
+                {"/meta/split", RD_H5_U8, split},
+                {"/meta/source_row", RD_H5_I64, row},
+                {"/meta/shard_row", RD_H5_I64, row},
+                {"/meta/finding_b", RD_H5_I8, finding_b},
+                {"/meta/finding_thin", RD_H5_I8, finding_thin},
+                {"/meta/grade", RD_H5_I8, grade}};
+    for (int k = 0; k < (findings ? 9 : 6); k++) {
         CHECK_OK(rd_h5_create_dataset(&f, cols[k].name, cols[k].type, 1, &rows, NULL, 0, &err),
                  &err);
         CHECK_OK(rd_h5_write_rows(&f, cols[k].name, cols[k].type, 0, n, cols[k].data, &err), &err);
@@ -647,6 +660,9 @@ static void write_embeddings(rd_test *t, const char *path, int n, int d, int poi
     free(age);
     free(weight);
     free(sex);
+    free(finding_b);
+    free(finding_thin);
+    free(grade);
     free(split);
     free(row);
     free(ids);
@@ -661,7 +677,7 @@ static void load_h5store_file_with_split_filter(rd_test *t) {
     char path[700];
     snprintf(path, sizeof path, "%s/emb.h5", rd_test_tmpdir(t));
     enum { N = 40, D = 3 };
-    write_embeddings(t, path, N, D, -1);
+    write_embeddings(t, path, N, D, -1, 1);
     char *files[1] = {path};
     rd_analyze_params p;
     memset(&p, 0, sizeof p);
@@ -681,13 +697,16 @@ static void load_h5store_file_with_split_filter(rd_test *t) {
         CHECK(memcmp(data.reps[0].x + D, x + 2 * D, sizeof(float) * D) == 0);
         CHECK(data.reps[0].d == D && strcmp(data.reps[0].encoder, "trained") == 0);
         CHECK(data.reps[0].resolution == 518 && strcmp(data.reps[0].checkpoint, "") == 0);
-        /* auto targets: sex, then the numeric columns but split, source_row and shard_row. */
-        CHECK(data.ntargets == 3);
-        if (data.ntargets == 3) {
+        /* auto targets: sex, then the numeric columns but split, source_row, shard_row and the
+         * finding labels; an int8 column of 0..3 is numeric. */
+        CHECK(data.ntargets == 4);
+        if (data.ntargets == 4) {
             CHECK(strcmp(data.targets[0].name, "sex") == 0 &&
                   data.targets[0].kind == RD_PROBE_LOGISTIC);
             CHECK(strcmp(data.targets[1].name, "age") == 0 &&
-                  strcmp(data.targets[2].name, "weight") == 0);
+                  strcmp(data.targets[2].name, "grade") == 0 &&
+                  data.targets[2].kind == RD_PROBE_RIDGE &&
+                  strcmp(data.targets[3].name, "weight") == 0);
             CHECK(isnan(data.targets[0].y[0]) && data.targets[0].y[1] == 0); /* rows 0, 2 */
             CHECK(isnan(data.targets[1].y[0]) && data.targets[1].y[1] == 22);
         }
@@ -701,21 +720,22 @@ static void load_h5store_file_with_split_filter(rd_test *t) {
     CHECK(strstr(err.msg, "emb.h5") && strstr(err.msg, "/meta/bmi"));
     /* A non-finite feature in a study row: error naming the file and the image. */
     p.ntargets = 0;
-    write_embeddings(t, path, N, D, 12);
+    write_embeddings(t, path, N, D, 12, 1);
     CHECK(rd_analyze_load(&p, &data, &err) == RD_ENUMERIC);
     CHECK_MSG(strstr(err.msg, "emb.h5") && strstr(err.msg, "img012"), "%s", err.msg);
 }
 
-/* The view as a target (AP 1, PA 0, other views unknown) and adjusted targets read through
- * rd_analyze_load: age ~ view is age minus its mean within the view, on rows where both are
- * known; an adjusted target whose raw target is not in the study has raw = -1. */
-static void load_view_and_adjusted_targets(rd_test *t) {
+enum { LOAD_N = 40, LOAD_D = 3 };
+
+/* Writes the test's emb.h5 (LOAD_N rows of LOAD_D dims, finding labels included) and returns
+ * parameters that load its cls features, every split, with the given targets; files[0] is set
+ * to the file's path (path, 700 bytes). */
+static rd_analyze_params load_file(rd_test *t, char *path, char **files, char **targets,
+                                   int ntargets) {
     rd_test_need_mpi();
-    char path[700];
-    snprintf(path, sizeof path, "%s/emb.h5", rd_test_tmpdir(t));
-    enum { N = 40, D = 3 };
-    write_embeddings(t, path, N, D, -1);
-    char *files[1] = {path}, *targets[2] = {"view", "age"};
+    snprintf(path, 700, "%s/emb.h5", rd_test_tmpdir(t));
+    write_embeddings(t, path, LOAD_N, LOAD_D, -1, 1);
+    files[0] = path;
     rd_analyze_params p;
     memset(&p, 0, sizeof p);
     p.embeddings = files;
@@ -723,7 +743,17 @@ static void load_view_and_adjusted_targets(rd_test *t) {
     p.use_cls = 1;
     p.splits = 7;
     p.targets = targets;
-    p.ntargets = 2;
+    p.ntargets = ntargets;
+    return p;
+}
+
+/* The view as a target (AP 1, PA 0, other views unknown) and adjusted targets read through
+ * rd_analyze_load: age ~ view is age minus its mean within the view, on rows where both are
+ * known; an adjusted target whose raw target is not in the study has raw = -1. */
+static void load_view_and_adjusted_targets(rd_test *t) {
+    enum { N = LOAD_N };
+    char path[700], *files[1], *targets[2] = {"view", "age"};
+    rd_analyze_params p = load_file(t, path, files, targets, 2);
     rd_error err = {0};
     CHECK_OK(rd_analyze_parse_adjust("age ~ view, weight ~ sex", &p.adjust, &p.nadjust, &err),
              &err);
@@ -758,6 +788,37 @@ static void load_view_and_adjusted_targets(rd_test *t) {
     free(p.adjust);
 }
 
+/* "findings" in analyze.targets: every /meta/finding_* column, in name order, each a 0/1
+ * target with -1 unknown; one with a single positive is left out as not estimable, with why;
+ * a file without finding labels is an error naming it. */
+static void load_finding_labels(rd_test *t) {
+    enum { N = LOAD_N };
+    char path[700], *files[1], *targets[2] = {"findings", "sex"};
+    rd_analyze_params p = load_file(t, path, files, targets, 2);
+    p.min_per_class = 2;
+    rd_probe_config_default(&p.probe);
+    p.probe.outer_folds = 2;
+    rd_analyze_data data;
+    rd_error err = {0};
+    CHECK_OK(rd_analyze_load(&p, &data, &err), &err);
+    CHECK(data.ntargets == 2 && data.nskipped == 1);
+    if (data.ntargets == 2 && data.nskipped == 1) {
+        const rd_analyze_target *b = &data.targets[0];
+        CHECK(strcmp(b->name, "finding_b") == 0 && b->kind == RD_PROBE_LOGISTIC);
+        CHECK(rd_analyze_is_finding(b) && !rd_analyze_is_finding(&data.targets[1]));
+        for (int i = 0; i < N; i++)
+            CHECK_MSG(i % 3 == 0 ? isnan(b->y[i]) : b->y[i] == i % 2, "row %d: %g", i, b->y[i]);
+        CHECK(strcmp(data.skipped[0].target, "finding_thin") == 0);
+        CHECK_MSG(strstr(data.skipped[0].reason, "not estimable: 1 positive and 39 negative") &&
+                      strstr(data.skipped[0].reason, "at least 2"),
+                  "%s", data.skipped[0].reason);
+    }
+    rd_analyze_data_free(&data);
+    write_embeddings(t, path, N, LOAD_D, -1, 0);
+    CHECK(rd_analyze_load(&p, &data, &err) == RD_EINVAL);
+    CHECK_MSG(strstr(err.msg, "emb.h5 has no /meta/finding_* column"), "%s", err.msg);
+}
+
 static const rd_test_case cases[] = {
     {"area_downsample_block_means", area_downsample_block_means},
     {"area_downsample_fractional_pixels", area_downsample_fractional_pixels},
@@ -776,6 +837,7 @@ static const rd_test_case cases[] = {
     {"pair_sentences_say_who_wins", pair_sentences_say_who_wins},
     {"load_h5store_file_with_split_filter", load_h5store_file_with_split_filter},
     {"load_view_and_adjusted_targets", load_view_and_adjusted_targets},
+    {"load_finding_labels", load_finding_labels},
 };
 
 RD_TEST_MAIN("analyze", cases)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # rdino-analyze end to end on synthetic inputs (tests/analyze/make_study.py): a planted encoder
-# is found and a null one is not, report.md agrees with report.json, the metrics recomputed from
-# predictions.csv agree too, the plots are valid PNGs, 1 and 3 ranks give identical reports, a
-# missing metrics.jsonl is reported, and bad inputs fail with messages naming the files.
+# is found and a null one is not (sex and age; a finding label, analysis/findings.yaml), report.md
+# agrees with report.json, the metrics recomputed from predictions.csv agree too, the plots are
+# valid PNGs, 1 and 3 ranks give identical reports, a missing metrics.jsonl is reported, and bad
+# inputs fail with messages naming the files.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 suite=analyze/app
@@ -150,6 +151,22 @@ elif ! PATH="$T/fakebin:$PATH" RDINO_BIN="$RDINO_BIN" bash "$sbatch_script" "$T/
     rd_fail "$name" "sbatch with a study file: $(tail -3 "$T/slurm_conf.log" | tr '\n' ' ')"
 elif ! grep -q '"target": "view"' "$T/slurm_conf/report.json"; then
     rd_fail "$name" "sbatch ignored the study file"
+else
+    rd_pass "$name"
+fi
+
+# The finding labels (analysis/findings.yaml, with the small settings): linear and k-NN probes
+# of every /meta/finding_* column, the planted label found, the rare one not estimable, each
+# label's AUROC recomputed from predictions.csv by brute force, the macro AUROC their mean,
+# report.md and finding_labels.csv in agreement (tests/analyze/check_report.py findings).
+name=$suite/study_file_findings
+if ! run find 1 --study analysis/findings.yaml; then
+    rd_fail "$name" "$(tail -3 "$T/find.log" | tr '\n' ' ')"
+elif ! $py $check findings "$T/find" >"$T/check.txt" 2>&1; then
+    rd_fail "$name" "$(head -5 "$T/check.txt" | tr '\n' ' ')"
+elif ! grep -q "not analysed: finding_rare: not estimable: 3 positive" "$T/find.log" ||
+    ! grep -q "summary: macro AUROC over 2 finding labels, trained " "$T/find.log"; then
+    rd_fail "$name" "the log lacks the not-estimable label or the macro summary"
 else
     rd_pass "$name"
 fi

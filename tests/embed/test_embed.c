@@ -28,8 +28,11 @@ static const float MEAN = 0.5307f, STD = 0.2583f;
 typedef struct sample {
     rd_shard_image images[N];
     char ids[N][32], patients[N][32];
+    int8_t findings[N][2]; /* FINDINGS: 1, 0, -1 */
     int depth;
 } sample;
+
+static const char FINDINGS[2][RD_FINDING_NAME_MAX] = {"finding_edema", "finding_no_finding"};
 
 static const char *VIEWS[3] = {"PA", "AP", ""};
 
@@ -44,7 +47,10 @@ static void make_sample(sample *s, int depth) {
                                         .file = s->ids[i],
                                         .age = i % 4 == 0 ? NAN : 30.0f + (float)i,
                                         .sex = (int8_t)(i % 3 - 1),
-                                        .source_row = 2 + 3 * i};
+                                        .source_row = 2 + 3 * i,
+                                        .findings = s->findings[i]};
+        s->findings[i][0] = (int8_t)(i % 3 - 1);
+        s->findings[i][1] = (int8_t)(i % 2);
     }
 }
 
@@ -87,7 +93,9 @@ static void write_shards_split(rd_test *t, const char *dir, int depth, double he
                          .manifest_sha256 = "00",
                          .manifest_path = "manifest.csv",
                          .preprocess_yaml = "",
-                         .tool_version = "test_embed"};
+                         .tool_version = "test_embed",
+                         .nfindings = 2,
+                         .finding = FINDINGS};
     rd_shard_stats stats;
     rd_error err = {0};
     CHECK_OK(rd_shard_write_all(&p, s.images, N, load_image, &s, MPI_COMM_WORLD, &stats, &err),
@@ -400,7 +408,8 @@ static void resolution_change(rd_test *t) {
     rd_params_free(&fx.set);
 }
 
-/* Rows with a split in the mask, in shard order, with every /meta column of the shards. */
+/* Rows with a split in the mask, in shard order, with every /meta column of the shards (the
+ * finding labels too). */
 static void meta_rows_match_shards(rd_test *t) {
     fixture fx;
     if (!setup(t, &fx, 16, 7)) return;
@@ -425,6 +434,15 @@ static void meta_rows_match_shards(rd_test *t) {
     int8_t sex[N];
     uint8_t split[N];
     int64_t source_row[N], shard_row[N];
+    int8_t findings[2][N];
+    for (int k = 0; k < 2; k++) {
+        char name[2 * RD_FINDING_NAME_MAX + 8], *meaning = NULL;
+        snprintf(name, sizeof name, "/meta/%s", FINDINGS[k]);
+        CHECK_OK(rd_h5_read_rows(&f, name, RD_H5_I8, 0, n, findings[k], &err), &err);
+        CHECK_OK(rd_h5_get_attr_str(&f, name, "meaning", &meaning, &err), &err);
+        CHECK(meaning && strcmp(meaning, RD_FINDING_MEANING) == 0);
+        free(meaning);
+    }
     CHECK_OK(rd_h5_read_strings(&f, "/meta/image_id", 0, n, ids[0], 64, &err), &err);
     CHECK_OK(rd_h5_read_strings(&f, "/meta/patient_id", 0, n, patients[0], 64, &err), &err);
     CHECK_OK(rd_h5_read_strings(&f, "/meta/view", 0, n, views[0], 64, &err), &err);
@@ -443,6 +461,13 @@ static void meta_rows_match_shards(rd_test *t) {
         int8_t want_sex;
         uint8_t want_split;
         int64_t want_source;
+        int8_t want_findings[2];
+        CHECK_OK(
+            rd_h5_read_rows(&g, "/meta/finding_edema", RD_H5_I8, local, 1, &want_findings[0], &err),
+            &err);
+        CHECK_OK(rd_h5_read_rows(&g, "/meta/finding_no_finding", RD_H5_I8, local, 1,
+                                 &want_findings[1], &err),
+                 &err);
         CHECK_OK(rd_h5_read_strings(&g, "/meta/image_id", local, 1, want_id, 64, &err), &err);
         CHECK_OK(rd_h5_read_strings(&g, "/meta/patient_id", local, 1, want_patient, 64, &err),
                  &err);
@@ -461,6 +486,10 @@ static void meta_rows_match_shards(rd_test *t) {
         CHECK((isnan(age[i]) && isnan(want_age)) || age[i] == want_age);
         CHECK(sex[i] == want_sex && split[i] == want_split && (mask & (1u << split[i])));
         CHECK(source_row[i] == want_source && shard_row[i] == rows[i]);
+        CHECK_MSG(findings[0][i] == want_findings[0] && findings[1][i] == want_findings[1],
+                  "row %lld: findings %d %d, shard row %lld has %d %d", (long long)i,
+                  findings[0][i], findings[1][i], (long long)rows[i], want_findings[0],
+                  want_findings[1]);
     }
     /* the 16-bit images went through the /65535 path: compare with a forward on them */
     float *cls = read_features(t, output, "/cls", n, 40);

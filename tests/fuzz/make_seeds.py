@@ -36,8 +36,9 @@ rgb = Image.fromarray(rng.integers(0, 256, (5, 5, 3), dtype=np.uint8), "RGB")
 png("palette2.png", rgb.convert("P", palette=Image.ADAPTIVE, colors=4), bits=2)
 png("palette8.png", rgb.convert("P"))
 
-# metadata: the first byte picks the dialect (0 nih, 1 chexpert, 2 padchest, 3 mimic, 4 generic);
-# mimic's patients.csv follows a NUL byte.
+# metadata: the first byte picks the dialect (its value modulo 5: 0 nih, 1 chexpert, 2 padchest,
+# 3 mimic, 4 generic) and the finding label policy and columns (fuzz_metadata.c); mimic's
+# patients.csv follows a NUL byte, its findings CSV another.
 NIH = (b"Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
        b"View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]")
 write("metadata/nih_2017.csv", b"\x00\xEF\xBB\xBF" + NIH + b",\r\n"
@@ -66,6 +67,24 @@ write("metadata/mimic.csv", b"\x03dicom_id,subject_id,study_id,PerformedProcedur
       b"10000764,M,86,2132,2014 - 2016,\n10000032,F,52,2180,2014 - 2016,2180-09-09\nbad,M,x,y,,\n")
 write("metadata/generic.csv", b"\x04image,patient,age,sex,extra\na/1.png,P1,45,F,x\n"
       b"\"b/2,3.png\",P2,,m,\"quoted \"\"y\"\"\"\nc.png,,200,?,\n")
+# finding labels: every cell value and NIH spelling, under the other policies (U-Ones, blank
+# unknown: first byte 5 * 2 + 15 = 25 + dialect)
+write("metadata/findings_nih.csv", b"\x19" + NIH + b"\n"
+      b"a.png,Effusion|pleural thickening| Hernia ,0,1,50,M,PA,1,1,1,1\n"
+      b"b.png,Pneumonia|Covid-19,0,2,50,F,AP,1,1,1,1\nc.png,,0,3,50,F,AP,1,1,1,1\n")
+write("metadata/findings_chexpert.csv", b"\x1aPath,Sex,Age,Frontal/Lateral,AP/PA,No Finding,"
+      b"Cardiomegaly,Edema,Pleural Effusion\n"
+      b"train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,1.0,,,\n"
+      b"train/patient00002/study1/view1_frontal.jpg,Male,70,Frontal,PA,,1.0,-1.0,0.0\n"
+      b"train/patient00003/study1/view1_frontal.jpg,Male,70,Frontal,PA,,-1,1,maybe\n")
+write("metadata/findings_mimic.csv", b"\x08dicom_id,subject_id,study_id,ViewPosition,StudyDate\n"
+      b"a1,10000032,50414267,PA,21800506\nb1,10000032,53189527,AP,21810101\n"
+      b"c1,10000032,56699142,AP,21820101\n"
+      b"\x00subject_id,gender,anchor_age,anchor_year\n10000032,F,52,2180\n"
+      b"\x00subject_id,study_id,Atelectasis,Cardiomegaly,No Finding,Pneumothorax\n"
+      b"10000032,50414267,,,1.0,\n10000032,53189527,-1.0,1.0,,0.0\n10000032,x,1.0,,,\n")
+write("metadata/findings_generic.csv", b"\x22image,patient,age,sex,label\n"
+      b"a.png,P1,45,F,1\nb.png,P2,50,M,-1.0\nc.png,P3,55,M,\nd.png,P4,60,F,yes\n")
 
 # config: YAML, then after a NUL byte one key=value override per line
 write("config/pretrain.yaml", b"data:\n  output_dir: out\n  format: nih\npretrain:\n"
@@ -79,6 +98,9 @@ write("config/flow.yaml", b"{data: {output_dir: \"a b\", format: generic}, "
 write("manifest/manifest.csv", b"image_id,file,patient_id,age,sex,view,width,height,source_row\n"
       b"img1,images/img1.png,p1,58.5,M,PA,64,64,2\n\"img,2\",images/img2.png,p2,,F,AP,64,64,3\n"
       b"img3,images/img3.png,p3,40,,,64,64,5\n")
+write("manifest/findings.csv", b"image_id,file,patient_id,age,sex,view,width,height,source_row,"
+      b"finding_mass,finding_no_finding\nimg1,images/img1.png,p1,58.5,M,PA,64,64,2,1,0\n"
+      b"img2,images/img2.png,p2,,F,AP,64,64,3,,1\nimg3,images/img3.png,p3,40,,,64,64,5,0,\n")
 write("manifest/no_source_row.csv",
       b"file,image_id,patient_id,age,sex,view,width,height\nx.png,x,p,,,,8,8\n")
 

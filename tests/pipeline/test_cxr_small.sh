@@ -4,9 +4,11 @@
 # -> rdino-shard -> rdino-pretrain (a tiny ViT) -> rdino-embed of the trained checkpoint and of a
 # random initialisation -> rdino-analyze. Checks what each stage hands on: every input accounted
 # for, every kept image in the shards, a finite logged loss for every step, one embedding row per
-# image, a report with plots and results for every encoder. It does not ask the trained encoder to
-# beat the baselines (at 64 px and a few dozen steps it does not); it prints the report's summary
-# lines so that a reader of the log sees them. Under the sanitizers pretraining runs fewer steps.
+# image, NIH's finding labels unchanged in the manifest, the shards and the embeddings, a report
+# with plots and results for every encoder, and the finding labels study (analysis/findings.yaml).
+# It does not ask the trained encoder to beat the baselines (at 64 px and a few dozen steps it
+# does not); it prints the report's summary lines so that a reader of the log sees them. Under
+# the sanitizers pretraining runs fewer steps.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 suite=pipeline/cxr_small
@@ -56,6 +58,17 @@ json() { $py -c 'import json, sys; d = json.load(open(sys.argv[1])); print(*map(
 # rows FILE DATASET: the first dimension of an HDF5 dataset; dims FILE DATASET: all of them.
 dims() { h5ls "$1/$2" | sed -n 's/.*Dataset {\([^}]*\)}.*/\1/p' | tr -d ' '; }
 rows() { dims "$1" "$2" | cut -d, -f1; }
+# py_check NAME ARGS...: the Python check on stdin, run with ARGS, prints its problems (nothing
+# when all is well): PASS or FAIL NAME.
+py_check() {
+    local name=$1 problems status
+    shift
+    problems=$($py - "$@" 2>&1)
+    status=$?
+    if [ $status != 0 ] || [ -n "$problems" ]; then
+        rd_fail "$name" "$(echo "$problems" | tail -n 3 | tr '\n' ' ')"
+    else rd_pass "$name"; fi
+}
 # resolved KEY: a key's value in the resolved configuration (last path component, unique).
 resolved() {
     "$RDINO_BIN/rdino-pretrain" --config "$config" "${common[@]}" --print-config 2>/dev/null |
@@ -156,6 +169,50 @@ for name in trained random-init; do
     else rd_fail "$suite/embed_${name}_one_row_per_image" "$E: $why"; fi
 done
 
+# ---- the finding labels: metadata CSV -> manifest -> shards -> both embedding files ----
+# The truth from the CSV itself (NIH's "Finding Labels", pipe-separated; "No Finding" lists
+# none), against every copy the stages make, row by row and by image id.
+name=$suite/finding_labels_through_manifest_shards_embeddings
+if ! $py -c 'import h5py, numpy' 2>/dev/null; then
+    rd_skip "$name" "/usr/bin/python3 lacks h5py or numpy (scripts/install-deps.sh)"
+else
+    py_check "$name" "$nih/metadata.csv" "$P/manifest.csv" "$out/shards" "$out/embeddings" <<'EOF'
+import csv, json, os, sys
+import h5py, numpy as np
+meta, manifest, shards, embeddings = sys.argv[1:]
+NIH = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+       "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening",
+       "Hernia"]
+names = ["finding_" + x.lower() for x in NIH]
+with open(meta) as fh:
+    truth = {line.split(",")[0]: [int(x in line.split(",")[1].split("|")) for x in NIH]
+             for line in fh.read().splitlines()[1:]}
+problems = []
+rows = list(csv.DictReader(open(manifest, newline="")))
+if [c for c in rows[0] if c.startswith("finding_")] != names:
+    problems.append(f"manifest finding columns {list(rows[0])}")
+bad = [r["image_id"] for r in rows if [int(r[c]) for c in names] != truth[r["image_id"]]]
+if bad:
+    problems.append(f"manifest labels differ for {len(bad)} images, e.g. {bad[:3]}")
+def labels(f, what):
+    ids = f["meta/image_id"].asstr()[:]
+    cols = np.stack([f["meta/" + c][:] for c in names], axis=1)
+    for c in names:
+        if f["meta/" + c].dtype != np.int8 or "meaning" not in f["meta/" + c].attrs:
+            problems.append(f"{what}: meta/{c} is not int8 with a meaning")
+    wrong = [i for i, row in zip(ids, cols) if list(row) != truth[i]]
+    if wrong:
+        problems.append(f"{what}: labels differ for {len(wrong)} images, e.g. {wrong[:3]}")
+    return len(ids)
+index = json.load(open(os.path.join(shards, "index.json")))
+n = sum(labels(h5py.File(os.path.join(shards, s["file"]), "r"), s["file"]) for s in index["shards"])
+for e in ("trained.h5", "random-init.h5"):
+    if labels(h5py.File(os.path.join(embeddings, e), "r"), e) != n:
+        problems.append(f"{e}: not one row per shard row")
+print("; ".join(problems))
+EOF
+fi
+
 # ---- rdino-analyze: the report, its plots, results for every encoder and target ----
 stage analyze analyze
 R=$out/report
@@ -192,6 +249,34 @@ if [ $status != 0 ] || [ -n "$problems" ] || [ ! -s "$R/report.md" ]; then
     rd_fail "$suite/report_has_trained_random_pixels_for_sex_and_age" \
         "$(echo "${problems:-no report.md}" | tail -n 3 | tr '\n' ' ')"
 else rd_pass "$suite/report_has_trained_random_pixels_for_sex_and_age"; fi
+
+# ---- the finding labels study (analysis/findings.yaml, fewer resamples): a result for every
+# estimable label and probe, Hernia (one positive image) not estimable, the macro AUROC ----
+stage analyze-findings analyze --study analysis/findings.yaml analyze.output_dir="$out/findings" \
+    analyze.bootstrap=200 analyze.lambdas_per_decade=1
+py_check "$suite/findings_study" "$out/findings/report.json" <<'EOF'
+import json, math, sys
+rep = json.load(open(sys.argv[1]))
+fl = rep["finding_labels"]
+labels = [x["label"] for x in fl["labels"]]
+skipped = {x["label"]: x["reason"] for x in fl["not_estimable"]}
+problems = []
+if len(labels) + len(skipped) != 14 or "finding_hernia" not in skipped:
+    problems.append(f"labels {labels}, not estimable {skipped}")
+if not skipped.get("finding_hernia", "").startswith("not estimable: 1 positive and"):
+    problems.append(f"hernia: {skipped.get('finding_hernia')}")
+reps = [r["name"] for r in rep["representations"]]
+for lab in labels:
+    for r in reps:
+        got = [x for x in rep["results"] if x["target"] == lab and x["representation"] == r]
+        if not got or not math.isfinite(got[0]["metrics"]["auroc"]["estimate"]):
+            problems.append(f"no AUROC for {lab} / {r}")
+macro = {m["representation"]: m["auroc"] for m in fl["macro"]}
+if sorted(macro) != sorted(reps) or not all(m["lo"] <= m["estimate"] <= m["hi"] for m in macro.values()):
+    problems.append(f"macro {macro}")
+print("; ".join(problems))
+EOF
+grep '^summary: macro AUROC' "$T/analyze-findings.log"
 
 if ! command -v gnuplot >/dev/null; then
     rd_skip "$suite/report_plots" "gnuplot is not installed (gnuplot-nox): no plots"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "harness.h"
+#include "probe/probe_internal.h"
 #include "probe_test_util.h"
 #include "rdino/probe.h"
 
@@ -245,11 +246,142 @@ static void paired_comparison_of_encoders(rd_test *t) {
     synth_study_free(&s);
 }
 
+/* The joint resample of rd_probe_macro_ci written out: replicate b draws the study's patients
+ * from the bootstrap stream of b, each task scores its rows with their patients' counts. */
+static double brute_macro(const rd_probe_task *tasks, double *const *pred, double *const *pred_b,
+                          int ntasks, const int *group, int ngroups, uint64_t b) {
+    double *count = calloc((size_t)ngroups, sizeof *count), sum = 0.0;
+    double w[4 * MAX_ROWS], m[RD_PROBE_NMETRICS], o[RD_PROBE_NMETRICS];
+    rd_rng rng;
+    probe_bootstrap_rng(tasks[0].cfg.seed, b, &rng);
+    for (int draw = 0; draw < ngroups; draw++) count[rd_rng_randint(&rng, 0, ngroups - 1)] += 1;
+    rd_error err;
+    for (int i = 0; i < ntasks; i++) {
+        for (int k = 0; k < tasks[i].nrows; k++) w[k] = count[group[tasks[i].row[k]]];
+        rd_probe_oof_metrics(&tasks[i], NULL, pred[i], w, m, &err);
+        if (pred_b) rd_probe_oof_metrics(&tasks[i], NULL, pred_b[i], w, o, &err);
+        sum += m[RD_PROBE_AUROC] - (pred_b ? o[RD_PROBE_AUROC] : 0.0);
+    }
+    free(count);
+    return sum / ntasks;
+}
+
+/* Macro AUROC: the mean of the labels' AUROCs, its interval the percentiles of the joint
+ * patient resamples written out here (with unknown labels on some rows, and as a paired
+ * difference); with every label known on every row, replicate b of the macro is the mean of
+ * replicate b of each label's own interval (rd_probe_bootstrap_weights). */
+static void macro_auroc_is_the_mean_over_joint_resamples(rd_test *t) {
+    synth_study s;
+    synth_study_make(&s, 90, 6, 1.0, 41);
+    enum { L = 3, B = 200 };
+    int group[4 * MAX_ROWS], ngroups = s.npatients;
+    double y[L][4 * MAX_ROWS];
+    for (int i = 0; i < s.n; i++) {
+        group[i] = (s.group[i] - 1000) / 7; /* patients 0..npatients-1 */
+        y[0][i] = isnan(s.sex[i]) ? (double)(i % 2) : s.sex[i];
+        y[1][i] = isnan(s.age[i]) ? 0.0 : s.age[i] > 55;
+        y[2][i] = i % 7 == 0 ? NAN : (double)((i * 37) % 3 == 0); /* some unknown, noise */
+    }
+    float *noise = malloc(sizeof(float) * s.n * s.d);
+    rd_rng rng;
+    rd_rng_init(&rng, 5, RD_RNG_TEST, 0, 0, 0);
+    for (int i = 0; i < s.n * s.d; i++) noise[i] = (float)rd_rng_normal(&rng);
+    rd_probe_config cfg = perm_config(8, 0);
+    cfg.bootstrap = B;
+    rd_probe_task tasks[2][L];
+    rd_probe_result res[2][L];
+    rd_error err;
+    for (int r = 0; r < 2; r++) {
+        for (int l = 0; l < L; l++)
+            CHECK_OK(rd_probe_task_init(&tasks[r][l], RD_PROBE_LOGISTIC, r ? noise : s.x, s.n, s.d,
+                                        y[l], group, &cfg, &err),
+                     &err);
+        CHECK_OK(rd_probe_run(MPI_COMM_NULL, tasks[r], L, res[r], &err), &err);
+    }
+    if (t->failures) return;
+    double *pred[2][L], reps[B];
+    for (int r = 0; r < 2; r++)
+        for (int l = 0; l < L; l++) pred[r][l] = res[r][l].pred;
+    const rd_probe_task *tp[L] = {&tasks[0][0], &tasks[0][1], &tasks[0][2]};
+    for (int paired = 0; paired < 2; paired++)
+        for (int nl = 2; nl <= L; nl++) { /* 2: every row known; 3: one label with unknowns */
+            rd_probe_interval iv;
+            CHECK_OK(rd_probe_macro_ci(MPI_COMM_NULL, tp, (const double *const *)pred[0],
+                                       paired ? (const double *const *)pred[1] : NULL, nl, group,
+                                       ngroups, RD_PROBE_AUROC, &iv, &err),
+                     &err);
+            double mean = 0.0;
+            for (int l = 0; l < nl; l++)
+                mean += res[0][l].metric[RD_PROBE_AUROC].estimate -
+                        (paired ? res[1][l].metric[RD_PROBE_AUROC].estimate : 0.0);
+            CHECK_NEAR(iv.estimate, mean / nl, 1e-12);
+            for (int b = 0; b < B; b++)
+                reps[b] = brute_macro(tasks[0], pred[0], paired ? pred[1] : NULL, nl, group,
+                                      ngroups, (uint64_t)b);
+            CHECK(iv.replicates == B);
+            CHECK_NEAR(iv.lo, rd_probe_quantile(reps, B, 0.025), 1e-12);
+            CHECK_NEAR(iv.hi, rd_probe_quantile(reps, B, 0.975), 1e-12);
+        }
+    /* every row known: the macro replicate is the mean of the labels' own replicates */
+    double w[4 * MAX_ROWS], m[RD_PROBE_NMETRICS];
+    for (int b = 0; b < 20; b++) {
+        double mean = 0.0;
+        for (int l = 0; l < 2; l++) {
+            rd_probe_bootstrap_weights(&tasks[0][l], (uint64_t)b, w);
+            rd_probe_oof_metrics(&tasks[0][l], NULL, pred[0][l], w, m, &err);
+            mean += m[RD_PROBE_AUROC] / 2;
+        }
+        CHECK_NEAR(brute_macro(tasks[0], pred[0], NULL, 2, group, ngroups, (uint64_t)b), mean,
+                   1e-12);
+    }
+    rd_probe_interval iv;
+    CHECK(rd_probe_macro_ci(MPI_COMM_NULL, tp, (const double *const *)pred[0], NULL, 0, group,
+                            ngroups, RD_PROBE_AUROC, &iv, &err) == RD_EINVAL);
+    CHECK(rd_probe_macro_ci(MPI_COMM_NULL, tp, (const double *const *)pred[0], NULL, 2, group,
+                            ngroups, RD_PROBE_R2, &iv, &err) == RD_EINVAL);
+    for (int r = 0; r < 2; r++)
+        for (int l = 0; l < L; l++) {
+            rd_probe_result_free(&res[r][l]);
+            rd_probe_task_free(&tasks[r][l]);
+        }
+    free(noise);
+    synth_study_free(&s);
+}
+
+/* A 0/1 target is estimable with min_per_class images of each class and both classes in every
+ * outer fold; otherwise the reason says which. */
+static void binary_check_names_the_reason(rd_test *t) {
+    enum { P = 40, R = 2 * P };
+    double y[R];
+    int group[R];
+    char why[256];
+    rd_error err;
+    rd_probe_config cfg;
+    rd_probe_config_default(&cfg);
+    for (int i = 0; i < R; i++) group[i] = 3 * (i / 2) + 11, y[i] = (i / 2) % 2;
+    CHECK_OK(rd_probe_binary_check(y, R, group, &cfg, 5, why, sizeof why, &err), &err);
+    CHECK_MSG(why[0] == '\0', "balanced target: %s", why);
+    /* 5 positive images of 3 patients: at most 3 of the 5 folds hold one */
+    for (int i = 0; i < R; i++) y[i] = i < 5 ? 1 : 0;
+    CHECK_OK(rd_probe_binary_check(y, R, group, &cfg, 5, why, sizeof why, &err), &err);
+    CHECK_MSG(strstr(why, "holds no positive image (5 positive of 80 known, 40 patients)"), "%s",
+              why);
+    CHECK_OK(rd_probe_binary_check(y, R, group, &cfg, 6, why, sizeof why, &err), &err);
+    CHECK_MSG(strstr(why, "5 positive and 75 negative images") && strstr(why, "at least 6"), "%s",
+              why);
+    /* unknown rows do not count; 4 patients cannot fill 5 folds */
+    for (int i = 0; i < R; i++) y[i] = i < 8 ? (double)(i % 2) : NAN;
+    CHECK_OK(rd_probe_binary_check(y, R, group, &cfg, 2, why, sizeof why, &err), &err);
+    CHECK_MSG(strstr(why, "4 patients with a known label; 5 outer folds"), "%s", why);
+}
+
 static const rd_test_case cases[] = {
     {"bootstrap_intervals_cover_true_values", bootstrap_intervals_cover_true_values},
     {"permutation_pvalues_uniform_under_null", permutation_pvalues_uniform_under_null},
     {"permutation_pvalue_minimal_under_strong_signal",
      permutation_pvalue_minimal_under_strong_signal},
     {"paired_comparison_of_encoders", paired_comparison_of_encoders},
+    {"macro_auroc_is_the_mean_over_joint_resamples", macro_auroc_is_the_mean_over_joint_resamples},
+    {"binary_check_names_the_reason", binary_check_names_the_reason},
 };
 RD_TEST_MAIN("probe/inference", cases)

@@ -50,7 +50,8 @@ def layout(shards, pre, val_fraction, test_fraction):
     with open(os.path.join(pre, "manifest.csv"), "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
     index, files = shard_files(shards)
-    check(index["format_version"] == 2 and index["num_images"] == len(rows), "index header")
+    check(index["format_version"] == 3 and index["num_images"] == len(rows), "index header")
+    findings = sorted(c for c in rows[0] if c.startswith("finding_")) if rows else []
     check(sorted(os.listdir(shards)) == sorted(["index.json"] + [os.path.basename(f) for f in files]),
           f"unexpected files in {shards}: {os.listdir(shards)}")
     row, split_of = 0, {}
@@ -64,7 +65,7 @@ def layout(shards, pre, val_fraction, test_fraction):
                 check(isinstance(f.attrs[name], np.int64), f"{path}: attribute {name} type")
             for name in STR_ATTRS:
                 check(isinstance(f.attrs[name], str), f"{path}: attribute {name} not str")
-            want = {"format_version": 2, "shard_index": k, "shard_count": len(files),
+            want = {"format_version": 3, "shard_index": k, "shard_count": len(files),
                     "num_images": n, "first_row": row, "total_images": len(rows)}
             for name, value in want.items():
                 check(f.attrs[name] == value, f"{path}: {name} = {f.attrs[name]}, want {value}")
@@ -88,6 +89,11 @@ def layout(shards, pre, val_fraction, test_fraction):
             age, sex = f["meta/age"][:], f["meta/sex"][:]
             split, source = f["meta/split"][:], f["meta/source_row"][:]
             crcs = f["meta/crc32c"][:]
+            check(sorted(m for m in f["meta"] if m.startswith("finding_")) == findings,
+                  f"{path}: finding label columns {list(f['meta'])}, manifest {findings}")
+            labels = {c: f["meta/" + c][:] for c in findings if c in f["meta"]}
+            for c, v in labels.items():
+                check(v.dtype == np.int8 and "meaning" in f["meta/" + c].attrs, f"{path}: meta/{c}")
             for i in range(n):
                 m = rows[row + i]
                 where = f"{path} row {i}"
@@ -97,6 +103,8 @@ def layout(shards, pre, val_fraction, test_fraction):
                       (m["age"] != "" and age[i] == np.float32(float(m["age"]))), f"{where}: age")
                 check(sex[i] == {"M": 1, "F": 0, "": -1}[m["sex"]], f"{where}: sex")
                 check(source[i] == int(m["source_row"]), f"{where}: source_row")
+                check(all(v[i] == {"1": 1, "0": 0, "": -1}[m[c]] for c, v in labels.items()),
+                      f"{where}: finding labels")
                 pixels = np.asarray(Image.open(os.path.join(pre, m["file"])))
                 check(np.array_equal(images[i], pixels), f"{where}: pixels differ from {m['file']}")
                 check(int(crcs[i]) == crc32c(images[i].astype(images.dtype.newbyteorder("<")).tobytes()),

@@ -315,6 +315,75 @@ static void shard_count_and_bad_params(rd_test *t) {
           RD_EINVAL);
 }
 
+/* Finding label columns: written with their meaning, read back through the reader (names in
+ * order, values per row), covered by the metadata digest (rd_shard_set_verify_shard; a rerun
+ * with other labels rewrites every shard); names out of order are refused. */
+static void finding_columns_written_read_and_verified(rd_test *t) {
+    rd_test_need_mpi();
+    const char *dir = rd_test_tmpdir(t);
+    sample s;
+    make_sample(&s, 8);
+    static const char names[2][RD_FINDING_NAME_MAX] = {"finding_effusion", "finding_mass"};
+    int8_t labels[N][2];
+    for (int i = 0; i < N; i++) {
+        labels[i][0] = (int8_t)(i % 3 - 1);
+        labels[i][1] = (int8_t)(i % 2);
+        s.images[i].findings = labels[i];
+    }
+    rd_shard_params p = params_in(dir, 8);
+    p.nfindings = 2;
+    p.finding = names;
+    rd_shard_stats stats;
+    rd_error err = {0};
+    CHECK_OK(
+        rd_shard_write_all(&p, s.images, N, load_from_memory, &s, MPI_COMM_WORLD, &stats, &err),
+        &err);
+    check_shards(t, dir, &s, &p);
+    rd_shard_set set;
+    CHECK_OK(rd_shard_set_open(&set, dir, 2, MPI_COMM_WORLD, &err), &err);
+    if (t->failures) return;
+    CHECK(set.nfindings == 2 && strcmp(set.finding[0], "finding_effusion") == 0 &&
+          strcmp(set.finding[1], "finding_mass") == 0);
+    int8_t got[2][N];
+    CHECK_OK(rd_shard_set_read(&set, "/meta/finding_effusion", RD_H5_I8, 0, N, got[0], &err), &err);
+    CHECK_OK(rd_shard_set_read(&set, "/meta/finding_mass", RD_H5_I8, 0, N, got[1], &err), &err);
+    for (int i = 0; i < N; i++)
+        CHECK_MSG(got[0][i] == labels[i][0] && got[1][i] == labels[i][1], "row %d: %d %d", i,
+                  got[0][i], got[1][i]);
+    for (int k = 0; k < set.count; k++) {
+        int64_t bad = -1;
+        CHECK_OK(rd_shard_set_verify_shard(&set, k, 4, NULL, NULL, &bad, &err), &err);
+        CHECK(bad == 0);
+    }
+    rd_shard_set_close(&set);
+    char path[700];
+    rd_shard_path(path, sizeof path, dir, 0);
+    rd_h5file f;
+    char *meaning = NULL;
+    CHECK_OK(rd_h5_open(&f, path, MPI_COMM_SELF, &err), &err);
+    CHECK_OK(rd_h5_get_attr_str(&f, "/meta/finding_mass", "meaning", &meaning, &err), &err);
+    CHECK(meaning && strcmp(meaning, RD_FINDING_MEANING) == 0);
+    free(meaning);
+    rd_h5_close(&f);
+
+    CHECK_OK(
+        rd_shard_write_all(&p, s.images, N, load_from_memory, &s, MPI_COMM_WORLD, &stats, &err),
+        &err);
+    CHECK(stats.shards_skipped == 3);
+    labels[N - 1][1] ^= 1; /* in shard 2 only */
+    CHECK_OK(
+        rd_shard_write_all(&p, s.images, N, load_from_memory, &s, MPI_COMM_WORLD, &stats, &err),
+        &err);
+    CHECK_MSG(stats.shards_skipped == 2 && stats.shards_written == 1, "skipped %d, written %d",
+              stats.shards_skipped, stats.shards_written);
+
+    static const char unordered[2][RD_FINDING_NAME_MAX] = {"finding_mass", "finding_effusion"};
+    p.finding = unordered;
+    CHECK(rd_shard_write_all(&p, s.images, N, load_from_memory, &s, MPI_COMM_WORLD, &stats, &err) ==
+          RD_EINVAL);
+    CHECK_MSG(strstr(err.msg, "name order"), "message: %s", err.msg);
+}
+
 static void write_file(const char *path, const char *text) {
     FILE *fp = fopen(path, "w");
     if (fp) fputs(text, fp), fclose(fp);
@@ -343,6 +412,28 @@ static void manifest_read_and_errors(rd_test *t) {
         CHECK(strcmp(m.images[1].patient_id, "") == 0 && strcmp(m.images[1].view, "") == 0);
     }
     rd_shard_manifest_free(&m);
+
+    /* finding label columns: in name order whatever the header's, 1 / 0 / empty = unknown */
+    write_file(path, "image_id,file,patient_id,age,sex,view,width,height,source_row,finding_mass,"
+                     "finding_effusion\na.png,images/a.png,P1,,,,8,8,2,1,\n"
+                     "b.png,images/b.png,P2,,,,8,8,3,0,1\n");
+    CHECK_OK(rd_shard_manifest_read(dir, &m, &err), &err);
+    CHECK(m.n == 2 && m.nfindings == 2);
+    if (m.n == 2 && m.nfindings == 2) {
+        CHECK(strcmp(m.finding[0], "finding_effusion") == 0);
+        CHECK(strcmp(m.finding[1], "finding_mass") == 0);
+        CHECK(m.images[0].findings[0] == -1 && m.images[0].findings[1] == 1);
+        CHECK(m.images[1].findings[0] == 1 && m.images[1].findings[1] == 0);
+    }
+    rd_shard_manifest_free(&m);
+    write_file(path, "image_id,file,patient_id,age,sex,view,width,height,source_row,finding_x\n"
+                     "a.png,images/a.png,P1,,,,8,8,2,yes\n");
+    CHECK(rd_shard_manifest_read(dir, &m, &err) == RD_EFORMAT);
+    CHECK_MSG(strstr(err.msg, "line 2: finding_x 'yes'"), "message: %s", err.msg);
+    write_file(path, "image_id,file,patient_id,age,sex,view,width,height,source_row,finding_X\n"
+                     "a.png,images/a.png,P1,,,,8,8,2,1\n");
+    CHECK(rd_shard_manifest_read(dir, &m, &err) == RD_EFORMAT);
+    CHECK_MSG(strstr(err.msg, "'finding_X'"), "message: %s", err.msg);
 
     const struct {
         const char *rows, *needle;
@@ -457,6 +548,7 @@ static const rd_test_case cases[] = {
      splits_are_by_patient_with_the_right_fractions},
     {"shard_count_and_bad_params", shard_count_and_bad_params},
     {"manifest_read_and_errors", manifest_read_and_errors},
+    {"finding_columns_written_read_and_verified", finding_columns_written_read_and_verified},
 };
 
 RD_TEST_MAIN("shard/shard", cases)

@@ -168,7 +168,7 @@ damaged index_digest_named \
     "$py -c 'import json; i = json.load(open(\"index.json\")); i[\"shards\"][2][\"meta_sha256\"] = \"0\" * 64; json.dump(i, open(\"index.json\", \"w\"))'" \
     "shard-00002.h5: the SHA-256 of its /meta datasets"
 damaged old_format_refused \
-    "sed -i 's/\"format_version\": 2/\"format_version\": 1/' index.json" \
+    "sed -i 's/\"format_version\": 3/\"format_version\": 1/' index.json" \
     "format_version 1.*rdino-shard --force"
 rm -rf "$T/dmg"
 
