@@ -25,13 +25,18 @@ rd_status rd_mkdir_p(const char *path, rd_error *err);
 
 /* ---- room on the file system ---- */
 
-/* Whether the file system holding path (an existing file) has room for bytes more: they are
- * allocated (fallocate KEEP_SIZE, quotas included) and given back at once. 0 or the errno
- * (ENOSPC, EDQUOT, ...). A check, not a reservation: writing into blocks kept reserved costs
- * ext4 about 40% of the write speed. File systems without fallocate pass unchecked. */
+/* Whether the file system holding path (a file or a folder) has room for bytes more, as statvfs
+ * says (the blocks free to unprivileged users): 0, ENOSPC, or statvfs's errno. Instant on any
+ * file system, tmpfs included; blind to quotas. */
 int rd_room_errno(const char *path, int64_t bytes);
-/* The same for a folder (checked through a temporary file in it): a full disk is a clean error
- * naming the folder before a stage writes its outputs, not a half-written file afterwards. */
+/* The same, tested by allocating the bytes to path (an existing file; fallocate KEEP_SIZE, quotas
+ * included) and giving them straight back: for writers that do not survive a failed write (HDF5
+ * over MPI-IO, h5store.h). It costs what allocating costs (on tmpfs, zeroing the pages); a check,
+ * not a reservation (writing into blocks kept reserved costs ext4 about 40% of the write speed).
+ * File systems without fallocate pass unchecked. */
+int rd_room_alloc_errno(const char *path, int64_t bytes);
+/* rd_room_errno for a folder, as an error naming it: a full disk is a clean error before a stage
+ * writes its outputs, not a half-written file afterwards. */
 rd_status rd_dir_check_room(const char *dir, int64_t bytes, rd_error *err);
 
 /* ---- atomic publication ---- */

@@ -1,18 +1,25 @@
-/* A small layer over parallel HDF5 used by every stage that writes or reads .h5 files (shards,
+/* A small layer over HDF5 used by every stage that writes or reads .h5 files (shards,
  * checkpoints, embeddings).
  *
- * Writing: rd_h5_create opens the temporary "<dir>/.<name>.tmp" (rd_temp_path) collectively on
- * a communicator (MPI-IO driver); datasets are chunked, Fletcher32-checksummed (unless the file
- * says otherwise: rd_h5_set_fletcher32), optionally deflated; rows are written collectively, each
- * rank passing its own hyperslab (possibly empty). rd_h5_publish closes the file and publishes it
- * (rd_publish_file: fsync, rename, fsync of the folder), so a killed job leaves only a temporary
- * file that no reader trusts. rd_h5_discard closes and removes the temporary file.
+ * Drivers: a file on a communicator of one rank (MPI_COMM_SELF) goes through HDF5's POSIX driver
+ * (sec2: pread/pwrite, a failed write is an ordinary error); a file shared by several ranks
+ * through MPI-IO.
  *
- * HDF5 1.10.8 writes filtered datasets (Fletcher32, deflate) in parallel only with collective
- * transfers: an independent H5Dwrite fails with "Can't perform independent write with filters
- * in pipeline". rd_h5_write_rows is therefore collective; every rank of the file's communicator
- * calls it, in the same order, with the same dataset. Reads are independent: any rank may read
- * any range on its own (a Fletcher32 mismatch fails the read and names the file and dataset).
+ * Writing: rd_h5_create opens the temporary "<dir>/.<name>.tmp" (rd_temp_path) collectively on
+ * a communicator; datasets are Fletcher32-checksummed (unless the file says otherwise:
+ * rd_h5_set_fletcher32) and optionally deflated, and then chunked (filters need chunks); a
+ * dataset without a filter is contiguous, its space allocated at creation, so rows go from the
+ * caller's buffer straight to the file. Rows are written collectively, each rank passing its own
+ * hyperslab (possibly empty); on a POSIX file the disk starts writing them as they come
+ * (sync_file_range). rd_h5_publish closes the file and publishes it (rd_publish_file: fsync,
+ * rename, fsync of the folder), so a killed job leaves only a temporary file that no reader
+ * trusts. rd_h5_discard closes and removes the temporary file.
+ *
+ * HDF5 1.10.8 writes filtered datasets through MPI-IO only with collective transfers: an
+ * independent H5Dwrite fails with "Can't perform independent write with filters in pipeline".
+ * rd_h5_write_rows is therefore collective; every rank of the file's communicator calls it, in
+ * the same order, with the same dataset. Reads are independent: any rank may read any range on
+ * its own (a Fletcher32 mismatch fails the read and names the file and dataset).
  *
  * Strings: datasets hold fixed-length, NUL-padded UTF-8 strings (h5py: numpy 'S' arrays;
  * .asstr() or .astype(str) give str). Variable-length strings cannot be written by parallel
@@ -53,6 +60,8 @@ typedef struct rd_h5file {
     MPI_Comm comm;
     int rank, nranks;
     int writing;                /* created by rd_h5_create, not yet published */
+    int fd;                     /* the POSIX driver's descriptor while writing, else -1 */
+    size_t unflushed;           /* bytes written since the disk was last told to write */
     int fletcher32;             /* datasets created from now on get Fletcher32 (default 1) */
     char path[RD_PATH_MAX];     /* final name */
     char tmp_path[RD_PATH_MAX]; /* name while writing ("" when opened for reading) */
@@ -74,16 +83,20 @@ rd_status rd_h5_create(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *
 void rd_h5_set_fletcher32(rd_h5file *f, int on);
 
 /* Collective, right after rd_h5_create: checks that the file system has room for bytes more
- * (what the caller expects the file to grow to, with a margin for HDF5's own metadata;
- * rd_room_errno in file.h). A full disk is then a clean error naming the file before HDF5 writes
- * anything: HDF5 1.10.8 with Open MPI 4.1 does not survive a write that fails for lack of space
- * (OMPIO retries ENOSPC forever, or, after a failed H5Fclose, the library crashes when MPI shuts
- * down). Every writer of an HDF5 file calls it: shards, checkpoints, embeddings. A disk filled by
- * someone else during the write still ends badly. */
+ * (what the caller expects the file to grow to, with a margin for HDF5's own metadata). A full
+ * disk is then a clean error naming the file before HDF5 writes anything. A POSIX file is checked
+ * with statvfs (rd_room_errno in file.h: instant, blind to quotas; a write that fails anyway is an
+ * ordinary error). A file shared through MPI-IO is checked by allocation (rd_room_alloc_errno,
+ * quotas included), because HDF5 1.10.8 with Open MPI 4.1 does not survive a write that fails for
+ * lack of space there (OMPIO retries ENOSPC forever, or, after a failed H5Fclose, the library
+ * crashes when MPI shuts down). Writers of large files call it: checkpoints, embeddings (shards
+ * check their folder per round of shards instead). A disk filled by someone else during the
+ * write still ends badly through MPI-IO. */
 rd_status rd_h5_check_room(rd_h5file *f, int64_t bytes, rd_error *err);
 
 /* Collective. Closes the file, fsyncs it, renames it to f->path (rank 0) and fsyncs the
- * directory; every rank returns the same status. The handle is closed afterwards either way. */
+ * directory; every rank returns the same status. The handle is closed afterwards either way (a
+ * file that could not be written to the end is discarded). */
 rd_status rd_h5_publish(rd_h5file *f, rd_error *err);
 /* Collective. Closes a file being written and removes its temporary file; safe on a closed
  * handle. Use on error paths. */
@@ -98,15 +111,15 @@ void rd_h5_close(rd_h5file *f);
 /* 1 if the object (dataset or group, "/a/b") exists, 0 if not. */
 int rd_h5_exists(const rd_h5file *f, const char *name);
 
-/* Collective. Creates a dataset of shape dims[0..ndim) (missing parent groups included),
- * chunked as chunk[0..ndim) (NULL: one row per chunk), with Fletcher32 (rd_h5_set_fletcher32) and,
- * when deflate is 1..9, deflate at that level after shuffling. Zero-size dims are allowed (no
- * chunks). */
+/* Collective. Creates a dataset of shape dims[0..ndim) (missing parent groups included), with
+ * Fletcher32 (rd_h5_set_fletcher32) and, when deflate is 1..9, deflate at that level after
+ * shuffling; filtered datasets are chunked as chunk[0..ndim) (NULL: one row per chunk), others
+ * contiguous (see above). Zero-size dims are allowed (no chunks). */
 rd_status rd_h5_create_dataset(rd_h5file *f, const char *name, rd_h5_type type, int ndim,
                                const int64_t *dims, const int64_t *chunk, int deflate,
                                rd_error *err);
 /* Collective. A 1-D dataset of n fixed-length strings of width bytes (width >= 1; longer
- * strings are an error at write time), chunked by chunk_rows (0: a default). */
+ * strings are an error at write time), chunked by chunk_rows (0: a default) when filtered. */
 rd_status rd_h5_create_strings(rd_h5file *f, const char *name, int64_t n, size_t width,
                                int64_t chunk_rows, int deflate, rd_error *err);
 

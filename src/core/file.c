@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 rd_status rd_read_file(const char *path, char **text, size_t *len, rd_error *err) {
@@ -66,6 +67,12 @@ rd_status rd_mkdir_p(const char *path, rd_error *err) {
 /* ---- room on the file system ---- */
 
 int rd_room_errno(const char *path, int64_t bytes) {
+    struct statvfs sb;
+    if (statvfs(path, &sb) != 0) return errno;
+    return (double)sb.f_bavail * (double)sb.f_frsize < (double)bytes ? ENOSPC : 0;
+}
+
+int rd_room_alloc_errno(const char *path, int64_t bytes) {
     struct stat sb;
     int fd = open(path, O_WRONLY);
     int rc = fd < 0 || fstat(fd, &sb) != 0                              ? errno
@@ -77,16 +84,7 @@ int rd_room_errno(const char *path, int64_t bytes) {
 }
 
 rd_status rd_dir_check_room(const char *dir, int64_t bytes, rd_error *err) {
-    char probe[RD_PATH_MAX], tmp[RD_PATH_MAX];
-    if (snprintf(probe, sizeof probe, "%s/room-check", dir) >= (int)sizeof probe)
-        return rd_fail(err, RD_EINVAL, "path too long: %s", dir);
-    rd_status st = rd_temp_path(tmp, sizeof tmp, probe, err);
-    if (st) return st;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return rd_fail(err, RD_EIO, "cannot write in %s: %s", dir, strerror(errno));
-    close(fd);
-    int rc = rd_room_errno(tmp, bytes);
-    unlink(tmp);
+    int rc = rd_room_errno(dir, bytes);
     if (rc)
         return rd_fail(err, RD_EIO, "%s: no room for the %.2f MB needed: %s", dir,
                        (double)bytes / 1e6, strerror(rc));

@@ -2,6 +2,7 @@
 #include "rdino/h5store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -55,6 +56,7 @@ static rd_status h5_fail(rd_error *err, const rd_h5file *f, const char *obj, con
     h5_reason reason = {{0}, 0};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_reason, &reason);
     H5Eclear2(H5E_DEFAULT);
+    for (char *c = reason.text; (c = strchr(c, '\n')) != NULL;) *c = ' '; /* one line in a log */
     return rd_fail(err, RD_EHDF5, "%s: %s%s%s%s%s", f->path, obj ? obj : "", obj ? ": " : "", what,
                    reason.count ? ": HDF5: " : "", reason.text);
 }
@@ -124,6 +126,7 @@ static hid_t string_type(size_t width) {
 static rd_status init_handle(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *err) {
     memset(f, 0, sizeof *f);
     f->id = H5I_INVALID_HID;
+    f->fd = -1;
     f->comm = comm;
     MPI_Comm_rank(comm, &f->rank);
     MPI_Comm_size(comm, &f->nranks);
@@ -133,16 +136,19 @@ static rd_status init_handle(rd_h5file *f, const char *path, MPI_Comm comm, rd_e
     return RD_OK;
 }
 
-/* MPI-IO for several ranks (and always when writing: filtered writes must be collective);
- * POSIX for a lone reader. File locking is used where the file system supports it. */
-static hid_t make_fapl(const rd_h5file *f, int force_mpio) {
+/* MPI-IO when several ranks share the file; HDF5's POSIX driver (sec2) when one rank has it,
+ * reading or writing: nothing between HDF5 and pread/pwrite, and a failed write is an ordinary
+ * error. File locking is used where the file system supports it. */
+static hid_t make_fapl(const rd_h5file *f) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return fapl;
     herr_t st = H5Pset_file_locking(fapl, 1, 1);
-    if (st >= 0 && (force_mpio || f->nranks > 1)) {
+    if (st >= 0 && f->nranks > 1) {
         st = H5Pset_fapl_mpio(fapl, f->comm, MPI_INFO_NULL);
         if (st >= 0) st = H5Pset_all_coll_metadata_ops(fapl, 1);
         if (st >= 0) st = H5Pset_coll_metadata_write(fapl, 1);
+    } else if (st >= 0) {
+        st = H5Pset_fapl_sec2(fapl);
     }
     if (st < 0) {
         H5Pclose(fapl);
@@ -160,19 +166,27 @@ static void keep_chunk_buffers(void) {
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
+/* The file descriptor of a file written through the POSIX driver, -1 otherwise. */
+static int posix_fd(const rd_h5file *f) {
+    void *handle = NULL;
+    if (f->nranks > 1 || H5Fget_vfd_handle(f->id, H5P_DEFAULT, &handle) < 0 || !handle) return -1;
+    return *(int *)handle;
+}
+
 rd_status rd_h5_create(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *err) {
     keep_chunk_buffers();
     if (init_handle(f, path, comm, err)) return err ? err->code : RD_EINVAL;
     rd_status st = rd_temp_path(f->tmp_path, sizeof f->tmp_path, path, err);
     if (st) return st; /* the same verdict on every rank: the same path */
-    hid_t fapl = make_fapl(f, 1);
-    if (fapl < 0) st = h5_fail(err, f, NULL, "cannot set up MPI-IO file access");
+    hid_t fapl = make_fapl(f);
+    if (fapl < 0) st = h5_fail(err, f, NULL, "cannot set up file access");
     if (!st) {
         f->id = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
         if (f->id < 0) st = h5_fail(err, f, NULL, "cannot create temporary file %s", f->tmp_path);
     }
     if (fapl >= 0) H5Pclose(fapl);
     f->writing = f->id >= 0;
+    if (f->writing) f->fd = posix_fd(f);
     f->fletcher32 = 1;
     return rd_agree(f->comm, st, err);
 }
@@ -184,7 +198,9 @@ void rd_h5_set_fletcher32(rd_h5file *f, int on) {
 rd_status rd_h5_check_room(rd_h5file *f, int64_t bytes, rd_error *err) {
     rd_status st = RD_OK;
     if (f->rank == 0) {
-        int rc = rd_room_errno(f->tmp_path, bytes);
+        /* through MPI-IO a failed write is fatal: the allocation test, which sees quotas too */
+        int rc = f->nranks > 1 ? rd_room_alloc_errno(f->tmp_path, bytes)
+                               : rd_room_errno(f->tmp_path, bytes);
         if (rc)
             st = rd_fail(err, RD_EIO, "%s: no room for the %.2f MB it needs (in %s): %s", f->path,
                          (double)bytes / 1e6, f->tmp_path, strerror(rc));
@@ -194,17 +210,36 @@ rd_status rd_h5_check_room(rd_h5file *f, int64_t bytes, rd_error *err) {
 
 rd_status rd_h5_publish(rd_h5file *f, rd_error *err) {
     if (!f->writing) return rd_fail(err, RD_EINVAL, "%s: not open for writing", f->path);
+    /* Flushed first: a failed flush (a full disk) leaves the file for rd_h5_discard to close,
+     * where a failed H5Fclose leaves it broken, not to be touched again. */
     rd_status st = RD_OK;
-    if (H5Fclose(f->id) < 0) st = h5_fail(err, f, NULL, "closing %s failed", f->tmp_path);
-    f->id = H5I_INVALID_HID;
-    f->writing = 0;
+    if (H5Fflush(f->id, H5F_SCOPE_LOCAL) < 0) {
+        st = h5_fail(err, f, NULL, "writing %s failed", f->tmp_path);
+    } else {
+        if (H5Fclose(f->id) < 0) st = h5_fail(err, f, NULL, "closing %s failed", f->tmp_path);
+        f->id = H5I_INVALID_HID;
+    }
     st = rd_agree(f->comm, st, err);
-    if (!st && f->rank == 0) st = rd_publish_file(f->tmp_path, f->path, err);
+    if (st) {
+        rd_h5_discard(f);
+        return st;
+    }
+    f->writing = 0;
+    if (f->rank == 0) st = rd_publish_file(f->tmp_path, f->path, err);
     return rd_agree(f->comm, st, err);
 }
 
 void rd_h5_discard(rd_h5file *f) {
-    if (f->id >= 0) H5Fclose(f->id);
+    /* Closing writes HDF5's metadata. When that fails (a full disk), the file stays in HDF5's
+     * tables and HDF5 1.10.8 crashes closing it again at exit. So a POSIX file first gives its
+     * space back, and a flush comes before the close: after a failed flush, H5Fclose alone fails
+     * again, while flush then close succeeds (tests/shard/test_shard.sh fills a tmpfs while a
+     * shard is written). */
+    if (f->writing && f->fd >= 0 && ftruncate(f->fd, 0) != 0) f->fd = -1;
+    if (f->id >= 0) {
+        H5Fflush(f->id, H5F_SCOPE_LOCAL);
+        H5Fclose(f->id);
+    }
     f->id = H5I_INVALID_HID;
     if (f->writing && f->rank == 0) unlink(f->tmp_path);
     f->writing = 0;
@@ -217,7 +252,7 @@ rd_status rd_h5_open(rd_h5file *f, const char *path, MPI_Comm comm, rd_error *er
         return rd_fail(err, errno == ENOENT ? RD_ENOTFOUND : RD_EIO, "cannot open %s: %s", path,
                        strerror(errno));
     rd_status st = RD_OK;
-    hid_t fapl = make_fapl(f, 0);
+    hid_t fapl = make_fapl(f);
     if (fapl < 0) st = h5_fail(err, f, NULL, "cannot set up file access");
     if (!st) {
         f->id = H5Fopen(path, H5F_ACC_RDONLY, fapl);
@@ -263,11 +298,18 @@ static hid_t create_dcpl(int ndim, const hsize_t *dims, const hsize_t *chunk, in
      * bytes). */
     herr_t st = H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
     if (st >= 0) st = H5Pset_obj_track_times(dcpl, 0);
-    /* An empty dataset has nothing to chunk or checksum: it stays contiguous. */
-    if (!empty && st >= 0) st = H5Pset_chunk(dcpl, ndim, chunk);
-    if (!empty && fletcher32 && st >= 0) st = H5Pset_fletcher32(dcpl);
-    if (!empty && deflate > 0 && st >= 0) st = H5Pset_shuffle(dcpl);
-    if (!empty && deflate > 0 && st >= 0) st = H5Pset_deflate(dcpl, (unsigned)deflate);
+    /* Filters need chunks. Without one the dataset is contiguous with its space allocated at
+     * creation: rows go from the caller's buffer straight to the file (a chunk passes through
+     * HDF5's chunk cache, one more copy), and row i sits at a fixed offset. An empty dataset has
+     * nothing to chunk or checksum: it stays contiguous. */
+    if (!empty && (fletcher32 || deflate > 0)) {
+        if (st >= 0) st = H5Pset_chunk(dcpl, ndim, chunk);
+        if (fletcher32 && st >= 0) st = H5Pset_fletcher32(dcpl);
+        if (deflate > 0 && st >= 0) st = H5Pset_shuffle(dcpl);
+        if (deflate > 0 && st >= 0) st = H5Pset_deflate(dcpl, (unsigned)deflate);
+    } else if (st >= 0) {
+        st = H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
+    }
     if (st < 0) {
         H5Pclose(dcpl);
         return H5I_INVALID_HID;
@@ -384,16 +426,17 @@ static hid_t select_rows(open_dataset *d, int64_t row0, int64_t nrows) {
     return mem;
 }
 
+/* Reads or writes rows [row0, row0 + nrows); *bytes (optional) receives the bytes moved. */
 static rd_status transfer_rows(const rd_h5file *f, const char *name, hid_t mem_type, int64_t row0,
-                               int64_t nrows, void *buf, int write, rd_error *err) {
+                               int64_t nrows, void *buf, int write, size_t *bytes, rd_error *err) {
     open_dataset d;
     rd_status st = open_rows(f, name, row0, nrows, &d, err);
     if (st) return st;
     hid_t mem = select_rows(&d, row0, nrows);
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (mem < 0 || dxpl < 0) st = h5_fail(err, f, name, "cannot select rows");
-    /* Files being written always use MPI-IO; filtered writes must be collective. */
-    if (!st && write && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+    /* Filtered writes through MPI-IO must be collective. */
+    if (!st && write && f->nranks > 1 && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
         st = h5_fail(err, f, name, "cannot request collective transfer");
     /* An empty dataset has no storage to transfer to or from. */
     int empty = 0;
@@ -405,21 +448,39 @@ static rd_status transfer_rows(const rd_h5file *f, const char *name, hid_t mem_t
             st = h5_fail(err, f, name, "%s rows %lld..%lld failed", write ? "writing" : "reading",
                          (long long)row0, (long long)(row0 + nrows));
     }
+    if (!st && bytes) {
+        *bytes = (size_t)nrows * H5Tget_size(mem_type);
+        for (int i = 1; i < d.ndim; i++) *bytes *= (size_t)d.dims[i];
+    }
     if (dxpl >= 0) H5Pclose(dxpl);
     if (mem >= 0) H5Sclose(mem);
     close_dataset(&d);
     return st;
 }
 
+/* Starts the disk writing what a POSIX file has received (Linux's sync_file_range), every
+ * WRITEBACK_BYTES: the fsync before publishing then waits for the last few MiB, not for the whole
+ * file, and the page cache does not fill with dirty pages first. tmpfs ignores it. */
+enum { WRITEBACK_BYTES = 4 << 20 };
+
+static void start_writeback(rd_h5file *f, size_t bytes) {
+    f->unflushed += bytes;
+    if (f->fd < 0 || f->unflushed < WRITEBACK_BYTES) return;
+    sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint: failures show at fsync */
+    f->unflushed = 0;
+}
+
 rd_status rd_h5_write_rows(rd_h5file *f, const char *name, rd_h5_type type, int64_t row0,
                            int64_t nrows, const void *buf, rd_error *err) {
     rd_status st = RD_OK;
+    size_t bytes = 0;
     if (!f->writing)
         st = rd_fail(err, RD_EINVAL, "%s: %s: not open for writing", f->path, name);
     else if (type == RD_H5_STRING)
         st = rd_fail(err, RD_EINVAL, "%s: %s: use rd_h5_write_strings", f->path, name);
     else
-        st = transfer_rows(f, name, native_type(type), row0, nrows, (void *)buf, 1, err);
+        st = transfer_rows(f, name, native_type(type), row0, nrows, (void *)buf, 1, &bytes, err);
+    if (!st) start_writeback(f, bytes);
     return rd_agree(f->comm, st, err);
 }
 
@@ -427,7 +488,7 @@ rd_status rd_h5_read_rows(const rd_h5file *f, const char *name, rd_h5_type type,
                           int64_t nrows, void *buf, rd_error *err) {
     if (type == RD_H5_STRING)
         return rd_fail(err, RD_EINVAL, "%s: %s: use rd_h5_read_strings", f->path, name);
-    return transfer_rows(f, name, native_type(type), row0, nrows, buf, 0, err);
+    return transfer_rows(f, name, native_type(type), row0, nrows, buf, 0, NULL, err);
 }
 
 rd_status rd_h5_shape(const rd_h5file *f, const char *name, int64_t *dims, int *ndim,
@@ -529,7 +590,7 @@ void rd_h5_names_free(char **names, int n) {
 
 rd_status rd_h5_write_strings(rd_h5file *f, const char *name, int64_t row0, int64_t nrows,
                               const char *const *strs, rd_error *err) {
-    size_t width = 0;
+    size_t width = 0, bytes = 0;
     int64_t dims[RD_H5_MAX_DIMS];
     int ndim = 0;
     char *packed = NULL;
@@ -551,7 +612,8 @@ rd_status rd_h5_write_strings(rd_h5file *f, const char *name, int64_t row0, int6
     }
     if (!st && (type = string_type(width)) < 0)
         st = h5_fail(err, f, name, "cannot make a string type");
-    if (!st) st = transfer_rows(f, name, type, row0, nrows, packed, 1, err);
+    if (!st) st = transfer_rows(f, name, type, row0, nrows, packed, 1, &bytes, err);
+    if (!st) start_writeback(f, bytes);
     if (type >= 0) H5Tclose(type);
     free(packed);
     return rd_agree(f->comm, st, err);
@@ -572,7 +634,7 @@ rd_status rd_h5_read_strings(const rd_h5file *f, const char *name, int64_t row0,
     char *packed = calloc((size_t)(nrows > 0 ? nrows : 1), width);
     hid_t type = string_type(width);
     if (!packed || type < 0) st = rd_fail(err, RD_ENOMEM, "%s: %s: out of memory", f->path, name);
-    if (!st) st = transfer_rows(f, name, type, row0, nrows, packed, 0, err);
+    if (!st) st = transfer_rows(f, name, type, row0, nrows, packed, 0, NULL, err);
     for (int64_t i = 0; !st && i < nrows; i++) {
         memcpy(out + (size_t)i * stride, packed + (size_t)i * width, width);
         out[(size_t)i * stride + width] = '\0';

@@ -260,18 +260,9 @@ expect_error image_not_in_shards 1 "image 'renamed.png' of $T/bad/other_ids.h5 i
     -- analyze.embeddings="$T/bad/other_ids.h5"
 expect_error no_shards 1 "$T/noshards/index.json" "no shards for the raw-pixel baseline" -- analyze.shards_dir="$T/noshards"
 expect_error empty_folder 1 "folder $T/bad/empty holds no .h5" -- analyze.embeddings="$T/bad/empty"
-# A flipped byte in an image chunk: its CRC32C fails the read, naming the shard, row and image.
+# A flipped byte in an image: its CRC32C fails the read, naming the shard, row and image.
 cp -r "$T/shards" "$T/damaged"
-$py - "$T/damaged/shard-00001.h5" <<'EOF'
-import sys, h5py
-with h5py.File(sys.argv[1], "r") as f:
-    offset = f["images"].id.get_chunk_info(3).byte_offset
-with open(sys.argv[1], "r+b") as fh:
-    fh.seek(offset + 100)
-    b = fh.read(1)
-    fh.seek(offset + 100)
-    fh.write(bytes([b[0] ^ 0xFF]))
-EOF
+$py tests/shard/check_shards.py flip "$T/damaged/shard-00001.h5" 3
 expect_error damaged_shard 2 "damaged/shard-00001.h5: row 3 " "CRC32C" -- analyze.shards_dir="$T/damaged"
 
 # The pipeline in front: rdino-synth phantoms (age and sex shape the anatomy) -> rdino-preprocess

@@ -127,8 +127,8 @@ static void mkdir_refuses_a_file_in_the_way(rd_test *t) {
     CHECK_MSG(strstr(err.msg, file) != NULL, "%s", err.msg);
 }
 
-/* Room is checked by allocating and giving back: 1 MiB fits, 1 EiB does not (ENOSPC or EFBIG,
- * whatever the file system), the error names the folder, and nothing is left in it. */
+/* Room is checked with statvfs: 1 MiB fits, 1 EiB does not, the error names the folder, and
+ * nothing is left in it. */
 static void room_check_leaves_nothing_behind(rd_test *t) {
     const char *dir = rd_test_tmpdir(t);
     rd_error err = {0};

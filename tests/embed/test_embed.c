@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "damage.h"
 #include "harness.h"
 #include "mpi_once.h"
 #include "rdino/embed.h"
@@ -656,29 +657,6 @@ static int copy_file(const char *src, const char *dst) {
     return ok;
 }
 
-/* Flips a byte in the middle of chunk `chunk` of /images (Fletcher32 must catch it). */
-static void damage_chunk(rd_test *t, const char *path, int chunk) {
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t ds = file >= 0 ? H5Dopen2(file, "/images", H5P_DEFAULT) : -1;
-    hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
-    haddr_t addr = 0;
-    hsize_t size = 0, offset[3];
-    unsigned mask;
-    CHECK(space >= 0 &&
-          H5Dget_chunk_info(ds, space, (hsize_t)chunk, offset, &mask, &addr, &size) >= 0);
-    if (space >= 0) H5Sclose(space);
-    if (ds >= 0) H5Dclose(ds);
-    if (file >= 0) H5Fclose(file);
-    FILE *fp = fopen(path, "r+b");
-    CHECK(fp != NULL && size > 0);
-    if (!fp) return;
-    fseek(fp, (long)(addr + size / 2), SEEK_SET);
-    int c = fgetc(fp);
-    fseek(fp, (long)(addr + size / 2), SEEK_SET);
-    fputc(c ^ 0x5a, fp);
-    fclose(fp);
-}
-
 static void errors_name_the_file(rd_test *t) {
     fixture fx;
     if (!setup(t, &fx, 8, 7)) return;
@@ -711,7 +689,7 @@ static void errors_name_the_file(rd_test *t) {
     rd_shard_path(shard1, sizeof shard1, shards, 1);
     snprintf(backup, sizeof backup, "%s.bak", shard1);
     CHECK(copy_file(shard1, backup));
-    damage_chunk(t, shard1, 2);
+    CHECK(rd_test_damage_image(shard1, 2, 0x5a) == 0);
     p = params_for(shards, output);
     const int64_t bad_row = (int64_t)N / K + 2; /* shard 1 starts at row floor(N / K) */
     char bad_id[32], where[64];

@@ -1,11 +1,13 @@
-/* The parallel HDF5 store on one rank: round trips, atomic publish, error messages, and
- * Fletcher32 catching a flipped byte. Multi-rank writes are covered by tests/shard/test_shard.sh.
- */
+/* The HDF5 store on one rank: round trips, atomic publish, error messages, Fletcher32 catching
+ * a flipped byte, layouts, and a failed write discarded cleanly. Multi-rank writes are covered by
+ * tests/shard/test_shard.sh and the embed tests. */
 #include <math.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -14,6 +16,13 @@
 
 static void path_in(rd_test *t, char *buf, size_t n, const char *name) {
     snprintf(buf, n, "%s/%s", rd_test_tmpdir(t), name);
+}
+
+/* Creates <tmpdir>/<name> for writing on this rank (its final name into path[PATH_LEN]). */
+enum { PATH_LEN = 700 };
+static rd_status create_in(rd_test *t, rd_h5file *f, const char *name, char *path, rd_error *err) {
+    path_in(t, path, PATH_LEN, name);
+    return rd_h5_create(f, path, MPI_COMM_SELF, err);
 }
 
 /* A file with a 3-D uint8 image stack, a float vector, strings and attributes. */
@@ -95,11 +104,10 @@ static void round_trip_deflate(rd_test *t) {
 
 static void discard_leaves_nothing(rd_test *t) {
     rd_test_need_mpi();
-    char path[700];
-    path_in(t, path, sizeof path, "gone.h5");
+    char path[PATH_LEN];
     rd_error err = {0};
     rd_h5file f;
-    CHECK_OK(rd_h5_create(&f, path, MPI_COMM_WORLD, &err), &err);
+    CHECK_OK(create_in(t, &f, "gone.h5", path, &err), &err);
     int64_t n = 3;
     CHECK_OK(rd_h5_create_dataset(&f, "/x", RD_H5_I64, 1, &n, NULL, 0, &err), &err);
     char tmp[RD_PATH_MAX];
@@ -198,11 +206,10 @@ static void fletcher32_catches_a_flipped_byte(rd_test *t) {
 
 static void empty_dataset(rd_test *t) {
     rd_test_need_mpi();
-    char path[700];
-    path_in(t, path, sizeof path, "empty.h5");
+    char path[PATH_LEN];
     rd_error err = {0};
     rd_h5file f;
-    CHECK_OK(rd_h5_create(&f, path, MPI_COMM_WORLD, &err), &err);
+    CHECK_OK(create_in(t, &f, "empty.h5", path, &err), &err);
     int64_t dims[2] = {0, 4};
     CHECK_OK(rd_h5_create_dataset(&f, "/cls", RD_H5_F32, 2, dims, NULL, 3, &err), &err);
     CHECK_OK(rd_h5_write_rows(&f, "/cls", RD_H5_F32, 0, 0, NULL, &err), &err);
@@ -214,6 +221,63 @@ static void empty_dataset(rd_test *t) {
     rd_h5_close(&f);
 }
 
+/* Without a filter a dataset is contiguous, its space allocated at creation (so a reader finds
+ * row i at a fixed offset); with Fletcher32 it is chunked as asked. */
+static void layout_follows_filters(rd_test *t) {
+    rd_test_need_mpi();
+    char path[PATH_LEN];
+    rd_error err = {0};
+    rd_h5file f;
+    CHECK_OK(create_in(t, &f, "layout.h5", path, &err), &err);
+    CHECK(f.fd >= 0); /* one rank: the POSIX driver */
+    int64_t dims[3] = {4, 8, 8}, chunk[3] = {1, 8, 8};
+    CHECK_OK(rd_h5_create_dataset(&f, "/checked", RD_H5_U8, 3, dims, chunk, 0, &err), &err);
+    rd_h5_set_fletcher32(&f, 0);
+    CHECK_OK(rd_h5_create_dataset(&f, "/plain", RD_H5_U8, 3, dims, chunk, 0, &err), &err);
+    const char *names[2] = {"/checked", "/plain"};
+    for (int i = 0; i < 2; i++) {
+        hid_t ds = H5Dopen2(f.id, names[i], H5P_DEFAULT);
+        hid_t dcpl = ds >= 0 ? H5Dget_create_plist(ds) : -1;
+        H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+        CHECK_MSG(layout == (i ? H5D_CONTIGUOUS : H5D_CHUNKED), "%s: layout %d", names[i],
+                  (int)layout);
+        if (i) CHECK(H5Dget_offset(ds) != HADDR_UNDEF); /* allocated before any write */
+        if (dcpl >= 0) H5Pclose(dcpl);
+        if (ds >= 0) H5Dclose(ds);
+    }
+    rd_h5_discard(&f);
+}
+
+/* A write that fails (here for a file size limit, EFBIG) is an error naming the file, the dataset
+ * and the reason; discarding removes the file. (A disk that fills during a write: the
+ * disk_filled_during_the_write test of tests/shard/test_shard.sh.) */
+static void failed_write_is_discarded_cleanly(rd_test *t) {
+    rd_test_need_mpi();
+    char path[PATH_LEN], tmp[RD_PATH_MAX];
+    rd_error err = {0};
+    rd_h5file f;
+    CHECK_OK(create_in(t, &f, "full.h5", path, &err), &err);
+    snprintf(tmp, sizeof tmp, "%s", f.tmp_path);
+    rd_h5_set_fletcher32(&f, 0);
+    int64_t n = 1 << 20;
+    CHECK_OK(rd_h5_create_dataset(&f, "/x", RD_H5_U8, 1, &n, NULL, 0, &err), &err);
+    uint8_t *x = calloc((size_t)n, 1);
+    struct rlimit old, small;
+    CHECK(x && getrlimit(RLIMIT_FSIZE, &old) == 0);
+    small = (struct rlimit){256 << 10, old.rlim_max};
+    void (*handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
+    rd_status st = x ? rd_h5_write_rows(&f, "/x", RD_H5_U8, 0, n, x, &err) : RD_ENOMEM;
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, handler);
+    rd_h5_discard(&f);
+    CHECK(st == RD_EHDF5);
+    CHECK_MSG(strstr(err.msg, path) && strstr(err.msg, "/x") && strstr(err.msg, "too large"),
+              "message: %s", err.msg);
+    CHECK(access(path, F_OK) != 0 && access(tmp, F_OK) != 0);
+    free(x);
+}
+
 static const rd_test_case cases[] = {
     {"round_trip_plain", round_trip_plain},
     {"round_trip_deflate", round_trip_deflate},
@@ -221,6 +285,8 @@ static const rd_test_case cases[] = {
     {"errors_name_file_and_object", errors_name_file_and_object},
     {"fletcher32_catches_a_flipped_byte", fletcher32_catches_a_flipped_byte},
     {"empty_dataset", empty_dataset},
+    {"layout_follows_filters", layout_follows_filters},
+    {"failed_write_is_discarded_cleanly", failed_write_is_discarded_cleanly},
 };
 
 RD_TEST_MAIN("io/h5store", cases)

@@ -3,7 +3,7 @@
         every documented dataset/attribute; images and metadata equal the manifest and PNGs;
         index.json counts; splits patient-disjoint with fractions within 5 binomial sd
     check_shards.py same DIR_A DIR_B     identical datasets and attributes, shard by shard
-    check_shards.py flip FILE IMAGE      flips one byte inside /images chunk IMAGE (in the file)
+    check_shards.py flip FILE IMAGE      flips one byte inside image IMAGE of /images (in the file)
     check_shards.py poke FILE ROW        changes one pixel of image ROW through h5py (HDF5's own
                                          metadata stay valid: only rdino's CRC32C can tell)
     check_shards.py read FILE            reads every dataset (fails on an HDF5 checksum error)
@@ -75,7 +75,9 @@ def layout(shards, pre, val_fraction, test_fraction):
                   f"{path}: config/preprocess attributes")
             images = f["images"]
             size = f.attrs["image_size"]
-            check(images.chunks == (1, size, size), f"{path}: chunks {images.chunks}")
+            filtered = images.fletcher32 or images.compression is not None
+            check(images.chunks == ((1, size, size) if filtered else None),
+                  f"{path}: chunks {images.chunks} (filters: one image per chunk; else contiguous)")
             for name in ["images"] + ["meta/" + m for m in META]:
                 check(f[name].shape[0] == n, f"{path}: {name} rows")
             check(entry["meta_sha256"] == meta_sha256(f), f"{path}: meta_sha256 of index.json")
@@ -142,8 +144,13 @@ def same(a, b):
 
 def flip(path, image):
     with h5py.File(path, "r") as f:
-        info = f["images"].id.get_chunk_info(image)
-    offset = info.byte_offset + info.size // 2
+        images = f["images"]
+        if images.chunks is None:  # contiguous: image i at a fixed offset
+            size = images[0].nbytes
+            offset = images.id.get_offset() + image * size + size // 2
+        else:
+            info = images.id.get_chunk_info(image)
+            offset = info.byte_offset + info.size // 2
     with open(path, "r+b") as fh:
         fh.seek(offset)
         byte = fh.read(1)[0]

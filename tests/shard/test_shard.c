@@ -1,7 +1,6 @@
 /* The shard writer on one rank with images from memory: layout and attributes as documented in
  * docs/FORMATS.md, patient-level splits, rerun/skip, and failures that leave no shard behind.
  * Multi-rank identity, h5py/h5dump and kill -9 are in tests/shard/test_shard.sh. */
-#include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "damage.h"
 #include "harness.h"
 #include "mpi_once.h"
 #include "rdino/file.h"
@@ -455,28 +455,6 @@ static void manifest_read_and_errors(rd_test *t) {
     CHECK_MSG(strstr(err.msg, "patient_id"), "message: %s", err.msg);
 }
 
-/* Changes pixel 0 of row `row` of shard k through HDF5 (HDF5's own metadata stay valid). */
-static void poke_pixel(rd_test *t, const char *dir, int k, int64_t row) {
-    char path[700];
-    rd_shard_path(path, sizeof path, dir, k);
-    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t ds = file >= 0 ? H5Dopen2(file, "/images", H5P_DEFAULT) : -1;
-    hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
-    hsize_t start[3] = {(hsize_t)row, 0, 0}, count[3] = {1, 1, 1}, one = 1;
-    hid_t mem = H5Screate_simple(1, &one, NULL);
-    uint8_t v = 0;
-    int ok = space >= 0 &&
-             H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
-             H5Dread(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, &v) >= 0;
-    v ^= 0x01;
-    ok = ok && H5Dwrite(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, &v) >= 0;
-    CHECK_MSG(ok, "could not change a pixel of %s", path);
-    H5Sclose(mem);
-    if (space >= 0) H5Sclose(space);
-    if (ds >= 0) H5Dclose(ds);
-    if (file >= 0) H5Fclose(file);
-}
-
 /* The one reader: images across shard boundaries equal what was written; a changed pixel is
  * RD_ECORRUPT naming shard file, rows and image id (and corrupt_row), read unverified with
  * verify 0; held files are not closed to make room, and a table full of holds is an error. */
@@ -504,7 +482,9 @@ static void reader_verifies_and_holds(rd_test *t) {
         }
     rd_shard_set_close(&set);
 
-    poke_pixel(t, dir, 1, 2); /* set row 9 */
+    char shard1[700];
+    rd_shard_path(shard1, sizeof shard1, dir, 1);
+    CHECK(rd_test_poke_pixel(shard1, 2) == 0); /* set row 9 */
     CHECK_OK(rd_shard_set_open(&set, dir, 2, MPI_COMM_WORLD, &err), &err);
     if (t->failures) return;
     CHECK_OK(rd_shard_set_read_images(&set, 0, 9, pixels, &err), &err);

@@ -7,13 +7,13 @@
  * synchronous batches, in and out of order; 16-bit shards give the 8-bit batches; errors name the
  * shard. With "--dump DIR FILE" it runs on MPI_COMM_WORLD with prefetch and rank 0 writes the
  * assembled global batches, which test_loader.sh compares across 1, 2 and 4 real ranks. */
-#include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "damage.h"
 #include "harness.h"
 #include "mpi_once.h"
 #include "rdino/h5store.h"
@@ -419,32 +419,11 @@ static void sixteen_bit_shards_give_the_same_batches(rd_test *t) {
     rd_loader_close(b);
 }
 
-/* Flips a byte inside every chunk of shard k's /images. */
+/* Flips a byte inside every image of shard k. */
 static void damage_images(const char *dir, int k) {
     char path[1200];
     rd_shard_path(path, sizeof path, dir, k);
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t ds = H5Dopen2(file, "/images", H5P_DEFAULT);
-    hid_t space = H5Dget_space(ds);
-    hsize_t chunks = 0;
-    H5Dget_num_chunks(ds, space, &chunks);
-    haddr_t addr[64];
-    for (hsize_t i = 0; i < chunks && i < 64; i++) {
-        hsize_t offset[3], size;
-        unsigned mask;
-        H5Dget_chunk_info(ds, space, i, offset, &mask, &addr[i], &size);
-    }
-    H5Sclose(space);
-    H5Dclose(ds);
-    H5Fclose(file);
-    FILE *fp = fopen(path, "r+b");
-    for (hsize_t i = 0; fp && i < chunks && i < 64; i++) {
-        fseek(fp, (long)addr[i] + 5, SEEK_SET);
-        int c = fgetc(fp);
-        fseek(fp, (long)addr[i] + 5, SEEK_SET);
-        fputc(c ^ 0x10, fp);
-    }
-    if (fp) fclose(fp);
+    for (int64_t row = 0; rd_test_damage_image(path, row, 0x10) == 0; row++) continue;
 }
 
 static void errors_name_the_shard(rd_test *t) {
@@ -485,26 +464,6 @@ static void errors_name_the_shard(rd_test *t) {
     CHECK_MSG(strstr(err.msg, path) != NULL, "message: %s", err.msg);
 }
 
-/* Changes pixel 0 of shard row `row` through HDF5, which leaves HDF5's own metadata valid. */
-static void poke_pixel(rd_test *t, const char *path, int64_t row) {
-    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t ds = file >= 0 ? H5Dopen2(file, "/images", H5P_DEFAULT) : -1;
-    hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
-    hsize_t start[3] = {(hsize_t)row, 0, 0}, count[3] = {1, 1, 1}, one = 1;
-    hid_t mem = H5Screate_simple(1, &one, NULL);
-    uint8_t v = 0;
-    int ok = space >= 0 &&
-             H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
-             H5Dread(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, &v) >= 0;
-    v ^= 0x01;
-    ok = ok && H5Dwrite(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, &v) >= 0;
-    CHECK_MSG(ok, "could not change a pixel of %s", path);
-    H5Sclose(mem);
-    if (space >= 0) H5Sclose(space);
-    if (ds >= 0) H5Dclose(ds);
-    if (file >= 0) H5Fclose(file);
-}
-
 /* One corrupt training image: on_corrupt error stops naming it; skip replaces it by the next
  * intact image of the pass, giving the same batches and counts on 1 and 2 ranks (with and
  * without prefetch), and the counts add up to the visits of the image. */
@@ -522,7 +481,7 @@ static void corrupt_image_skipped_alike_on_1_2_ranks(rd_test *t) {
     CHECK_OK(rd_loader_image_at(l, 3, &k, &row, &err), &err);
     rd_loader_close(l);
     rd_shard_path(path, sizeof path, dir, k);
-    poke_pixel(t, path, row);
+    CHECK_MSG(rd_test_poke_pixel(path, row) == 0, "could not change a pixel of %s", path);
     char where[1300];
     snprintf(where, sizeof where, "%s: row %lld ", path, (long long)row);
 
