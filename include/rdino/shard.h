@@ -1,14 +1,17 @@
-/* Shards: the preprocessed images and their metadata packed into K parallel-HDF5 files
+/* Shards: the preprocessed images and their metadata packed into K HDF5 files
  * shards/shard-NNNNN.h5 plus shards/index.json (layout: docs/FORMATS.md, "Shards").
  *
  * Images keep the manifest's order: shard k holds rows [k*N/K, (k+1)*N/K) of the manifest.
- * All ranks write every shard together: in each round a rank decodes up to `batch` images into
- * its buffer and the ranks write their hyperslabs with one collective call, so the content does
- * not depend on the number of ranks. Each image's CRC32C is computed as it lands in the write
- * buffer and stored in /meta/crc32c; index.json records each shard's /meta digest (docs/FORMATS.md,
- * "Checksums"). Shards are published atomically (temporary name, fsync, rename) after a check
- * that the disk has room for them; a rerun skips shards whose content key, metadata and image
- * checksums match and rewrites the others. Reading: shard_reader.h. */
+ * Shard k is written by rank k mod nranks alone (HDF5's POSIX driver, no MPI-IO), in rounds of
+ * nranks shards; ranks without a shard in a round wait (with fewer shards than ranks, the extra
+ * ranks write nothing). A rank decodes the images of its shard into a piece of about 2 MiB,
+ * computing each image's CRC32C right after it lands there, and writes the piece to the
+ * contiguous /images with one call; the same writes in the same order on any number of ranks,
+ * so the files do not depend on it. /meta/crc32c keeps the CRC32Cs; index.json records each
+ * shard's /meta digest (docs/FORMATS.md, "Checksums"). Before each round the writers check that
+ * the folder has room for the round's shards; shards are published atomically (temporary name,
+ * fsync, rename); a rerun skips shards whose content key, metadata and image checksums match and
+ * rewrites the others. Reading: shard_reader.h. */
 #ifndef RDINO_SHARD_H
 #define RDINO_SHARD_H
 
@@ -49,7 +52,7 @@ typedef struct rd_shard_params {
     int deflate;       /* 0 = none, 1..9 */
     int size;          /* S: images are S x S */
     int bit_depth;     /* 8 or 16 */
-    int batch;         /* images a rank decodes per collective write */
+    int batch;         /* images per read when checking an existing shard */
     int force;         /* rewrite shards even when a matching one exists */
     int hdf5_checksum; /* also HDF5's Fletcher32 on every chunk (the images carry CRC32C anyway) */
     /* Provenance stored as attributes (strings; may be ""). */
@@ -129,7 +132,8 @@ void rd_shard_path(char *buf, size_t n, const char *dir, int k);
 rd_status rd_shard_stage(const rd_config *cfg, MPI_Comm comm, rd_error *err);
 
 /* Collective on comm: writes all K shards and index.json. Every rank passes the same images
- * (the whole manifest, n >= 1) and params; the loader is called only for a rank's own rows. */
+ * (the whole manifest, n >= 1) and params; the loader is called only for the rows of a rank's
+ * own shards. */
 rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *images, int64_t n,
                              rd_shard_load_fn load, void *ctx, MPI_Comm comm, rd_shard_stats *stats,
                              rd_error *err);

@@ -178,7 +178,7 @@ static const rd_cfg_key schema[] = {
     FLT("shard.test_fraction", "0.1", 0, 1, "fraction of patients in the test split"),
     INT("shard.split_seed", "0", 0, INT64_MAX, "seed of the patient-level split"),
     INT("shard.compression", "0", 0, 9, "deflate level of every dataset (0 = none)"),
-    INT("shard.batch", "64", 1, 1 << 16, "images a rank decodes per collective write (memory: batch x S x S x 1-2 bytes)"),
+    INT("shard.batch", "64", 1, 1 << 16, "images per read when a rerun checks an existing shard (memory: batch x S x S x 1-2 bytes); writing uses pieces of about 2 MiB"),
     BOOL("shard.force", "false", "rewrite every shard, even those a previous run finished (also --force)"),
     BOOL("shard.hdf5_checksum", "false", "also HDF5's Fletcher32 on every chunk (2-3x slower writes; every image carries a CRC32C anyway)"),
     STR("shard.verify", "", NULL, "verify this shards folder instead of writing shards: every image's CRC32C and every shard's metadata digest (also --verify DIR)"),

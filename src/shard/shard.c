@@ -84,6 +84,10 @@ static size_t max_width(const rd_shard_image *images, int64_t n, size_t offset) 
     return w;
 }
 
+/* What one piece of a shard's images is written in: big enough that HDF5's cost per write
+ * vanishes, small enough to stay in the CPU's caches between the loader and the write. */
+enum { PIECE_BYTES = 2 << 20 };
+
 /* Shared by all shards of one run. */
 typedef struct {
     const rd_shard_params *p;
@@ -95,11 +99,13 @@ typedef struct {
     void *ctx;
     MPI_Comm comm;
     int rank, nranks;
-    unsigned char *pixels;   /* batch images */
-    uint32_t *crc32c;        /* [n]: CRC32C of the images this rank loaded (0 elsewhere) */
-    char (*meta_sha256)[65]; /* [K]: digest of each shard's /meta datasets (rank 0) */
+    size_t image_bytes;
+    int64_t piece;           /* images per write (about PIECE_BYTES) */
+    unsigned char *pixels;   /* [piece] images */
+    char (*meta_sha256)[65]; /* [K]: digest of each shard's /meta datasets (its rank's) */
     rd_progress progress;
-    int64_t done; /* images finished (written or skipped) over all shards */
+    int64_t round_first, round_end; /* rows of the shards of the current round */
+    int round_shards;               /* shards in the current round */
     rd_shard_stats *stats;
 } shard_run;
 
@@ -200,73 +206,25 @@ static rd_status fill_meta(const shard_run *r, int64_t first, int64_t count, sha
     return st;
 }
 
-/* Rank 0 writes all metadata rows (they are small); the others join each collective write
- * with an empty selection. The CRC32C column comes after the images. */
-static rd_status write_metadata(rd_h5file *f, const shard_run *r, const shard_meta *m,
-                                rd_error *err) {
-    static const char *const names[3] = {"/meta/image_id", "/meta/patient_id", "/meta/view"};
-    int64_t mine = r->rank == 0 ? m->n : 0;
-    const char **ptrs = malloc((size_t)(m->n > 0 ? m->n : 1) * sizeof *ptrs);
-    rd_status st =
-        ptrs ? RD_OK : rd_fail(err, RD_ENOMEM, "%s: out of memory for metadata", f->path);
-    /* Every rank reaches the same verdict on allocation before the collective writes. */
-    st = rd_agree(r->comm, st, err);
-    for (int c = 0; c < 3 && !st; c++) {
-        for (int64_t i = 0; i < mine; i++) ptrs[i] = m->strings[c] + (size_t)i * m->stride[c];
-        st = rd_h5_write_strings(f, names[c], 0, mine, ptrs, err);
-    }
-    if (!st) st = rd_h5_write_rows(f, "/meta/age", RD_H5_F32, 0, mine, m->age, err);
-    if (!st) st = rd_h5_write_rows(f, "/meta/sex", RD_H5_I8, 0, mine, m->sex, err);
-    if (!st) st = rd_h5_write_rows(f, "/meta/split", RD_H5_U8, 0, mine, m->split, err);
-    if (!st) st = rd_h5_write_rows(f, "/meta/source_row", RD_H5_I64, 0, mine, m->source_row, err);
-    if (!st) st = shard_meta_write_findings(f, m, mine, err);
-    free(ptrs);
-    return st;
-}
-
-/* The CRC32C of every image of the shard (each computed by the rank that loaded it) to rank 0,
- * which writes the column and the shard's metadata digest. */
-static rd_status write_crc32c(rd_h5file *f, shard_run *r, int k, int64_t first, shard_meta *m,
-                              rd_error *err) {
-    uint32_t *crc = r->crc32c + first;
-    if (r->nranks > 1)
-        MPI_Reduce(r->rank == 0 ? MPI_IN_PLACE : crc, crc, (int)m->n, MPI_UINT32_T, MPI_BOR, 0,
-                   r->comm);
-    int64_t mine = r->rank == 0 ? m->n : 0;
-    rd_status st = rd_h5_write_rows(f, "/meta/crc32c", RD_H5_U32, 0, mine, crc, err);
-    if (!st && r->rank == 0) {
-        memcpy(m->crc32c, crc, (size_t)m->n * sizeof *crc);
-        shard_meta_sha256(m, r->meta_sha256[k]);
-    }
-    return st;
-}
-
-/* Round after round, each rank loads its slice of up to `batch` images, then all ranks write
- * their slices with one collective call. */
+/* The shard's images, piece by piece: each image's CRC32C is taken right after the loader put
+ * it into the piece (while it is in cache), then the piece goes to the file. */
 static rd_status write_images(rd_h5file *f, shard_run *r, int64_t first, int64_t count,
-                              rd_error *err) {
-    const rd_shard_params *p = r->p;
-    size_t image_bytes = (size_t)p->size * (size_t)p->size * (p->bit_depth > 8 ? 2 : 1);
-    int64_t per_round = (int64_t)r->nranks * p->batch;
+                              uint32_t *crc32c, rd_error *err) {
+    rd_h5_type type = r->p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8;
     rd_status st = RD_OK;
-    for (int64_t round0 = 0; !st && round0 < count; round0 += per_round) {
-        int64_t lo = round0 + (int64_t)r->rank * p->batch;
-        if (lo > count) lo = count;
-        int64_t hi = lo + p->batch < count ? lo + p->batch : count;
+    for (int64_t row0 = 0; !st && row0 < count; row0 += r->piece) {
+        int64_t rows = count - row0 < r->piece ? count - row0 : r->piece;
         double t0 = rd_now();
-        /* each image's CRC32C right after it lands in the write buffer, while it is in cache */
-        for (int64_t i = lo; !st && i < hi; i++) {
-            unsigned char *dst = r->pixels + (size_t)(i - lo) * image_bytes;
-            st = r->load(r->ctx, &r->images[first + i], first + i, dst, err);
-            if (!st) r->crc32c[first + i] = rd_crc32c(dst, image_bytes);
+        for (int64_t i = 0; !st && i < rows; i++) {
+            unsigned char *dst = r->pixels + (size_t)i * r->image_bytes;
+            st = r->load(r->ctx, &r->images[first + row0 + i], first + row0 + i, dst, err);
+            if (!st) crc32c[row0 + i] = rd_crc32c(dst, r->image_bytes);
         }
         r->stats->decode_seconds += rd_now() - t0;
-        st = rd_agree(r->comm, st, err);
-        if (!st)
-            st = rd_h5_write_rows(f, "/images", p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8, lo,
-                                  hi - lo, r->pixels, err);
-        int64_t finished = round0 + per_round < count ? round0 + per_round : count;
-        if (!st) rd_progress_update(&r->progress, r->done + finished, NULL);
+        if (!st) st = rd_h5_write_rows(f, "/images", type, row0, rows, r->pixels, err);
+        /* rank 0 prints: its own part of the round, as if the round's writers kept its pace */
+        int64_t done = r->round_first + (row0 + rows) * r->round_shards;
+        if (!st) rd_progress_update(&r->progress, done < r->round_end ? done : r->round_end, NULL);
     }
     return st;
 }
@@ -285,6 +243,7 @@ static int64_t shard_bytes(const shard_run *r, int64_t count) {
     return count * (image + row + 64) + text + (256 << 10);
 }
 
+/* Shard k, by this rank alone through HDF5's POSIX driver. */
 static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err) {
     const rd_shard_params *p = r->p;
     int64_t first = shard_first_row(r->n, k, p->num_shards);
@@ -294,17 +253,15 @@ static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err
     rd_h5file f;
     double t0 = rd_now(), decode0 = r->stats->decode_seconds;
     shard_meta m;
-    rd_status st = rd_agree(r->comm, fill_meta(r, first, count, &m, err), err);
+    rd_status st = fill_meta(r, first, count, &m, err);
     if (st) return st;
-    st = rd_h5_create(&f, path, r->comm, err);
-    /* room for all of it, or a clean error before HDF5 writes (see rd_h5_check_room) */
-    if (!st) st = rd_h5_check_room(&f, shard_bytes(r, count), err);
+    st = rd_h5_create(&f, path, MPI_COMM_SELF, err);
     if (!st) st = create_layout(&f, r, count, err);
     if (!st) st = write_attributes(&f, r, k, first, count, key, err);
-    if (!st) st = write_metadata(&f, r, &m, err);
-    if (!st) st = write_images(&f, r, first, count, err);
-    if (!st) st = write_crc32c(&f, r, k, first, &m, err);
+    if (!st) st = write_images(&f, r, first, count, m.crc32c, err);
+    if (!st) st = shard_meta_write(&f, &m, err);
     if (!st) st = rd_h5_publish(&f, err);
+    if (!st) shard_meta_sha256(&m, r->meta_sha256[k]);
     shard_meta_free(&m);
     if (st) {
         rd_h5_discard(&f);
@@ -312,7 +269,7 @@ static rd_status write_shard(shard_run *r, int k, const char *key, rd_error *err
     }
     r->stats->write_seconds += rd_now() - t0 - (r->stats->decode_seconds - decode0);
     struct stat sb;
-    if (r->rank == 0 && stat(path, &sb) == 0) r->stats->bytes_written += (double)sb.st_size;
+    if (stat(path, &sb) == 0) r->stats->bytes_written += (double)sb.st_size;
     r->stats->shards_written++;
     return RD_OK;
 }
@@ -359,13 +316,19 @@ static rd_status verify_shard(const shard_run *r, int k, const char *path, const
     return st;
 }
 
-/* Marks the shards a previous run finished and that are intact: each rank verifies every
- * nranks-th shard, reading all of it; damaged shards are reported and will be rewritten. */
+/* Shard k is read (when checked) and written by rank k mod nranks alone. */
+static int is_mine(const shard_run *r, int k) {
+    return k % r->nranks == r->rank;
+}
+
+/* Marks the shards a previous run finished and that are intact (their digests go to
+ * meta_sha256): each rank verifies its own, reading all of each; damaged shards are reported and
+ * will be rewritten. */
 static void find_current_shards(const shard_run *r, uint8_t *current) {
     const rd_shard_params *p = r->p;
     for (int k = 0; k < p->num_shards; k++) {
         current[k] = 0;
-        if (p->force || k % r->nranks != r->rank) continue;
+        if (p->force || !is_mine(r, k)) continue;
         char key[65], path[RD_PATH_MAX];
         content_key(p, r->n, k, key);
         rd_shard_path(path, sizeof path, p->output_dir, k);
@@ -377,12 +340,37 @@ static void find_current_shards(const shard_run *r, uint8_t *current) {
             rd_warn("existing shard is damaged, rewriting it: %s", err.msg);
     }
     MPI_Allreduce(MPI_IN_PLACE, current, p->num_shards, MPI_UINT8_T, MPI_MAX, r->comm);
-    /* the digests of the current shards to every rank (each comes from one rank, zeros elsewhere)
-     */
-    for (int k = 0; k < p->num_shards; k++)
-        if (!current[k]) memset(r->meta_sha256[k], 0, sizeof r->meta_sha256[k]);
-    MPI_Allreduce(MPI_IN_PLACE, r->meta_sha256, p->num_shards * 65, MPI_UNSIGNED_CHAR, MPI_MAX,
-                  r->comm);
+}
+
+/* Writes the shards that are not current, in rounds of nranks: in each, every rank writes its
+ * shard alone (ranks past the last shard wait), after checking that the folder has room for the
+ * whole round's. The ranks agree after each round, so a failure stops all of them, reported as
+ * the failure of the lowest shard whatever the rank count. */
+static rd_status write_shards(shard_run *r, const uint8_t *current, rd_error *err) {
+    const rd_shard_params *p = r->p;
+    const int K = p->num_shards;
+    rd_status st = RD_OK;
+    for (int k0 = 0; !st && k0 < K; k0 += r->nranks) {
+        int end = k0 + r->nranks < K ? k0 + r->nranks : K, k = k0 + r->rank;
+        r->round_first = shard_first_row(r->n, k0, K);
+        r->round_end = shard_first_row(r->n, end, K);
+        r->round_shards = end - k0;
+        int64_t room = 0;
+        for (int j = k0; j < end; j++)
+            if (!current[j])
+                room +=
+                    shard_bytes(r, shard_first_row(r->n, j + 1, K) - shard_first_row(r->n, j, K));
+        if (k < end && !current[k]) {
+            char key[65];
+            content_key(p, r->n, k, key);
+            st = rd_dir_check_room(p->output_dir, room, err);
+            if (!st) st = write_shard(r, k, key, err);
+            if (st) rd_wrap(err, "writing shard %d of %d", k, K);
+        }
+        st = rd_agree_first(r->comm, st, k, err);
+        if (!st) rd_progress_update(&r->progress, r->round_end, NULL);
+    }
+    return st;
 }
 
 /* A growing string for index.json. */
@@ -539,51 +527,44 @@ rd_status rd_shard_write_all(const rd_shard_params *p, const rd_shard_image *ima
     r.width_image_id = max_width(images, n, offsetof(rd_shard_image, image_id));
     r.width_patient_id = max_width(images, n, offsetof(rd_shard_image, patient_id));
     r.width_view = max_width(images, n, offsetof(rd_shard_image, view));
-    size_t image_bytes = (size_t)p->size * (size_t)p->size * (p->bit_depth > 8 ? 2 : 1);
+    r.image_bytes = (size_t)p->size * (size_t)p->size * (p->bit_depth > 8 ? 2 : 1);
+    r.piece = PIECE_BYTES / r.image_bytes > 0 ? (int64_t)(PIECE_BYTES / r.image_bytes) : 1;
     uint8_t *splits = malloc((size_t)n);
-    r.pixels = malloc(image_bytes * (size_t)p->batch);
-    r.crc32c = calloc((size_t)n, sizeof *r.crc32c);
+    r.pixels = malloc(r.image_bytes * (size_t)r.piece);
     r.meta_sha256 = calloc((size_t)p->num_shards, sizeof *r.meta_sha256);
+    uint8_t *current = malloc((size_t)p->num_shards);
     r.splits = splits;
-    if (!splits || !r.pixels || !r.crc32c || !r.meta_sha256)
+    if (!splits || !r.pixels || !r.meta_sha256 || !current)
         st = rd_fail(err, RD_ENOMEM, "out of memory for the image buffer");
     if (!st) st = assign_splits(p, images, n, splits, stats, err);
     if (!st && r.rank == 0) st = rd_mkdir_p(p->output_dir, err);
     st = rd_agree(comm, st, err);
 
-    uint8_t *current = st ? NULL : malloc((size_t)p->num_shards);
-    if (!st && !current) st = rd_fail(err, RD_ENOMEM, "out of memory for %d shards", p->num_shards);
-    if (!st) find_current_shards(&r, current);
-    if (!st) rd_progress_start(&r.progress, "shard", n, 0);
-    for (int k = 0; !st && k < p->num_shards; k++) {
-        char key[65];
-        content_key(p, n, k, key);
-        int64_t count =
-            shard_first_row(n, k + 1, p->num_shards) - shard_first_row(n, k, p->num_shards);
-        if (current[k]) {
-            stats->shards_skipped++;
-        } else {
-            st = write_shard(&r, k, key, err);
-            if (st) rd_wrap(err, "writing shard %d of %d", k, p->num_shards);
-        }
-        r.done += count;
-        if (!st) rd_progress_update(&r.progress, r.done, NULL);
+    if (!st) {
+        find_current_shards(&r, current);
+        rd_progress_start(&r.progress, "shard", n, 0);
+        st = write_shards(&r, current, err);
     }
     if (!st) {
         rd_progress_finish(&r.progress, NULL);
+        /* each shard's digest from its rank (zeros elsewhere) to every rank */
+        MPI_Allreduce(MPI_IN_PLACE, r.meta_sha256, p->num_shards * 65, MPI_UNSIGNED_CHAR, MPI_MAX,
+                      comm);
         if (r.rank == 0) {
             st = write_index(&r, err);
             if (!st) remove_stale_files(p->output_dir, p->num_shards);
         }
         st = rd_agree(comm, st, err);
     }
-    double local = stats->decode_seconds;
-    MPI_Allreduce(&local, &stats->decode_seconds, 1, MPI_DOUBLE, MPI_MAX, comm);
+    for (int k = 0; !st && k < p->num_shards; k++) stats->shards_skipped += current[k];
+    MPI_Allreduce(MPI_IN_PLACE, &stats->shards_written, 1, MPI_INT, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &stats->bytes_written, 1, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &stats->write_seconds, 1, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &stats->decode_seconds, 1, MPI_DOUBLE, MPI_MAX, comm);
     stats->images = n;
     free(current);
     free(splits);
     free(r.pixels);
-    free(r.crc32c);
     free(r.meta_sha256);
     return st;
 }

@@ -1,4 +1,5 @@
-/* Checking a shard's metadata digest and images: see shard_check.h. */
+/* A shard's /meta columns (read, written, digested) and the check of its images: see
+ * shard_check.h. */
 #include "shard_check.h"
 
 #include <stdio.h>
@@ -9,6 +10,30 @@
 #include "rdino/sha256.h"
 
 static const char *const string_columns[3] = {"/meta/image_id", "/meta/patient_id", "/meta/view"};
+
+/* The numeric /meta columns in digest order (the finding columns last), with m's buffers. */
+enum { MAX_NUMERIC_COLUMNS = 5 + RD_MAX_FINDINGS };
+typedef struct numeric_column {
+    char name[RD_FINDING_NAME_MAX + 8];
+    rd_h5_type type;
+    void *data;
+} numeric_column;
+
+/* Fills c and returns the count. */
+static int numeric_columns(const shard_meta *m, numeric_column c[MAX_NUMERIC_COLUMNS]) {
+    c[0] = (numeric_column){"/meta/age", RD_H5_F32, m->age};
+    c[1] = (numeric_column){"/meta/sex", RD_H5_I8, m->sex};
+    c[2] = (numeric_column){"/meta/split", RD_H5_U8, m->split};
+    c[3] = (numeric_column){"/meta/source_row", RD_H5_I64, m->source_row};
+    c[4] = (numeric_column){"/meta/crc32c", RD_H5_U32, m->crc32c};
+    for (int k = 0; k < m->nfindings; k++) {
+        numeric_column *f = &c[5 + k];
+        snprintf(f->name, sizeof f->name, "/meta/%s", m->finding[k]);
+        f->type = RD_H5_I8;
+        f->data = m->findings + (size_t)k * (size_t)m->n;
+    }
+    return 5 + m->nfindings;
+}
 
 rd_status shard_meta_alloc(shard_meta *m, int64_t n, const size_t max_width[3], rd_error *err) {
     memset(m, 0, sizeof *m);
@@ -75,23 +100,6 @@ rd_status shard_list_findings(const rd_h5file *f, int *n,
     return st;
 }
 
-/* "/meta/<name>" */
-static void finding_path(const shard_meta *m, int k, char *path, size_t size) {
-    snprintf(path, size, "/meta/%s", m->finding[k]);
-}
-
-rd_status shard_meta_write_findings(rd_h5file *f, const shard_meta *m, int64_t rows,
-                                    rd_error *err) {
-    rd_status st = RD_OK;
-    for (int k = 0; !st && k < m->nfindings; k++) {
-        char path[RD_FINDING_NAME_MAX + 8];
-        finding_path(m, k, path, sizeof path);
-        st = rd_h5_write_rows(f, path, RD_H5_I8, 0, rows, m->findings + (size_t)k * (size_t)m->n,
-                              err);
-    }
-    return st;
-}
-
 rd_status shard_meta_read(const rd_h5file *f, shard_meta *m, rd_error *err) {
     rd_status st = RD_OK;
     for (int c = 0; c < 3 && !st; c++) {
@@ -108,17 +116,26 @@ rd_status shard_meta_read(const rd_h5file *f, shard_meta *m, rd_error *err) {
                 rd_h5_read_strings(f, string_columns[c], 0, m->n, m->strings[c], m->stride[c], err);
         }
     }
-    if (!st) st = rd_h5_read_rows(f, "/meta/age", RD_H5_F32, 0, m->n, m->age, err);
-    if (!st) st = rd_h5_read_rows(f, "/meta/sex", RD_H5_I8, 0, m->n, m->sex, err);
-    if (!st) st = rd_h5_read_rows(f, "/meta/split", RD_H5_U8, 0, m->n, m->split, err);
-    if (!st) st = rd_h5_read_rows(f, "/meta/source_row", RD_H5_I64, 0, m->n, m->source_row, err);
-    if (!st) st = rd_h5_read_rows(f, "/meta/crc32c", RD_H5_U32, 0, m->n, m->crc32c, err);
-    for (int k = 0; !st && k < m->nfindings; k++) {
-        char path[RD_FINDING_NAME_MAX + 8];
-        finding_path(m, k, path, sizeof path);
-        st = rd_h5_read_rows(f, path, RD_H5_I8, 0, m->n, m->findings + (size_t)k * (size_t)m->n,
-                             err);
+    numeric_column c[MAX_NUMERIC_COLUMNS];
+    int columns = numeric_columns(m, c);
+    for (int i = 0; i < columns && !st; i++)
+        st = rd_h5_read_rows(f, c[i].name, c[i].type, 0, m->n, c[i].data, err);
+    return st;
+}
+
+rd_status shard_meta_write(rd_h5file *f, const shard_meta *m, rd_error *err) {
+    const char **ptrs = malloc((size_t)(m->n > 0 ? m->n : 1) * sizeof *ptrs);
+    rd_status st =
+        ptrs ? RD_OK : rd_fail(err, RD_ENOMEM, "%s: out of memory for metadata", f->path);
+    for (int c = 0; c < 3 && !st; c++) {
+        for (int64_t i = 0; i < m->n; i++) ptrs[i] = m->strings[c] + (size_t)i * m->stride[c];
+        st = rd_h5_write_strings(f, string_columns[c], 0, m->n, ptrs, err);
     }
+    numeric_column c[MAX_NUMERIC_COLUMNS];
+    int columns = numeric_columns(m, c);
+    for (int i = 0; i < columns && !st; i++)
+        st = rd_h5_write_rows(f, c[i].name, c[i].type, 0, m->n, c[i].data, err);
+    free(ptrs);
     return st;
 }
 
@@ -129,13 +146,10 @@ void shard_meta_sha256(const shard_meta *m, char hex[65]) {
     for (int c = 0; c < 3; c++)
         for (int64_t i = 0; i < m->n; i++)
             rd_sha256_update(&h, m->strings[c] + (size_t)i * m->stride[c], m->width[c]);
-    size_t n = (size_t)m->n;
-    rd_sha256_update(&h, m->age, n * sizeof *m->age);
-    rd_sha256_update(&h, m->sex, n);
-    rd_sha256_update(&h, m->split, n);
-    rd_sha256_update(&h, m->source_row, n * sizeof *m->source_row);
-    rd_sha256_update(&h, m->crc32c, n * sizeof *m->crc32c);
-    if (m->nfindings) rd_sha256_update(&h, m->findings, (size_t)m->nfindings * n);
+    numeric_column c[MAX_NUMERIC_COLUMNS];
+    int columns = numeric_columns(m, c);
+    for (int i = 0; i < columns; i++)
+        rd_sha256_update(&h, c[i].data, (size_t)m->n * rd_h5_type_size(c[i].type));
     rd_sha256_final_hex(&h, hex);
 }
 

@@ -1,6 +1,6 @@
-/* What the shard writer and the shards reader both need to check a shard: the /meta columns and
- * their SHA-256 (index.json's meta_sha256, docs/FORMATS.md "Shards"), and every image against its
- * CRC32C. Private to src/shard. */
+/* What the shard writer and the shards reader both need to write or check a shard: the /meta
+ * columns and their SHA-256 (index.json's meta_sha256, docs/FORMATS.md "Shards"), and every image
+ * against its CRC32C. Private to src/shard. */
 #ifndef RDINO_SHARD_CHECK_H
 #define RDINO_SHARD_CHECK_H
 
@@ -40,9 +40,8 @@ rd_status shard_list_findings(const rd_h5file *f, int *n,
 /* Every row of every /meta dataset of f (string widths must fit the buffers; the finding
  * columns are m's). */
 rd_status shard_meta_read(const rd_h5file *f, shard_meta *m, rd_error *err);
-/* Collective: rows [0, rows) of m's finding columns into f's; ranks that write nothing pass
- * rows = 0. */
-rd_status shard_meta_write_findings(rd_h5file *f, const shard_meta *m, int64_t rows, rd_error *err);
+/* Every row of every /meta dataset of f, a shard being written by this rank alone. */
+rd_status shard_meta_write(rd_h5file *f, const shard_meta *m, rd_error *err);
 /* SHA-256 (hex) of, in this order: image_id, patient_id, view (each row's width bytes,
  * NUL-padded as stored), age (float32), sex (int8), split (uint8), source_row (int64), crc32c
  * (uint32), then the finding columns in name order (int8), numbers little-endian: the bytes of

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # rdino-shard end to end: layout read back with h5py (tests/shard/check_shards.py) and h5dump,
-# identical content on 1, 2 and 3 ranks, patient-level splits, per-image CRC32C (a flipped byte
+# identical files on 1, 2 and 3 ranks, patient-level splits, per-image CRC32C (a flipped byte
 # and a pixel changed through h5py caught by --verify and by a rerun), Fletcher32 on request,
-# damaged folders (truncated or missing shard, index.json that disagrees), ENOSPC (RLIMIT_FSIZE)
-# mid-write then rerun, kill -9 mid-write then rerun, missing inputs, and the pipeline stages
+# damaged folders (truncated or missing shard, index.json that disagrees), ENOSPC (a small tmpfs,
+# or one filled during the write) then rerun, kill -9 mid-write then rerun, missing inputs, and the pipeline stages
 # before it (synthetic data and the shared NIH subset) when their programs are built.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
@@ -59,7 +59,9 @@ else
     rd_fail "$suite/h5dump_reads_header" "$(head -5 "$T/dump.txt")"
 fi
 
-# 2 and 3 ranks write into the same folder name, so even the config attribute matches.
+# 2 and 3 ranks write into the same folder name, so even the config attribute matches; each shard
+# is written by one rank with the same calls whatever the rank count, so the files are the same
+# byte for byte (with 3 ranks for 3 shards, each rank writes one; with 2, rank 0 writes two).
 ok=1 why=""
 for np in 2 3; do
     if ! run "$np" "$T/out"; then
@@ -67,12 +69,12 @@ for np in 2 3; do
     elif ! $py $check same "$T/r1" "$T/out" >"$T/same.txt" 2>&1; then
         ok=0 why="$np ranks: $(head -3 "$T/same.txt")"
     fi
+    for f in "$T"/r1/shard-*.h5 "$T/r1/index.json"; do
+        cmp -s "$f" "$T/out/$(basename "$f")" || ok=0 why="$why; $np ranks: $(basename "$f") differs in its bytes"
+    done
     mv "$T/out" "$T/r$np"
 done
-if [ $ok = 1 ]; then rd_pass "$suite/same_content_on_1_2_3_ranks"; else rd_fail "$suite/same_content_on_1_2_3_ranks" "$why"; fi
-identical=yes
-for f in "$T"/r1/shard-*.h5; do cmp -s "$f" "$T/r3/$(basename "$f")" || identical=no; done
-echo "note: shard files byte-identical on 1 and 3 ranks: $identical" >&2
+if [ $ok = 1 ]; then rd_pass "$suite/same_files_on_1_2_3_ranks"; else rd_fail "$suite/same_files_on_1_2_3_ranks" "$why"; fi
 
 # 16-bit PNGs give a uint16 /images.
 if rd_mpirun 2 "$bin" shard.input_dir="$T/pre16" shard.output_dir="$T/s16" shard.num_shards=2 \
@@ -122,7 +124,7 @@ fi
 if [ $ok = 1 ]; then rd_pass "$suite/changed_pixel_named_by_verify"; else rd_fail "$suite/changed_pixel_named_by_verify" "$why"; fi
 rm -rf "$T/poke"
 
-# A flipped byte inside an image chunk (the file itself): HDF5 reads it without complaint (no
+# A flipped byte inside an image (the file itself): HDF5 reads it without complaint (no
 # Fletcher32), --verify names it, and a rerun reports the damaged shard and rewrites it to the
 # original content.
 cp -r "$T/r2" "$T/out"
@@ -173,10 +175,9 @@ damaged old_format_refused \
 rm -rf "$T/dmg"
 
 # Out of space while writing: a 48 KiB tmpfs (the shards need about 220 KiB). A clean error
-# naming the shard, nothing published or left behind; after the file system grows (remount), a
-# rerun completes with the shards of an undisturbed run into the same folder (dataset by dataset
-# and attribute by attribute; byte identity reported as a note). Needs mount (root); RLIMIT_FSIZE
-# does not work here: see rd_h5_check_room in include/rdino/h5store.h.
+# naming the shard and the folder, nothing published or left behind; after the file system grows
+# (remount), a rerun completes with the shards of an undisturbed run into the same folder (dataset
+# by dataset and attribute by attribute; byte identity reported as a note). Needs mount (root).
 enospc="$suite/out_of_space_then_rerun"
 mnt=$T/small
 mkdir -p "$mnt"
@@ -191,8 +192,8 @@ else
     status=$?
     if [ "$status" -ne 1 ]; then
         rd_fail "$enospc" "exit status $status on a full file system: $(grep -i error "$T/full.log" | head -n 2)"
-    elif ! grep -q "error.*shard-00000.h5.*No space left on device" "$T/full.log"; then
-        rd_fail "$enospc" "no error naming the shard: $(grep -i error "$T/full.log" | head -n 2)"
+    elif ! grep -q "error.*writing shard 0 of 3: $mnt/shards: no room .*No space left on device" "$T/full.log"; then
+        rd_fail "$enospc" "no error naming the shard and folder: $(grep -i error "$T/full.log" | head -n 2)"
     elif ls -a "$mnt/shards" | grep -q 'shard-\|index.json'; then
         rd_fail "$enospc" "left behind: $(ls -a "$mnt/shards" | tr '\n' ' ')"
     elif ! mount -o remount,size=4m "$mnt" || ! full_run; then
@@ -206,6 +207,45 @@ else
         echo "note: shards after ENOSPC + rerun byte-identical to an undisturbed run: $identical" >&2
     fi
     echo "  ENOSPC message: $(grep -m1 'error \[' "$T/full.log" | cut -c1-300)" >&2
+
+    # The disk filling up while a shard is written (the room check passed; then another program
+    # takes the space, as soon as the shard's temporary file appears, while the writer pauses
+    # after its images): a clean error naming the shard file and the full disk, exit status 1
+    # (HDF5 does not crash at exit), nothing published or left behind; a rerun after the space is
+    # freed writes the shards of an undisturbed run.
+    filled="$suite/disk_filled_during_the_write"
+    mount -o remount,size=4m "$mnt" && rm -rf "$mnt/shards"
+    RDINO_TEST_PROGRESS_DELAY_MS=500 run_in 1 shard.output_dir="$mnt/shards" >"$T/filled.log" 2>&1 &
+    pid=$!
+    caught=0
+    for _ in $(seq 1000); do
+        if [ -e "$mnt/shards/.shard-00000.h5.tmp" ]; then
+            dd if=/dev/zero of="$mnt/filler" bs=4k status=none 2>/dev/null
+            caught=1
+            break
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.005
+    done
+    wait "$pid"
+    status=$?
+    left=$(ls -A "$mnt/shards" 2>/dev/null | tr '\n' ' ')
+    rm -f "$mnt/filler"
+    if [ $caught = 0 ]; then
+        rd_skip "$filled" "the writer finished before the disk could be filled"
+    elif [ "$status" -ne 1 ]; then
+        rd_fail "$filled" "exit status $status: $(grep -m 3 'error \[\|error:\|Signal' "$T/filled.log")"
+    elif ! grep -q "error.*shard-00000.h5.*No space left on device" "$T/filled.log"; then
+        rd_fail "$filled" "no error naming the shard and the full disk: $(grep -i error "$T/filled.log" | head -n 2)"
+    elif [ -n "$left" ]; then
+        rd_fail "$filled" "left behind: $left"
+    elif ! full_run; then
+        rd_fail "$filled" "rerun failed: $(tail -n 3 "$T/full.log")"
+    elif ! $py $check same "$T/full_reference" "$mnt/shards" >"$T/same.txt" 2>&1; then
+        rd_fail "$filled" "rerun differs from an undisturbed run: $(head -n 3 "$T/same.txt")"
+    else
+        rd_pass "$filled"
+    fi
     umount "$mnt"
 fi
 
