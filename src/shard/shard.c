@@ -207,24 +207,26 @@ static rd_status fill_meta(const shard_run *r, int64_t first, int64_t count, sha
 }
 
 /* The shard's images, piece by piece: each image's CRC32C is taken right after the loader put
- * it into the piece (while it is in cache), then the piece goes to the file. */
+ * it into the piece (while it is in cache), then the piece goes to the file. Progress counts
+ * images loaded: rank 0 prints its own part of the round, as if the round's writers kept its
+ * pace. */
 static rd_status write_images(rd_h5file *f, shard_run *r, int64_t first, int64_t count,
                               uint32_t *crc32c, rd_error *err) {
     rd_h5_type type = r->p->bit_depth > 8 ? RD_H5_U16 : RD_H5_U8;
     rd_status st = RD_OK;
     for (int64_t row0 = 0; !st && row0 < count; row0 += r->piece) {
         int64_t rows = count - row0 < r->piece ? count - row0 : r->piece;
-        double t0 = rd_now();
         for (int64_t i = 0; !st && i < rows; i++) {
             unsigned char *dst = r->pixels + (size_t)i * r->image_bytes;
+            double t0 = rd_now();
             st = r->load(r->ctx, &r->images[first + row0 + i], first + row0 + i, dst, err);
             if (!st) crc32c[row0 + i] = rd_crc32c(dst, r->image_bytes);
+            r->stats->decode_seconds += rd_now() - t0;
+            int64_t done = r->round_first + (row0 + i + 1) * r->round_shards;
+            if (!st)
+                rd_progress_update(&r->progress, done < r->round_end ? done : r->round_end, NULL);
         }
-        r->stats->decode_seconds += rd_now() - t0;
         if (!st) st = rd_h5_write_rows(f, "/images", type, row0, rows, r->pixels, err);
-        /* rank 0 prints: its own part of the round, as if the round's writers kept its pace */
-        int64_t done = r->round_first + (row0 + rows) * r->round_shards;
-        if (!st) rd_progress_update(&r->progress, done < r->round_end ? done : r->round_end, NULL);
     }
     return st;
 }

@@ -3,8 +3,8 @@
 # matrix"), for every stage on 2 ranks. Each stage first runs undisturbed (the reference), then:
 # - SIGTERM to every rank once the stage reports progress, as slurmstepd does at a time limit or
 #   scancel: the job ends within 300 s, non-zero;
-# - SIGKILL to rank 1 when the stage's progress passes 10%, 50% and 80% (the shard stage's lines
-#   step by one shard, 8%): the job ends non-zero, and every file it published under a final name
+# - SIGKILL to rank 1 when the stage's progress passes 10%, 50% and 80% (the shard stage counts
+#   images as they are decoded): the job ends non-zero, and every file it published under a final name
 #   is complete (equal to the reference's);
 # and after each, a rerun of the same command completes and writes what the undisturbed run
 # wrote (HDF5 files dataset for dataset, others byte for byte; tests/faults/same_outputs.py;

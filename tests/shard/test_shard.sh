@@ -209,13 +209,13 @@ else
     echo "  ENOSPC message: $(grep -m1 'error \[' "$T/full.log" | cut -c1-300)" >&2
 
     # The disk filling up while a shard is written (the room check passed; then another program
-    # takes the space, as soon as the shard's temporary file appears, while the writer pauses
-    # after its images): a clean error naming the shard file and the full disk, exit status 1
+    # takes the space, as soon as the shard's temporary file appears, while the writer decodes
+    # its images slowly): a clean error naming the shard file and the full disk, exit status 1
     # (HDF5 does not crash at exit), nothing published or left behind; a rerun after the space is
     # freed writes the shards of an undisturbed run.
     filled="$suite/disk_filled_during_the_write"
     mount -o remount,size=4m "$mnt" && rm -rf "$mnt/shards"
-    RDINO_TEST_PROGRESS_DELAY_MS=500 run_in 1 shard.output_dir="$mnt/shards" >"$T/filled.log" 2>&1 &
+    RDINO_TEST_PROGRESS_DELAY_MS=20 run_in 1 shard.output_dir="$mnt/shards" >"$T/filled.log" 2>&1 &
     pid=$!
     caught=0
     for _ in $(seq 1000); do
