@@ -1,6 +1,7 @@
 /* Shard write throughput from memory: N synthetic S x S uint8 images through rd_shard_write_all
- * (collective parallel HDF5, per-image CRC32C, no deflate; HDF5's Fletcher32 too when
- * FLETCHER32 is 1), so the time is HDF5 writing and checksumming only.
+ * (each rank writing whole shards, per-image CRC32C, no deflate; HDF5's Fletcher32 too when
+ * FLETCHER32 is 1), so the time is HDF5 writing and checksumming only (BATCH sizes only the reads
+ * that check existing shards, which --force skips).
  *   mpirun -np R build/bench/bench_shard_write DIR [N] [S] [IMAGES_PER_SHARD] [BATCH] [FLETCHER32]
  * Prints "RESULT shard_write_memory_npR: <MB/s> MB/s" and the peak RSS of the largest rank. */
 #include <mpi.h>
