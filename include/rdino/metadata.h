@@ -40,17 +40,7 @@
 #include <stdint.h>
 
 #include "rdino/error.h"
-
-enum {
-    RD_MAX_FINDINGS = 32,    /* finding labels of one data set */
-    RD_FINDING_NAME_MAX = 64 /* a finding column name "finding_<label>" with its NUL */
-};
-
-/* Values match the shard format's /meta/finding_* columns, and their "meaning" attribute. */
-enum { RD_FINDING_UNKNOWN = -1, RD_FINDING_NEGATIVE = 0, RD_FINDING_POSITIVE = 1 };
-#define RD_FINDING_MEANING                                                                         \
-    "finding label: 1 = positive, 0 = negative, -1 = unknown (uncertain or not stated, as "        \
-    "data.findings.* says)"
+#include "rdino/findings.h"
 
 /* Values match the shard format's /meta/sex. */
 typedef enum { RD_SEX_UNKNOWN = -1, RD_SEX_FEMALE = 0, RD_SEX_MALE = 1 } rd_sex;

@@ -21,7 +21,7 @@
 #include "rdino/config.h"
 #include "rdino/error.h"
 #include "rdino/file.h"
-#include "rdino/metadata.h"
+#include "rdino/findings.h"
 
 /* Format 3 added the optional /meta/finding_* columns (in meta_sha256); readers accept 2. */
 enum { RD_SHARD_FORMAT_VERSION = 3, RD_SHARD_FORMAT_OLDEST = 2 };

@@ -37,7 +37,7 @@
 #include "rdino/error.h"
 #include "rdino/file.h"
 #include "rdino/h5store.h"
-#include "rdino/metadata.h"
+#include "rdino/findings.h"
 
 typedef struct rd_shard_open_file rd_shard_open_file;
 

@@ -18,7 +18,8 @@ declare -A allowed=( # folder -> the folders it may use (besides itself)
     [apps]="core synth preprocess shard train embed analyze")
 # the folder owning a public header: the folder of the .c file of the same name, else listed
 declare -A owner=([threads.h]=core [error.h]=core [app.h]=core [reduce.h]=parallel [image.h]=image
-                  [nn.h]=nn [heads.h]=model [probe.h]=probe [analyze.h]=analyze)
+                  [nn.h]=nn [heads.h]=model [probe.h]=probe [analyze.h]=analyze
+                  [findings.h]=io)
 for c in src/*/*.c; do
     h=$(basename "$c" .c).h
     [ -n "${owner[$h]:-}" ] || owner[$h]=$(basename "$(dirname "$c")")
