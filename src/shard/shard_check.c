@@ -71,7 +71,7 @@ rd_status shard_meta_set_findings(shard_meta *m, int n, const char (*names)[RD_F
     if (n < 0 || n > RD_MAX_FINDINGS)
         return rd_fail(err, RD_EINVAL, "%d finding label columns (at most %d)", n, RD_MAX_FINDINGS);
     m->nfindings = n;
-    memcpy(m->finding, names, (size_t)n * RD_FINDING_NAME_MAX);
+    if (n > 0) memcpy(m->finding, names, (size_t)n * RD_FINDING_NAME_MAX); /* names may be NULL */
     m->findings = calloc((size_t)n * (size_t)m->n + 1, 1);
     if (!m->findings)
         return rd_fail(err, RD_ENOMEM, "out of memory for the finding labels of %lld images",
