@@ -208,7 +208,7 @@ static void values_fp32(float *ot, const attention_head *h, const float *st, uin
     (void)pairs;
     gemm(ot, w, h->v + j0 * h->ld, 1, h->ld, st, w, h->hd, w, cols, 1.0f, accumulate);
 }
-static void tile_t_rows_fp32(float *c, long ldc, float *xt, int cols, int w, const float *y,
+static void tile_t_rows_fp32(float *c, long ldc, const float *xt, int cols, int w, const float *y,
                              long ldy, const uint32_t *yp, int rows, int hd, float alpha,
                              uint32_t *pairs) {
     (void)yp, (void)pairs;

@@ -223,9 +223,9 @@ static void tile_t_rows(const bf16_path_ops *ops, float *c, long ldc, const floa
     static void name##_pack_rows(uint32_t *yp, const float *y, long ldy, int rows, int hd) {       \
         pack_rows(ops, yp, y, ldy, rows, hd);                                                      \
     }                                                                                              \
-    static void name##_tile_t_rows(float *c, long ldc, float *xt, int cols, int w, const float *y, \
-                                   long ldy, const uint32_t *yp, int rows, int hd, float alpha,    \
-                                   uint32_t *pairs) {                                              \
+    static void name##_tile_t_rows(float *c, long ldc, const float *xt, int cols, int w,           \
+                                   const float *y, long ldy, const uint32_t *yp, int rows, int hd, \
+                                   float alpha, uint32_t *pairs) {                                 \
         (void)y, (void)ldy;                                                                        \
         tile_t_rows(ops, c, ldc, xt, cols, w, yp, rows, hd, alpha, pairs);                         \
     }                                                                                              \
@@ -260,6 +260,17 @@ static const attention_products *products_of(rd_bf16_path path, const bf16_path_
     return path == RD_BF16_PATH_FP32 ? NULL : &emulated_products;
 }
 
+/* dst [T][hp] = x [T, hd] (rows ld apart) as pairs along hd: each row's values in order (hd
+ * odd: a zero after). */
+static void pack_along_hd(uint32_t *dst, const float *x, long ld, int T, int hd) {
+    int hp = (hd + 1) / 2;
+    for (int t = 0; t < T; t++) {
+        rd_bf16 *row = (rd_bf16 *)(dst + (size_t)t * hp);
+        rd_bf16_from_floats(row, x + t * ld, (size_t)hd);
+        if (hd % 2) row[hd] = 0;
+    }
+}
+
 /* Head h of image i of qkv with its k and v rounded to bf16 and packed into work (after the
  * tiles): k along hd and v along the keys, and for the backward v along hd and k along the
  * keys. Returns the head; *q: its queries. */
@@ -273,20 +284,12 @@ static attention_head pack_head(const bf16_path_ops *ops, float *work, const flo
     uint32_t *kk = vh + (size_t)T * hp;
     *q = qkv + (size_t)i * T * ld + (size_t)h * hd;
     const float *k = *q + D, *v = k + D;
-    /* [T][hp]: each row's hd values in order are its pairs (hd odd: a zero after) */
-    for (int t = 0; t < T; t++) {
-        rd_bf16 *row = (rd_bf16 *)(kp + (size_t)t * hp);
-        rd_bf16_from_floats(row, k + t * ld, (size_t)hd);
-        if (hd % 2) row[hd] = 0;
-        if (backward) {
-            row = (rd_bf16 *)(vh + (size_t)t * hp);
-            rd_bf16_from_floats(row, v + t * ld, (size_t)hd);
-            if (hd % 2) row[hd] = 0;
-        }
-    }
+    pack_along_hd(kp, k, ld, T, hd);
     ops->pack(vp, (size_t)hd, v, (size_t)ld, T, (T + 1) / 2, hd);
-    if (backward) ops->pack(kk, (size_t)hd, k, (size_t)ld, T, (T + 1) / 2, hd);
-    return (attention_head){k, v, ld, kp, vp, backward ? vh : NULL, backward ? kk : NULL, T, hd};
+    if (!backward) return (attention_head){k, v, ld, kp, vp, NULL, NULL, T, hd};
+    pack_along_hd(vh, v, ld, T, hd);
+    ops->pack(kk, (size_t)hd, k, (size_t)ld, T, (T + 1) / 2, hd);
+    return (attention_head){k, v, ld, kp, vp, vh, kk, T, hd};
 }
 
 /* One call of the forward (dqkv NULL: out and lse from qkv) or of the backward (dqkv += the

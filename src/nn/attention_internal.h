@@ -38,8 +38,9 @@ typedef struct attention_products {
     void (*pack_rows)(uint32_t *yp, const float *y, long ldy, int rows, int hd);
     /* c[cols, hd] (ldc) += alpha xt[cols, :rows] y[rows, hd], xt [cols, w] a tile, y as given to
      * pack_rows (y and ldy, or yp); pairs: scratch for alpha xt as bf16 pairs */
-    void (*tile_t_rows)(float *c, long ldc, float *xt, int cols, int w, const float *y, long ldy,
-                        const uint32_t *yp, int rows, int hd, float alpha, uint32_t *pairs);
+    void (*tile_t_rows)(float *c, long ldc, const float *xt, int cols, int w, const float *y,
+                        long ldy, const uint32_t *yp, int rows, int hd, float alpha,
+                        uint32_t *pairs);
 } attention_products;
 
 /* out[T, hd] (rows D apart) = softmax(q k^T * scale) v for one head, query tile by query tile,
