@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,13 +31,16 @@ void rd_info(const char *fmt, ...) {
     fflush(stdout);
 }
 
+/* One write per line: stderr is unbuffered, and mpirun forwards stdout and stderr separately, so a
+ * line written in pieces can have another line land in the middle of it in a merged log. */
 static void print_tagged(const char *tag, const char *fmt, va_list ap) {
-    if (log_nranks > 1)
-        fprintf(stderr, "%s [rank %d]: ", tag, log_rank);
-    else
-        fprintf(stderr, "%s: ", tag);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char line[4096];
+    int used = log_nranks > 1 ? snprintf(line, sizeof line, "%s [rank %d]: ", tag, log_rank)
+                              : snprintf(line, sizeof line, "%s: ", tag);
+    vsnprintf(line + used, sizeof line - (size_t)used - 1, fmt, ap);
+    size_t len = strlen(line);
+    line[len] = '\n';
+    fwrite(line, 1, len + 1, stderr);
     fflush(stderr);
 }
 
