@@ -4,7 +4,8 @@
  * one large SGEMM in the same run as the machine's reference. Threads: OMP_NUM_THREADS (BLAS runs
  * single-threaded inside). bench_vit [--arch vit_small] [--patch 16] [--native 224] [--img 224]
  * [--batch 8]
- *             [--iters 3] [--profile] [--label vit-s16] [--infer [--bf16]]
+ *             [--iters 3] [--profile] [--label NAME] [--infer [--bf16]]
+ * The label defaults to the architecture and patch, e.g. "vit_base/14".
  * Prints "RESULT <label> <img> fwd+bwd img/s (<t> threads): <x> img/s" and, with --profile,
  * "PROFILE ..." lines. --infer times the forward of an inference context alone ("fwd img/s").
  * --bf16: the block linears in bf16 (rd_vit_bf16, the path RDINO_BF16 picks; "bf16 fwd" or
@@ -95,7 +96,7 @@ static double sgemm_rate(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *arch = "vit_small", *label = "vit-s16";
+    const char *arch = "vit_small", *label = NULL;
     int patch = 16, native = 224, img = 224, batch = 8, iters = 3, do_profile = 0, infer = 0;
     int bf16 = 0;
     for (int i = 1; i < argc; i++) {
@@ -124,6 +125,11 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_vit: unknown option %s\n", a);
             return 2;
         }
+    }
+    char default_label[64];
+    if (!label) {
+        snprintf(default_label, sizeof default_label, "%s/%d", arch, patch);
+        label = default_label;
     }
     rd_error err;
     rd_vit_config cfg;

@@ -28,7 +28,7 @@ for case in "224 8" "96 32"; do
         s=$([ "$t" -gt 1 ] && echo s)
         extra=()
         [ "$PROFILE" = 1 ] && [ "$img" = 224 ] && extra=(--profile)
-        ours=$(OMP_NUM_THREADS=$t "$bin" --img "$img" --batch "$batch" --iters "$ITERS" "${extra[@]}") || status=1
+        ours=$(OMP_NUM_THREADS=$t "$bin" --label vit-s16 --img "$img" --batch "$batch" --iters "$ITERS" "${extra[@]}") || status=1
         echo "$ours"
         rate=$(echo "$ours" | awk '/^RESULT .* fwd\+bwd img\/s/ {print $(NF-1)}')
         if [ "$peer_ok" = 0 ]; then

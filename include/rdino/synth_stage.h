@@ -22,7 +22,7 @@
 #include "rdino/phantom.h"
 
 /* Bumped whenever the rendering changes, so that a restart never mixes old and new images. */
-enum { RD_PHANTOM_VERSION = 1 };
+enum { RD_PHANTOM_VERSION = 2 }; /* 2: stronger age effects and breasts (docs/SYNTH.md) */
 
 /* The NIH header line (9 names; rows have 11 fields). */
 #define RD_NIH_HEADER                                                                              \

@@ -198,8 +198,8 @@ static void draw_individual(const rd_phantom_settings *s, int64_t patient, indiv
     v->vertebra_half_width = 19.0 + 1.5 * normal3(&r);
     v->clavicle_offset = 6.0 * normal3(&r);
     v->clavicle_rise = 22.0 + 5.0 * normal3(&r);
-    v->breast_thickness = rd_rng_range(&r, 35, 70);
-    v->breast_radius = 62.0 * (1 + 0.1 * normal3(&r));
+    v->breast_thickness = rd_rng_range(&r, 50, 90);
+    v->breast_radius = 72.0 * (1 + 0.1 * normal3(&r));
     v->breast_offset = 5.0 * normal3(&r);
     v->vessel_scale = 1 + 0.1 * normal3(&r);
     v->mediastinum_half_width = 20.0 + 2.0 * normal3(&r);
@@ -266,11 +266,11 @@ void rd_phantom_anatomy_make(const rd_phantom_settings *s, const rd_phantom_imag
     /* The apices stay put; the domes move with inspiration (AP images are taken in shallower
      * inspiration) and E8 hyperinflation: lower, flatter domes and more air with age. */
     a->apex_y = DOME_Y - lung_height;
-    const double dome = DOME_Y + inspiration + 10.0 * aa - (img->ap ? 12.0 : 0.0);
+    const double dome = DOME_Y + inspiration + 16.0 * aa - (img->ap ? 12.0 : 0.0);
     a->dome_y[0] = dome;
     a->dome_y[1] = dome + 15.0;
     a->dome_drop = v.dome_drop * (1 - 0.25 * clampd(aa, -1, 1.5));
-    a->lung_depth = v.lung_depth * (1 + 0.06 * aa);
+    a->lung_depth = v.lung_depth * (1 + 0.10 * aa);
     a->shoulder_y = a->apex_y - 25.0 + v.shoulder_offset;
     a->gastric_air = v.gastric_air;
     a->hilum_y[0] = a->apex_y + 0.45 * lung_height;
@@ -278,7 +278,7 @@ void rd_phantom_anatomy_make(const rd_phantom_settings *s, const rd_phantom_imag
     a->vessel_scale = v.vessel_scale;
 
     /* E3 heart size: larger in males, slightly larger with age; AP magnifies it. */
-    const double heart = v.heart_scale * (1 + 0.10 * sx) * (1 + 0.06 * aa) * (img->ap ? 1.15 : 1);
+    const double heart = v.heart_scale * (1 + 0.10 * sx) * (1 + 0.10 * aa) * (img->ap ? 1.15 : 1);
     a->heart_semi_major = 72.0 * heart;
     a->heart_semi_minor = 52.0 * heart;
     a->heart_angle = v.heart_angle;
@@ -289,8 +289,8 @@ void rd_phantom_anatomy_make(const rd_phantom_settings *s, const rd_phantom_imag
     /* E6 aortic knob: unfolds (larger, more lateral, higher) and calcifies with age. */
     a->mediastinum_half_width = v.mediastinum_half_width;
     a->trachea_x = v.trachea_x;
-    a->knob_radius = v.knob_radius * (1 + 0.2 * fmax(aa, -0.5));
-    a->knob_x = v.mediastinum_half_width + 8.0 + 6.0 * aa;
+    a->knob_radius = v.knob_radius * (1 + 0.4 * fmax(aa, -0.5));
+    a->knob_x = v.mediastinum_half_width + 8.0 + 12.0 * aa;
     a->knob_y = a->apex_y + 72.0 - 5.0 * aa;
     a->knob_calcification = 2.0 * v.calcification * old;
     a->aorta_tortuosity = 10.0 * v.tortuosity * fmax(0, aa);

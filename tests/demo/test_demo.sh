@@ -5,8 +5,9 @@
 # (some representation carries it; at this size raw pixels do, the encoders are weaker),
 # and finds nothing (no Holm-adjusted permutation test rejects, every interval covers chance)
 # on the strength-0 null control, and that the study on bf16 embeddings lands inside the fp32
-# intervals. Whether the trained encoder beats the baselines is the full
-# demo's question (its report says), not this test's: 30 steps train nothing.
+# intervals. Whether the trained encoder beats the baselines is the full demo's question, not this
+# test's (30 steps train nothing): the full demo checks it itself and exits with status 3 if not;
+# here the checks it prints must agree with the reports.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib.sh
 suite=demo
@@ -34,6 +35,31 @@ if [ $status != 0 ] || ! grep -q "^demo finished" "$T/demo.log"; then
 fi
 rd_pass "$suite/runs"
 sed -n '/^demo finished/,$p' "$T/demo.log"
+
+# The demo's own checks (enforced by the full demo, printed by this shortened one): three lines,
+# each agreeing with the report: the sex and age lines with the report's paired comparisons (as
+# report.json states them), the null line with the null report's permutation tests.
+checks=$(sed -n '/^demo checks:/,$p' "$T/demo.log")
+v=$(/usr/bin/python3 - "$out/report/report.json" "$out/null/report/report.json" "$checks" <<'PY'
+import json, sys
+main, null, checks = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3]
+def shown(target):
+    better = {(c["a"], c["b"]) for c in main["comparisons"]
+              if c["target"] == target and c["significant"] and c["better"] == c["a"]}
+    return any(("trained (%s)" % f, "random-init (%s)" % f) in better and
+               ("trained (%s)" % f, "raw-pixels") in better for f in ("cls", "patch_mean"))
+expect = {"sex:": shown("sex"), "age:": shown("age"),
+          "null control:": all(r["permutation"]["p_holm"] > 0.05 for r in null["results"])}
+problems = []
+lines = [l.split(None, 1) for l in checks.splitlines()[1:] if l.strip()]
+for start, want in expect.items():
+    got = [l[0] for l in lines if len(l) == 2 and l[1].startswith(start)]
+    if got != ["yes" if want else "NO"]:
+        problems.append("%s printed %s, the report says %s" % (start, got, want))
+print("; ".join(problems))
+PY
+)
+if [ -z "$v" ]; then rd_pass "$suite/checks_agree_with_the_reports"; else rd_fail "$suite/checks_agree_with_the_reports" "$v"; fi
 
 missing=""
 for f in synth/metadata.csv shards/index.json pretrain/metrics.jsonl embeddings/trained.h5 \
