@@ -1,6 +1,6 @@
 /* Runs side by side (analyze.compare): the primary effects of several reports in one table and
- * one forest plot per target, and, when the reports come from checkpoints of one run, each
- * effect against the training step. */
+ * one forest plot per target (the finding labels' macro AUROC as the target "findings_macro"),
+ * and, when the reports come from checkpoints of one run, each effect against the training step. */
 #include "analyze_internal.h"
 
 #include <math.h>
@@ -38,6 +38,36 @@ static double checkpoint_step(const char *checkpoint) {
     return end > s + 5 ? step : NAN;
 }
 
+/* A new row of the run LABEL at STEP (its metric values NaN until read), or NULL when out of
+ * memory. */
+static rd_compare_row *append_row(rd_compare_row **rows, int *nrows, int *cap, const char *label,
+                                  double step, const char *target, const char *rep, int logistic) {
+    if (*nrows == *cap) {
+        int grown_cap = *cap ? 2 * *cap : 64;
+        rd_compare_row *grown = realloc(*rows, (size_t)grown_cap * sizeof *grown);
+        if (!grown) return NULL;
+        *rows = grown;
+        *cap = grown_cap;
+    }
+    rd_compare_row *row = &(*rows)[(*nrows)++];
+    memset(row, 0, sizeof *row);
+    snprintf(row->run, sizeof row->run, "%s", label);
+    snprintf(row->target, sizeof row->target, "%s", target);
+    snprintf(row->rep, sizeof row->rep, "%s", rep);
+    row->logistic = logistic;
+    row->step = step;
+    row->estimate = row->lo = row->hi = row->p_holm = NAN;
+    return row;
+}
+
+/* estimate, lo and hi of a metric object {estimate, lo, hi}; null (undefined) values stay NaN. */
+static void read_interval(const json_t *m, const char *path, rd_compare_row *row, rd_error *err) {
+    if (!m) return;
+    rd_json_get_number(m, "estimate", RD_JSON_OPTIONAL, path, &row->estimate, err);
+    rd_json_get_number(m, "lo", RD_JSON_OPTIONAL, path, &row->lo, err);
+    rd_json_get_number(m, "hi", RD_JSON_OPTIONAL, path, &row->hi, err);
+}
+
 static rd_status read_report(const char *dir, rd_compare_row **rows, int *nrows, int *cap,
                              rd_error *err) {
     char path[RD_PATH_MAX + 16];
@@ -68,34 +98,31 @@ static rd_status read_report(const char *dir, rd_compare_row **rows, int *nrows,
         if (!st) st = rd_json_get_string(r, "representation", RD_JSON_REQUIRED, path, &rep, err);
         if (!st) st = rd_json_get_string(r, "model", RD_JSON_REQUIRED, path, &model, err);
         if (st) break;
-        const char *metric = strcmp(model, "logistic") == 0 ? "auroc" : "r2";
-        const json_t *m = json_object_get(json_object_get(r, "metrics"), metric);
-        if (*nrows == *cap) {
-            *cap = *cap ? 2 * *cap : 64;
-            rd_compare_row *grown = realloc(*rows, (size_t)*cap * sizeof *grown);
-            if (!grown) {
-                st = rd_fail(err, RD_ENOMEM, "out of memory comparing reports");
-                break;
-            }
-            *rows = grown;
+        const int logistic = strcmp(model, "logistic") == 0;
+        rd_compare_row *row = append_row(rows, nrows, cap, label, step, target, rep, logistic);
+        if (!row) {
+            st = rd_fail(err, RD_ENOMEM, "out of memory comparing reports");
+            break;
         }
-        rd_compare_row *row = &(*rows)[*nrows];
-        memset(row, 0, sizeof *row);
-        snprintf(row->run, sizeof row->run, "%s", label);
-        snprintf(row->target, sizeof row->target, "%s", target);
-        snprintf(row->rep, sizeof row->rep, "%s", rep);
-        row->logistic = strcmp(model, "logistic") == 0;
-        row->step = step;
-        row->estimate = row->lo = row->hi = row->p_holm = NAN;
-        /* null (undefined) metrics stay NaN */
-        if (m) {
-            rd_json_get_number(m, "estimate", RD_JSON_OPTIONAL, path, &row->estimate, err);
-            rd_json_get_number(m, "lo", RD_JSON_OPTIONAL, path, &row->lo, err);
-            rd_json_get_number(m, "hi", RD_JSON_OPTIONAL, path, &row->hi, err);
-        }
+        read_interval(json_object_get(json_object_get(r, "metrics"), logistic ? "auroc" : "r2"),
+                      path, row, err);
         rd_json_get_number(json_object_get(r, "permutation"), "p_holm", RD_JSON_OPTIONAL, path,
                            &row->p_holm, err);
-        (*nrows)++;
+    }
+    /* The macro AUROC over the finding labels, one row per representation (no permutation
+     * test: its Holm p stays n/a). */
+    const json_t *macro = json_object_get(json_object_get(root, "finding_labels"), "macro");
+    for (size_t i = 0; !st && i < json_array_size(macro); i++) {
+        const json_t *m = json_array_get(macro, i);
+        const char *rep = NULL;
+        st = rd_json_get_string(m, "representation", RD_JSON_REQUIRED, path, &rep, err);
+        if (st) break;
+        rd_compare_row *row = append_row(rows, nrows, cap, label, step, "findings_macro", rep, 1);
+        if (!row) {
+            st = rd_fail(err, RD_ENOMEM, "out of memory comparing reports");
+            break;
+        }
+        read_interval(json_object_get(m, "auroc"), path, row, err);
     }
     json_decref(root);
     return st;

@@ -172,7 +172,8 @@ else
 fi
 
 # Runs side by side (analyze.compare): two reports of checkpoints 1000 and 2000 (the second a
-# copy relabelled) in one table, a forest plot and a trajectory plot per target.
+# copy relabelled) in one table, a forest plot and a trajectory plot per target; the findings
+# report's macro AUROC rows equal its report.json's.
 name=$suite/compare_runs_side_by_side
 mkdir -p "$T/runs/ckpt1" "$T/runs/ckpt2"
 cp -r "$T/conf" "$T/runs/ckpt1/report"
@@ -190,6 +191,18 @@ from PIL import Image
 for f in sys.argv[1:]:
     Image.open(f).verify()' "$T/compare/forest_sex.png" "$T/compare/trajectory_age.png" 2>"$T/check.txt"; then
     rd_fail "$name" "plots: $(tr '\n' ' ' <"$T/check.txt")"
+elif ! timeout 120 "$bin" analyze.compare="$T/runs/ckpt1/report,$T/find" \
+    analyze.output_dir="$T/compare_find" >"$T/compare_find.log" 2>&1 ||
+    ! $py - "$T/find/report.json" "$T/compare_find/compare.csv" >"$T/check.txt" 2>&1 <<'PY'
+import csv, json, sys
+macro = json.load(open(sys.argv[1]))["finding_labels"]["macro"]
+rows = [r for r in csv.DictReader(open(sys.argv[2])) if r["target"] == "findings_macro"]
+got = {r["representation"]: (float(r["estimate"]), float(r["lo"]), float(r["hi"])) for r in rows}
+want = {m["representation"]: tuple(m["auroc"][k] for k in ("estimate", "lo", "hi")) for m in macro}
+assert len(rows) == len(macro) and got == want and all(r["run"] == "find" for r in rows), (got, want)
+PY
+then
+    rd_fail "$name" "the findings report's macro AUROC: $(tail -2 "$T/check.txt" "$T/compare_find.log" | tr '\n' ' ')"
 elif timeout 60 "$bin" analyze.compare="$T/runs/ckpt1/report,$T/nowhere" \
     analyze.output_dir="$T/compare_bad" >"$T/compare_bad.log" 2>&1 ||
     ! grep -q "analyze.compare.*$T/nowhere/report.json" "$T/compare_bad.log"; then
