@@ -2,8 +2,8 @@
 # Rank invariance of rdino-pretrain: the same seed and global batch (8 images in groups of 2)
 # on 1, 2 and 4 ranks (oversubscribed), 3 steps with everything on (KoLeo, iBOT with a separate
 # head, Sinkhorn or centring, drop path), must give the same student and teacher: per tensor
-# max|a - b| <= 1e-5 max|a| (fp32 sums in another order). Control: with group_size 0 (DINOv2's
-# per-rank draws) the same comparison must fail.
+# max|a - b| <= 1e-5 max|a| (fp32 sums in another order; 2e-5 with centring, below). Control:
+# with group_size 0 (DINOv2's per-rank draws) the same comparison must fail.
 #
 # The model has no qkv bias: a key bias has no true gradient (softmax is shift invariant), so
 # its gradient is rounding noise that AdamW turns into +-lr steps whose sign depends on the
@@ -38,9 +38,14 @@ for np in 2 4; do
     fi
 done
 
-# centring: the EMA centres (global means, pending sums) must agree as well
+# centring: the EMA centres (global means, pending sums) must agree as well, to 2e-5: the centres
+# are one more sum in another order, and the worst tensor is the mask token (zero at the start,
+# three AdamW steps of a gradient summed over masked patches with much cancellation; the teacher's
+# copy is 1 % of it): 1.07e-5 of its largest value, measured on phantom version 2's images, next
+# to 7e-6 for the student's copy and <= 5e-6 for every other tensor. The control below differs
+# by more than 1e-3.
 run_ranks ce1 1 train.centering=centering && run_ranks ce4 4 train.centering=centering
-if verdict=$(pt_compare "$T/ce1/$ck" "$T/ce4/$ck" 1e-5 student/ teacher/ dino_loss/ ibot_patch_loss/); then
+if verdict=$(pt_compare "$T/ce1/$ck" "$T/ce4/$ck" 2e-5 student/ teacher/ dino_loss/ ibot_patch_loss/); then
     rd_pass pretrain/ranks_centering_1_vs_4
 else
     rd_fail pretrain/ranks_centering_1_vs_4 "$verdict"
