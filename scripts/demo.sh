@@ -45,13 +45,23 @@ run "null control: rdino-embed --init random" embed "$OUT/null" --init random "$
 run "null control: rdino-analyze" analyze "$OUT/null" "${null[@]}"
 
 findings() { sed -n '/^## Findings/,/^## Results/p' "$1" | grep '^- ' | sed 's/^/    /'; }
-# shown TARGET REPORT: the trained encoder beats both baselines on TARGET with paired intervals
-# clearing 0, with its CLS or its mean patch token (the report's own sentences).
+# beats TARGET FEATURES BASELINE REPORT: the trained encoder's FEATURES (cls or patch_mean) beat
+# BASELINE ("random-init" or "raw-pixels") on TARGET with a paired interval clearing 0 (the
+# report's own sentence).
+beats() {
+    local baseline=$3
+    [ "$baseline" = random-init ] && baseline="random-init ($2)"
+    grep -q "^- trained ($2) predicts $1 better than $baseline:" "$4"
+}
+# shown TARGET REPORT [BASELINE...]: with its CLS or its mean patch token, the trained encoder
+# beats every BASELINE on TARGET.
 shown() {
-    local f
+    local target=$1 report=$2 f b ok
+    shift 2
     for f in cls patch_mean; do
-        grep -q "^- trained ($f) predicts $1 better than random-init ($f):" "$2" &&
-            grep -q "^- trained ($f) predicts $1 better than raw-pixels:" "$2" && return 0
+        ok=1
+        for b in "$@"; do beats "$target" "$f" "$b" "$report" || ok=0; done
+        [ $ok = 1 ] && return 0
     done
     return 1
 }
@@ -73,12 +83,16 @@ check() { # check DESCRIPTION COMMAND...
     shift
     if "$@"; then echo "  yes  $description"; else echo "  NO   $description"; failed=1; fi
 }
-for target in sex age; do
-    check "$target: the trained encoder beats random init and raw pixels (paired intervals)" \
-        shown "$target" "$OUT/report/report.md"
-done
+check "age: the trained encoder beats random init and raw pixels (paired intervals)" \
+    shown age "$OUT/report/report.md" random-init raw-pixels
+check "sex: the trained encoder beats random init (paired interval)" \
+    shown sex "$OUT/report/report.md" random-init
 check "null control: no representation carries age or sex" \
     nothing_carried "$OUT/null/report/report.md"
+# Not checked: trained against raw pixels on sex. It depends on the floating-point path (the BLAS
+# kernels): ΔAUROC 0.061 [0.010, 0.112] with OpenBLAS's Haswell kernels, an interval including 0
+# with its AVX-512 ones (docs/SYNTH.md). The report states it either way:
+echo "  (not checked) $(grep '^- .*trained (cls).*ΔAUROC' "$OUT/report/report.md" | grep -m1 raw-pixels | cut -c3-)"
 if [ $failed = 1 ] && [ ${#extra[@]} = 0 ]; then
     echo "the demo ran but did not show what it is meant to (above); please report it" >&2
     exit 3
