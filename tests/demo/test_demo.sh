@@ -46,10 +46,10 @@ main, null, checks = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])),
 def shown(target, baselines):
     better = {(c["a"], c["b"]) for c in main["comparisons"]
               if c["target"] == target and c["significant"] and c["better"] == c["a"]}
-    return any(all(("trained (%s)" % f, b.format(f)) in better for b in baselines)
-               for f in ("cls", "patch_mean"))
-expect = {"sex:": shown("sex", ["random-init ({})"]),
-          "age:": shown("age", ["random-init ({})", "raw-pixels"]),
+    return any(all(("trained" + f, b.format(f)) in better for b in baselines)
+               for f in (" (cls)", " (patch_mean)", ""))
+expect = {"sex:": shown("sex", ["random-init{}"]),
+          "age:": shown("age", ["random-init{}", "raw-pixels"]),
           "null control:": all(r["permutation"]["p_holm"] > 0.05 for r in null["results"])}
 problems = []
 lines = [l.split(None, 1) for l in checks.splitlines()[1:] if l.strip() and "(not checked)" not in l]
